@@ -1,0 +1,198 @@
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{
+    Attribute, Expr, ExprLit, Ident, Lit, Path, Result, Token, Visibility, braced,
+    parse::{Parse, ParseStream},
+    parse2,
+    punctuated::Punctuated,
+    spanned::Spanned,
+};
+
+/// `[#[attrs]] vis static NAME: path::to::ops_type = { member: value, ... };`
+pub(crate) struct StructOpsMap {
+    attrs: Vec<Attribute>,
+    vis: Visibility,
+    name: Ident,
+    ty: Path,
+    members: Vec<(Ident, Expr)>,
+    link: bool,
+    optional: bool,
+}
+
+struct Member {
+    name: Ident,
+    value: Expr,
+}
+
+impl Parse for Member {
+    fn parse(input: ParseStream<'_>) -> Result<Self> {
+        let name = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let value = input.parse()?;
+        Ok(Self { name, value })
+    }
+}
+
+impl Parse for StructOpsMap {
+    fn parse(input: ParseStream<'_>) -> Result<Self> {
+        let mut attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        input.parse::<Token![static]>()?;
+        let name: Ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let ty: Path = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let content;
+        braced!(content in input);
+        let members = Punctuated::<Member, Token![,]>::parse_terminated(&content)?;
+        input.parse::<Token![;]>()?;
+        let mut link = true;
+        let mut optional = false;
+        let mut kept = Vec::new();
+        for attr in attrs.drain(..) {
+            if !attr.path().is_ident("struct_ops") {
+                kept.push(attr);
+                continue;
+            }
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("optional") {
+                    optional = true;
+                    Ok(())
+                } else if meta.path.is_ident("link") {
+                    let v: syn::LitBool = meta.value()?.parse()?;
+                    link = v.value;
+                    Ok(())
+                } else {
+                    Err(meta.error("expected `link = true|false` or `optional`"))
+                }
+            })?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for m in members {
+            if !seen.insert(m.name.to_string()) {
+                return Err(syn::Error::new(
+                    m.name.span(),
+                    format!("member `{}` is set twice", m.name),
+                ));
+            }
+            out.push((m.name, m.value));
+        }
+        Ok(Self { attrs: kept, vis, name, ty, members: out, link, optional })
+    }
+}
+
+impl StructOpsMap {
+    pub(crate) fn parse(input: TokenStream) -> Result<Self> {
+        parse2(input)
+    }
+
+    pub(crate) fn expand(&self) -> TokenStream {
+        let Self { attrs, vis, name, ty, members, link, optional } = self;
+        let type_name = &ty.segments.last().expect("a path has a segment").ident;
+        let module = format_ident!("__struct_ops_{}", name);
+        let section = format!(
+            "{}{}",
+            if *optional { "?" } else { "" },
+            if *link { ".struct_ops.link" } else { ".struct_ops" }
+        );
+        let symbol = name.to_string();
+        let fields = members.iter().map(|(m, _)| quote!(pub #m: #ty::#m));
+        let values = members.iter().map(|(m, v)| match v {
+            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
+                quote!(#m: ::aya_structops_ebpf::cstr(#s))
+            }
+            Expr::Path(_) => quote!(#m: #v as #ty::#m),
+            _ => quote!(#m: #v),
+        });
+        let _ = ty.span();
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            mod #module {
+                #[allow(unused_imports)]
+                use super::*;
+                /// The members this ops value sets, in the layout the object's BTF describes.
+                #[repr(C)]
+                #[allow(non_camel_case_types)]
+                pub struct #type_name {
+                    #(#fields),*
+                }
+                // SAFETY: an ops value is plain data read by the loader; BPF code never mutates it.
+                unsafe impl ::core::marker::Sync for #type_name {}
+            }
+            #(#attrs)*
+            #[unsafe(export_name = #symbol)]
+            #[unsafe(link_section = #section)]
+            #vis static #name: #module::#type_name = {
+                #[allow(unused_imports)]
+                use #module::*;
+                #module::#type_name { #(#values),* }
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_link_map_with_only_given_members() {
+        let m = StructOpsMap::parse(quote! {
+            /// docs
+            pub static RENO: ops::tcp_congestion_ops = {
+                ssthresh: rust_ssthresh,
+                name: "reno",
+                flags: 0,
+            };
+        })
+        .unwrap();
+        let expected = quote! {
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            mod __struct_ops_RENO {
+                #[allow(unused_imports)]
+                use super::*;
+                /// The members this ops value sets, in the layout the object's BTF describes.
+                #[repr(C)]
+                #[allow(non_camel_case_types)]
+                pub struct tcp_congestion_ops {
+                    pub ssthresh: ops::tcp_congestion_ops::ssthresh,
+                    pub name: ops::tcp_congestion_ops::name,
+                    pub flags: ops::tcp_congestion_ops::flags
+                }
+                unsafe impl ::core::marker::Sync for tcp_congestion_ops {}
+            }
+            /// docs
+            #[unsafe(export_name = "RENO")]
+            #[unsafe(link_section = ".struct_ops.link")]
+            pub static RENO: __struct_ops_RENO::tcp_congestion_ops = {
+                #[allow(unused_imports)]
+                use __struct_ops_RENO::*;
+                __struct_ops_RENO::tcp_congestion_ops {
+                    ssthresh: rust_ssthresh as ops::tcp_congestion_ops::ssthresh,
+                    name: ::aya_structops_ebpf::cstr("reno"),
+                    flags: 0
+                }
+            };
+        };
+        assert_eq!(m.expand().to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn section_options() {
+        let m = StructOpsMap::parse(quote! {
+            #[struct_ops(link = false, optional)]
+            static X: t = { a: f };
+        })
+        .unwrap();
+        assert!(m.expand().to_string().contains("\"?.struct_ops\""));
+    }
+
+    #[test]
+    fn duplicate_member_is_an_error() {
+        let e = StructOpsMap::parse(quote!(static X: t = { a: f, a: g };)).err().unwrap();
+        assert!(e.to_string().contains("member `a` is set twice"));
+    }
+}

@@ -1,0 +1,1 @@
+//! BTF reader (in progress)

@@ -1,0 +1,3 @@
+//! Placeholder; filled in below.
+pub mod btf;
+pub(crate) mod sys;

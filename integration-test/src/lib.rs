@@ -1,0 +1,1 @@
+//! Integration tests for aya-structops; run through `cargo xtask integration-test`.
