@@ -46,8 +46,7 @@ impl KernelFieldDecl {
 
     pub(crate) fn expand(&self) -> TokenStream {
         let Self { attrs, vis, name, path, ty, default } = self;
-        let dotted = path.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(".");
-        let symbol = format!("__aya_structops_field.{dotted}");
+        let symbol = symbol_name(path.iter().map(|i| i.to_string()));
         let default = default.clone().map_or_else(|| quote!(u32::MAX), |d| quote!(#d));
         quote! {
             #(#attrs)*
@@ -59,6 +58,16 @@ impl KernelFieldDecl {
     }
 }
 
+/// `__aya_field_` followed by each path element as `<len><name>`: a valid C identifier (BTF VAR names must
+/// be), unambiguous even for names that start with digits or contain `__`. The loader decodes it.
+fn symbol_name(path: impl Iterator<Item = String>) -> String {
+    let mut s = String::from("__aya_field_");
+    for part in path {
+        s.push_str(&format!("{}{}", part.len(), part));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,7 +76,7 @@ mod tests {
     fn expands_to_rodata_static_named_by_path() {
         let d = KernelFieldDecl::parse(quote!(pub SND_CWND: tcp_sock.snd_cwnd as u32 = 1444)).unwrap();
         let expected = quote! {
-            #[unsafe(export_name = "__aya_structops_field.tcp_sock.snd_cwnd")]
+            #[unsafe(export_name = "__aya_field_8tcp_sock8snd_cwnd")]
             #[unsafe(link_section = ".rodata")]
             pub static SND_CWND: ::aya_structops_ebpf::KernelField<u32> =
                 ::aya_structops_ebpf::KernelField::new(1444);
@@ -79,7 +88,7 @@ mod tests {
     fn nested_path_and_no_default() {
         let d = KernelFieldDecl::parse(quote!(X: sock.__sk_common.skc_state as u8)).unwrap();
         let s = d.expand().to_string();
-        assert!(s.contains("__aya_structops_field.sock.__sk_common.skc_state"), "{s}");
+        assert!(s.contains("__aya_field_4sock11__sk_common9skc_state"), "{s}");
         assert!(s.contains("u32 :: MAX"), "{s}");
     }
 

@@ -70,7 +70,7 @@ pub fn struct_ops_map(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Emits a `static SND_CWND: aya_structops_ebpf::KernelField<u32>` in `.rodata` under the symbol
-/// `__aya_structops_field.tcp_sock.snd_cwnd`. Before load, the aya-structops loader resolves `tcp_sock.snd_cwnd`
+/// `__aya_field_8tcp_sock8snd_cwnd` (each path element as `<length><name>`). Before load, the aya-structops loader resolves `tcp_sock.snd_cwnd`
 /// (a dotted path through nested and anonymous members) in the running kernel's BTF, checks that its size is
 /// `size_of::<u32>()`, and writes the offset; the verifier then sees a constant. The `= 1444` default is what
 /// loaders that know nothing of this (libbpf) see; omit it to default to `u32::MAX`, which the loader always

@@ -1,1 +1,121 @@
+//! Write BPF `struct_ops` programs and ops tables in Rust.
+//!
+//! This crate is `no_std` and builds for `bpfel-unknown-none` with bpf-linker (`cargo xtask build-ebpf`).
+//! Its output follows libbpf's conventions, so libbpf-based tools load it as well as `aya-structops` does:
+//!
+//! - [`struct_ops`] turns a typed Rust function into a program in section `struct_ops/<name>`
+//!   (`struct_ops.s/<name>` when sleepable); arguments come from the kernel's `u64` context array.
+//! - [`struct_ops_map!`] declares an ops value in `.struct_ops.link` (or `.struct_ops`): a `#[repr(C)]` struct
+//!   that names only the members it sets, function-pointer members as BTF `PTR -> FUNC_PROTO`.
+//! - [`kernel_field!`] / [`KernelField`] read kernel struct fields at the running kernel's offset, which the
+//!   aya-structops loader resolves from kernel BTF before load (Rust has no CO-RE).
+//! - [`ops`] has the member types of the kernel ops tables; [`bindings`] the kernel types the programs see;
+//!   [`kfuncs`] the kernel functions they may call.
+//!
+//! ```ignore
+//! use aya_structops_ebpf::{bindings::sock, kfuncs, ops, struct_ops, struct_ops_map};
+//!
+//! #[struct_ops]
+//! fn my_ssthresh(sk: *mut sock) -> u32 { unsafe { kfuncs::tcp_reno_ssthresh(sk) } }
+//!
+//! struct_ops_map! {
+//!     static MY_CC: ops::tcp_congestion_ops = { ssthresh: my_ssthresh, name: "my_cc", /* ... */ };
+//! }
+//! ```
 #![no_std]
+#![deny(missing_docs)]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+extern crate self as aya_structops_ebpf;
+
+pub mod bindings;
+mod counter;
+mod field;
+pub mod kfuncs;
+pub mod ops;
+pub mod tcp;
+
+pub use aya_structops_ebpf_macros::{kernel_field, struct_ops, struct_ops_map};
+pub use counter::Counter;
+pub use field::KernelField;
+
+/// The type of a struct_ops program as an ops-table member: it takes the kernel's argument array.
+///
+/// In BTF this is `PTR -> FUNC_PROTO`, which is what loaders require of function-pointer members.
+pub type ProgFn = unsafe extern "C" fn(*const u64) -> u64;
+
+/// Converts one raw `u64` context argument into a typed argument.
+pub trait FromArg {
+    /// Converts the raw argument.
+    fn from_arg(raw: u64) -> Self;
+}
+
+/// Converts a program's return value into the `u64` the kernel reads from `r0`.
+pub trait IntoRet {
+    /// Converts the return value.
+    fn into_ret(self) -> u64;
+}
+
+macro_rules! int_args {
+    ($($t:ty),*) => {$(
+        impl FromArg for $t {
+            #[inline(always)]
+            fn from_arg(raw: u64) -> Self { raw as $t }
+        }
+        impl IntoRet for $t {
+            #[inline(always)]
+            fn into_ret(self) -> u64 { self as u64 }
+        }
+    )*};
+}
+int_args!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl<T> FromArg for *mut T {
+    #[inline(always)]
+    fn from_arg(raw: u64) -> Self {
+        raw as usize as *mut T
+    }
+}
+
+impl<T> FromArg for *const T {
+    #[inline(always)]
+    fn from_arg(raw: u64) -> Self {
+        raw as usize as *const T
+    }
+}
+
+impl FromArg for bool {
+    #[inline(always)]
+    fn from_arg(raw: u64) -> Self {
+        raw != 0
+    }
+}
+
+impl IntoRet for bool {
+    #[inline(always)]
+    fn into_ret(self) -> u64 {
+        self as u64
+    }
+}
+
+impl IntoRet for () {
+    #[inline(always)]
+    fn into_ret(self) -> u64 {
+        0
+    }
+}
+
+/// Builds a NUL-padded byte array from a string, for `char name[N]` members. Fails to compile (in a const
+/// context) when the string does not fit with its terminating NUL.
+pub const fn cstr<const N: usize>(s: &str) -> [u8; N] {
+    let bytes = s.as_bytes();
+    assert!(bytes.len() < N, "string too long for the member (needs a NUL)");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}

@@ -1,0 +1,58 @@
+//! Building the Rust BPF objects and running the example.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result};
+
+use crate::setup::{NIGHTLY, Tools, run};
+
+/// BPF crates and the object name each produces (`target/bpf/<name>.o`).
+pub const BPF_CRATES: &[(&str, &str)] = &[("tcp-cc-ebpf", "tcp_cc"), ("integration-ebpf", "integration")];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds every BPF crate for `bpfel-unknown-none` and copies the objects to `target/bpf/`.
+pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
+    let root = workspace_root();
+    let out = root.join("target/bpf");
+    std::fs::create_dir_all(&out)?;
+    let path = format!(
+        "{}:{}",
+        tools.bpf_linker_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (krate, obj) in BPF_CRATES {
+        run(Command::new("cargo")
+            .arg(format!("+{NIGHTLY}"))
+            .args(["build", "--release", "-p", krate, "--target", "bpfel-unknown-none"])
+            .args(["-Z", "build-std=core"])
+            .current_dir(&root)
+            .env("PATH", &path)
+            .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C debuginfo=2 -C link-arg=--btf")
+            .env_remove("RUSTFLAGS")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO"))?;
+        let built = root.join("target/bpfel-unknown-none/release").join(krate);
+        let dest = out.join(format!("{obj}.o"));
+        std::fs::copy(&built, &dest)
+            .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
+        eprintln!("xtask: built {}", dest.display());
+    }
+    Ok(out)
+}
+
+/// Runs the tcp-cc example against the objects in `dir`.
+pub fn run_example(dir: &Path, bytes: u64) -> Result<()> {
+    run(Command::new("cargo")
+        .args(["run", "--release", "-p", "tcp-cc", "--"])
+        .arg("--object")
+        .arg(dir.join("tcp_cc.o"))
+        .args(["--bytes", &bytes.to_string()])
+        .current_dir(workspace_root()))
+}

@@ -1,0 +1,128 @@
+//! Idempotent installation of the build and test prerequisites.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// The nightly the BPF side is built with. bpf-linker 0.13 must be built against the same LLVM major (22).
+pub const NIGHTLY: &str = "nightly-2026-05-19";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Paths to the tools the build uses.
+pub struct Tools {
+    /// Directory holding the `bpf-linker` binary.
+    pub bpf_linker_bin: PathBuf,
+}
+
+/// Where downloads and built tools are cached (outside `target/`, so `cargo clean` costs nothing).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("AYA_STRUCTOPS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/aya-structops"))
+}
+
+/// Runs a command, echoing it, failing with its status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: $ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn have_debs(pkgs: &[&str]) -> bool {
+    pkgs.iter().all(|p| {
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", p])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+            .unwrap_or(false)
+    })
+}
+
+/// Installs Debian packages that are missing (runs `apt-get update` once, only when something is missing).
+pub fn apt_install(pkgs: &[&str]) -> Result<()> {
+    if have_debs(pkgs) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {pkgs:?}");
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(pkgs)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn nightly_ready() -> bool {
+    Command::new("rustup")
+        .args(["run", NIGHTLY, "rustc", "--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            Path::new(&sysroot).join("lib/rustlib/src/rust/library/core").exists()
+        })
+        .unwrap_or(false)
+}
+
+/// Installs everything; cheap when all is there already.
+pub fn all() -> Result<Tools> {
+    if !nightly_ready() {
+        eprintln!("xtask: installing {NIGHTLY} with rust-src");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            NIGHTLY,
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]))?;
+    }
+    apt_install(&["llvm-22-dev", "clang-22", "libbpf-dev", "bpftool", "hyperfine"])?;
+    let root = cache_dir().join("bpf-linker");
+    let bin = root.join("bin");
+    let have = Command::new(bin.join("bpf-linker"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+        .unwrap_or(false);
+    if !have {
+        eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 80 s)");
+        let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+        run(Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
+            .args(["--no-default-features", "--features", "llvm-22", "--root"])
+            .arg(&root)
+            .env("PATH", path))?;
+    }
+    ensure_bpffs()?;
+    Ok(Tools { bpf_linker_bin: bin })
+}
+
+/// Mounts bpffs at /sys/fs/bpf when it isn't (needs root; skipped with a message otherwise).
+fn ensure_bpffs() -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")) {
+        return Ok(());
+    }
+    if unsafe_euid_is_root() {
+        run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
+    } else {
+        eprintln!("xtask: bpffs is not mounted and we are not root: pinning tests will fail");
+        Ok(())
+    }
+}
+
+fn unsafe_euid_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
