@@ -1,3 +1,66 @@
-//! Placeholder; filled in below.
+//! Load, register and manage BPF `struct_ops` from async Rust.
+//!
+//! The data flows through one module per step:
+//!
+//! | step | module | syscalls |
+//! |---|---|---|
+//! | ELF bytes -> [`ObjectSpec`] (programs, struct_ops maps, global data) | [`object`] | none |
+//! | [`ObjectSpec`] + kernel BTF -> [`Plan`](matching::Plan), member by member | [`matching`] | none |
+//! | plan -> [`Loaded`] (programs verified, maps created, nothing runs) | `load` | yes |
+//! | [`Loaded`] -> [`Registration`] (the subsystem calls the programs) | `register` | yes |
+//!
+//! BTF is read by the lazy, zero-copy reader in [`btf`].
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), aya_structops::Error> {
+//! use aya_structops::ObjectSpec;
+//!
+//! let spec = ObjectSpec::from_file("target/bpf/tcp_cc.o")?;
+//! let loaded = spec.load()?;                         // verify programs, create maps
+//! let reg = loaded.register("RUST_RENO").await?;     // "rust_reno" is now a congestion control
+//! let calls: u64 = loaded.global("CONG_AVOID_CALLS")?;
+//! drop(reg);                                         // unregistered
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
 pub mod btf;
+mod error;
+mod load;
+pub mod matching;
+pub mod object;
+mod register;
 pub(crate) mod sys;
+pub mod tcp;
+
+use std::sync::{Arc, OnceLock};
+
+pub use error::{Error, MatchError, ParseError, SysError};
+pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
+pub use matching::KernelBtf;
+pub use object::ObjectSpec;
+pub use register::Registration;
+
+/// The running kernel's BTF, read once per process.
+pub fn running_kernel() -> Result<Arc<KernelBtf>, Error> {
+    static KERNEL: OnceLock<Arc<KernelBtf>> = OnceLock::new();
+    if let Some(k) = KERNEL.get() {
+        return Ok(k.clone());
+    }
+    let k = Arc::new(KernelBtf::running().map_err(Error::KernelBtf)?);
+    Ok(KERNEL.get_or_init(|| k).clone())
+}
+
+impl ObjectSpec {
+    /// Matches the object against the running kernel and loads it: programs verified, maps created.
+    /// Nothing runs until a map is registered.
+    pub fn load(&self) -> Result<Loaded, Error> {
+        self.load_with(&*running_kernel()?)
+    }
+
+    /// Like [`ObjectSpec::load`], against given kernel BTF (it must describe the running kernel).
+    pub fn load_with(&self, kernel: &KernelBtf) -> Result<Loaded, Error> {
+        let plan = matching::plan(self, kernel)?;
+        load::load(self, kernel, &plan)
+    }
+}

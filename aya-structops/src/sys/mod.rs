@@ -37,12 +37,10 @@ pub(crate) use self::{
     bpffs::{BPF_FS_MAGIC, bpffs_mounted, ensure_bpffs},
     btf::btf_load,
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
-    map::{
-        MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem,
-    },
+    map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
-        link_fd_by_id, link_info, link_next_id, map_fd_by_id, map_info, map_next_id, obj_get,
-        obj_pin, prog_fd_by_id, prog_info, prog_next_id,
+        btf_id, btf_info, link_fd_by_id, link_info, link_next_id, map_fd_by_id, map_info,
+        map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
     },
     prog::{ProgLoad, prog_load, prog_test_run},
 };
@@ -219,7 +217,8 @@ fn opt_fd_u32(fd: Option<std::os::fd::BorrowedFd<'_>>) -> u32 {
 
 /// The length of a buffer handed to the kernel as a `u32`, or an `InvalidInput` error.
 fn len_u32(cmd: bpf_cmd, what: &str, len: usize) -> Result<u32, SysError> {
-    u32::try_from(len).map_err(|_| SysError::invalid(cmd, format!("{what} too large ({len} bytes)")))
+    u32::try_from(len)
+        .map_err(|_| SysError::invalid(cmd, format!("{what} too large ({len} bytes)")))
 }
 
 /// Turns an object name into what the kernel accepts for `prog_name` / `map_name`: every char
@@ -246,6 +245,44 @@ fn log_text(buf: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Re-runs a load command with a growing log buffer after it failed without one, to collect the
+/// kernel's explanation.
+///
+/// `attempt` issues the command with the given log buffer and returns the result together with
+/// the kernel's `log_true_size` (0 on kernels before 6.4 that do not report it). The buffer starts
+/// at `initial` bytes; on `ENOSPC` with a full buffer it grows (to `log_true_size` when known,
+/// else doubling) up to `max` bytes, after which the truncated log is kept.
+///
+/// Returns `Ok(fd)` if a retry happened to succeed, else the log text.
+fn retry_with_log(
+    initial: usize,
+    max: usize,
+    mut attempt: impl FnMut(&mut [u8]) -> (io::Result<OwnedFd>, u32),
+) -> Result<OwnedFd, String> {
+    let mut size = initial.min(max);
+    loop {
+        let mut buf = vec![0u8; size];
+        let (res, true_size) = attempt(&mut buf);
+        let err = match res {
+            Ok(fd) => return Ok(fd),
+            Err(err) => err,
+        };
+        let used = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let truncated = true_size as usize > size || used + 1 >= size;
+        if err.raw_os_error() == Some(libc::ENOSPC) && truncated && size < max {
+            let wanted = if true_size as usize > size {
+                true_size as usize
+            } else {
+                size.saturating_mul(2)
+            };
+            size = wanted.min(max);
+            tracing::debug!(size, "kernel log truncated, retrying with a larger buffer");
+            continue;
+        }
+        return Err(log_text(&buf));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::mem::{offset_of, size_of};
@@ -255,7 +292,11 @@ mod tests {
     use super::*;
 
     fn name_str(raw: [libc::c_char; 16]) -> String {
-        let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = raw
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8(bytes).unwrap()
     }
 
@@ -273,7 +314,10 @@ mod tests {
         let long = sanitize_obj_name("0123456789abcdefghij");
         assert_eq!(name_str(long), "0123456789abcde");
         assert_eq!(long[15], 0, "must stay NUL-terminated");
-        assert_eq!(name_str(sanitize_obj_name("ééééééééééééééééé")), "_".repeat(15));
+        assert_eq!(
+            name_str(sanitize_obj_name("ééééééééééééééééé")),
+            "_".repeat(15)
+        );
     }
 
     #[test]
@@ -283,6 +327,78 @@ mod tests {
         assert_eq!(log_text(b"\0abc"), "");
     }
 
+    /// A fake kernel: writes `log_len` bytes of log, truncating with `ENOSPC` like 6.4+ kernels
+    /// (reporting the size needed) or like older ones (`report_true_size = false`).
+    fn fake_load(
+        log_len: usize,
+        report_true_size: bool,
+        calls: &mut Vec<usize>,
+    ) -> impl FnMut(&mut [u8]) -> (io::Result<OwnedFd>, u32) + '_ {
+        move |buf: &mut [u8]| {
+            calls.push(buf.len());
+            let n = log_len.min(buf.len() - 1);
+            buf[..n].fill(b'x');
+            buf[n] = 0;
+            let true_size = if report_true_size {
+                log_len as u32 + 1
+            } else {
+                0
+            };
+            let errno = if log_len + 1 > buf.len() {
+                libc::ENOSPC
+            } else {
+                libc::EACCES
+            };
+            (Err(io::Error::from_raw_os_error(errno)), true_size)
+        }
+    }
+
+    #[test]
+    fn retry_with_log_fits_first_time() {
+        let mut calls = Vec::new();
+        let log = retry_with_log(1024, 1 << 20, fake_load(100, true, &mut calls)).unwrap_err();
+        assert_eq!(log.len(), 100);
+        assert_eq!(calls, [1024]);
+    }
+
+    #[test]
+    fn retry_with_log_grows_to_true_size() {
+        let mut calls = Vec::new();
+        let log = retry_with_log(1024, 1 << 20, fake_load(5000, true, &mut calls)).unwrap_err();
+        assert_eq!(log.len(), 5000);
+        assert_eq!(calls, [1024, 5001]);
+    }
+
+    #[test]
+    fn retry_with_log_doubles_without_true_size() {
+        let mut calls = Vec::new();
+        let log = retry_with_log(1024, 1 << 20, fake_load(5000, false, &mut calls)).unwrap_err();
+        assert_eq!(log.len(), 5000);
+        assert_eq!(calls, [1024, 2048, 4096, 8192]);
+    }
+
+    #[test]
+    fn retry_with_log_stops_at_max() {
+        let mut calls = Vec::new();
+        let log = retry_with_log(1024, 3000, fake_load(5000, false, &mut calls)).unwrap_err();
+        assert_eq!(log.len(), 2999);
+        assert_eq!(calls, [1024, 2048, 3000]);
+    }
+
+    #[test]
+    fn retry_with_log_does_not_grow_on_genuine_enospc() {
+        // ENOSPC with a log that fits is the load's own error: no pointless retries.
+        let mut calls = Vec::new();
+        let log = retry_with_log(1024, 1 << 20, |buf: &mut [u8]| {
+            calls.push(buf.len());
+            buf[..3].copy_from_slice(b"no\0");
+            (Err(io::Error::from_raw_os_error(libc::ENOSPC)), 0)
+        })
+        .unwrap_err();
+        assert_eq!(log, "no");
+        assert_eq!(calls, [1024]);
+    }
+
     #[test]
     fn sys_error_display_and_errno() {
         let e = SysError::new(
@@ -290,7 +406,10 @@ mod tests {
             io::Error::from_raw_os_error(libc::EPERM),
         );
         assert_eq!(e.errno(), Some(libc::EPERM));
-        assert!(e.to_string().starts_with("bpf(BPF_MAP_CREATE) failed: "), "{e}");
+        assert!(
+            e.to_string().starts_with("bpf(BPF_MAP_CREATE) failed: "),
+            "{e}"
+        );
         let e = SysError::invalid(bpf_cmd::BPF_MAP_UPDATE_ELEM, "bad key");
         assert_eq!(e.errno(), None);
         assert_eq!(e.to_string(), "bpf(BPF_MAP_UPDATE_ELEM) failed: bad key");
@@ -306,13 +425,22 @@ mod tests {
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.map_flags), 16);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.map_name), 28);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.btf_fd), 48);
-        assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.btf_vmlinux_value_type_id), 60);
+        assert_eq!(
+            offset_of!(bpf_attr, __bindgen_anon_1.btf_vmlinux_value_type_id),
+            60
+        );
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.map_extra), 64);
-        assert_eq!(offset_of!(bpf_attr, __bindgen_anon_1.value_type_btf_obj_fd), 72);
+        assert_eq!(
+            offset_of!(bpf_attr, __bindgen_anon_1.value_type_btf_obj_fd),
+            72
+        );
 
         // BPF_MAP_*_ELEM
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_2.key), 8);
-        assert_eq!(offset_of!(bpf_attr, __bindgen_anon_2.__bindgen_anon_1.value), 16);
+        assert_eq!(
+            offset_of!(bpf_attr, __bindgen_anon_2.__bindgen_anon_1.value),
+            16
+        );
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_2.flags), 24);
 
         // BPF_PROG_LOAD
@@ -322,13 +450,19 @@ mod tests {
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.log_buf), 32);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.prog_flags), 44);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.prog_name), 48);
-        assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.expected_attach_type), 68);
+        assert_eq!(
+            offset_of!(bpf_attr, __bindgen_anon_3.expected_attach_type),
+            68
+        );
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.prog_btf_fd), 72);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.func_info), 80);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.line_info), 96);
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.attach_btf_id), 108);
         assert_eq!(
-            offset_of!(bpf_attr, __bindgen_anon_3.__bindgen_anon_1.attach_btf_obj_fd),
+            offset_of!(
+                bpf_attr,
+                __bindgen_anon_3.__bindgen_anon_1.attach_btf_obj_fd
+            ),
             112
         );
         assert_eq!(offset_of!(bpf_attr, __bindgen_anon_3.fd_array), 120);
@@ -360,12 +494,21 @@ mod tests {
 
         // BPF_LINK_CREATE / BPF_LINK_UPDATE / BPF_LINK_DETACH
         assert_eq!(offset_of!(bpf_attr, link_create.__bindgen_anon_1.map_fd), 0);
-        assert_eq!(offset_of!(bpf_attr, link_create.__bindgen_anon_2.target_fd), 4);
+        assert_eq!(
+            offset_of!(bpf_attr, link_create.__bindgen_anon_2.target_fd),
+            4
+        );
         assert_eq!(offset_of!(bpf_attr, link_create.attach_type), 8);
         assert_eq!(offset_of!(bpf_attr, link_create.flags), 12);
-        assert_eq!(offset_of!(bpf_attr, link_update.__bindgen_anon_1.new_map_fd), 4);
+        assert_eq!(
+            offset_of!(bpf_attr, link_update.__bindgen_anon_1.new_map_fd),
+            4
+        );
         assert_eq!(offset_of!(bpf_attr, link_update.flags), 8);
-        assert_eq!(offset_of!(bpf_attr, link_update.__bindgen_anon_2.old_map_fd), 12);
+        assert_eq!(
+            offset_of!(bpf_attr, link_update.__bindgen_anon_2.old_map_fd),
+            12
+        );
         assert_eq!(offset_of!(bpf_attr, link_detach.link_fd), 0);
     }
 }

@@ -1,0 +1,98 @@
+//! Rewriting an object's BTF into a form `BPF_BTF_LOAD` accepts.
+
+use super::{Btf, BtfError, BtfKind, encode_header, types};
+use types::{RawType, make_info};
+
+/// `BTF_FUNC_STATIC` / `BTF_VAR_STATIC`.
+const LINKAGE_STATIC: u32 = 0;
+/// `BTF_FUNC_EXTERN` / `BTF_VAR_GLOBAL_EXTERN`.
+const LINKAGE_EXTERN: u32 = 2;
+
+impl Btf {
+    /// Returns a new BTF blob (header, types, strings) that the kernel accepts, from an object's
+    /// BTF as clang or bpf-linker emit it. Type ids and the string section are unchanged.
+    ///
+    /// - DATASEC: a size of 0 becomes `section_size(name)`; each VAR's offset becomes
+    ///   `symbol_offset(var name)` when known; the entries are sorted by offset. A DATASEC whose
+    ///   section is unknown (`.ksyms`, `.kconfig`, ...) or still has size 0 becomes an anonymous
+    ///   STRUCT with no members and size 0.
+    /// - FUNC and VAR with extern linkage become static.
+    ///
+    /// Only base BTF can be sanitized.
+    pub fn sanitize_for_kernel(
+        &self,
+        section_size: &dyn Fn(&str) -> Option<u32>,
+        symbol_offset: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Vec<u8>, BtfError> {
+        if self.base().is_some() {
+            return Err(BtfError::SplitNotSupported {
+                operation: "sanitize_for_kernel",
+            });
+        }
+        let mut types = Vec::with_capacity(self.inner.types.len());
+        for id in self.first_id()..self.len() {
+            let (raw, _) = self.raw_type(id)?;
+            match self.kind(id)? {
+                BtfKind::Datasec => {
+                    self.write_datasec(raw, section_size, symbol_offset, &mut types)?
+                }
+                BtfKind::Func if raw.vlen() as u32 == LINKAGE_EXTERN => {
+                    let info = make_info(BtfKind::Func, LINKAGE_STATIC as usize, raw.kind_flag());
+                    write_words(&mut types, &[raw.name_off(), info, raw.size_or_type()]);
+                }
+                BtfKind::Var if raw.word(0) == LINKAGE_EXTERN => {
+                    let header = &raw.bytes[..types::TYPE_HEADER_LEN];
+                    types.extend_from_slice(header);
+                    write_words(&mut types, &[LINKAGE_STATIC]);
+                }
+                _ => types.extend_from_slice(raw.bytes),
+            }
+        }
+        let strings = &self.inner.strings;
+        let mut out = encode_header(types.len() as u32, strings.len() as u32);
+        out.extend_from_slice(&types);
+        out.extend_from_slice(strings);
+        Ok(out)
+    }
+
+    fn write_datasec(
+        &self,
+        raw: RawType<'_>,
+        section_size: &dyn Fn(&str) -> Option<u32>,
+        symbol_offset: &dyn Fn(&str) -> Option<u32>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BtfError> {
+        let name = self.str_at(raw.name_off())?;
+        let size = match section_size(name) {
+            None => 0,
+            Some(known) if raw.size_or_type() == 0 => known,
+            Some(_) => raw.size_or_type(),
+        };
+        if size == 0 {
+            let info = make_info(BtfKind::Struct, 0, false);
+            write_words(out, &[0, info, 0]);
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(raw.vlen());
+        for rec in raw.trailing().chunks_exact(12) {
+            let var_id = types::le_u32(rec, 0);
+            let mut offset = types::le_u32(rec, 4);
+            if self.kind(var_id)? == BtfKind::Var {
+                offset = symbol_offset(self.name_of(var_id)?).unwrap_or(offset);
+            }
+            entries.push([var_id, offset, types::le_u32(rec, 8)]);
+        }
+        entries.sort_by_key(|entry| entry[1]);
+        write_words(out, &[raw.name_off(), raw.info(), size]);
+        for entry in &entries {
+            write_words(out, entry);
+        }
+        Ok(())
+    }
+}
+
+fn write_words(out: &mut Vec<u8>, words: &[u32]) {
+    for word in words {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+}

@@ -1,0 +1,153 @@
+//! Errors. Every variant names what is at fault: object, map, type, member, program, field or path.
+
+use std::path::PathBuf;
+
+pub use crate::matching::MatchError;
+pub use crate::object::ParseError;
+pub use crate::sys::SysError;
+
+/// The error type of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Parsing the object failed.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The object does not match the kernel.
+    #[error(transparent)]
+    Match(#[from] MatchError),
+    /// Reading the kernel's BTF failed.
+    #[error("reading kernel BTF: {0}")]
+    KernelBtf(#[source] crate::btf::BtfError),
+    /// The verifier rejected a program. The log is the verifier's.
+    #[error(
+        "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {io}\nverifier log:\n{log}"
+    )]
+    ProgramLoad {
+        /// The program.
+        program: String,
+        /// A map that uses it.
+        map: String,
+        /// The member it backs there.
+        member: String,
+        /// The errno.
+        #[source]
+        io: std::io::Error,
+        /// The verifier log.
+        log: String,
+    },
+    /// The kernel rejected the object's BTF.
+    #[error("the kernel rejected the object's BTF: {io}\nlog:\n{log}")]
+    BtfLoad {
+        /// The errno.
+        #[source]
+        io: std::io::Error,
+        /// The kernel's BTF log.
+        log: String,
+    },
+    /// Creating a map failed.
+    #[error("creating map `{map}` failed: {source}")]
+    MapCreate {
+        /// The map.
+        map: String,
+        /// The syscall error.
+        #[source]
+        source: SysError,
+    },
+    /// Registering a struct_ops map failed (e.g. a mandatory member is missing, the name is taken).
+    #[error("registering struct_ops map `{map}` of type `{type_name}` failed: {source}{hint}")]
+    Register {
+        /// The map.
+        map: String,
+        /// The kernel type.
+        type_name: String,
+        /// The syscall error.
+        #[source]
+        source: SysError,
+        /// What usually causes this errno, or empty.
+        hint: String,
+    },
+    /// A syscall failed on a map, program or link.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What was being done, naming the object.
+        what: String,
+        /// The syscall error.
+        #[source]
+        source: SysError,
+    },
+    /// No struct_ops map of that name in the object.
+    #[error("no struct_ops map named `{0}`")]
+    NoSuchMap(String),
+    /// The map exists but was not created (optional map not asked for).
+    #[error(
+        "struct_ops map `{0}` was not created (it is optional: call set_autocreate(true) before load)"
+    )]
+    NotCreated(String),
+    /// No program of that name.
+    #[error("no struct_ops program named `{0}`")]
+    NoSuchProgram(String),
+    /// No member of that name in the map's type.
+    #[error("struct_ops map `{map}` has no member `{member}`")]
+    NoSuchMember {
+        /// The map.
+        map: String,
+        /// The member.
+        member: String,
+    },
+    /// The member is of the other kind.
+    #[error("struct_ops map `{map}`, member `{member}` is not a {expected} member")]
+    MemberKind {
+        /// The map.
+        map: String,
+        /// The member.
+        member: String,
+        /// The kind the operation needs.
+        expected: &'static str,
+    },
+    /// Too many bytes for the member.
+    #[error("struct_ops map `{map}`, member `{member}` holds {size} bytes, got {got}")]
+    MemberSize {
+        /// The map.
+        map: String,
+        /// The member.
+        member: String,
+        /// Its size.
+        size: u32,
+        /// Bytes given.
+        got: usize,
+    },
+    /// No global variable of that name.
+    #[error("no global variable named `{0}`")]
+    NoSuchGlobal(String),
+    /// Wrong size for a global variable.
+    #[error("global variable `{name}` is {expected} bytes, got {got}")]
+    GlobalSize {
+        /// The variable.
+        name: String,
+        /// Its size.
+        expected: u64,
+        /// Bytes given.
+        got: u64,
+    },
+    /// The map is already registered.
+    #[error("struct_ops map `{0}` is already registered")]
+    AlreadyRegistered(String),
+    /// An operation that needs a link on a map registered without one.
+    #[error("struct_ops map `{0}` is not a link map (.struct_ops.link): {1}")]
+    NotLink(String, &'static str),
+    /// Pinning or opening a pin failed.
+    #[error("pin {path}: {source}")]
+    Pin {
+        /// The bpffs path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: SysError,
+    },
+    /// The kernel lacks a feature the operation needs.
+    #[error("the running kernel does not support {0}")]
+    Unsupported(&'static str),
+    /// A blocking task panicked or was cancelled by the runtime.
+    #[error("background task failed: {0}")]
+    Task(String),
+}

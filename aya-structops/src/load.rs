@@ -1,0 +1,456 @@
+//! [`Plan`] -> kernel objects: object BTF, global-data maps, programs, struct_ops maps. Nothing runs yet.
+//!
+//! Every fd is owned (`OwnedFd`) by the value being built, so an error part-way drops, and so releases,
+//! everything created so far.
+
+use std::{
+    collections::BTreeMap,
+    os::fd::{AsFd, AsRawFd, OwnedFd, RawFd},
+    sync::Arc,
+};
+
+use aya_obj::generated::{BPF_F_LINK, BPF_F_RDONLY_PROG, bpf_insn, bpf_map_type, bpf_prog_type};
+use tracing::{debug, info_span};
+
+use crate::{
+    Error,
+    matching::{BtfObject, KernelBtf, Plan},
+    object::{GlobalSymbol, Insn, InsnRef, ObjectSpec},
+    sys::{self, MapCreate, ProgLoad},
+};
+
+/// A loaded program.
+#[derive(Debug)]
+pub struct LoadedProgram {
+    pub(crate) fd: Arc<OwnedFd>,
+    /// Program name.
+    pub name: String,
+    /// Instructions loaded (after linking).
+    pub insn_count: usize,
+    /// Sleepable.
+    pub sleepable: bool,
+    /// Map and member it was loaded for (the first one, if shared).
+    pub attach: (String, String),
+}
+
+/// A created struct_ops map, filled but not registered.
+#[derive(Debug)]
+pub struct StructOpsMap {
+    /// Map name.
+    pub name: String,
+    /// Kernel type name.
+    pub type_name: String,
+    /// Registered through a link.
+    pub link: bool,
+    pub(crate) fd: Arc<OwnedFd>,
+    /// The value with program fds in place.
+    pub(crate) value: Vec<u8>,
+    /// The programs whose fds are in `value`, kept open as long as the value may be used.
+    pub(crate) programs: Vec<Arc<OwnedFd>>,
+    /// Members bound to programs: (member, program).
+    pub slots: Vec<(String, String)>,
+}
+
+impl StructOpsMap {
+    /// The kernel's id of this map.
+    pub fn id(&self) -> Result<u32, Error> {
+        sys::map_info(self.fd.as_fd())
+            .map(|i| i.id)
+            .map_err(|source| Error::Sys {
+                what: format!("map `{}` info", self.name),
+                source,
+            })
+    }
+}
+
+/// A global-data map (`.bss`, `.data*`, `.rodata*`).
+#[derive(Debug)]
+pub(crate) struct DataMap {
+    pub fd: OwnedFd,
+    pub size: usize,
+}
+
+/// Values that can be read from global data.
+pub trait GlobalValue: Copy {
+    /// Decodes the value from its bytes (native endianness).
+    fn from_bytes(b: &[u8]) -> Self;
+}
+
+macro_rules! global_value {
+    ($($t:ty),*) => {$(
+        impl GlobalValue for $t {
+            fn from_bytes(b: &[u8]) -> Self {
+                <$t>::from_ne_bytes(b.try_into().expect("size checked by caller"))
+            }
+        }
+    )*};
+}
+global_value!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+/// An object whose programs are verified and whose maps exist, ready to register.
+///
+/// Dropping it closes every fd it holds; registrations made from it keep their own map reference.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Object name.
+    pub name: String,
+    pub(crate) programs: BTreeMap<String, LoadedProgram>,
+    pub(crate) maps: BTreeMap<String, StructOpsMap>,
+    pub(crate) data: BTreeMap<String, DataMap>,
+    pub(crate) globals: BTreeMap<String, GlobalSymbol>,
+    pub(crate) _btf: OwnedFd,
+}
+
+impl Loaded {
+    /// The loaded programs.
+    pub fn programs(&self) -> impl Iterator<Item = &LoadedProgram> {
+        self.programs.values()
+    }
+
+    /// The created struct_ops maps.
+    pub fn maps(&self) -> impl Iterator<Item = &StructOpsMap> {
+        self.maps.values()
+    }
+
+    /// One created struct_ops map.
+    pub fn map(&self, name: &str) -> Option<&StructOpsMap> {
+        self.maps.get(name)
+    }
+
+    /// Reads a global variable (e.g. a counter in `.bss`) from its map.
+    pub fn global<T: GlobalValue>(&self, name: &str) -> Result<T, Error> {
+        let bytes = self.global_bytes(name)?;
+        if bytes.len() != size_of::<T>() {
+            return Err(Error::GlobalSize {
+                name: name.into(),
+                expected: bytes.len() as u64,
+                got: size_of::<T>() as u64,
+            });
+        }
+        Ok(T::from_bytes(&bytes))
+    }
+
+    /// Reads the bytes of a global variable.
+    pub fn global_bytes(&self, name: &str) -> Result<Vec<u8>, Error> {
+        let sym = self
+            .globals
+            .get(name)
+            .ok_or_else(|| Error::NoSuchGlobal(name.into()))?;
+        let map = self
+            .data
+            .get(&sym.section)
+            .ok_or_else(|| Error::NoSuchGlobal(name.into()))?;
+        let mut value = vec![0u8; map.size];
+        sys::map_lookup_elem(map.fd.as_fd(), &0u32.to_ne_bytes(), &mut value).map_err(
+            |source| Error::Sys {
+                what: format!("reading {} for `{name}`", sym.section),
+                source,
+            },
+        )?;
+        Ok(value[sym.offset as usize..(sym.offset + sym.size) as usize].to_vec())
+    }
+
+    /// Program-test-runs a loaded program (`BPF_PROG_TEST_RUN`), e.g. a `bpf_dummy_ops` one, with the
+    /// given context (an array of `u64` arguments). Returns the program's return value.
+    pub fn test_run(&self, program: &str, args: &[u64]) -> Result<u32, Error> {
+        let p = self
+            .programs
+            .get(program)
+            .ok_or_else(|| Error::NoSuchProgram(program.into()))?;
+        let ctx: Vec<u8> = args.iter().flat_map(|a| a.to_ne_bytes()).collect();
+        sys::prog_test_run(p.fd.as_fd(), &ctx).map_err(|source| Error::Sys {
+            what: format!("test run of program `{program}`"),
+            source,
+        })
+    }
+}
+
+/// Kernel map names hold 15 bytes: `<object prefix>.<section>` like libbpf.
+fn data_map_name(obj: &str, section: &str) -> String {
+    let prefix: String = obj
+        .chars()
+        .take(15usize.saturating_sub(section.len()).min(8))
+        .collect();
+    format!("{prefix}{section}")
+}
+
+fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
+    insns
+        .iter()
+        .map(|i| {
+            let bytes = [
+                i.code,
+                i.regs,
+                i.off.to_le_bytes()[0],
+                i.off.to_le_bytes()[1],
+                i.imm.to_le_bytes()[0],
+                i.imm.to_le_bytes()[1],
+                i.imm.to_le_bytes()[2],
+                i.imm.to_le_bytes()[3],
+            ];
+            // SAFETY: bpf_insn is the kernel's 8-byte #[repr(C)] instruction; every bit pattern is valid.
+            unsafe { std::mem::transmute::<[u8; 8], bpf_insn>(bytes) }
+        })
+        .collect()
+}
+
+/// Loads what the plan describes.
+pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
+    let _span = info_span!("load", object = %spec.name).entered();
+    let module_fds = ModuleBtfFds::open(plan)?;
+
+    // Object BTF: struct_ops maps need a valid btf_fd.
+    let btf = spec
+        .btf
+        .sanitize_for_kernel(&|s| spec.section_sizes.get(s).copied(), &|v| {
+            spec.symbol_offsets.get(v).copied()
+        })
+        .map_err(|e| Error::Parse(e.into()))?;
+    let btf_fd = sys::btf_load(&btf).map_err(|e| Error::BtfLoad {
+        io: e.io,
+        log: e.log,
+    })?;
+
+    // Global data, with kernel field offsets written in.
+    let mut sections: BTreeMap<String, Vec<u8>> = spec
+        .data
+        .iter()
+        .map(|(n, d)| (n.clone(), d.data.clone()))
+        .collect();
+    for (section, at, offset) in &plan.fields {
+        let bytes = sections
+            .get_mut(section)
+            .expect("fields live in parsed sections");
+        bytes[*at as usize..*at as usize + 4].copy_from_slice(&offset.to_ne_bytes());
+    }
+    let mut data = BTreeMap::new();
+    for (name, bytes) in sections {
+        if bytes.is_empty() {
+            continue;
+        }
+        let read_only = spec.data[&name].read_only;
+        let map_name = data_map_name(&spec.name, &name);
+        let fd = sys::map_create(&MapCreate {
+            map_type: bpf_map_type::BPF_MAP_TYPE_ARRAY as u32,
+            name: &map_name,
+            key_size: 4,
+            value_size: bytes.len() as u32,
+            max_entries: 1,
+            flags: if read_only { BPF_F_RDONLY_PROG } else { 0 },
+            ..Default::default()
+        })
+        .map_err(|source| Error::MapCreate {
+            map: name.clone(),
+            source,
+        })?;
+        let what = |op: &str| format!("{op} global data map `{name}`");
+        sys::map_update_elem(fd.as_fd(), &0u32.to_ne_bytes(), &bytes, 0).map_err(|source| {
+            Error::Sys {
+                what: what("filling"),
+                source,
+            }
+        })?;
+        if read_only {
+            sys::map_freeze(fd.as_fd()).map_err(|source| Error::Sys {
+                what: what("freezing"),
+                source,
+            })?;
+        }
+        data.insert(
+            name,
+            DataMap {
+                fd,
+                size: bytes.len(),
+            },
+        );
+    }
+
+    // Programs.
+    let mut programs = BTreeMap::new();
+    for (name, attach) in &plan.programs {
+        let prog = &spec.programs[name];
+        let mut insns = prog.insns.clone();
+        let mut fd_array: Vec<RawFd> = Vec::new();
+        for r in &prog.refs {
+            match r {
+                InsnRef::Data {
+                    insn,
+                    section,
+                    offset,
+                } => {
+                    let map = data
+                        .get(section)
+                        .expect("referenced sections are non-empty");
+                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                    insns[*insn].imm = map.fd.as_raw_fd();
+                    insns[*insn + 1].imm = *offset as i32;
+                }
+                InsnRef::Kfunc { insn, name } => {
+                    let target = &plan.kfuncs[name];
+                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_KFUNC_CALL);
+                    insns[*insn].imm = target.btf_id as i32;
+                    insns[*insn].off = match &target.btf_obj {
+                        BtfObject::Vmlinux => 0,
+                        module => {
+                            let fd = module_fds.get(module).as_raw_fd();
+                            let idx = fd_array.iter().position(|f| *f == fd).unwrap_or_else(|| {
+                                fd_array.push(fd);
+                                fd_array.len() - 1
+                            });
+                            // Index 0 of fd_array means vmlinux to the verifier: shift by one.
+                            (idx + 1) as i16
+                        }
+                    };
+                }
+            }
+        }
+        if !fd_array.is_empty() {
+            fd_array.insert(0, -1);
+        }
+        let insns = to_bpf_insns(&insns);
+        let attach_obj = match &attach.btf_obj {
+            BtfObject::Vmlinux => None,
+            m => Some(module_fds.get(m).as_fd()),
+        };
+        let fd = sys::prog_load(&ProgLoad {
+            prog_type: bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32,
+            expected_attach_type: attach.member_index,
+            attach_btf_id: attach.attach_btf_id,
+            attach_btf_obj_fd: attach_obj,
+            insns: &insns,
+            license: &spec.license,
+            name,
+            sleepable: prog.sleepable,
+            fd_array: &fd_array,
+            ..Default::default()
+        })
+        .map_err(|e| Error::ProgramLoad {
+            program: name.clone(),
+            map: attach.map.clone(),
+            member: attach.member.clone(),
+            io: e.io,
+            log: e.log,
+        })?;
+        debug!(program = %name, insns = insns.len(), map = %attach.map, member = %attach.member, "program loaded");
+        programs.insert(
+            name.clone(),
+            LoadedProgram {
+                fd: Arc::new(fd),
+                name: name.clone(),
+                insn_count: insns.len(),
+                sleepable: prog.sleepable,
+                attach: (attach.map.clone(), attach.member.clone()),
+            },
+        );
+    }
+
+    // struct_ops maps.
+    let mut maps = BTreeMap::new();
+    for m in &plan.maps {
+        let vtype_obj = match &m.kernel.btf_obj {
+            BtfObject::Vmlinux => None,
+            module => Some(module_fds.get(module).as_fd()),
+        };
+        let fd = sys::map_create(&MapCreate {
+            map_type: bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32,
+            name: &m.name,
+            key_size: 4,
+            value_size: m.kernel.value_size,
+            max_entries: 1,
+            flags: if m.link { BPF_F_LINK } else { 0 },
+            btf_fd: Some(btf_fd.as_fd()),
+            btf_vmlinux_value_type_id: m.kernel.value_type_id,
+            value_type_btf_obj_fd: vtype_obj,
+            ..Default::default()
+        })
+        .map_err(|source| Error::MapCreate {
+            map: m.name.clone(),
+            source,
+        })?;
+        let mut value = m.value.clone();
+        for slot in &m.slots {
+            let prog = &programs[&slot.program];
+            let at = slot.value_offset as usize;
+            value[at..at + 8].copy_from_slice(&(prog.fd.as_raw_fd() as u64).to_ne_bytes());
+        }
+        debug!(map = %m.name, type_name = %m.type_name, link = m.link, "struct_ops map created");
+        maps.insert(
+            m.name.clone(),
+            StructOpsMap {
+                name: m.name.clone(),
+                type_name: m.type_name.clone(),
+                link: m.link,
+                fd: Arc::new(fd),
+                value,
+                programs: m
+                    .slots
+                    .iter()
+                    .map(|s| programs[&s.program].fd.clone())
+                    .collect(),
+                slots: m
+                    .slots
+                    .iter()
+                    .map(|s| (s.member.clone(), s.program.clone()))
+                    .collect(),
+            },
+        );
+    }
+    let _ = kernel;
+    Ok(Loaded {
+        name: spec.name.clone(),
+        programs,
+        maps,
+        data,
+        globals: spec.globals.clone(),
+        _btf: btf_fd,
+    })
+}
+
+/// fds of the module BTF objects a plan refers to.
+struct ModuleBtfFds(BTreeMap<BtfObject, OwnedFd>);
+
+impl ModuleBtfFds {
+    fn open(plan: &Plan) -> Result<Self, Error> {
+        let mut needed: Vec<&BtfObject> = plan.maps.iter().map(|m| &m.kernel.btf_obj).collect();
+        needed.extend(plan.programs.values().map(|p| &p.btf_obj));
+        needed.extend(plan.kfuncs.values().map(|k| &k.btf_obj));
+        let mut out = BTreeMap::new();
+        for obj in needed {
+            let BtfObject::Module(name) = obj else {
+                continue;
+            };
+            if out.contains_key(obj) {
+                continue;
+            }
+            let fd = module_btf_fd(name)?;
+            out.insert(obj.clone(), fd);
+        }
+        Ok(Self(out))
+    }
+
+    fn get(&self, obj: &BtfObject) -> &OwnedFd {
+        &self.0[obj]
+    }
+}
+
+// TEMPORARY until sys grows btf_fd_by_name.
+fn module_btf_fd(_name: &str) -> Result<OwnedFd, Error> {
+    Err(Error::Unsupported(
+        "struct_ops types and kfuncs from kernel modules",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_map_names_fit_the_kernel_limit() {
+        assert_eq!(data_map_name("tcp_cc", ".bss"), "tcp_cc.bss");
+        assert_eq!(
+            data_map_name("a_very_long_object", ".rodata"),
+            "a_very_.rodata"
+        );
+        assert!(data_map_name("x", ".rodata.config_long").len() > 15); // the sys layer truncates
+    }
+}

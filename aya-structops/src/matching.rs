@@ -1,0 +1,509 @@
+//! Parsed object + kernel BTF -> [`Plan`]: what to create and load, member by member. No syscalls.
+//!
+//! Rules (see conformance.md): the kernel type is the object's type name without `___flavor`; its value type
+//! is `bpf_struct_ops_<name>`, looked up in vmlinux then module BTF. Members match by name in any order; kinds
+//! (after modifiers and typedefs) must agree; data members must have the same size; bitfields are rejected;
+//! a member the kernel lacks is accepted only while zero. A program may back several maps only for the same
+//! kernel type and member index. Kernel fields (`kernel_field!`) and kfuncs are resolved here too.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use crate::{
+    btf::{Btf, BtfError, BtfKind, Type},
+    object::{MemberKind, ObjectSpec, StructOpsSpec},
+};
+
+/// Why an object does not match the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// The kernel has no struct_ops type of that name.
+    #[error(
+        "struct_ops map `{map}`: the kernel has no struct_ops type `{type_name}` (no `bpf_struct_ops_{type_name}` in vmlinux or module BTF)"
+    )]
+    NoKernelType {
+        /// The map.
+        map: String,
+        /// The kernel type name (flavor stripped).
+        type_name: String,
+    },
+    /// A member does not match.
+    #[error("struct_ops map `{map}`, type `{type_name}`, member `{member}`: {reason}")]
+    Member {
+        /// The map.
+        map: String,
+        /// The kernel type name.
+        type_name: String,
+        /// The member.
+        member: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// One program bound to members of different kernel types or indexes.
+    #[error(
+        "program `{program}` is used by map `{map_a}` member `{member_a}` and by map `{map_b}` member `{member_b}`: invalid reuse (a program can only back the same member of the same kernel type)"
+    )]
+    InvalidReuse {
+        /// The program.
+        program: String,
+        /// First use.
+        map_a: String,
+        /// First member.
+        member_a: String,
+        /// Conflicting use.
+        map_b: String,
+        /// Conflicting member.
+        member_b: String,
+    },
+    /// A program bound to a member is not in the object.
+    #[error("struct_ops map `{map}`, member `{member}`: no program named `{program}`")]
+    NoProgram {
+        /// The map.
+        map: String,
+        /// The member.
+        member: String,
+        /// The program.
+        program: String,
+    },
+    /// A kernel field the programs read does not exist (or has another size) in this kernel.
+    #[error("kernel field `{type_name}.{path}`: {reason}")]
+    Field {
+        /// The kernel type.
+        type_name: String,
+        /// The dotted member path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A kfunc the programs call does not exist in this kernel.
+    #[error("program `{program}` calls kfunc `{kfunc}`, which the kernel does not have")]
+    NoKfunc {
+        /// The program.
+        program: String,
+        /// The kfunc.
+        kfunc: String,
+    },
+    /// Kernel BTF is malformed.
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] BtfError),
+}
+
+/// Which kernel BTF object a type or function lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BtfObject {
+    /// vmlinux.
+    Vmlinux,
+    /// A module's BTF (`/sys/kernel/btf/<name>`).
+    Module(String),
+}
+
+/// The kernel's types: vmlinux BTF, and module BTF read lazily on the first miss.
+pub struct KernelBtf {
+    vmlinux: Btf,
+    modules_dir: Option<PathBuf>,
+    modules: OnceLock<Vec<(String, Btf)>>,
+}
+
+impl KernelBtf {
+    /// The running kernel's BTF (`/sys/kernel/btf/vmlinux`, modules beside it).
+    pub fn running() -> Result<Self, BtfError> {
+        Ok(Self {
+            vmlinux: Btf::from_sys_fs()?,
+            modules_dir: Some(PathBuf::from("/sys/kernel/btf")),
+            modules: OnceLock::new(),
+        })
+    }
+
+    /// Another kernel's vmlinux BTF from a file (modules are not searched).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BtfError> {
+        Ok(Self {
+            vmlinux: Btf::from_path(path)?,
+            modules_dir: None,
+            modules: OnceLock::new(),
+        })
+    }
+
+    /// vmlinux BTF.
+    pub fn vmlinux(&self) -> &Btf {
+        &self.vmlinux
+    }
+
+    /// The BTF of one object.
+    pub fn btf(&self, obj: &BtfObject) -> &Btf {
+        match obj {
+            BtfObject::Vmlinux => &self.vmlinux,
+            BtfObject::Module(m) => {
+                &self
+                    .modules()
+                    .iter()
+                    .find(|(n, _)| n == m)
+                    .expect("module from our own lookup")
+                    .1
+            }
+        }
+    }
+
+    fn modules(&self) -> &[(String, Btf)] {
+        self.modules.get_or_init(|| {
+            let Some(dir) = &self.modules_dir else { return Vec::new() };
+            let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+            let mut out: Vec<(String, Btf)> = entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n != "vmlinux")
+                .filter_map(|n| {
+                    let data = std::fs::read(dir.join(&n)).ok()?;
+                    match Btf::parse_split(data, &self.vmlinux) {
+                        Ok(b) => Some((n, b)),
+                        Err(e) => {
+                            tracing::warn!(module = %n, error = %e, "skipping unreadable module BTF");
+                            None
+                        }
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        })
+    }
+
+    /// Finds a type or function by kind and name: vmlinux first, then modules.
+    pub fn find(&self, kind: BtfKind, name: &str) -> Option<(BtfObject, u32)> {
+        if let Some(id) = self.vmlinux.find(kind, name) {
+            return Some((BtfObject::Vmlinux, id));
+        }
+        self.modules().iter().find_map(|(m, b)| {
+            b.find_own(kind, name)
+                .map(|id| (BtfObject::Module(m.clone()), id))
+        })
+    }
+}
+
+/// A kernel struct_ops type.
+#[derive(Debug, Clone)]
+pub struct KernelOpsType {
+    /// Where it lives.
+    pub btf_obj: BtfObject,
+    /// The ops struct's id (programs' `attach_btf_id`).
+    pub type_id: u32,
+    /// `bpf_struct_ops_<name>`'s id (the map's `btf_vmlinux_value_type_id`).
+    pub value_type_id: u32,
+    /// Size of the value type (the map's value size).
+    pub value_size: u32,
+    /// Offset of the ops struct inside the value type.
+    pub data_offset: u32,
+}
+
+/// A program slot of a matched map.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The member.
+    pub member: String,
+    /// Byte offset in the kernel value (where the program fd goes).
+    pub value_offset: u32,
+    /// The program.
+    pub program: String,
+}
+
+/// A struct_ops map matched against the kernel, ready to create.
+#[derive(Debug, Clone)]
+pub struct MatchedMap {
+    /// Map name.
+    pub name: String,
+    /// Kernel type name.
+    pub type_name: String,
+    /// Kernel type.
+    pub kernel: KernelOpsType,
+    /// Registered through a link.
+    pub link: bool,
+    /// The kernel value, data members filled in, program slots zero.
+    pub value: Vec<u8>,
+    /// Program slots.
+    pub slots: Vec<Slot>,
+}
+
+/// How a program attaches: to which kernel type and member index.
+#[derive(Debug, Clone)]
+pub struct ProgramAttach {
+    /// Kernel BTF object of the type.
+    pub btf_obj: BtfObject,
+    /// The ops type id (`attach_btf_id`).
+    pub attach_btf_id: u32,
+    /// The member index (`expected_attach_type`).
+    pub member_index: u32,
+    /// First map and member that use it (for messages).
+    pub map: String,
+    /// The member name.
+    pub member: String,
+}
+
+/// A resolved kfunc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KfuncTarget {
+    /// Kernel BTF object.
+    pub btf_obj: BtfObject,
+    /// BTF id of the FUNC.
+    pub btf_id: u32,
+}
+
+/// Everything the loader needs to know from the kernel's BTF.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Maps to create, in name order.
+    pub maps: Vec<MatchedMap>,
+    /// Programs to load (those used by created maps).
+    pub programs: BTreeMap<String, ProgramAttach>,
+    /// Kernel field offsets: (data section, offset in section) -> kernel offset.
+    pub fields: Vec<(String, u64, u32)>,
+    /// kfuncs by name.
+    pub kfuncs: BTreeMap<String, KfuncTarget>,
+}
+
+/// The verdict on one member, for [`check`](crate::check)-style reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// Present in the kernel with a compatible kind and size (its index in the kernel struct).
+    Matched(u32),
+    /// Absent from this kernel, but zero in the object: it is ignored.
+    AbsentZero,
+    /// Cannot be loaded on this kernel.
+    Incompatible(String),
+}
+
+/// Finds a struct_ops type in the kernel.
+pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsType, BtfError> {
+    let value_name = format!("bpf_struct_ops_{type_name}");
+    let (btf_obj, value_type_id) =
+        kernel
+            .find(BtfKind::Struct, &value_name)
+            .ok_or_else(|| BtfError::NotFound {
+                kind: BtfKind::Struct,
+                name: value_name.clone(),
+            })?;
+    let btf = kernel.btf(&btf_obj);
+    let Type::Struct(value) = btf.type_by_id(value_type_id)? else {
+        unreachable!("found as struct")
+    };
+    for m in value.members() {
+        let id = btf.skip_mods_and_typedefs(m.type_id)?;
+        if let Type::Struct(c) = btf.type_by_id(id)? {
+            if c.name == type_name {
+                return Ok(KernelOpsType {
+                    btf_obj,
+                    type_id: id,
+                    value_type_id,
+                    value_size: value.size,
+                    data_offset: m.bit_offset / 8,
+                });
+            }
+        }
+    }
+    Err(BtfError::NotFound {
+        kind: BtfKind::Struct,
+        name: type_name.to_owned(),
+    })
+}
+
+/// Checks every member of one map against a kernel type; returns per-member verdicts and the kernel value.
+pub fn match_members(
+    obj: &ObjectSpec,
+    map: &StructOpsSpec,
+    kernel: &KernelBtf,
+    kty: &KernelOpsType,
+) -> Result<(Vec<(String, MemberStatus)>, Vec<u8>, Vec<Slot>), BtfError> {
+    let kbtf = kernel.btf(&kty.btf_obj);
+    let Type::Struct(kstruct) = kbtf.type_by_id(kty.type_id)? else {
+        unreachable!()
+    };
+    let obtf = obj.btf();
+    let mut value = vec![0u8; kty.value_size as usize];
+    let mut slots = Vec::new();
+    let mut verdicts = Vec::new();
+    for m in &map.members {
+        let bytes = map.member_data(&m.name).unwrap_or(&[]);
+        let zero = m.program.is_none() && bytes.iter().all(|b| *b == 0);
+        let status = match kstruct.member(&m.name) {
+            None if zero => MemberStatus::AbsentZero,
+            None => MemberStatus::Incompatible(format!(
+                "the kernel's `{}` has no such member, and the object sets it",
+                map.kernel_type_name()
+            )),
+            Some((_, km)) if km.bitfield_size != 0 || m.kind == MemberKind::Bitfield => {
+                MemberStatus::Incompatible("bitfield members are not supported".into())
+            }
+            Some((idx, km)) => {
+                let kid = kbtf.skip_mods_and_typedefs(km.type_id)?;
+                let kkind = kbtf.kind(kid)?;
+                let kfunc_ptr = match kbtf.type_by_id(kid)? {
+                    Type::Ptr { target } => {
+                        kbtf.kind(kbtf.skip_mods_and_typedefs(target)?)? == BtfKind::FuncProto
+                    }
+                    _ => false,
+                };
+                let offset = kty.data_offset + km.bit_offset / 8;
+                match m.kind {
+                    MemberKind::FuncPtr if !kfunc_ptr => MemberStatus::Incompatible(format!(
+                        "the object has a function pointer, the kernel a {}",
+                        kbtf.describe(kid)
+                    )),
+                    MemberKind::FuncPtr => {
+                        if let Some(p) = &m.program {
+                            slots.push(Slot {
+                                member: m.name.clone(),
+                                value_offset: offset,
+                                program: p.clone(),
+                            });
+                        }
+                        MemberStatus::Matched(idx as u32)
+                    }
+                    _ => {
+                        let oid = obtf.skip_mods_and_typedefs(m.type_id)?;
+                        let okind = obtf.kind(oid)?;
+                        let ksize = kbtf.size_of(kid)?;
+                        if kfunc_ptr && zero {
+                            MemberStatus::Matched(idx as u32)
+                        } else if okind != kkind {
+                            MemberStatus::Incompatible(format!(
+                                "kind mismatch: the object has a {okind}, the kernel a {kkind}"
+                            ))
+                        } else if ksize != m.size {
+                            MemberStatus::Incompatible(format!(
+                                "size mismatch: {} bytes in the object, {ksize} in the kernel",
+                                m.size
+                            ))
+                        } else {
+                            let at = offset as usize;
+                            value[at..at + bytes.len()].copy_from_slice(bytes);
+                            MemberStatus::Matched(idx as u32)
+                        }
+                    }
+                }
+            }
+        };
+        verdicts.push((m.name.clone(), status));
+    }
+    Ok((verdicts, value, slots))
+}
+
+/// Matches an object against a kernel: every created map, its programs, kernel fields and kfuncs.
+pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
+    let mut plan = Plan::default();
+    let mut users: BTreeMap<String, (String, String, u32, u32)> = BTreeMap::new();
+    for map in obj.struct_ops.values().filter(|m| m.autocreate) {
+        let type_name = map.kernel_type_name().to_owned();
+        let kty = kernel_ops_type(kernel, &type_name).map_err(|e| match e {
+            BtfError::NotFound { .. } => MatchError::NoKernelType {
+                map: map.name.clone(),
+                type_name: type_name.clone(),
+            },
+            e => MatchError::Btf(e),
+        })?;
+        let (verdicts, value, slots) = match_members(obj, map, kernel, &kty)?;
+        for (member, status) in &verdicts {
+            if let MemberStatus::Incompatible(reason) = status {
+                return Err(MatchError::Member {
+                    map: map.name.clone(),
+                    type_name,
+                    member: member.clone(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        for slot in &slots {
+            let Some((_, MemberStatus::Matched(idx))) =
+                verdicts.iter().find(|(m, _)| *m == slot.member)
+            else {
+                unreachable!("slots are only made for matched members")
+            };
+            if !obj.programs.contains_key(&slot.program) {
+                return Err(MatchError::NoProgram {
+                    map: map.name.clone(),
+                    member: slot.member.clone(),
+                    program: slot.program.clone(),
+                });
+            }
+            match users.get(&slot.program) {
+                Some((first_map, first_member, ty, i)) if (*ty, *i) != (kty.type_id, *idx) => {
+                    return Err(MatchError::InvalidReuse {
+                        program: slot.program.clone(),
+                        map_a: first_map.clone(),
+                        member_a: first_member.clone(),
+                        map_b: map.name.clone(),
+                        member_b: slot.member.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    users.insert(
+                        slot.program.clone(),
+                        (map.name.clone(), slot.member.clone(), kty.type_id, *idx),
+                    );
+                    plan.programs.insert(
+                        slot.program.clone(),
+                        ProgramAttach {
+                            btf_obj: kty.btf_obj.clone(),
+                            attach_btf_id: kty.type_id,
+                            member_index: *idx,
+                            map: map.name.clone(),
+                            member: slot.member.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        plan.maps.push(MatchedMap {
+            name: map.name.clone(),
+            type_name,
+            kernel: kty,
+            link: map.link,
+            value,
+            slots,
+        });
+    }
+    for field in obj.fields.iter().filter(|f| f.used) {
+        let path = field.path.join(".");
+        let ferr = |reason: String| MatchError::Field {
+            type_name: field.type_name.clone(),
+            path: path.clone(),
+            reason,
+        };
+        let (bobj, id) = kernel
+            .find(BtfKind::Struct, &field.type_name)
+            .or_else(|| kernel.find(BtfKind::Union, &field.type_name))
+            .ok_or_else(|| ferr("the kernel has no such struct or union".into()))?;
+        let parts: Vec<&str> = field.path.iter().map(String::as_str).collect();
+        let loc = kernel
+            .btf(&bobj)
+            .member_path(id, &parts)
+            .map_err(|e| ferr(e.to_string()))?;
+        if field.size != 0 && loc.size != field.size {
+            return Err(ferr(format!(
+                "the program reads {} bytes, the kernel's field is {} bytes",
+                field.size, loc.size
+            )));
+        }
+        plan.fields
+            .push((field.section.clone(), field.offset, loc.byte_offset));
+    }
+    for name in plan.programs.keys() {
+        let prog = &obj.programs[name];
+        for kfunc in prog.kfuncs() {
+            if plan.kfuncs.contains_key(kfunc) {
+                continue;
+            }
+            let (btf_obj, btf_id) =
+                kernel
+                    .find(BtfKind::Func, kfunc)
+                    .ok_or_else(|| MatchError::NoKfunc {
+                        program: name.clone(),
+                        kfunc: kfunc.to_owned(),
+                    })?;
+            plan.kfuncs
+                .insert(kfunc.to_owned(), KfuncTarget { btf_obj, btf_id });
+        }
+    }
+    Ok(plan)
+}

@@ -1,0 +1,305 @@
+//! Instructions, and linking a program with the subprograms it calls (bpf-to-bpf calls).
+
+use std::collections::{BTreeMap, HashMap};
+
+/// `BPF_JMP | BPF_CALL`.
+pub(crate) const CALL: u8 = 0x85;
+/// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 64-bit immediate load.
+pub(crate) const LD_IMM64: u8 = 0x18;
+/// `src_reg` of a call to a BPF subprogram.
+pub(crate) const PSEUDO_CALL: u8 = 1;
+/// `src_reg` of a call to a kernel function.
+pub(crate) const PSEUDO_KFUNC_CALL: u8 = 2;
+/// `src_reg` of a 64-bit load of a map value address (`imm` = map fd, next `imm` = offset).
+pub(crate) const PSEUDO_MAP_VALUE: u8 = 2;
+
+/// One BPF instruction, in the kernel's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(C)]
+pub(crate) struct Insn {
+    pub code: u8,
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    pub(crate) fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            code: b[0],
+            regs: b[1],
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    pub(crate) fn src(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    pub(crate) fn set_src(&mut self, src: u8) {
+        self.regs = (self.regs & 0x0f) | (src << 4);
+    }
+
+    pub(crate) fn parse_all(bytes: &[u8]) -> Vec<Insn> {
+        bytes.chunks_exact(8).map(Insn::from_bytes).collect()
+    }
+}
+
+/// A place in a linked program the loader patches with something only the kernel knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InsnRef {
+    /// `ld_imm64` of the address of global data: patched to `BPF_PSEUDO_MAP_VALUE` with the section's map.
+    Data {
+        insn: usize,
+        section: String,
+        offset: u64,
+    },
+    /// A call of a kernel function: patched to `BPF_PSEUDO_KFUNC_CALL` with its BTF id.
+    Kfunc { insn: usize, name: String },
+}
+
+/// What a relocation in a function refers to, already classified against the ELF.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A call of code at `offset` bytes into ELF section `section`.
+    Code { section: usize, offset: u64 },
+    /// A call of an undefined function: a kfunc.
+    Kfunc(String),
+    /// The address of `offset` bytes into data section `section`.
+    Data { section: String, offset: u64 },
+    /// Something we can't link, with a description.
+    Unsupported(String),
+}
+
+/// A function in an executable section.
+#[derive(Debug, Clone)]
+pub(crate) struct Function {
+    pub name: String,
+    pub section: usize,
+    /// Byte offset within its section.
+    pub offset: u64,
+    pub insns: Vec<Insn>,
+    /// Relocations by instruction index (relative to the function).
+    pub relocs: BTreeMap<usize, Target>,
+}
+
+/// Why linking failed: the function, its instruction, and what's wrong.
+#[derive(Debug)]
+pub(crate) struct LinkError {
+    pub function: String,
+    pub insn: usize,
+    pub detail: String,
+}
+
+/// Links `root` with every function it calls, transitively: callees are appended once each, calls patched
+/// to relative offsets. Returns the instructions and the references left for the loader.
+pub(crate) fn link(
+    root: &Function,
+    functions: &BTreeMap<(usize, u64), Function>,
+) -> Result<(Vec<Insn>, Vec<InsnRef>), LinkError> {
+    let mut out = root.insns.clone();
+    let mut refs = Vec::new();
+    let mut placed: HashMap<(usize, u64), usize> =
+        HashMap::from([((root.section, root.offset), 0)]);
+    let mut queue = vec![(root, 0usize)];
+    while let Some((f, base)) = queue.pop() {
+        let mut i = 0;
+        while i < f.insns.len() {
+            let insn = f.insns[i];
+            let err = |detail: String| LinkError {
+                function: f.name.clone(),
+                insn: i,
+                detail,
+            };
+            let call_target = match f.relocs.get(&i) {
+                Some(Target::Code { section, offset }) => {
+                    // REL relocations keep the addend in `imm`, in instructions minus one.
+                    let target = *offset as i64 + (insn.imm as i64 + 1) * 8;
+                    Some((*section, target as u64))
+                }
+                Some(Target::Kfunc(name)) => {
+                    if insn.code != CALL {
+                        return Err(err(format!("`{name}` is undefined but not called")));
+                    }
+                    refs.push(InsnRef::Kfunc {
+                        insn: base + i,
+                        name: name.clone(),
+                    });
+                    None
+                }
+                Some(Target::Data { section, offset }) => {
+                    if insn.code != LD_IMM64 || i + 1 >= f.insns.len() {
+                        return Err(err(format!("reference to {section} is not a 64-bit load")));
+                    }
+                    let offset = offset + insn.imm as u32 as u64;
+                    refs.push(InsnRef::Data {
+                        insn: base + i,
+                        section: section.clone(),
+                        offset,
+                    });
+                    None
+                }
+                Some(Target::Unsupported(detail)) => return Err(err(detail.clone())),
+                None if insn.code == CALL && insn.src() == PSEUDO_CALL => {
+                    let here = f.offset as i64 + (i as i64 + 1 + insn.imm as i64) * 8;
+                    Some((f.section, here as u64))
+                }
+                None => None,
+            };
+            if let Some(key) = call_target {
+                let start = match placed.get(&key) {
+                    Some(start) => *start,
+                    None => {
+                        let callee = functions.get(&key).ok_or_else(|| {
+                            err(format!(
+                                "call into section {} at byte {} which starts no function",
+                                key.0, key.1
+                            ))
+                        })?;
+                        let start = out.len();
+                        out.extend_from_slice(&callee.insns);
+                        placed.insert(key, start);
+                        queue.push((callee, start));
+                        start
+                    }
+                };
+                let at = base + i;
+                out[at].set_src(PSEUDO_CALL);
+                out[at].imm = (start as i64 - (at as i64 + 1)) as i32;
+            }
+            i += if insn.code == LD_IMM64 { 2 } else { 1 };
+        }
+    }
+    Ok((out, refs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(imm: i32, src: u8) -> Insn {
+        Insn {
+            code: CALL,
+            regs: src << 4,
+            off: 0,
+            imm,
+        }
+    }
+    const EXIT: Insn = Insn {
+        code: 0x95,
+        regs: 0,
+        off: 0,
+        imm: 0,
+    };
+
+    fn func(name: &str, section: usize, offset: u64, insns: Vec<Insn>) -> Function {
+        Function {
+            name: name.into(),
+            section,
+            offset,
+            insns,
+            relocs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn appends_callee_once_and_patches_relative_calls() {
+        // prog: call helper (reloc to .text+0); call helper again; exit
+        let mut prog = func("prog", 3, 0, vec![call(-1, 1), call(-1, 1), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::Code {
+                section: 2,
+                offset: 0,
+            },
+        );
+        prog.relocs.insert(
+            1,
+            Target::Code {
+                section: 2,
+                offset: 0,
+            },
+        );
+        let helper = func("helper", 2, 0, vec![EXIT]);
+        let fns = BTreeMap::from([((2, 0), helper)]);
+        let (insns, refs) = link(&prog, &fns).unwrap();
+        assert_eq!(insns.len(), 4);
+        assert_eq!(insns[0].imm, 2); // 0 + 1 + 2 = 3
+        assert_eq!(insns[1].imm, 1); // 1 + 1 + 1 = 3
+        assert!(refs.is_empty());
+    }
+
+    #[test]
+    fn follows_transitive_and_same_section_calls() {
+        // .text: a at 0 (call b relative, no reloc), b at 16
+        let a = func("a", 2, 0, vec![call(0, 1), EXIT]); // target = 0 + (0+1+0)*8 = 8? -> b is at 16
+        let a = Function {
+            insns: vec![call(1, 1), EXIT],
+            ..a
+        }; // (0+1+1)*8 = 16
+        let b = func("b", 2, 16, vec![EXIT]);
+        let mut prog = func("prog", 3, 0, vec![call(-1, 1), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::Code {
+                section: 2,
+                offset: 0,
+            },
+        );
+        let fns = BTreeMap::from([((2, 0), a), ((2, 16), b)]);
+        let (insns, _) = link(&prog, &fns).unwrap();
+        assert_eq!(insns.len(), 5); // prog(2) a(2) b(1)
+        assert_eq!(insns[0].imm, 1); // -> 2
+        assert_eq!(insns[2].imm, 1); // at 2 -> 4
+    }
+
+    #[test]
+    fn records_kfunc_and_data_refs() {
+        let ld = Insn {
+            code: LD_IMM64,
+            regs: 1,
+            off: 0,
+            imm: 4,
+        };
+        let mut prog = func("prog", 3, 0, vec![ld, Insn::default(), call(-1, 0), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::Data {
+                section: ".bss".into(),
+                offset: 8,
+            },
+        );
+        prog.relocs
+            .insert(2, Target::Kfunc("tcp_slow_start".into()));
+        let (_, refs) = link(&prog, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            refs,
+            vec![
+                InsnRef::Data {
+                    insn: 0,
+                    section: ".bss".into(),
+                    offset: 12
+                },
+                InsnRef::Kfunc {
+                    insn: 2,
+                    name: "tcp_slow_start".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn call_into_nothing_is_an_error() {
+        let mut prog = func("prog", 3, 0, vec![call(-1, 1), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::Code {
+                section: 2,
+                offset: 40,
+            },
+        );
+        let e = link(&prog, &BTreeMap::new()).unwrap_err();
+        assert_eq!((e.function.as_str(), e.insn), ("prog", 0));
+    }
+}

@@ -1,0 +1,275 @@
+//! ELF bytes -> [`ObjectSpec`]: the parsed, editable description of a struct_ops object. No syscalls.
+//!
+//! `aya-obj` 0.3 rejects `struct_ops` program sections and ignores `.struct_ops*` data sections, and keeps
+//! its relocation and BTF machinery behind `Object::parse`; this module is the seam. It reads the ELF with the
+//! `object` crate (as aya-obj does), and produces, per program, instructions already linked with the
+//! subprograms they call, plus the references the loader must resolve against the kernel: global data,
+//! kfuncs and kernel struct fields. The kernel's BTF is not consulted here (see [`crate::matching`]).
+
+mod elf;
+mod link;
+mod struct_ops;
+
+use std::{collections::BTreeMap, ffi::CString, path::Path};
+
+use crate::btf::Btf;
+pub(crate) use link::{Insn, InsnRef};
+/// Instruction constants the loader patches with.
+pub(crate) mod link_consts {
+    pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_VALUE};
+}
+pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
+
+/// Errors parsing an object file. Each names what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The file could not be read.
+    #[error("reading object {path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a little-endian 64-bit BPF ELF.
+    #[error("not a BPF object: {0}")]
+    NotBpf(String),
+    /// The ELF could not be parsed.
+    #[error("malformed ELF: {0}")]
+    Elf(#[from] object::Error),
+    /// The object has no `.BTF` section; struct_ops needs it to find the ops types.
+    #[error("object has no .BTF section: struct_ops maps need BTF (build with debug info and BTF)")]
+    NoBtf,
+    /// The object's BTF is malformed.
+    #[error("object BTF: {0}")]
+    Btf(#[from] crate::btf::BtfError),
+    /// The object defines no struct_ops map.
+    #[error(
+        "object has no struct_ops map: no variable in a .struct_ops or .struct_ops.link section"
+    )]
+    NoStructOps,
+    /// A struct_ops variable whose BTF type is not a struct.
+    #[error("struct_ops map `{map}`: its BTF type is not a struct ({detail})")]
+    NotAStruct {
+        /// The map (variable) name.
+        map: String,
+        /// What was found.
+        detail: String,
+    },
+    /// A member of a struct_ops value points at something that is not a struct_ops program.
+    #[error(
+        "struct_ops map `{map}`, member `{member}`: points at `{target}`, which is not a struct_ops program"
+    )]
+    NotAProgram {
+        /// The map.
+        map: String,
+        /// The member.
+        member: String,
+        /// The symbol the relocation names.
+        target: String,
+    },
+    /// A relocation in a struct_ops section at an offset that is not a function-pointer member.
+    #[error(
+        "struct_ops map `{map}`: relocation at byte {offset} is not on a function-pointer member"
+    )]
+    BadMemberRelocation {
+        /// The map.
+        map: String,
+        /// Byte offset inside the value.
+        offset: u64,
+    },
+    /// A struct_ops program that no map references.
+    #[error("struct_ops program `{0}` is not used by any struct_ops map")]
+    OrphanProgram(String),
+    /// A relocation this loader does not handle.
+    #[error("program `{program}`: unsupported relocation at instruction {insn}: {detail}")]
+    Relocation {
+        /// The program.
+        program: String,
+        /// Instruction index within the program's own section.
+        insn: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A kernel-field symbol whose name does not decode.
+    #[error("malformed kernel field symbol `{0}`")]
+    BadFieldSymbol(String),
+}
+
+/// A struct_ops program as found in the object.
+#[derive(Debug, Clone)]
+pub struct ProgramSpec {
+    /// Symbol name; this is also the program's name in the kernel (truncated to 15 bytes).
+    pub name: String,
+    /// The ELF section it came from (`struct_ops/...`, `struct_ops.s/...`).
+    pub section: String,
+    /// Whether it is sleepable (`struct_ops.s`).
+    pub sleepable: bool,
+    /// Instructions, linked with the subprograms they call.
+    pub(crate) insns: Vec<Insn>,
+    /// Places the loader patches.
+    pub(crate) refs: Vec<InsnRef>,
+}
+
+impl ProgramSpec {
+    /// Number of instructions after linking subprograms.
+    pub fn insn_count(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Names of the kfuncs the program calls.
+    pub fn kfuncs(&self) -> impl Iterator<Item = &str> {
+        self.refs.iter().filter_map(|r| match r {
+            InsnRef::Kfunc { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// A global data section (`.bss`, `.data*`, `.rodata*`) that becomes a one-element array map.
+#[derive(Debug, Clone)]
+pub struct DataSection {
+    /// The section name.
+    pub name: String,
+    /// Initial contents (zeros for `.bss`); edits before load change what the map starts with.
+    pub data: Vec<u8>,
+    /// Read-only for programs (`.rodata*`): created with `BPF_F_RDONLY_PROG` and frozen.
+    pub read_only: bool,
+}
+
+/// A global variable: a symbol in a data section.
+#[derive(Debug, Clone)]
+pub struct GlobalSymbol {
+    /// The data section holding it.
+    pub section: String,
+    /// Byte offset in that section.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A kernel struct field whose offset the loader resolves (`kernel_field!` on the BPF side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The symbol (`__aya_field_...`).
+    pub symbol: String,
+    /// Kernel type name.
+    pub type_name: String,
+    /// Member path inside it.
+    pub path: Vec<String>,
+    /// The data section and offset of the `KernelField` static.
+    pub section: String,
+    /// Byte offset of the static in its section.
+    pub offset: u64,
+    /// `size_of::<T>()` the program expects, 0 if unknown.
+    pub size: u32,
+    /// Whether any program reads it (only those must resolve).
+    pub used: bool,
+}
+
+/// A parsed struct_ops object: programs, struct_ops maps, global data. Edit it, then load it.
+#[derive(Debug, Clone)]
+pub struct ObjectSpec {
+    /// Object name (file stem), used to prefix kernel map names.
+    pub name: String,
+    pub(crate) license: CString,
+    pub(crate) btf: Btf,
+    pub(crate) programs: BTreeMap<String, ProgramSpec>,
+    pub(crate) struct_ops: BTreeMap<String, StructOpsSpec>,
+    pub(crate) data: BTreeMap<String, DataSection>,
+    pub(crate) globals: BTreeMap<String, GlobalSymbol>,
+    pub(crate) fields: Vec<FieldSpec>,
+    /// Every section's size, for BTF DATASEC fix-ups.
+    pub(crate) section_sizes: BTreeMap<String, u32>,
+    /// Every data symbol's offset in its section, for BTF DATASEC fix-ups.
+    pub(crate) symbol_offsets: BTreeMap<String, u32>,
+}
+
+impl ObjectSpec {
+    /// Parses an object from its bytes. `name` is used in map names and messages.
+    pub fn parse(name: &str, data: &[u8]) -> Result<Self, ParseError> {
+        elf::parse(name, data)
+    }
+
+    /// Reads and parses an object file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ParseError> {
+        let path = path.as_ref();
+        let data = std::fs::read(path).map_err(|source| ParseError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "obj".into());
+        Self::parse(&name, &data)
+    }
+
+    /// The struct_ops maps, by name.
+    pub fn struct_ops(&self) -> impl Iterator<Item = &StructOpsSpec> {
+        self.struct_ops.values()
+    }
+
+    /// One struct_ops map by name.
+    pub fn struct_ops_map(&self, name: &str) -> Option<&StructOpsSpec> {
+        self.struct_ops.get(name)
+    }
+
+    /// One struct_ops map by name, for editing before load.
+    pub fn struct_ops_map_mut(&mut self, name: &str) -> Option<&mut StructOpsSpec> {
+        self.struct_ops.get_mut(name)
+    }
+
+    /// The struct_ops programs, by name.
+    pub fn programs(&self) -> impl Iterator<Item = &ProgramSpec> {
+        self.programs.values()
+    }
+
+    /// One program by name.
+    pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
+        self.programs.get(name)
+    }
+
+    /// Global data sections.
+    pub fn data_sections(&self) -> impl Iterator<Item = &DataSection> {
+        self.data.values()
+    }
+
+    /// Global variables by name.
+    pub fn global(&self, name: &str) -> Option<&GlobalSymbol> {
+        self.globals.get(name)
+    }
+
+    /// Kernel fields the object's programs read.
+    pub fn kernel_fields(&self) -> &[FieldSpec] {
+        &self.fields
+    }
+
+    /// The object's BTF.
+    pub fn btf(&self) -> &Btf {
+        &self.btf
+    }
+
+    /// Sets the initial bytes of a global variable (typically a `.rodata` constant) before load.
+    pub fn set_global(&mut self, name: &str, bytes: &[u8]) -> Result<(), crate::Error> {
+        let sym = self
+            .globals
+            .get(name)
+            .ok_or_else(|| crate::Error::NoSuchGlobal(name.to_owned()))?;
+        if sym.size != bytes.len() as u64 {
+            return Err(crate::Error::GlobalSize {
+                name: name.to_owned(),
+                expected: sym.size,
+                got: bytes.len() as u64,
+            });
+        }
+        let section = self
+            .data
+            .get_mut(&sym.section)
+            .expect("globals point at parsed sections");
+        let at = sym.offset as usize;
+        section.data[at..at + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+}
