@@ -119,3 +119,28 @@ pub const fn cstr<const N: usize>(s: &str) -> [u8; N] {
     }
     out
 }
+
+/// Declares the object's license (the `license` section). struct_ops programs must be GPL-compatible, and
+/// libbpf-based loaders read the license from here (aya-structops defaults to `"GPL"` without one).
+///
+/// ```ignore
+/// aya_structops_ebpf::license!("GPL");
+/// ```
+#[macro_export]
+macro_rules! license {
+    ($l:literal) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = "license")]
+        #[used]
+        static _license: [u8; $l.len() + 1] = {
+            let mut out = [0u8; $l.len() + 1];
+            let bytes = $l.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                out[i] = bytes[i];
+                i += 1;
+            }
+            out
+        };
+    };
+}

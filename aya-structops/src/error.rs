@@ -144,6 +144,12 @@ pub enum Error {
         #[source]
         source: SysError,
     },
+    /// Not allowed: loading struct_ops needs root (CAP_BPF with CAP_SYS_ADMIN or CAP_NET_ADMIN).
+    #[error("permission denied {op}: loading struct_ops needs root (CAP_BPF and CAP_SYS_ADMIN)")]
+    Permission {
+        /// What was being done.
+        op: String,
+    },
     /// The kernel lacks a feature the operation needs.
     #[error("the running kernel does not support {0}")]
     Unsupported(&'static str),

@@ -31,6 +31,7 @@ pub mod matching;
 pub mod object;
 mod register;
 pub(crate) mod sys;
+pub mod system;
 pub mod tcp;
 
 use std::sync::{Arc, OnceLock};

@@ -206,9 +206,11 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             spec.symbol_offsets.get(v).copied()
         })
         .map_err(|e| Error::Parse(e.into()))?;
-    let btf_fd = sys::btf_load(&btf).map_err(|e| Error::BtfLoad {
-        io: e.io,
-        log: e.log,
+    let btf_fd = sys::btf_load(&btf).map_err(|e| match e.errno() {
+        Some(libc::EPERM | libc::EACCES) => Error::Permission {
+            op: format!("loading the BTF of object `{}`", spec.name),
+        },
+        _ => Error::BtfLoad { io: e.io, log: e.log },
     })?;
 
     // Global data, with kernel field offsets written in.

@@ -1,1 +1,123 @@
-//! Integration tests for aya-structops; run through `cargo xtask integration-test`.
+//! Shared helpers of the integration tests: embedded objects, skips that say why, and accounting of what
+//! the kernel holds, so tests can assert that nothing was left behind.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+/// BPF objects the tests load. Rust ones come from `cargo xtask build-ebpf`; C ones from `testdata/obj`.
+pub mod objects {
+    macro_rules! rust_obj {
+        ($name:literal) => {
+            include_bytes!(concat!(env!("AYA_STRUCTOPS_BPF_DIR"), "/", $name, ".o"))
+        };
+    }
+    macro_rules! c_obj {
+        ($name:literal) => {
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/obj/", $name, ".o"))
+        };
+    }
+    /// examples/tcp-cc-ebpf: `rust_reno`, a link map, kfuncs.
+    pub const TCP_CC: &[u8] = rust_obj!("tcp_cc");
+    /// integration-ebpf dummy: `bpf_dummy_ops` programs.
+    pub const DUMMY: &[u8] = rust_obj!("dummy");
+    /// integration-ebpf reno_map: `rs_reno_map`, a `.struct_ops` map, no kfuncs.
+    pub const RENO_MAP: &[u8] = rust_obj!("reno_map");
+    /// C corpus (testdata/README.md says what each exercises).
+    pub mod c {
+        /// `c_reno` in `.struct_ops`.
+        pub const TCP_CC: &[u8] = c_obj!("tcp_cc");
+        /// `c_reno_link` in `.struct_ops.link`.
+        pub const TCP_CC_LINK: &[u8] = c_obj!("tcp_cc_link");
+        /// `bpf_dummy_ops` test programs.
+        pub const DUMMY: &[u8] = c_obj!("dummy");
+        /// Two maps sharing a program, and an optional map.
+        pub const MULTI: &[u8] = c_obj!("multi");
+        /// A program used by two kernel types.
+        pub const BAD_REUSE: &[u8] = c_obj!("bad_reuse");
+        /// A program no map references.
+        pub const ORPHAN: &[u8] = c_obj!("orphan");
+        /// `tcp_congestion_ops___mine`.
+        pub const FLAVOR: &[u8] = c_obj!("flavor");
+        /// A set member the kernel lacks.
+        pub const MISSING_MEMBER: &[u8] = c_obj!("missing_member");
+        /// A zero member the kernel lacks.
+        pub const ZERO_MEMBER: &[u8] = c_obj!("zero_member");
+        /// A function pointer declared as data.
+        pub const BAD_KIND: &[u8] = c_obj!("bad_kind");
+        /// `flags` declared as 8 bytes.
+        pub const BAD_SIZE: &[u8] = c_obj!("bad_size");
+        /// A bitfield member.
+        pub const BITFIELD: &[u8] = c_obj!("bitfield");
+        /// A type the kernel does not have.
+        pub const NO_SUCH_TYPE: &[u8] = c_obj!("no_such_type");
+        /// No struct_ops at all.
+        pub const NO_STRUCT_OPS: &[u8] = c_obj!("no_struct_ops");
+        /// Global data, a BTF map, a subprogram call, CO-RE.
+        pub const GLOBALS: &[u8] = c_obj!("globals");
+    }
+}
+
+/// Reports a skipped test in the form the VM runner collects: `SKIP <test>: <what the kernel lacks>`.
+pub fn skip(test: &str, reason: &str) {
+    println!("SKIP {test}: {reason}");
+}
+
+/// Whether we run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Number of open fds of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Names of struct_ops maps in the kernel.
+pub fn struct_ops_map_names() -> BTreeSet<String> {
+    aya_structops::system::struct_ops()
+        .expect("listing struct_ops maps")
+        .into_iter()
+        .map(|i| i.map_name)
+        .collect()
+}
+
+/// Waits (bounded) until `cond` holds; the kernel frees maps and links asynchronously (RCU, workqueues).
+pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts that no struct_ops map named like any of `names` remains (waiting for deferred frees).
+pub fn assert_no_struct_ops_maps(names: &[&str]) {
+    eventually(&format!("struct_ops maps {names:?} to be freed"), Duration::from_secs(10), || {
+        let present = struct_ops_map_names();
+        names.iter().all(|n| !present.contains(*n))
+    });
+}
+
+/// Asserts that `name` is no longer an available congestion control.
+pub fn assert_cc_gone(name: &str) {
+    eventually(&format!("{name} to leave tcp_available_congestion_control"), Duration::from_secs(5), || {
+        !aya_structops::tcp::is_available(name).unwrap()
+    });
+}
+
+/// Whether the running kernel's BTF has a function (e.g. a kfunc).
+pub fn kernel_has_func(name: &str) -> bool {
+    aya_structops::running_kernel()
+        .map(|k| k.find(aya_structops::btf::BtfKind::Func, name).is_some())
+        .unwrap_or(false)
+}
+
+/// Whether the running kernel has a struct_ops type.
+pub fn kernel_has_struct_ops(type_name: &str) -> bool {
+    aya_structops::running_kernel()
+        .map(|k| aya_structops::matching::kernel_ops_type(&k, type_name).is_ok())
+        .unwrap_or(false)
+}

@@ -9,8 +9,11 @@ use anyhow::{Context, Result};
 
 use crate::setup::{NIGHTLY, Tools, run};
 
-/// BPF crates and the object name each produces (`target/bpf/<name>.o`).
-pub const BPF_CRATES: &[(&str, &str)] = &[("tcp-cc-ebpf", "tcp_cc"), ("integration-ebpf", "integration")];
+/// BPF crates, and per crate its binaries with the object name each becomes (`target/bpf/<name>.o`).
+pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
+    ("tcp-cc-ebpf", &[("tcp-cc-ebpf", "tcp_cc")]),
+    ("integration-ebpf", &[("dummy", "dummy"), ("reno_map", "reno_map")]),
+];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -27,7 +30,7 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
         tools.bpf_linker_bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for (krate, obj) in BPF_CRATES {
+    for (krate, bins) in BPF_CRATES {
         run(Command::new("cargo")
             .arg(format!("+{NIGHTLY}"))
             .args(["build", "--release", "-p", krate, "--target", "bpfel-unknown-none"])
@@ -38,11 +41,13 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
             .env_remove("RUSTFLAGS")
             .env_remove("RUSTUP_TOOLCHAIN")
             .env_remove("CARGO"))?;
-        let built = root.join("target/bpfel-unknown-none/release").join(krate);
-        let dest = out.join(format!("{obj}.o"));
-        std::fs::copy(&built, &dest)
-            .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
-        eprintln!("xtask: built {}", dest.display());
+        for (bin, obj) in *bins {
+            let built = root.join("target/bpfel-unknown-none/release").join(bin);
+            let dest = out.join(format!("{obj}.o"));
+            std::fs::copy(&built, &dest)
+                .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
+            eprintln!("xtask: built {}", dest.display());
+        }
     }
     Ok(out)
 }

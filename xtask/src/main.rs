@@ -10,7 +10,16 @@
 //! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels.
 
 mod build;
+mod initramfs;
+mod kernels;
 mod setup;
+mod testrun;
+mod vm;
+
+use std::{
+    process::{Command, ExitCode},
+    time::Instant,
+};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,20 +43,88 @@ enum Cmd {
         #[arg(long, default_value_t = 64 << 20)]
         bytes: u64,
     },
+    /// Run the integration tests on the host and/or in QEMU on Debian kernels.
+    ///
+    /// Example: `cargo xtask integration-test --kernel 6.1 --kernel 7 -- tcp_`
+    IntegrationTest(testrun::Options),
+    /// Everything CI runs: unit tests, then the integration tests on host, 6.1 and 7.
+    Test(testrun::Options),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command; `Ok(false)` when tests failed.
+fn run() -> Result<bool> {
     let cli = Cli::parse();
+    let done = |r: Result<()>| r.map(|()| true);
     match cli.cmd {
-        Cmd::Setup => setup::all().map(|_| ()),
+        Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.1 == 0),
+        Cmd::Test(opts) => test(opts),
+        Cmd::Setup => done(setup::all().map(|_| ())),
         Cmd::BuildEbpf => {
             let tools = setup::all()?;
-            build::ebpf(&tools).map(|_| ())
+            done(build::ebpf(&tools).map(|_| ()))
         }
         Cmd::Demo { bytes } => {
             let tools = setup::all()?;
             let dir = build::ebpf(&tools)?;
-            build::run_example(&dir, bytes)
+            done(build::run_example(&dir, bytes))
         }
     }
+}
+
+/// Packages whose unit tests `cargo xtask test` runs (the userspace ones).
+const UNIT_TEST_PACKAGES: &[&str] = &["aya-structops", "aya-structops-ebpf-macros", "xtask"];
+/// Kernels `cargo xtask test` runs the integration tests on unless told otherwise.
+const CI_KERNELS: &[&str] = &["host", "6.1", "7"];
+
+/// `cargo xtask test`: setup, BPF build, unit tests, integration tests; timing of each phase.
+fn test(mut opts: testrun::Options) -> Result<bool> {
+    let t0 = Instant::now();
+    let mut phases: Vec<(&str, f64, String)> = Vec::new();
+
+    let t = Instant::now();
+    let tools = setup::all()?;
+    setup::vm_tools()?;
+    phases.push(("setup", t.elapsed().as_secs_f64(), "ok".into()));
+
+    let t = Instant::now();
+    build::ebpf(&tools)?;
+    phases.push(("build-ebpf", t.elapsed().as_secs_f64(), "ok".into()));
+
+    let t = Instant::now();
+    let mut cmd = Command::new("cargo");
+    cmd.arg("test").current_dir(build::workspace_root());
+    for p in UNIT_TEST_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    let unit_ok = setup::run(&mut cmd).is_ok();
+    phases.push(("unit tests", t.elapsed().as_secs_f64(), if unit_ok { "ok" } else { "FAILED" }.into()));
+
+    let t = Instant::now();
+    if opts.kernels.is_empty() {
+        opts.kernels = CI_KERNELS.iter().map(|s| s.to_string()).collect();
+    }
+    let totals = testrun::integration_test(&opts);
+    let it = match &totals {
+        Ok(t) => format!("{} passed, {} failed, {} skipped", t.0, t.1, t.2),
+        Err(e) => format!("error: {e:#}"),
+    };
+    phases.push(("integration tests", t.elapsed().as_secs_f64(), it));
+
+    println!("\ntiming:");
+    for (name, secs, what) in &phases {
+        println!("  {name:<18} {secs:>7.1} s  {what}");
+    }
+    println!("  {:<18} {:>7.1} s", "total", t0.elapsed().as_secs_f64());
+    Ok(unit_ok && totals?.1 == 0)
 }

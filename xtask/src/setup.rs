@@ -126,3 +126,9 @@ fn unsafe_euid_is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// Installs what `cargo xtask integration-test` needs for the VMs (QEMU, a static busybox for the
+/// guest, xz/zstd for kernel modules, strip).
+pub fn vm_tools() -> Result<()> {
+    apt_install(&["qemu-system-x86", "busybox-static", "xz-utils", "zstd", "binutils"])
+}

@@ -4,7 +4,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{BPF_F_REPLACE, bpf_attach_type, bpf_cmd};
 
-use super::{SysError, bpf_cmd as bpf_checked, bpf_fd, fd_u32, zeroed_attr};
+use super::{SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
 
 /// Registers a struct_ops map created with `BPF_F_LINK` (and already filled by a map update) and
 /// returns the link fd; closing the last reference to the link unregisters it.

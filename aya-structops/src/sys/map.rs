@@ -5,7 +5,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use aya_obj::generated::{BPF_F_VTYPE_BTF_OBJ_FD, bpf_attr, bpf_cmd, bpf_map_type};
 
 use super::{
-    SysError, bpf_cmd as bpf_checked, bpf_fd, fd_u32, obj::map_info, opt_fd_u32, sanitize_obj_name,
+    SysError, bpf_checked, bpf_fd, fd_u32, obj::map_info, opt_fd_u32, sanitize_obj_name,
     zeroed_attr,
 };
 

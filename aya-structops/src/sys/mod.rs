@@ -1,8 +1,8 @@
 //! A small, safe layer over the `bpf(2)` system call.
 //!
 //! Everything here is `pub(crate)`: the rest of the crate talks to the kernel only through these
-//! functions. File descriptors are [`OwnedFd`] / [`BorrowedFd`]; raw integers appear only inside
-//! this module and in arrays handed to the kernel (`fd_array`).
+//! functions. File descriptors are [`OwnedFd`] / [`BorrowedFd`](std::os::fd::BorrowedFd); raw
+//! integers appear only inside this module and in arrays handed to the kernel (`fd_array`).
 //!
 //! Every command fills a zeroed [`bpf_attr`] and passes `size_of::<bpf_attr>()` as its size. The
 //! kernel accepts a larger `bpf_attr` than it knows as long as the unknown tail is zero, so the
@@ -39,6 +39,7 @@ pub(crate) use self::{
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
+        btf_fd_by_name,
         btf_id, btf_info, link_fd_by_id, link_info, link_next_id, map_fd_by_id, map_info,
         map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
     },
@@ -161,19 +162,19 @@ unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
 /// # Safety
 ///
 /// As for [`bpf`].
-unsafe fn bpf_cmd(cmd: bpf_cmd, attr: &mut bpf_attr) -> Result<i64, SysError> {
+unsafe fn bpf_checked(cmd: bpf_cmd, attr: &mut bpf_attr) -> Result<i64, SysError> {
     // SAFETY: forwarded to the caller.
     unsafe { bpf(cmd, attr) }.map_err(|io| SysError::new(cmd, io))
 }
 
-/// [`bpf_cmd`] for commands that return a new file descriptor.
+/// [`bpf_checked`] for commands that return a new file descriptor.
 ///
 /// # Safety
 ///
 /// As for [`bpf`]; additionally `cmd` must return a new fd owned by the caller on success.
 unsafe fn bpf_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> Result<OwnedFd, SysError> {
     // SAFETY: forwarded to the caller.
-    let raw = unsafe { bpf_cmd(cmd, attr) }?;
+    let raw = unsafe { bpf_checked(cmd, attr) }?;
     // SAFETY: forwarded to the caller: `raw` is a fresh fd we own.
     unsafe { take_fd(raw) }.map_err(|io| SysError::new(cmd, io))
 }

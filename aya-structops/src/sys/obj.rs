@@ -3,7 +3,7 @@
 use std::{
     ffi::CString,
     os::{
-        fd::{BorrowedFd, OwnedFd},
+        fd::{AsFd as _, BorrowedFd, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
     path::Path,
@@ -11,7 +11,7 @@ use std::{
 
 use aya_obj::generated::{bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
 
-use super::{SysError, bpf_cmd as bpf_checked, bpf_fd, fd_u32, zeroed_attr};
+use super::{SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
 
 /// `path` as a C string, refusing interior NULs.
 fn c_path(cmd: bpf_cmd, path: &Path) -> Result<CString, SysError> {
@@ -159,6 +159,32 @@ pub(crate) fn prog_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
 /// A new fd to the link with id `id` (`ENOENT` if it is gone).
 pub(crate) fn link_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
     fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
+}
+
+/// A new fd to the kernel BTF object named `name` (a module's BTF, e.g. `"tcp_dctcp"`; `"vmlinux"` for
+/// the kernel's own), found by walking BTF ids. `ENOENT` when no such kernel BTF is loaded.
+pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {
+    let mut id = 0;
+    while let Some(next) = next_id(bpf_cmd::BPF_BTF_GET_NEXT_ID, id)? {
+        id = next;
+        let Ok(fd) = fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id) else { continue };
+        let mut buf = [0u8; 64];
+        // SAFETY: `bpf_btf_info` is valid when zeroed.
+        let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
+        info.name = buf.as_mut_ptr() as u64;
+        info.name_len = buf.len() as u32;
+        let mut attr = zeroed_attr();
+        attr.info.bpf_fd = fd_u32(fd.as_fd());
+        attr.info.info_len = size_of::<bpf_btf_info>() as u32;
+        attr.info.info = (&raw mut info) as u64;
+        // SAFETY: `info` and `buf` are writable for the lengths given; `btf` is null with size 0.
+        unsafe { bpf_checked(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        if info.kernel_btf != 0 && &buf[..end] == name.as_bytes() {
+            return Ok(fd);
+        }
+    }
+    Err(SysError::new(bpf_cmd::BPF_BTF_GET_FD_BY_ID, std::io::Error::from_raw_os_error(libc::ENOENT)))
 }
 
 #[cfg(test)]

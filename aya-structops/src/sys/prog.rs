@@ -9,8 +9,8 @@ use std::{
 use aya_obj::generated::{BPF_F_SLEEPABLE, bpf_cmd, bpf_insn};
 
 use super::{
-    SysError, bpf, bpf_cmd as bpf_checked, fd_u32, len_u32, opt_fd_u32, retry_with_log,
-    sanitize_obj_name, take_fd, zeroed_attr,
+    SysError, bpf, bpf_checked, fd_u32, len_u32, opt_fd_u32, retry_with_log, sanitize_obj_name,
+    take_fd, zeroed_attr,
 };
 
 /// First size of the verifier log buffer when a load failed.

@@ -90,6 +90,8 @@ struct_ops_map! {
     };
 }
 
+aya_structops_ebpf::license!("GPL");
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -1,0 +1,111 @@
+//! What is registered on the system: every struct_ops map the kernel holds, like `bpftool struct_ops show`.
+
+use std::os::fd::AsFd;
+
+use aya_obj::generated::{bpf_link_type, bpf_map_type};
+
+use crate::{Error, sys};
+
+/// State of a struct_ops map (`enum bpf_struct_ops_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StructOpsState {
+    /// Created, no value yet.
+    Init,
+    /// Registered by a map update (non-link map).
+    InUse,
+    /// Being unregistered.
+    ToBeFreed,
+    /// Value set; a link map is registered while a link holds it.
+    Ready,
+    /// A value this crate does not know.
+    Unknown(u32),
+}
+
+/// One struct_ops map in the kernel.
+#[derive(Debug, Clone)]
+pub struct StructOpsInfo {
+    /// Kernel map id.
+    pub map_id: u32,
+    /// Map name (at most 15 bytes).
+    pub map_name: String,
+    /// The ops type, when its value type is found in vmlinux BTF.
+    pub type_name: Option<String>,
+    /// Created with `BPF_F_LINK`.
+    pub link_map: bool,
+    /// The map's state.
+    pub state: StructOpsState,
+    /// Ids of the struct_ops links that hold this map.
+    pub link_ids: Vec<u32>,
+}
+
+impl StructOpsInfo {
+    /// Whether the struct_ops is registered with its subsystem.
+    pub fn registered(&self) -> bool {
+        self.state == StructOpsState::InUse || !self.link_ids.is_empty()
+    }
+}
+
+fn c_name(raw: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Lists every struct_ops map in the kernel with its state and links.
+pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
+    let sys_err = |what: &str| {
+        let what = what.to_owned();
+        move |source| Error::Sys { what: what.clone(), source }
+    };
+    // Links first: map id -> link ids.
+    let mut links: Vec<(u32, u32)> = Vec::new();
+    let mut id = 0;
+    while let Some(next) = sys::link_next_id(id).map_err(sys_err("listing links"))? {
+        id = next;
+        let Ok(fd) = sys::link_fd_by_id(id) else { continue }; // gone meanwhile
+        let info = sys::link_info(fd.as_fd()).map_err(sys_err("link info"))?;
+        if info.type_ == bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32 {
+            // SAFETY: the kernel filled the struct_ops variant for this link type.
+            let map_id = unsafe { info.__bindgen_anon_1.struct_ops.map_id };
+            links.push((map_id, id));
+        }
+    }
+    let kernel = crate::running_kernel().ok();
+    let mut out = Vec::new();
+    let mut id = 0;
+    while let Some(next) = sys::map_next_id(id).map_err(sys_err("listing maps"))? {
+        id = next;
+        let Ok(fd) = sys::map_fd_by_id(id) else { continue };
+        let info = sys::map_info(fd.as_fd()).map_err(sys_err("map info"))?;
+        if info.type_ != bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32 {
+            continue;
+        }
+        let mut value = vec![0u8; info.value_size as usize];
+        let state = match sys::map_lookup_elem(fd.as_fd(), &0u32.to_ne_bytes(), &mut value) {
+            Ok(true) if value.len() >= 8 => {
+                match u32::from_ne_bytes(value[4..8].try_into().expect("4 bytes")) {
+                    0 => StructOpsState::Init,
+                    1 => StructOpsState::InUse,
+                    2 => StructOpsState::ToBeFreed,
+                    3 => StructOpsState::Ready,
+                    n => StructOpsState::Unknown(n),
+                }
+            }
+            _ => StructOpsState::Init,
+        };
+        let type_name = kernel.as_ref().and_then(|k| {
+            k.vmlinux()
+                .name_of(info.btf_vmlinux_value_type_id)
+                .ok()
+                .and_then(|n| n.strip_prefix("bpf_struct_ops_").map(str::to_owned))
+        });
+        out.push(StructOpsInfo {
+            map_id: info.id,
+            map_name: c_name(&info.name),
+            type_name,
+            link_map: info.map_flags & aya_obj::generated::BPF_F_LINK != 0,
+            state,
+            link_ids: links.iter().filter(|(m, _)| *m == info.id).map(|(_, l)| *l).collect(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! Integration tests: one file per feature. Run as root: `cargo xtask integration-test`.
+
+mod dummy_ops;
+mod errors;
+mod tcp_cc;
