@@ -150,6 +150,9 @@ pub enum Error {
         /// What was being done.
         op: String,
     },
+    /// A pinned object that is not a struct_ops map or link.
+    #[error("{0} is not a struct_ops map or struct_ops link")]
+    NotStructOps(PathBuf),
     /// The kernel lacks a feature the operation needs.
     #[error("the running kernel does not support {0}")]
     Unsupported(&'static str),

@@ -507,3 +507,113 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
     }
     Ok(plan)
 }
+
+/// One map in a [`CompatReport`].
+#[derive(Debug, Clone)]
+pub struct MapReport {
+    /// Map name.
+    pub map: String,
+    /// Kernel type name (flavor stripped).
+    pub type_name: String,
+    /// Whether the loader would create it (optional maps are not created unless asked).
+    pub autocreate: bool,
+    /// `Err` when the kernel lacks the type.
+    pub kernel_type: Result<KernelOpsType, String>,
+    /// Per member verdicts (empty when the type is missing).
+    pub members: Vec<(String, MemberStatus)>,
+}
+
+/// Would this object load on that kernel? Per map and member, per kernel field, per kfunc.
+#[derive(Debug, Clone)]
+pub struct CompatReport {
+    /// struct_ops maps.
+    pub maps: Vec<MapReport>,
+    /// Kernel fields the programs read: `type.path` -> offset or why not.
+    pub fields: Vec<(String, Result<u32, String>)>,
+    /// kfuncs the programs call -> found or not.
+    pub kfuncs: Vec<(String, bool)>,
+}
+
+impl CompatReport {
+    /// Whether everything the loader would create matches.
+    pub fn compatible(&self) -> bool {
+        self.maps.iter().filter(|m| m.autocreate).all(|m| {
+            m.kernel_type.is_ok()
+                && m.members.iter().all(|(_, s)| !matches!(s, MemberStatus::Incompatible(_)))
+        }) && self.fields.iter().all(|(_, r)| r.is_ok())
+            && self.kfuncs.iter().all(|(_, ok)| *ok)
+    }
+}
+
+impl std::fmt::Display for CompatReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for m in &self.maps {
+            let created = if m.autocreate { "" } else { " (optional, not created)" };
+            match &m.kernel_type {
+                Err(e) => writeln!(f, "map {} ({}){created}: INCOMPATIBLE: {e}", m.map, m.type_name)?,
+                Ok(_) => writeln!(f, "map {} ({}){created}:", m.map, m.type_name)?,
+            }
+            for (member, status) in &m.members {
+                match status {
+                    MemberStatus::Matched(i) => writeln!(f, "  {member:<20} matched (kernel member #{i})")?,
+                    MemberStatus::AbsentZero => writeln!(f, "  {member:<20} absent in kernel, zero: ignored")?,
+                    MemberStatus::Incompatible(r) => writeln!(f, "  {member:<20} INCOMPATIBLE: {r}")?,
+                }
+            }
+        }
+        for (field, r) in &self.fields {
+            match r {
+                Ok(off) => writeln!(f, "field {field:<26} offset {off}")?,
+                Err(e) => writeln!(f, "field {field:<26} INCOMPATIBLE: {e}")?,
+            }
+        }
+        for (k, ok) in &self.kfuncs {
+            writeln!(f, "kfunc {k:<26} {}", if *ok { "found" } else { "MISSING" })?;
+        }
+        write!(f, "{}", if self.compatible() { "compatible" } else { "incompatible" })
+    }
+}
+
+/// Reports, without loading anything, whether each map, member, kernel field and kfunc of `obj` matches
+/// `kernel` (the running kernel, or another kernel's BTF from [`KernelBtf::from_file`]).
+pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
+    let mut maps = Vec::new();
+    for map in obj.struct_ops.values() {
+        let type_name = map.kernel_type_name().to_owned();
+        let (kernel_type, members) = match kernel_ops_type(kernel, &type_name) {
+            Err(e) => (Err(format!("no struct_ops type `{type_name}` in this kernel ({e})")), Vec::new()),
+            Ok(kty) => match match_members(obj, map, kernel, &kty) {
+                Ok((verdicts, _, _)) => (Ok(kty), verdicts),
+                Err(e) => (Err(e.to_string()), Vec::new()),
+            },
+        };
+        maps.push(MapReport { map: map.name.clone(), type_name, autocreate: map.autocreate, kernel_type, members });
+    }
+    let mut fields = Vec::new();
+    for field in obj.fields.iter().filter(|f| f.used) {
+        let name = format!("{}.{}", field.type_name, field.path.join("."));
+        let parts: Vec<&str> = field.path.iter().map(String::as_str).collect();
+        let r = kernel
+            .find(BtfKind::Struct, &field.type_name)
+            .or_else(|| kernel.find(BtfKind::Union, &field.type_name))
+            .ok_or_else(|| "no such struct or union".to_owned())
+            .and_then(|(o, id)| kernel.btf(&o).member_path(id, &parts).map_err(|e| e.to_string()))
+            .and_then(|loc| {
+                if field.size != 0 && loc.size != field.size {
+                    Err(format!("{} bytes in the kernel, the program reads {}", loc.size, field.size))
+                } else {
+                    Ok(loc.byte_offset)
+                }
+            });
+        fields.push((name, r));
+    }
+    let mut kfuncs: Vec<(String, bool)> = Vec::new();
+    for p in obj.programs.values() {
+        for k in p.kfuncs() {
+            if !kfuncs.iter().any(|(n, _)| n == k) {
+                kfuncs.push((k.to_owned(), kernel.find(BtfKind::Func, k).is_some()));
+            }
+        }
+    }
+    CompatReport { maps, fields, kfuncs }
+}

@@ -1,14 +1,19 @@
 //! Loaded struct_ops map -> registered: [`Registration`], an RAII handle that unregisters on drop.
 
 use std::{
-    os::fd::{AsFd, OwnedFd},
-    path::PathBuf,
+    os::fd::{AsFd, AsRawFd, OwnedFd},
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
+use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{debug, info_span};
 
-use crate::{Error, load::Loaded, sys};
+use crate::{
+    Error,
+    load::{Loaded, StructOpsMap},
+    sys,
+};
 
 /// A registered struct_ops map.
 ///
@@ -49,10 +54,187 @@ impl Registration {
             })
     }
 
-    /// Unregisters now, reporting errors that dropping would swallow.
+    /// The kernel id of the link, for link registrations.
+    pub fn link_id(&self) -> Result<Option<u32>, Error> {
+        let Some(link) = &self.link else { return Ok(None) };
+        sys::link_info(link.as_fd())
+            .map(|i| Some(i.id))
+            .map_err(|source| Error::Sys { what: format!("link of `{}` info", self.map), source })
+    }
+
+    /// Where it is pinned, if it is.
+    pub fn pin_path(&self) -> Option<&Path> {
+        self.pinned.as_deref()
+    }
+
+    /// Unregisters now (removing the pin, if pinned), reporting errors that dropping would swallow.
     pub fn unregister(mut self) -> Result<(), Error> {
-        self.pinned = None;
+        if let Some(path) = self.pinned.take() {
+            std::fs::remove_file(&path).map_err(|e| Error::Pin {
+                path: path.clone(),
+                source: sys::SysError { cmd: "unlink", io: e },
+            })?;
+        }
         self.release()
+    }
+
+    /// Pins the registration in bpffs at `path` (the link for link maps, the map otherwise): it then outlives
+    /// this process. Dropping the handle afterwards leaves it registered; reopen it with
+    /// [`Registration::from_pin`], end it with [`Registration::unregister`] or [`Registration::unpin`] + drop.
+    pub fn pin(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let fd = match &self.link {
+            Some(link) => link.as_fd(),
+            None => self.map_fd.as_fd(),
+        };
+        sys::obj_pin(fd, path).map_err(|source| Error::Pin { path: path.to_owned(), source })?;
+        debug!(map = %self.map, path = %path.display(), "pinned");
+        self.pinned = Some(path.to_owned());
+        Ok(())
+    }
+
+    /// Removes the pin; dropping the handle then unregisters.
+    pub fn unpin(&mut self) -> Result<(), Error> {
+        if let Some(path) = self.pinned.take() {
+            std::fs::remove_file(&path).map_err(|e| Error::Pin {
+                path: path.clone(),
+                source: sys::SysError { cmd: "unlink", io: e },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Opens a registration pinned by [`Registration::pin`] (in this or another process). The handle is
+    /// pinned: dropping it leaves the registration alone; [`Registration::unregister`] ends it.
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let pin_err = |source| Error::Pin { path: path.to_owned(), source };
+        let fd = sys::obj_get(path).map_err(pin_err)?;
+        let (map_fd, link) = match sys::fd_kind(fd.as_fd()) {
+            sys::FdKind::Map => (fd, None),
+            sys::FdKind::Link => {
+                let info = sys::link_info(fd.as_fd()).map_err(pin_err)?;
+                if info.type_ != aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32 {
+                    return Err(Error::NotStructOps(path.to_owned()));
+                }
+                // SAFETY: the struct_ops variant, for a struct_ops link.
+                let map_id = unsafe { info.__bindgen_anon_1.struct_ops.map_id };
+                let map = sys::map_fd_by_id(map_id).map_err(pin_err)?;
+                (map, Some(fd))
+            }
+            _ => return Err(Error::NotStructOps(path.to_owned())),
+        };
+        let info = sys::map_info(map_fd.as_fd()).map_err(pin_err)?;
+        if info.type_ != aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32 {
+            return Err(Error::NotStructOps(path.to_owned()));
+        }
+        let type_name = crate::running_kernel()
+            .ok()
+            .and_then(|k| {
+                k.vmlinux()
+                    .name_of(info.btf_vmlinux_value_type_id)
+                    .ok()
+                    .and_then(|n| n.strip_prefix("bpf_struct_ops_").map(str::to_owned))
+            })
+            .unwrap_or_default();
+        let name: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        Ok(Self {
+            map: String::from_utf8_lossy(&name).into_owned(),
+            type_name,
+            map_fd: Arc::new(map_fd),
+            link,
+            pinned: Some(path.to_owned()),
+        })
+    }
+
+    /// Detaches the link (`BPF_LINK_DETACH`, kernel 6.9+): the struct_ops is unregistered now, though the
+    /// handle lives on. [`Registration::detached`] then resolves.
+    pub fn detach(&self) -> Result<(), Error> {
+        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "detach needs a link"))?;
+        sys::link_detach(link.as_fd()).map_err(|source| match source.errno() {
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Error::Unsupported("BPF_LINK_DETACH of struct_ops links (6.9+)"),
+            _ => Error::Sys { what: format!("detaching the link of `{}`", self.map), source },
+        })
+    }
+
+    /// Atomically replaces the live struct_ops with `new` (a link map of the same kernel type, loaded but not
+    /// registered). With `expected_old`, the kernel first checks that the link still uses that map. On failure
+    /// the old struct_ops stays registered and this handle unchanged.
+    ///
+    /// # Cancellation safety
+    /// The update is one syscall made on the calling task: dropping the future before it is polled does
+    /// nothing; once polled it completes.
+    pub async fn update(&mut self, new: &StructOpsMap, expected_old: Option<&StructOpsMap>) -> Result<(), Error> {
+        self.update_blocking(new, expected_old)
+    }
+
+    /// Blocking form of [`Registration::update`].
+    pub fn update_blocking(&mut self, new: &StructOpsMap, expected_old: Option<&StructOpsMap>) -> Result<(), Error> {
+        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "update needs a link"))?;
+        if !new.link {
+            return Err(Error::NotLink(new.name.clone(), "a link can only move to another link map"));
+        }
+        let fail = |source: sys::SysError| Error::Register {
+            map: new.name.clone(),
+            type_name: new.type_name.clone(),
+            hint: match source.errno() {
+                Some(libc::EPERM) => " (the link does not use the expected old map)".into(),
+                Some(libc::EINVAL) => " (the maps are of different types, or the new one is not a link map)".into(),
+                _ => String::new(),
+            },
+            source,
+        };
+        // A map that is already READY (updated before) is fine; fill it if it isn't.
+        match sys::map_update_elem(new.fd.as_fd(), &0u32.to_ne_bytes(), &new.value, 0) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        sys::link_update_struct_ops(link.as_fd(), new.fd.as_fd(), expected_old.map(|m| m.fd.as_fd()))
+            .map_err(fail)?;
+        debug!(old = %self.map, new = %new.name, "struct_ops link updated");
+        self.map = new.name.clone();
+        self.type_name = new.type_name.clone();
+        self.map_fd = new.fd.clone();
+        Ok(())
+    }
+
+    /// Resolves when the kernel drops this struct_ops: the link was detached, or the subsystem unregistered it
+    /// (sched_ext ejects a scheduler on error or watchdog timeout). Uses `EPOLLHUP` on the link fd (6.9+).
+    ///
+    /// Errors with [`Error::Unsupported`] at once on kernels whose struct_ops links cannot be polled, and
+    /// with [`Error::NotLink`] for non-link registrations.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: it only waits; dropping it changes nothing.
+    pub async fn detached(&self) -> Result<Detached, Error> {
+        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "detach notification needs a link"))?;
+        let dup = link.try_clone().map_err(|e| Error::Sys {
+            what: format!("duplicating the link fd of `{}`", self.map),
+            source: sys::SysError { cmd: "dup", io: e },
+        })?;
+        match poll_now(&dup) {
+            p if p & libc::POLLHUP != 0 => return Ok(Detached { map: self.map.clone() }),
+            // Links without a poll method report "always ready" (DEFAULT_POLLMASK): no notification there.
+            p if p & (libc::POLLIN | libc::POLLOUT) != 0 => {
+                return Err(Error::Unsupported("EPOLLHUP notification on struct_ops links (6.9+)"));
+            }
+            _ => {}
+        }
+        let afd = AsyncFd::with_interest(dup, Interest::READABLE).map_err(|e| Error::Sys {
+            what: format!("watching the link of `{}`", self.map),
+            source: sys::SysError { cmd: "epoll_ctl", io: e },
+        })?;
+        loop {
+            let mut guard = afd.readable().await.map_err(|e| Error::Sys {
+                what: format!("waiting on the link of `{}`", self.map),
+                source: sys::SysError { cmd: "epoll_wait", io: e },
+            })?;
+            if poll_now(afd.get_ref()) & libc::POLLHUP != 0 {
+                return Ok(Detached { map: self.map.clone() });
+            }
+            guard.clear_ready();
+        }
     }
 
     fn release(&mut self) -> Result<(), Error> {
@@ -81,6 +263,20 @@ impl Drop for Registration {
             tracing::warn!(error = %e, "unregistering on drop failed");
         }
     }
+}
+
+/// The kernel dropped a struct_ops (see [`Registration::detached`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detached {
+    /// The map that was registered.
+    pub map: String,
+}
+
+fn poll_now(fd: &OwnedFd) -> i16 {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n < 0 { 0 } else { p.revents }
 }
 
 /// What registering needs, owned so it can move to a blocking thread.

@@ -109,3 +109,30 @@ pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
     }
     Ok(out)
 }
+
+/// A struct_ops program loaded in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramInfo {
+    /// Kernel program id.
+    pub id: u32,
+    /// Program name (at most 15 bytes).
+    pub name: String,
+}
+
+/// Lists the struct_ops programs loaded in the kernel.
+pub fn struct_ops_programs() -> Result<Vec<ProgramInfo>, Error> {
+    let mut out = Vec::new();
+    let mut id = 0;
+    while let Some(next) = sys::prog_next_id(id)
+        .map_err(|source| Error::Sys { what: "listing programs".into(), source })?
+    {
+        id = next;
+        let Ok(fd) = sys::prog_fd_by_id(id) else { continue };
+        let info = sys::prog_info(fd.as_fd())
+            .map_err(|source| Error::Sys { what: format!("program {id} info"), source })?;
+        if info.type_ == aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32 {
+            out.push(ProgramInfo { id: info.id, name: c_name(&info.name) });
+        }
+    }
+    Ok(out)
+}

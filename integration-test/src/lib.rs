@@ -24,6 +24,10 @@ pub mod objects {
     pub const DUMMY: &[u8] = rust_obj!("dummy");
     /// integration-ebpf reno_map: `rs_reno_map`, a `.struct_ops` map, no kfuncs.
     pub const RENO_MAP: &[u8] = rust_obj!("reno_map");
+    /// integration-ebpf bad_prog: the second of four programs fails verification.
+    pub const BAD_PROG: &[u8] = rust_obj!("bad_prog");
+    /// integration-ebpf incomplete: no cong_avoid (registration fails), plus an optional complete map.
+    pub const INCOMPLETE: &[u8] = rust_obj!("incomplete");
     /// C corpus (testdata/README.md says what each exercises).
     pub mod c {
         /// `c_reno` in `.struct_ops`.
@@ -120,4 +124,39 @@ pub fn kernel_has_struct_ops(type_name: &str) -> bool {
     aya_structops::running_kernel()
         .map(|k| aya_structops::matching::kernel_ops_type(&k, type_name).is_ok())
         .unwrap_or(false)
+}
+
+/// Names of struct_ops programs in the kernel.
+pub fn struct_ops_program_names() -> BTreeSet<String> {
+    aya_structops::system::struct_ops_programs()
+        .expect("listing programs")
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// A snapshot of what this process and the kernel hold, to compare before/after an operation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Open fds of this process.
+    pub fds: usize,
+    /// struct_ops map names.
+    pub maps: BTreeSet<String>,
+    /// struct_ops program names.
+    pub programs: BTreeSet<String>,
+}
+
+impl Held {
+    /// Takes a snapshot now.
+    pub fn now() -> Self {
+        Self { fds: fd_count(), maps: struct_ops_map_names(), programs: struct_ops_program_names() }
+    }
+
+    /// Asserts (waiting for the kernel's deferred frees) that nothing beyond `self` is held.
+    pub fn assert_released(&self, what: &str) {
+        assert_eq!(fd_count(), self.fds, "{what}: fds left open");
+        eventually(&format!("{what}: kernel objects released"), Duration::from_secs(10), || {
+            struct_ops_map_names().is_subset(&self.maps) && struct_ops_program_names().is_subset(&self.programs)
+        });
+    }
 }

@@ -12,12 +12,23 @@ use crate::setup::{NIGHTLY, Tools, run};
 /// BPF crates, and per crate its binaries with the object name each becomes (`target/bpf/<name>.o`).
 pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
     ("tcp-cc-ebpf", &[("tcp-cc-ebpf", "tcp_cc")]),
-    ("integration-ebpf", &[("dummy", "dummy"), ("reno_map", "reno_map")]),
+    (
+        "integration-ebpf",
+        &[
+            ("dummy", "dummy"),
+            ("reno_map", "reno_map"),
+            ("bad_prog", "bad_prog"),
+            ("incomplete", "incomplete"),
+        ],
+    ),
 ];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds every BPF crate for `bpfel-unknown-none` and copies the objects to `target/bpf/`.
@@ -33,11 +44,21 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
     for (krate, bins) in BPF_CRATES {
         run(Command::new("cargo")
             .arg(format!("+{NIGHTLY}"))
-            .args(["build", "--release", "-p", krate, "--target", "bpfel-unknown-none"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                krate,
+                "--target",
+                "bpfel-unknown-none",
+            ])
             .args(["-Z", "build-std=core"])
             .current_dir(&root)
             .env("PATH", &path)
-            .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C debuginfo=2 -C link-arg=--btf")
+            .env(
+                "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
+                "-C debuginfo=2 -C link-arg=--btf",
+            )
             .env_remove("RUSTFLAGS")
             .env_remove("RUSTUP_TOOLCHAIN")
             .env_remove("CARGO"))?;

@@ -36,7 +36,12 @@ struct Cpio<W: Write> {
 
 impl<W: Write> Cpio<W> {
     fn new(out: W) -> Self {
-        Cpio { out, ino: 1, written: 0, dirs: BTreeSet::new() }
+        Cpio {
+            out,
+            ino: 1,
+            written: 0,
+            dirs: BTreeSet::new(),
+        }
     }
 
     fn pad(&mut self) -> Result<()> {
@@ -119,7 +124,10 @@ impl<W: Write> Cpio<W> {
 
 fn gz_file(path: &Path) -> Result<GzEncoder<std::io::BufWriter<fs::File>>> {
     let f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(GzEncoder::new(std::io::BufWriter::new(f), Compression::fast()))
+    Ok(GzEncoder::new(
+        std::io::BufWriter::new(f),
+        Compression::fast(),
+    ))
 }
 
 /// A test executable to put into the guest as `/tests/<name>`.
@@ -130,7 +138,10 @@ pub struct GuestBinary {
 
 /// Test binaries without debug info (a fraction of the size; symbols stay for backtraces).
 fn stripped(path: &Path, scratch: &Path) -> Result<Vec<u8>> {
-    let out = scratch.join(format!("{}.stripped", path.file_name().unwrap().to_string_lossy()));
+    let out = scratch.join(format!(
+        "{}.stripped",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     let ok = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
@@ -152,11 +163,17 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
         .context("busybox not found (apt-get install busybox-static)")?;
     let bb = fs::read(busybox)?;
     if !is_static(busybox)? {
-        bail!("{} is not statically linked (apt-get install busybox-static)", busybox.display());
+        bail!(
+            "{} is not statically linked (apt-get install busybox-static)",
+            busybox.display()
+        );
     }
     let scratch = out.parent().unwrap();
     let mut cpio = Cpio::new(gz_file(out)?);
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "root", "mnt", "tests"] {
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "root", "mnt",
+        "tests",
+    ] {
         cpio.dir(d)?;
     }
     cpio.chardev("dev/console", 0o600, 5, 1)?;
@@ -164,10 +181,22 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
     cpio.file("bin/busybox", 0o755, &bb)?;
     cpio.symlink("bin/sh", "busybox")?;
     cpio.file("init", 0o755, INIT.as_bytes())?;
-    cpio.file("etc/hosts", 0o644, b"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")?;
-    cpio.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    cpio.file(
+        "etc/hosts",
+        0o644,
+        b"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+    )?;
+    cpio.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     cpio.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n")?;
-    cpio.file("etc/nsswitch.conf", 0o644, b"passwd: files\ngroup: files\nhosts: files\n")?;
+    cpio.file(
+        "etc/nsswitch.conf",
+        0o644,
+        b"passwd: files\ngroup: files\nhosts: files\n",
+    )?;
     let mut args = String::new();
     for a in test_args {
         if a.contains('\n') {
@@ -218,9 +247,16 @@ pub fn for_kernel(common: &Path, kernel: &Kernel, out: &Path) -> Result<()> {
 
 /// Shared libraries (and the loader) a dynamic executable needs, from `ldd`.
 fn shared_libs(path: &Path) -> Result<Vec<String>> {
-    let out = Command::new("ldd").arg(path).output().context("running ldd")?;
+    let out = Command::new("ldd")
+        .arg(path)
+        .output()
+        .context("running ldd")?;
     if !out.status.success() {
-        bail!("ldd {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "ldd {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut libs = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -229,7 +265,11 @@ fn shared_libs(path: &Path) -> Result<Vec<String>> {
             Some((_, rhs)) => rhs.trim(),
             None => line.trim(),
         };
-        if let Some(p) = target.split_whitespace().next().filter(|p| p.starts_with('/')) {
+        if let Some(p) = target
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        {
             libs.push(p.to_owned());
         }
     }

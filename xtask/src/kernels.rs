@@ -31,8 +31,18 @@ pub const GUEST_MODULES: &[&str] = &["tcp_dctcp"];
 const MAIN_SUITES: &[&str] = &["bookworm", "trixie-backports", "sid"];
 const SECURITY_BASE: &str = "bookworm";
 const FLAVOUR: &str = "cloud-amd64";
-const DEBIAN_SUITES: &[&str] =
-    &["bullseye", "bookworm", "trixie", "forky", "duke", "sid", "oldstable", "stable", "testing", "unstable"];
+const DEBIAN_SUITES: &[&str] = &[
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
+];
 const REFRESH_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// A kernel ready to boot.
@@ -60,14 +70,19 @@ impl Kernel {
     /// Module files to load in order, relative to `modules/` (which mirrors `/lib/modules/<release>`).
     pub fn modules_load_order(&self) -> Result<Vec<String>> {
         let text = fs::read_to_string(self.dir.join("modules.load"))?;
-        Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        Ok(text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Whether the kernel config has `name=y` (or `=m`).
     pub fn config_value(&self, name: &str) -> Option<String> {
         let text = fs::read_to_string(self.config()).ok()?;
         let prefix = format!("{name}=");
-        text.lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
     }
 }
 
@@ -81,7 +96,11 @@ pub fn kernels_dir() -> PathBuf {
 pub fn prepare(specs: &[String], offline: bool) -> Result<Vec<Kernel>> {
     let root = kernels_dir();
     fs::create_dir_all(&root)?;
-    let mut apt = if offline { None } else { Some(Apt::new(&root)?) };
+    let mut apt = if offline {
+        None
+    } else {
+        Some(Apt::new(&root)?)
+    };
     let mut out = Vec::new();
     for spec in specs {
         let kernel = match apt.as_mut() {
@@ -89,14 +108,20 @@ pub fn prepare(specs: &[String], offline: bool) -> Result<Vec<Kernel>> {
                 Ok(k) => k,
                 Err(e) => match newest_cached(&root, spec)? {
                     Some(cached) => {
-                        eprintln!("xtask: kernel {spec}: {e:#}; using the cached {}", cached.release);
+                        eprintln!(
+                            "xtask: kernel {spec}: {e:#}; using the cached {}",
+                            cached.release
+                        );
                         cached
                     }
                     None => return Err(e.context(format!("kernel {spec}: nothing cached either"))),
                 },
             },
             None => newest_cached(&root, spec)?.ok_or_else(|| {
-                anyhow!("kernel {spec}: --offline and nothing cached in {}", root.display())
+                anyhow!(
+                    "kernel {spec}: --offline and nothing cached in {}",
+                    root.display()
+                )
             })?,
         };
         eprintln!(
@@ -157,10 +182,12 @@ fn newest_cached(root: &Path, spec: &str) -> Result<Option<Kernel>> {
         if !matches_spec(&name, spec) {
             continue;
         }
-        if let Some(k) = cached(root, &name, spec) {
-            if best.as_ref().is_none_or(|b| version_key(&k.release) > version_key(&b.release)) {
-                best = Some(k);
-            }
+        if let Some(k) = cached(root, &name, spec)
+            && best
+                .as_ref()
+                .is_none_or(|b| version_key(&k.release) > version_key(&b.release))
+        {
+            best = Some(k);
         }
     }
     Ok(best)
@@ -189,7 +216,9 @@ fn system_sources() -> Vec<Source> {
     }
     let mut out = Vec::new();
     for file in files {
-        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
         let name = file.to_string_lossy();
         if name.ends_with(".sources") {
             for stanza in text.split("\n\n") {
@@ -203,7 +232,9 @@ fn system_sources() -> Vec<Source> {
                     }
                 }
                 let enabled = fields.get("enabled").is_none_or(|v| v != "no");
-                let deb = fields.get("types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+                let deb = fields
+                    .get("types")
+                    .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
                 if !enabled || !deb {
                     continue;
                 }
@@ -211,8 +242,16 @@ fn system_sources() -> Vec<Source> {
                     .get("suites")
                     .map(|s| s.split_whitespace().map(str::to_owned).collect())
                     .unwrap_or_default();
-                for uri in fields.get("uris").map(|s| s.as_str()).unwrap_or("").split_whitespace() {
-                    out.push(Source { uri: uri.to_owned(), suites: suites.clone() });
+                for uri in fields
+                    .get("uris")
+                    .map(|s| s.as_str())
+                    .unwrap_or("")
+                    .split_whitespace()
+                {
+                    out.push(Source {
+                        uri: uri.to_owned(),
+                        suites: suites.clone(),
+                    });
                 }
             }
         } else if name.ends_with(".list") {
@@ -232,7 +271,10 @@ fn system_sources() -> Vec<Source> {
                     }
                 }
                 if rest.len() >= 2 {
-                    out.push(Source { uri: rest[0].to_owned(), suites: vec![rest[1].to_owned()] });
+                    out.push(Source {
+                        uri: rest[0].to_owned(),
+                        suites: vec![rest[1].to_owned()],
+                    });
                 }
             }
         }
@@ -247,17 +289,22 @@ fn mirrors() -> Result<(String, Option<String>)> {
     let codename = fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("VERSION_CODENAME=").map(|v| v.trim_matches('"').to_owned()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("VERSION_CODENAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
         })
         .unwrap_or_default();
     // Prefer the entry for this system's own release, else any Debian suite with that suffix.
     let find = |suffix: &str| -> Option<String> {
         let own = format!("{codename}{suffix}");
-        let debian = |x: &str| x.strip_suffix(suffix).is_some_and(|base| DEBIAN_SUITES.contains(&base));
+        let debian = |x: &str| {
+            x.strip_suffix(suffix)
+                .is_some_and(|base| DEBIAN_SUITES.contains(&base))
+        };
         sources
             .iter()
-            .find(|s| !codename.is_empty() && s.suites.iter().any(|x| *x == own))
+            .find(|s| !codename.is_empty() && s.suites.contains(&own))
             .or_else(|| sources.iter().find(|s| s.suites.iter().any(|x| debian(x))))
             .map(|s| s.uri.trim_end_matches('/').to_owned())
     };
@@ -266,7 +313,9 @@ fn mirrors() -> Result<(String, Option<String>)> {
             "no Debian archive in the system's apt sources; set AYA_STRUCTOPS_DEBIAN_MIRROR to a mirror's /debian URL"
         )
     })?;
-    let security = std::env::var("AYA_STRUCTOPS_DEBIAN_SECURITY_MIRROR").ok().or_else(|| find("-security"));
+    let security = std::env::var("AYA_STRUCTOPS_DEBIAN_SECURITY_MIRROR")
+        .ok()
+        .or_else(|| find("-security"));
     Ok((main, security))
 }
 
@@ -283,14 +332,20 @@ impl Apt {
         }
         match security {
             Some(sec) => list.push_str(&format!("deb {sec} {SECURITY_BASE}-security main\n")),
-            None => eprintln!("xtask: no Debian security archive in the apt sources: newest 6.1/6.12 may be missing"),
+            None => eprintln!(
+                "xtask: no Debian security archive in the apt sources: newest 6.1/6.12 may be missing"
+            ),
         }
         let path = dir.join("sources.list");
         if fs::read_to_string(&path).ok().as_deref() != Some(list.as_str()) {
             fs::write(&path, &list)?;
             let _ = fs::remove_file(dir.join("updated"));
         }
-        Ok(Apt { dir, refreshed: false, names: None })
+        Ok(Apt {
+            dir,
+            refreshed: false,
+            names: None,
+        })
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -304,7 +359,7 @@ impl Apt {
             format!("Dir::State::Lists={}", d.join("lists").display()),
             format!("Dir::Cache={}", d.join("cache").display()),
             "Dir::Cache::pkgcache=pkgcache.bin".into(),
-            "Dir::Cache::srcpkgcache=srcpkgcache.bin".into(),
+            "Dir::Cache::srcpkgcache=".into(),
             "Acquire::Languages=none".into(),
             "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false".into(),
             "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false".into(),
@@ -333,7 +388,10 @@ impl Apt {
         if fresh && !force {
             return Ok(());
         }
-        eprintln!("xtask: refreshing the kernel package index ({})", self.dir.display());
+        eprintln!(
+            "xtask: refreshing the kernel package index ({})",
+            self.dir.display()
+        );
         run(self.command("apt-get").arg("update"))?;
         fs::write(&stamp, "")?;
         self.refreshed = true;
@@ -343,18 +401,32 @@ impl Apt {
 
     fn package_names(&mut self) -> Result<&BTreeSet<String>> {
         if self.names.is_none() {
-            let out = self.command("apt-cache").args(["pkgnames", "linux-"]).output()?;
+            let out = self
+                .command("apt-cache")
+                .args(["pkgnames", "linux-"])
+                .output()?;
             if !out.status.success() {
-                bail!("apt-cache pkgnames: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "apt-cache pkgnames: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
-            self.names = Some(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect());
+            self.names = Some(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect(),
+            );
         }
         Ok(self.names.as_ref().unwrap())
     }
 
     /// Candidate version of a package (None when not downloadable).
     fn candidate(&self, pkg: &str) -> Result<Option<String>> {
-        let out = self.command("apt-cache").args(["show", "--no-all-versions", pkg]).output()?;
+        let out = self
+            .command("apt-cache")
+            .args(["show", "--no-all-versions", pkg])
+            .output()?;
         if !out.status.success() {
             return Ok(None);
         }
@@ -370,10 +442,14 @@ impl Apt {
         let flavour_suffix = format!("-{FLAVOUR}");
         let mut candidates: Vec<(String, Vec<String>)> = Vec::new();
         for name in &names {
-            if let Some(abi) = name.strip_prefix("linux-image-").and_then(|r| r.strip_suffix(&image_suffix)) {
+            if let Some(abi) = name
+                .strip_prefix("linux-image-")
+                .and_then(|r| r.strip_suffix(&image_suffix))
+            {
                 candidates.push((abi.to_owned(), vec![name.clone()]));
-            } else if let Some(abi) =
-                name.strip_prefix("linux-binary-").and_then(|r| r.strip_suffix(&flavour_suffix))
+            } else if let Some(abi) = name
+                .strip_prefix("linux-binary-")
+                .and_then(|r| r.strip_suffix(&flavour_suffix))
             {
                 if abi.starts_with("unsigned-") {
                     continue;
@@ -406,7 +482,8 @@ impl Apt {
             None if !self.refreshed => {
                 // The index may predate the suite: refresh once and retry.
                 self.refresh(true)?;
-                self.resolve(spec)?.ok_or_else(|| anyhow!("no Debian kernel package matches {spec}"))?
+                self.resolve(spec)?
+                    .ok_or_else(|| anyhow!("no Debian kernel package matches {spec}"))?
             }
             None => bail!("no Debian kernel package matches {spec}"),
         };
@@ -414,14 +491,21 @@ impl Apt {
         if let Some(k) = cached(&root, &release, spec) {
             return Ok(k);
         }
-        eprintln!("xtask: kernel {spec}: downloading {} ({version})", pkgs.join(" "));
+        eprintln!(
+            "xtask: kernel {spec}: downloading {} ({version})",
+            pkgs.join(" ")
+        );
         let tmp = root.join(format!(".tmp-{release}"));
         let _ = fs::remove_dir_all(&tmp);
         let debs = tmp.join("debs");
         let tree = tmp.join("root");
         fs::create_dir_all(&debs)?;
         fs::create_dir_all(&tree)?;
-        run(self.command("apt-get").arg("download").args(&pkgs).current_dir(&debs))?;
+        run(self
+            .command("apt-get")
+            .arg("download")
+            .args(&pkgs)
+            .current_dir(&debs))?;
         for deb in fs::read_dir(&debs)? {
             let deb = deb?.path();
             run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
@@ -444,7 +528,8 @@ impl Apt {
                 fs::remove_dir_all(root.join(&name))?;
             }
         }
-        cached(&root, &release, spec).ok_or_else(|| anyhow!("kernel {release} missing after download"))
+        cached(&root, &release, spec)
+            .ok_or_else(|| anyhow!("kernel {release} missing after download"))
     }
 }
 
@@ -491,7 +576,10 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
                 .output()
                 .with_context(|| format!("running {tool} (install it) for {name}"))?;
             if !out.status.success() {
-                bail!("{tool} -dc {name}: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "{tool} -dc {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             Ok(out.stdout)
         }
@@ -502,7 +590,9 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
 fn module_depends(image: &[u8]) -> Result<Vec<String>> {
     use object::{Object, ObjectSection};
     let file = object::File::parse(image)?;
-    let Some(section) = file.section_by_name(".modinfo") else { return Ok(Vec::new()) };
+    let Some(section) = file.section_by_name(".modinfo") else {
+        return Ok(Vec::new());
+    };
     let data = section.data()?;
     for entry in data.split(|b| *b == 0) {
         if let Some(deps) = entry.strip_prefix(b"depends=") {
@@ -516,6 +606,51 @@ fn module_depends(image: &[u8]) -> Result<Vec<String>> {
     Ok(Vec::new())
 }
 
+/// Collects modules with their dependencies, depth first (dependencies before dependents).
+struct Modules<'a> {
+    by_name: BTreeMap<String, PathBuf>,
+    moddir: &'a Path,
+    out: &'a Path,
+    builtin: String,
+    seen: BTreeSet<String>,
+    /// (name, path relative to the modules directory, dependencies)
+    order: Vec<(String, String, Vec<String>)>,
+    missing: Vec<String>,
+}
+
+impl Modules<'_> {
+    fn visit(&mut self, name: &str) -> Result<()> {
+        if !self.seen.insert(name.to_owned()) {
+            return Ok(());
+        }
+        let Some(path) = self.by_name.get(name).cloned() else {
+            let builtin = self
+                .builtin
+                .lines()
+                .any(|l| module_name(l.rsplit('/').next().unwrap_or("")).as_deref() == Some(name));
+            if !builtin {
+                self.missing.push(name.to_owned());
+            }
+            return Ok(());
+        };
+        let image = read_module(&path)?;
+        let deps = module_depends(&image)?;
+        for dep in &deps {
+            self.visit(dep)?;
+        }
+        let rel = path
+            .strip_prefix(self.moddir)?
+            .to_string_lossy()
+            .into_owned();
+        let rel = format!("{}.ko", rel.split(".ko").next().unwrap());
+        let dest = self.out.join("modules").join(&rel);
+        fs::create_dir_all(dest.parent().unwrap())?;
+        fs::write(&dest, &image)?;
+        self.order.push((name.to_owned(), rel, deps));
+        Ok(())
+    }
+}
+
 /// Copies what the guest needs from an unpacked kernel package tree into `out`.
 fn store(tree: &Path, release: &str, version: &str, out: &Path) -> Result<()> {
     let moddir = first_existing(&[
@@ -523,10 +658,16 @@ fn store(tree: &Path, release: &str, version: &str, out: &Path) -> Result<()> {
         tree.join("lib/modules").join(release),
     ])
     .ok_or_else(|| anyhow!("no modules directory for {release} in the packages"))?;
-    let vmlinuz = first_existing(&[tree.join(format!("boot/vmlinuz-{release}")), moddir.join("vmlinuz")])
-        .ok_or_else(|| anyhow!("no vmlinuz for {release} in the packages"))?;
-    let config = first_existing(&[tree.join(format!("boot/config-{release}")), moddir.join("config")])
-        .ok_or_else(|| anyhow!("no config for {release} in the packages"))?;
+    let vmlinuz = first_existing(&[
+        tree.join(format!("boot/vmlinuz-{release}")),
+        moddir.join("vmlinuz"),
+    ])
+    .ok_or_else(|| anyhow!("no vmlinuz for {release} in the packages"))?;
+    let config = first_existing(&[
+        tree.join(format!("boot/config-{release}")),
+        moddir.join("config"),
+    ])
+    .ok_or_else(|| anyhow!("no config for {release} in the packages"))?;
     fs::create_dir_all(out.join("modules"))?;
     fs::copy(&vmlinuz, out.join("vmlinuz"))?;
     fs::copy(&config, out.join("config"))?;
@@ -536,60 +677,44 @@ fn store(tree: &Path, release: &str, version: &str, out: &Path) -> Result<()> {
     walk(&moddir, &mut files)?;
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     for f in files {
-        if let Some(name) = f.file_name().and_then(|n| module_name(&n.to_string_lossy())) {
+        if let Some(name) = f
+            .file_name()
+            .and_then(|n| module_name(&n.to_string_lossy()))
+        {
             by_name.insert(name, f);
         }
     }
     let builtin = fs::read_to_string(moddir.join("modules.builtin")).unwrap_or_default();
 
-    // Depth-first: dependencies before dependents.
-    let mut order: Vec<(String, String, Vec<String>)> = Vec::new(); // (name, relative .ko path, deps)
-    let mut seen = BTreeSet::new();
-    let mut missing = Vec::new();
-    fn visit(
-        name: &str,
-        by_name: &BTreeMap<String, PathBuf>,
-        moddir: &Path,
-        out: &Path,
-        seen: &mut BTreeSet<String>,
-        order: &mut Vec<(String, String, Vec<String>)>,
-        missing: &mut Vec<String>,
-        builtin: &str,
-    ) -> Result<()> {
-        if !seen.insert(name.to_owned()) {
-            return Ok(());
-        }
-        let Some(path) = by_name.get(name) else {
-            let is_builtin = builtin.lines().any(|l| module_name(l.rsplit('/').next().unwrap_or("")).as_deref() == Some(name));
-            if !is_builtin {
-                missing.push(name.to_owned());
-            }
-            return Ok(());
-        };
-        let image = read_module(path)?;
-        let deps = module_depends(&image)?;
-        for dep in &deps {
-            visit(dep, by_name, moddir, out, seen, order, missing, builtin)?;
-        }
-        let rel = path.strip_prefix(moddir)?.to_string_lossy().into_owned();
-        let rel = format!("{}.ko", rel.split(".ko").next().unwrap());
-        let dest = out.join("modules").join(&rel);
-        fs::create_dir_all(dest.parent().unwrap())?;
-        fs::write(&dest, &image)?;
-        order.push((name.to_owned(), rel, deps));
-        Ok(())
-    }
+    let mut modules = Modules {
+        by_name,
+        moddir: &moddir,
+        out,
+        builtin,
+        seen: BTreeSet::new(),
+        order: Vec::new(),
+        missing: Vec::new(),
+    };
     for m in GUEST_MODULES {
-        visit(m, &by_name, &moddir, out, &mut seen, &mut order, &mut missing, &builtin)?;
+        modules.visit(m)?;
     }
+    let Modules { order, missing, .. } = modules;
     if !missing.is_empty() {
-        eprintln!("xtask: kernel {release} lacks modules {missing:?} (neither built in nor packaged)");
+        eprintln!(
+            "xtask: kernel {release} lacks modules {missing:?} (neither built in nor packaged)"
+        );
     }
-    let rel_of: BTreeMap<&str, &str> = order.iter().map(|(n, r, _)| (n.as_str(), r.as_str())).collect();
+    let rel_of: BTreeMap<&str, &str> = order
+        .iter()
+        .map(|(n, r, _)| (n.as_str(), r.as_str()))
+        .collect();
     let mut dep = String::new();
     let mut load = String::new();
     for (_, rel, deps) in &order {
-        let deps: Vec<&str> = deps.iter().filter_map(|d| rel_of.get(d.as_str()).copied()).collect();
+        let deps: Vec<&str> = deps
+            .iter()
+            .filter_map(|d| rel_of.get(d.as_str()).copied())
+            .collect();
         dep.push_str(&format!("{rel}: {}\n", deps.join(" ")));
         load.push_str(rel);
         load.push('\n');

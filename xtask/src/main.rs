@@ -108,7 +108,11 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         cmd.args(["-p", p]);
     }
     let unit_ok = setup::run(&mut cmd).is_ok();
-    phases.push(("unit tests", t.elapsed().as_secs_f64(), if unit_ok { "ok" } else { "FAILED" }.into()));
+    phases.push((
+        "unit tests",
+        t.elapsed().as_secs_f64(),
+        if unit_ok { "ok" } else { "FAILED" }.into(),
+    ));
 
     let t = Instant::now();
     if opts.kernels.is_empty() {

@@ -65,7 +65,9 @@ fn nightly_ready() -> bool {
         .filter(|o| o.status.success())
         .map(|o| {
             let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-            Path::new(&sysroot).join("lib/rustlib/src/rust/library/core").exists()
+            Path::new(&sysroot)
+                .join("lib/rustlib/src/rust/library/core")
+                .exists()
         })
         .unwrap_or(false)
 }
@@ -84,7 +86,13 @@ pub fn all() -> Result<Tools> {
             "rust-src",
         ]))?;
     }
-    apt_install(&["llvm-22-dev", "clang-22", "libbpf-dev", "bpftool", "hyperfine"])?;
+    apt_install(&[
+        "llvm-22-dev",
+        "clang-22",
+        "libbpf-dev",
+        "bpftool",
+        "hyperfine",
+    ])?;
     let root = cache_dir().join("bpf-linker");
     let bin = root.join("bin");
     let have = Command::new(bin.join("bpf-linker"))
@@ -94,21 +102,35 @@ pub fn all() -> Result<Tools> {
         .unwrap_or(false);
     if !have {
         eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 80 s)");
-        let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "/usr/lib/llvm-22/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
         run(Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+            ])
             .args(["--no-default-features", "--features", "llvm-22", "--root"])
             .arg(&root)
             .env("PATH", path))?;
     }
     ensure_bpffs()?;
-    Ok(Tools { bpf_linker_bin: bin })
+    Ok(Tools {
+        bpf_linker_bin: bin,
+    })
 }
 
 /// Mounts bpffs at /sys/fs/bpf when it isn't (needs root; skipped with a message otherwise).
 fn ensure_bpffs() -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("bpf")) {
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    {
         return Ok(());
     }
     if unsafe_euid_is_root() {
@@ -130,5 +152,11 @@ fn unsafe_euid_is_root() -> bool {
 /// Installs what `cargo xtask integration-test` needs for the VMs (QEMU, a static busybox for the
 /// guest, xz/zstd for kernel modules, strip).
 pub fn vm_tools() -> Result<()> {
-    apt_install(&["qemu-system-x86", "busybox-static", "xz-utils", "zstd", "binutils"])
+    apt_install(&[
+        "qemu-system-x86",
+        "busybox-static",
+        "xz-utils",
+        "zstd",
+        "binutils",
+    ])
 }

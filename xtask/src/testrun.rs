@@ -109,13 +109,19 @@ fn verdict(s: &str) -> Option<Status> {
         "ok" => Some(Status::Ok),
         "FAILED" => Some(Status::Failed),
         "ignored" => Some(Status::Skipped("ignored".into())),
-        s => s.strip_prefix("ignored, ").map(|why| Status::Skipped(format!("ignored: {why}"))),
+        s => s
+            .strip_prefix("ignored, ")
+            .map(|why| Status::Skipped(format!("ignored: {why}"))),
     }
 }
 
 impl Libtest {
     pub fn new(binary: &str) -> Self {
-        Libtest { binary: binary.to_owned(), current: None, results: Vec::new() }
+        Libtest {
+            binary: binary.to_owned(),
+            current: None,
+            results: Vec::new(),
+        }
     }
 
     fn finish(&mut self, status: Status) {
@@ -124,7 +130,12 @@ impl Libtest {
                 (Status::Ok, Some(reason)) => Status::Skipped(reason),
                 (s, _) => s,
             };
-            self.results.push(TestResult { binary: self.binary.clone(), name, status, output });
+            self.results.push(TestResult {
+                binary: self.binary.clone(),
+                name,
+                status,
+                output,
+            });
         }
     }
 
@@ -134,7 +145,9 @@ impl Libtest {
             if let Some(rest) = line.trim_start().strip_prefix("SKIP ") {
                 let (who, why) = rest.split_once(": ").unwrap_or((rest, "no reason given"));
                 let who = who.trim();
-                if skip.is_none() && (name.ends_with(who) || who.ends_with(name.as_str()) || !who.contains(' ')) {
+                if skip.is_none()
+                    && (name.ends_with(who) || who.ends_with(name.as_str()) || !who.contains(' '))
+                {
                     *skip = Some(why.trim().to_owned());
                 }
             }
@@ -144,7 +157,10 @@ impl Libtest {
     /// Feeds one line; returns the number of results finished by it.
     pub fn feed(&mut self, line: &str) -> usize {
         let before = self.results.len();
-        if let Some((name, tail)) = line.strip_prefix("test ").and_then(|r| r.split_once(" ... ")) {
+        if let Some((name, tail)) = line
+            .strip_prefix("test ")
+            .and_then(|r| r.split_once(" ... "))
+        {
             if self.current.is_some() {
                 self.output_crash("no result before the next test started");
             }
@@ -192,15 +208,23 @@ fn print_result(label: &str, t: &TestResult) {
 fn build_tests(guest: bool) -> Result<Vec<GuestBinary>> {
     let root = workspace_root();
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "-p", TEST_PACKAGE, "--no-run", "--message-format=json-render-diagnostics"])
-        .current_dir(&root)
-        .stdout(Stdio::piped());
+    cmd.args([
+        "test",
+        "-p",
+        TEST_PACKAGE,
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(&root)
+    .stdout(Stdio::piped());
     if guest {
         // With an explicit --target, RUSTFLAGS reach only the target's code (not build scripts and
         // proc macros), so the test binaries are static and need nothing from the guest.
         let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-        cmd.args(["--target", GUEST_TARGET])
-            .env("RUSTFLAGS", format!("{flags} -C target-feature=+crt-static").trim());
+        cmd.args(["--target", GUEST_TARGET]).env(
+            "RUSTFLAGS",
+            format!("{flags} -C target-feature=+crt-static").trim(),
+        );
     }
     eprintln!("xtask: $ {cmd:?}");
     let out = cmd.spawn()?.wait_with_output()?;
@@ -209,17 +233,24 @@ fn build_tests(guest: bool) -> Result<Vec<GuestBinary>> {
     }
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
             continue;
         }
-        let Some(exe) = msg["executable"].as_str() else { continue };
+        let Some(exe) = msg["executable"].as_str() else {
+            continue;
+        };
         let mut name = msg["target"]["name"].as_str().unwrap_or("test").to_owned();
         let kind = msg["target"]["kind"][0].as_str().unwrap_or("");
         if bins.iter().any(|b: &GuestBinary| b.name == name) {
             name = format!("{name}-{kind}");
         }
-        bins.push(GuestBinary { name, path: PathBuf::from(exe) });
+        bins.push(GuestBinary {
+            name,
+            path: PathBuf::from(exe),
+        });
     }
     if bins.is_empty() {
         bail!("cargo built no test executables for {TEST_PACKAGE}");
@@ -235,10 +266,17 @@ fn prebuilt(paths: &[PathBuf]) -> Result<Vec<GuestBinary>> {
             let file = p.file_name().unwrap().to_string_lossy().into_owned();
             // Drop cargo's `-<hash>` suffix.
             let name = match file.rsplit_once('-') {
-                Some((stem, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => stem,
+                Some((stem, hash))
+                    if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    stem
+                }
                 _ => &file,
             };
-            Ok(GuestBinary { name: name.to_owned(), path: p })
+            Ok(GuestBinary {
+                name: name.to_owned(),
+                path: p,
+            })
         })
         .collect()
 }
@@ -266,12 +304,23 @@ fn run_host(bins: &[GuestBinary], args: &[String], verbose: bool) -> Result<Kern
         warnings: Vec::new(),
         elapsed: Duration::ZERO,
     };
-    if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-        report.warnings.push("not running as root: tests that load BPF will fail".into());
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        report
+            .warnings
+            .push("not running as root: tests that load BPF will fail".into());
     }
     let log_path = out_dir().join("host.log");
     let mut log = fs::File::create(&log_path)?;
-    eprintln!("[host] running {} test binaries on {} (log: {})", bins.len(), report.detail, log_path.display());
+    eprintln!(
+        "[host] running {} test binaries on {} (log: {})",
+        bins.len(),
+        report.detail,
+        log_path.display()
+    );
     for b in bins {
         let (reader, writer) = std::io::pipe()?;
         let mut cmd = Command::new(&b.path);
@@ -283,13 +332,17 @@ fn run_host(bins: &[GuestBinary], args: &[String], verbose: bool) -> Result<Kern
             .stdout(writer.try_clone()?)
             .stderr(writer);
         writeln!(log, "==> BEGIN {}\n# {cmd:?}", b.name)?;
-        let mut child = cmd.spawn().with_context(|| format!("running {}", b.path.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("running {}", b.path.display()))?;
         drop(cmd);
         let mut parser = Libtest::new(&b.name);
         let mut r = BufReader::new(reader);
         let mut buf = Vec::new();
         while r.read_until(b'\n', &mut buf)? > 0 {
-            let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned();
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_owned();
             buf.clear();
             writeln!(log, "{line}")?;
             if verbose {
@@ -304,7 +357,9 @@ fn run_host(bins: &[GuestBinary], args: &[String], verbose: bool) -> Result<Kern
         writeln!(log, "==> END {} {status}", b.name)?;
         let results = parser.end(&format!("test binary ended: {status}"));
         if !status.success() && !results.iter().any(|t| t.status == Status::Failed) {
-            report.run_failures.push(format!("{} exited with {status}", b.name));
+            report
+                .run_failures
+                .push(format!("{} exited with {status}", b.name));
         }
         report.tests.extend(results);
     }
@@ -325,10 +380,15 @@ fn parse_guest(label: &str, results: &str, failure: Option<&str>, report: &mut K
                 "BEGIN" => current = Some((rest.to_owned(), Libtest::new(rest))),
                 "END" => {
                     if let Some((name, parser)) = current.take() {
-                        let code = rest.rsplit_once("exit=").map(|(_, c)| c.trim().to_owned()).unwrap_or_default();
+                        let code = rest
+                            .rsplit_once("exit=")
+                            .map(|(_, c)| c.trim().to_owned())
+                            .unwrap_or_default();
                         let results = parser.end(&format!("test binary ended with status {code}"));
                         if code != "0" && !results.iter().any(|t| t.status == Status::Failed) {
-                            report.run_failures.push(format!("{name} exited with status {code}"));
+                            report
+                                .run_failures
+                                .push(format!("{name} exited with status {code}"));
                         }
                         report.tests.extend(results);
                     }
@@ -346,7 +406,9 @@ fn parse_guest(label: &str, results: &str, failure: Option<&str>, report: &mut K
     }
     if let Some((name, parser)) = current {
         let why = failure.unwrap_or("the VM stopped");
-        report.tests.extend(parser.end(&format!("{label}: {why} while {name} ran")));
+        report
+            .tests
+            .extend(parser.end(&format!("{label}: {why} while {name} ran")));
     }
 }
 
@@ -371,8 +433,8 @@ fn run_vm(
         warnings: Vec::new(),
         elapsed: Duration::ZERO,
     };
-    let start = Instant::now();
     let outcome = loop {
+        let start = Instant::now();
         eprintln!(
             "[{label}] booting {} ({:?}, initramfs {} KiB; console: {})",
             kernel.release,
@@ -401,22 +463,40 @@ fn run_vm(
                 }
             }
         };
-        let outcome = vm::boot(&label, &kernel.vmlinuz(), &initrd, *accel, timeout, &log, &mut progress)?;
+        let outcome = vm::boot(
+            &label,
+            &kernel.vmlinuz(),
+            &initrd,
+            *accel,
+            timeout,
+            &log,
+            &mut progress,
+        )?;
         if *accel == Accel::Kvm && !outcome.reached_init {
+            let _ = fs::rename(&log, log.with_extension("kvm.log"));
             eprintln!("[{label}] the guest did not reach /init under KVM; using TCG from now on");
             *accel = Accel::Tcg;
             continue;
         }
         break outcome;
     };
-    fs::write(dir.join(format!("{label}.dmesg")), vm::dmesg(&outcome.results))?;
-    parse_guest(&label, &outcome.results, outcome.failure.as_deref(), &mut report);
+    fs::write(
+        dir.join(format!("{label}.dmesg")),
+        vm::dmesg(&outcome.results),
+    )?;
+    parse_guest(
+        &label,
+        &outcome.results,
+        outcome.failure.as_deref(),
+        &mut report,
+    );
     if let Some(f) = outcome.failure {
-        report.run_failures.push(format!("VM: {f} (see {})", log.display()));
+        report
+            .run_failures
+            .push(format!("VM: {f} (see {})", log.display()));
     }
     report.detail = format!("{}, {:?}", kernel.release, accel).to_lowercase();
-    report.elapsed = start.elapsed();
-    let _ = outcome.elapsed;
+    report.elapsed = outcome.elapsed;
     Ok(report)
 }
 
@@ -466,7 +546,13 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
             }
         }
     }
-    let key = |b: &str, n: &str| if binaries_of[n].len() > 1 { format!("{b}::{n}") } else { n.to_owned() };
+    let key = |b: &str, n: &str| {
+        if binaries_of[n].len() > 1 {
+            format!("{b}::{n}")
+        } else {
+            n.to_owned()
+        }
+    };
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut skips = Vec::new();
     for (b, n) in &order {
@@ -489,23 +575,44 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
     }
     if reports.iter().any(|r| !r.run_failures.is_empty()) {
         let mut row = vec!["(whole run)".to_owned()];
-        row.extend(reports.iter().map(|r| if r.run_failures.is_empty() { "ok" } else { "FAIL" }.to_owned()));
+        row.extend(reports.iter().map(|r| {
+            if r.run_failures.is_empty() {
+                "ok"
+            } else {
+                "FAIL"
+            }
+            .to_owned()
+        }));
         rows.push(row);
     }
     let mut header = vec!["test".to_owned()];
     header.extend(reports.iter().map(|r| r.label.clone()));
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut text = String::new();
     for row in std::iter::once(&header).chain(rows.iter()) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         let _ = writeln!(text, "{}", cells.join("  ").trim_end());
     }
     let mut md = String::from("# Integration tests: test x kernel\n\n");
     for r in reports {
         let (ok, failed, skipped) = r.count();
-        let _ = writeln!(md, "- **{}**: {} — {ok} passed, {failed} failed, {skipped} skipped", r.label, r.detail);
+        let _ = writeln!(
+            md,
+            "- **{}**: {} — {ok} passed, {failed} failed, {skipped} skipped",
+            r.label, r.detail
+        );
         for f in &r.run_failures {
             let _ = writeln!(md, "  - run failure: {f}");
         }
@@ -554,8 +661,16 @@ pub fn integration_test(opts: &Options) -> Result<Totals> {
     let (host_bins, guest_bins) = if opts.test_binaries.is_empty() {
         let tools = setup::all()?;
         crate::build::ebpf(&tools)?;
-        let h = if host { build_tests(false)? } else { Vec::new() };
-        let g = if vm_specs.is_empty() { Vec::new() } else { build_tests(true)? };
+        let h = if host {
+            build_tests(false)?
+        } else {
+            Vec::new()
+        };
+        let g = if vm_specs.is_empty() {
+            Vec::new()
+        } else {
+            build_tests(true)?
+        };
         (h, g)
     } else {
         let b = prebuilt(&opts.test_binaries)?;
@@ -563,16 +678,27 @@ pub fn integration_test(opts: &Options) -> Result<Totals> {
     };
     for b in &guest_bins {
         if !initramfs::is_static(&b.path)? {
-            eprintln!("xtask: {} is dynamically linked: packing its shared libraries", b.path.display());
+            eprintln!(
+                "xtask: {} is dynamically linked: packing its shared libraries",
+                b.path.display()
+            );
         }
     }
     let build_time = tb.elapsed();
 
     // Kernels (all downloads happen before the first boot).
     let tk = Instant::now();
-    let kernels = if vm_specs.is_empty() { Vec::new() } else { kernels::prepare(&vm_specs, opts.offline)? };
+    let kernels = if vm_specs.is_empty() {
+        Vec::new()
+    } else {
+        kernels::prepare(&vm_specs, opts.offline)?
+    };
     for k in &kernels {
-        let has = |c: &str| k.config_value(c).map(|v| format!("{c}={v}")).unwrap_or_else(|| format!("no {c}"));
+        let has = |c: &str| {
+            k.config_value(c)
+                .map(|v| format!("{c}={v}"))
+                .unwrap_or_else(|| format!("no {c}"))
+        };
         eprintln!(
             "xtask: kernel {}: {}, {}, modules: {}",
             k.spec,
@@ -616,7 +742,10 @@ pub fn integration_test(opts: &Options) -> Result<Totals> {
         totals.1 += b;
         totals.2 += c;
     }
-    let runs: Vec<String> = reports.iter().map(|r| format!("{} {:.1}s", r.label, r.elapsed.as_secs_f64())).collect();
+    let runs: Vec<String> = reports
+        .iter()
+        .map(|r| format!("{} {:.1}s", r.label, r.elapsed.as_secs_f64()))
+        .collect();
     println!(
         "timing: build {:.1}s, kernels {:.1}s, initramfs {:.1}s, runs: {}; total {:.1}s (matrix: {})",
         build_time.as_secs_f64(),
@@ -626,7 +755,10 @@ pub fn integration_test(opts: &Options) -> Result<Totals> {
         t0.elapsed().as_secs_f64(),
         md_path.display()
     );
-    println!("{} passed, {} failed, {} skipped", totals.0, totals.1, totals.2);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.0, totals.1, totals.2
+    );
     Ok(totals)
 }
 

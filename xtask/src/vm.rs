@@ -30,14 +30,22 @@ impl Accel {
             Accel::Auto => {
                 let cpu_virt = fs::read_to_string("/proc/cpuinfo")
                     .map(|c| {
-                        c.lines().filter(|l| l.starts_with("flags")).any(|l| {
-                            l.split_whitespace().any(|f| f == "vmx" || f == "svm")
-                        })
+                        c.lines()
+                            .filter(|l| l.starts_with("flags"))
+                            .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
                     })
                     .unwrap_or(false);
                 let pvm = Path::new("/sys/module/kvm_pvm").exists();
-                let usable = fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-                if cpu_virt && usable && !pvm { Accel::Kvm } else { Accel::Tcg }
+                let usable = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/kvm")
+                    .is_ok();
+                if cpu_virt && usable && !pvm {
+                    Accel::Kvm
+                } else {
+                    Accel::Tcg
+                }
             }
             a => a,
         }
@@ -77,6 +85,9 @@ const FATAL: &[&str] = &[
     "Attempted to kill init",
 ];
 
+/// Under KVM, a guest that has not reached /init by then is taken as KVM not working.
+const KVM_INIT_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Boots `vmlinuz` with `initrd`; streams the console to `log` and calls `progress` for interesting lines.
 pub fn boot(
     label: &str,
@@ -87,28 +98,43 @@ pub fn boot(
     log: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<VmOutcome> {
+    let outer_timeout = timeout;
+    let timeout = if accel == Accel::Kvm {
+        timeout.min(KVM_INIT_DEADLINE)
+    } else {
+        timeout
+    };
+    let mut full_timeout = None;
     let results_path: PathBuf = log.with_extension("results");
     let _ = fs::remove_file(&results_path);
     fs::write(&results_path, "")?;
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-        .args(["-m", "2G", "-smp", "2"])
-        .args(accel.args())
-        .args(["-nic", "none"])
-        .args(["-serial", "stdio"])
-        .arg("-serial")
-        .arg(format!("file:{}", results_path.display()))
-        .arg("-kernel")
-        .arg(vmlinuz)
-        .arg("-initrd")
-        .arg(initrd)
-        .arg("-append")
-        .arg("console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+    .args(["-m", "2G", "-smp", "2"])
+    .args(accel.args())
+    .args(["-nic", "none"])
+    .args(["-serial", "stdio"])
+    .arg("-serial")
+    .arg(format!("file:{}", results_path.display()))
+    .arg("-kernel")
+    .arg(vmlinuz)
+    .arg("-initrd")
+    .arg(initrd)
+    .arg("-append")
+    .arg("console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd.spawn().context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    let mut child = cmd
+        .spawn()
+        .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
     let (tx, rx) = mpsc::channel::<String>();
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -118,8 +144,14 @@ pub fn boot(
         std::thread::spawn(move || {
             let mut r = BufReader::new(stream);
             let mut buf = Vec::new();
-            while r.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
-                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).replace('\r', "");
+            while r
+                .read_until(b'\n', &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\r', '\n'])
+                    .replace('\r', "");
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -133,20 +165,22 @@ pub fn boot(
     let mut failure = None;
     let mut reached_init = false;
     let mut timed_out = false;
+    let mut timeout = timeout;
     loop {
+        if full_timeout.take().is_some() {
+            timeout = outer_timeout;
+        }
         let left = timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(line) => {
                 writeln!(logf, "{line}")?;
-                if line.starts_with("==> KERNEL") {
+                if line.starts_with("==> KERNEL") && !reached_init {
                     reached_init = true;
+                    full_timeout = Some(Duration::MAX);
                 }
-                if failure.is_none() {
-                    if let Some(pat) = FATAL.iter().find(|p| line.contains(*p)) {
-                        let _ = pat;
-                        failure = Some(format!("kernel reported: {}", line.trim()));
-                        progress(&format!("{label}: !! {}", line.trim()));
-                    }
+                if failure.is_none() && FATAL.iter().any(|p| line.contains(p)) {
+                    failure = Some(format!("kernel reported: {}", line.trim()));
+                    progress(&format!("{label}: !! {}", line.trim()));
                 }
                 progress(&line);
             }
@@ -162,20 +196,35 @@ pub fn boot(
     }
     let status = child.wait()?;
     let elapsed = start.elapsed();
-    writeln!(logf, "# qemu exited: {status} after {:.1} s", elapsed.as_secs_f64())?;
-    let results = fs::read_to_string(&results_path).unwrap_or_default().replace('\r', "");
+    writeln!(
+        logf,
+        "# qemu exited: {status} after {:.1} s",
+        elapsed.as_secs_f64()
+    )?;
+    let results = fs::read_to_string(&results_path)
+        .unwrap_or_default()
+        .replace('\r', "");
     if timed_out {
         failure = Some(format!("timed out after {} s", timeout.as_secs()));
     } else if !results.lines().any(|l| l.starts_with("==> DONE")) && failure.is_none() {
-        failure = Some(format!("the guest stopped without its sentinel line (qemu: {status})"));
+        failure = Some(format!(
+            "the guest stopped without its sentinel line (qemu: {status})"
+        ));
     }
     // The kernel log the guest dumped at the end may hold problems the quiet console did not show.
-    if failure.is_none() {
-        if let Some(line) = dmesg(&results).lines().find(|l| FATAL.iter().any(|p| l.contains(p))) {
-            failure = Some(format!("kernel log: {}", line.trim()));
-        }
+    if failure.is_none()
+        && let Some(line) = dmesg(&results)
+            .lines()
+            .find(|l| FATAL.iter().any(|p| l.contains(p)))
+    {
+        failure = Some(format!("kernel log: {}", line.trim()));
     }
-    Ok(VmOutcome { results, failure, reached_init, elapsed })
+    Ok(VmOutcome {
+        results,
+        failure,
+        reached_init,
+        elapsed,
+    })
 }
 
 /// The kernel log section of the results.

@@ -39,7 +39,7 @@ pub(crate) use self::{
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
-        btf_fd_by_name,
+        FdKind, btf_fd_by_name, fd_kind,
         btf_id, btf_info, link_fd_by_id, link_info, link_next_id, map_fd_by_id, map_info,
         map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
     },

@@ -161,6 +161,32 @@ pub(crate) fn link_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
     fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
 }
 
+/// What kind of BPF object an fd refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// `anon_inode:bpf-map`.
+    Map,
+    /// `anon_inode:bpf-link` (and `bpf_link` variants).
+    Link,
+    /// `anon_inode:bpf-prog`.
+    Prog,
+    /// Anything else.
+    Other,
+}
+
+/// Tells maps, links and programs apart by the fd's anonymous-inode name (`BPF_OBJ_GET_INFO_BY_FD` accepts
+/// any of them, so it can't).
+pub(crate) fn fd_kind(fd: BorrowedFd<'_>) -> FdKind {
+    use std::os::fd::AsRawFd as _;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    match target.to_string_lossy().as_ref() {
+        "anon_inode:bpf-map" => FdKind::Map,
+        "anon_inode:bpf-prog" => FdKind::Prog,
+        t if t.starts_with("anon_inode:bpf-link") || t.starts_with("anon_inode:bpf_link") => FdKind::Link,
+        _ => FdKind::Other,
+    }
+}
+
 /// A new fd to the kernel BTF object named `name` (a module's BTF, e.g. `"tcp_dctcp"`; `"vmlinux"` for
 /// the kernel's own), found by walking BTF ids. `ENOENT` when no such kernel BTF is loaded.
 pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {

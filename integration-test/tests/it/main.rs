@@ -2,4 +2,5 @@
 
 mod dummy_ops;
 mod errors;
+mod lifecycle;
 mod tcp_cc;
