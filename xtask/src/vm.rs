@@ -206,7 +206,7 @@ pub fn boot(
         .replace('\r', "");
     if timed_out {
         failure = Some(format!("timed out after {} s", timeout.as_secs()));
-    } else if !results.lines().any(|l| l.starts_with("==> DONE")) && failure.is_none() {
+    } else if !results.lines().any(|l| l.contains("==> DONE ")) && failure.is_none() {
         failure = Some(format!(
             "the guest stopped without its sentinel line (qemu: {status})"
         ));

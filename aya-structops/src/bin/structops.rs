@@ -1,1 +1,548 @@
-fn main() {}
+//! `structops`: load, register, list and check BPF struct_ops objects from the command line.
+//!
+//! ```text
+//! structops register OBJ [--map NAME]... [--pin DIR] [--duration SECS]
+//! structops unregister PIN_PATH...
+//! structops unregister --id MAP_ID
+//! structops list
+//! structops check OBJ [--btf FILE]
+//! ```
+//!
+//! Logs (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`). Failures print one line
+//! `error: ...` on stderr and exit non-zero; `-v` adds the verifier (or BTF) log after it.
+
+mod raw;
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use aya_structops::{
+    Error, KernelBtf, ObjectSpec, Registration, matching,
+    system::{self, StructOpsState},
+};
+use clap::{ArgGroup, Parser, Subcommand};
+use futures::future::{self, FutureExt as _};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Set by `-v`: include verifier and BTF logs in error messages.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+#[derive(Parser)]
+#[command(name = "structops", version, about = "Load, register and inspect BPF struct_ops")]
+struct Cli {
+    /// Verbose errors: include the verifier log (or the kernel's BTF log).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load an object and register its struct_ops maps; stay until SIGINT/SIGTERM or --duration, then
+    /// unregister. With --pin, pin them and exit leaving them registered.
+    Register {
+        /// The BPF object file.
+        obj: PathBuf,
+        /// Register only these maps (optional `?.struct_ops*` maps included); repeatable.
+        #[arg(long = "map", value_name = "NAME")]
+        maps: Vec<String>,
+        /// Pin each registration at DIR/<map name> (DIR on a bpffs, created if needed) and exit.
+        #[arg(long, value_name = "DIR", conflicts_with = "duration")]
+        pin: Option<PathBuf>,
+        /// Unregister after this many seconds (0: at once).
+        #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Unregister pinned registrations (removing their pins), or a registered non-link map by id.
+    #[command(group(ArgGroup::new("what").required(true).args(["pins", "id"])))]
+    Unregister {
+        /// bpffs paths made by `register --pin`.
+        #[arg(value_name = "PIN_PATH")]
+        pins: Vec<PathBuf>,
+        /// Kernel id of the struct_ops map (see `structops list`).
+        #[arg(long, value_name = "MAP_ID", conflicts_with = "pins")]
+        id: Option<u32>,
+    },
+    /// List every struct_ops map in the kernel.
+    List,
+    /// Report whether an object matches the kernel, per map and member, without loading anything.
+    /// Exits 0 if compatible, 1 if not, 2 on usage or parse errors.
+    Check {
+        /// The BPF object file.
+        obj: PathBuf,
+        /// Check against this vmlinux BTF file instead of the running kernel.
+        #[arg(long, value_name = "FILE")]
+        btf: Option<PathBuf>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// A failure: its message (one line, plus the verifier log with -v) and the exit code.
+struct Fail {
+    msg: String,
+    code: u8,
+}
+
+impl Fail {
+    fn new(msg: impl Into<String>) -> Self {
+        Self {
+            msg: msg.into(),
+            code: 1,
+        }
+    }
+    fn code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::new(describe(&e))
+    }
+}
+
+/// The library's message, keeping logs for `-v`.
+fn describe(e: &Error) -> String {
+    let verbose = VERBOSE.load(Ordering::Relaxed);
+    match e {
+        Error::ProgramLoad {
+            program,
+            map,
+            member,
+            io,
+            log,
+        } => {
+            let mut s = format!(
+                "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {io}"
+            );
+            append_log(&mut s, "verifier log", log, verbose);
+            s
+        }
+        Error::BtfLoad { io, log } => {
+            let mut s = format!("the kernel rejected the object's BTF: {io}");
+            append_log(&mut s, "BTF log", log, verbose);
+            s
+        }
+        e => e.to_string(),
+    }
+}
+
+fn append_log(s: &mut String, what: &str, log: &str, verbose: bool) {
+    let log = log.trim_end();
+    if log.is_empty() {
+        return;
+    }
+    if verbose {
+        s.push_str(&format!("\n{what}:\n{log}"));
+    } else {
+        s.push_str(&format!(" (run with -v for the {what})"));
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    VERBOSE.store(cli.verbose, Ordering::Relaxed);
+    init_tracing();
+    let result = match cli.cmd {
+        Cmd::Register {
+            obj,
+            maps,
+            pin,
+            duration,
+        } => register(&obj, &maps, pin.as_deref(), duration),
+        Cmd::Unregister { pins, id } => match id {
+            Some(id) => unregister_id(id),
+            None => unregister_pins(&pins),
+        },
+        Cmd::List => list(),
+        Cmd::Check { obj, btf } => check(&obj, btf.as_deref()),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.msg);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn open(obj: &Path) -> Result<ObjectSpec, Fail> {
+    ObjectSpec::from_file(obj).map_err(|e| match e {
+        // The Io variant names the path already; name it for the others too.
+        aya_structops::ParseError::Io { .. } => Fail::new(e.to_string()),
+        e => Fail::new(format!("{}: {e}", obj.display())),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// register
+
+fn register(
+    obj: &Path,
+    only: &[String],
+    pin: Option<&Path>,
+    duration: Option<Duration>,
+) -> Result<u8, Fail> {
+    // Check the pin directory first: fail before loading anything.
+    if let Some(dir) = pin {
+        check_pin_dir(dir)?;
+    }
+    let mut spec = open(obj)?;
+    if !only.is_empty() {
+        let all: Vec<String> = spec.struct_ops().map(|m| m.name.clone()).collect();
+        for name in only {
+            if !all.contains(name) {
+                return Err(Fail::new(format!(
+                    "{}: no struct_ops map named `{name}` (the object has: {})",
+                    obj.display(),
+                    all.join(", ")
+                )));
+            }
+        }
+        for name in &all {
+            let m = spec
+                .struct_ops_map_mut(name)
+                .expect("listed from the object");
+            m.set_autocreate(only.contains(name));
+        }
+    }
+    if !spec.struct_ops().any(|m| m.autocreate) {
+        let optional: Vec<&str> = spec.struct_ops().map(|m| m.name.as_str()).collect();
+        return Err(Fail::new(format!(
+            "{}: every struct_ops map is optional, none would be created: name them with --map ({})",
+            obj.display(),
+            optional.join(", ")
+        )));
+    }
+
+    // A current-thread runtime: signals, the timer and link notifications are all this needs.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::new(format!("starting the async runtime: {e}")))?;
+    rt.block_on(async move {
+        // Listen before registering, so a signal that arrives while we register is not lost (and does
+        // not kill us with something registered).
+        let sig = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| Fail::new(format!("installing the {name} handler: {e}")))
+        };
+        let mut sigint = sig(SignalKind::interrupt(), "SIGINT")?;
+        let mut sigterm = sig(SignalKind::terminate(), "SIGTERM")?;
+
+        let loaded = spec.load()?;
+        let mut regs: Vec<Registration> = Vec::new();
+        for m in loaded.maps() {
+            // On error, `regs` is dropped, which unregisters those done so far.
+            regs.push(loaded.register_blocking(&m.name)?);
+        }
+        for r in &regs {
+            let mut line = format!("{} {} id {}", r.map_name(), r.type_name(), r.map_id()?);
+            if let Some(link) = r.link_id()? {
+                line.push_str(&format!(" link {link}"));
+            }
+            println!("{line}");
+        }
+
+        if let Some(dir) = pin {
+            return pin_all(dir, regs);
+        }
+
+        // Registered link maps the kernel may drop (sched_ext ejects schedulers, BPF_LINK_DETACH).
+        let detached = future::select_all(
+            regs.iter()
+                .filter(|r| r.is_link())
+                .map(|r| {
+                    async move {
+                        match r.detached().await {
+                            Ok(d) => d.map,
+                            Err(e) => {
+                                tracing::debug!(map = r.map_name(), error = %e, "no detach notification");
+                                future::pending().await
+                            }
+                        }
+                    }
+                    .boxed_local()
+                })
+                .chain(std::iter::once(future::pending().boxed_local())),
+        );
+        let timeout = async {
+            match duration {
+                Some(d) if d.is_zero() => {}
+                Some(d) => tokio::time::sleep(d).await,
+                None => future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = timeout => tracing::debug!("duration elapsed"),
+            _ = sigint.recv() => tracing::debug!("SIGINT"),
+            _ = sigterm.recv() => tracing::debug!("SIGTERM"),
+            (map, _, _) = detached => {
+                eprintln!("structops: the kernel unregistered struct_ops map `{map}`");
+            }
+        }
+
+        let mut failed = Vec::new();
+        for r in regs {
+            let name = r.map_name().to_owned();
+            if let Err(e) = r.unregister() {
+                failed.push(format!("unregistering `{name}`: {}", describe(&e)));
+            }
+        }
+        drop(loaded);
+        if failed.is_empty() {
+            Ok(0)
+        } else {
+            Err(Fail::new(failed.join("; ")))
+        }
+    })
+}
+
+/// `DIR` must be on a bpffs, or not exist below one.
+fn check_pin_dir(dir: &Path) -> Result<(), Fail> {
+    let existing = dir
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(Fail::new(format!(
+            "--pin {}: {} is not a directory",
+            dir.display(),
+            existing.display()
+        )));
+    }
+    if !raw::on_bpffs(existing) {
+        return Err(Fail::new(format!(
+            "--pin {}: {} is not on a bpffs (mount one: `mount -t bpf bpf /sys/fs/bpf`)",
+            dir.display(),
+            existing.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Pins every registration at `dir/<map>`. On failure nothing stays pinned or registered.
+fn pin_all(dir: &Path, mut regs: Vec<Registration>) -> Result<u8, Fail> {
+    // The first directory we create, to remove on failure.
+    let created = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .last()
+        .map(Path::to_owned);
+    let undo = |regs: Vec<Registration>, msg: String| {
+        for r in regs {
+            let name = r.map_name().to_owned();
+            if let Err(e) = r.unregister() {
+                eprintln!("error: unregistering `{name}` after a failure: {}", describe(&e));
+            }
+        }
+        if let Some(c) = &created {
+            let _ = std::fs::remove_dir_all(c);
+        }
+        Err(Fail::new(msg))
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return undo(regs, format!("--pin: creating {}: {e}", dir.display()));
+    }
+    let mut paths = Vec::new();
+    for i in 0..regs.len() {
+        let path = dir.join(regs[i].map_name());
+        if let Err(e) = regs[i].pin(&path) {
+            return undo(regs, describe(&e));
+        }
+        paths.push(path);
+    }
+    for p in paths {
+        println!("pinned {}", p.display());
+    }
+    // Dropping pinned registrations leaves them registered.
+    drop(regs);
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// unregister
+
+fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
+    let mut failed = Vec::new();
+    for path in pins {
+        match Registration::from_pin(path).and_then(|r| {
+            let name = r.map_name().to_owned();
+            r.unregister().map(|()| name)
+        }) {
+            Ok(name) => println!("unregistered {name} ({})", path.display()),
+            Err(e) => failed.push(describe(&e)),
+        }
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        Err(Fail::new(failed.join("; ")))
+    }
+}
+
+fn unregister_id(id: u32) -> Result<u8, Fail> {
+    let all = system::struct_ops()?;
+    let Some(info) = all.iter().find(|i| i.map_id == id) else {
+        return Err(Fail::new(format!(
+            "no struct_ops map with id {id} (see `structops list`)"
+        )));
+    };
+    let name = &info.map_name;
+    if !info.link_ids.is_empty() {
+        let links: Vec<String> = info.link_ids.iter().map(u32::to_string).collect();
+        return Err(Fail::new(format!(
+            "struct_ops map `{name}` (id {id}) is registered through link {}: the process holding the link \
+             must close it, or its pin must be removed (`structops unregister PIN_PATH`)",
+            links.join(", ")
+        )));
+    }
+    match info.state {
+        StructOpsState::InUse => {}
+        _ if info.link_map => {
+            return Err(Fail::new(format!(
+                "struct_ops map `{name}` (id {id}) is a link map with no link: it is not registered"
+            )));
+        }
+        state => {
+            return Err(Fail::new(format!(
+                "struct_ops map `{name}` (id {id}) is not registered (state {state:?})"
+            )));
+        }
+    }
+    raw::delete_struct_ops_by_id(id).map_err(|e| {
+        Fail::new(format!(
+            "unregistering struct_ops map `{name}` (id {id}): {e}"
+        ))
+    })?;
+    println!("unregistered {name} (id {id})");
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+fn list() -> Result<u8, Fail> {
+    let all = system::struct_ops()?;
+    let rows: Vec<[String; 6]> = all
+        .iter()
+        .map(|i| {
+            [
+                i.map_id.to_string(),
+                i.map_name.clone(),
+                i.type_name.clone().unwrap_or_else(|| "?".into()),
+                if i.link_map { "yes" } else { "no" }.into(),
+                match i.state {
+                    StructOpsState::Init => "init".into(),
+                    StructOpsState::InUse => "inuse".into(),
+                    StructOpsState::ToBeFreed => "tobefree".into(),
+                    StructOpsState::Ready => "ready".into(),
+                    StructOpsState::Unknown(n) => format!("unknown({n})"),
+                } + if i.registered() { " (registered)" } else { "" },
+                if i.link_ids.is_empty() {
+                    "-".into()
+                } else {
+                    i.link_ids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ]
+        })
+        .collect();
+    let header = ["MAP_ID", "NAME", "TYPE", "LINK_MAP", "STATE", "LINKS"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 5 {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s
+    };
+    println!("{}", line(header));
+    for r in &rows {
+        println!("{}", line(r.each_ref().map(String::as_str)));
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
+    let spec = open(obj).map_err(|f| f.code(2))?;
+    let kernel = match btf {
+        Some(path) => KernelBtf::from_file(path)
+            .map(std::sync::Arc::new)
+            .map_err(|e| Fail::new(format!("--btf {}: {e}", path.display())).code(2))?,
+        None => aya_structops::running_kernel().map_err(|e| Fail::from(e).code(2))?,
+    };
+    let report = matching::check(&spec, &kernel);
+    println!("{report}");
+    if report.compatible() {
+        return Ok(0);
+    }
+    // One summary line naming what is at fault, as for other failures.
+    let mut faults = BTreeSet::new();
+    for m in report.maps.iter().filter(|m| m.autocreate) {
+        if let Err(e) = &m.kernel_type {
+            faults.insert(format!("map `{}` ({}): {e}", m.map, m.type_name));
+        }
+        for (member, status) in &m.members {
+            if let matching::MemberStatus::Incompatible(r) = status {
+                faults.insert(format!(
+                    "map `{}` ({}), member `{member}`: {r}",
+                    m.map, m.type_name
+                ));
+            }
+        }
+    }
+    for (f, r) in &report.fields {
+        if let Err(e) = r {
+            faults.insert(format!("kernel field `{f}`: {e}"));
+        }
+    }
+    for (k, ok) in &report.kfuncs {
+        if !ok {
+            faults.insert(format!("kfunc `{k}` is missing"));
+        }
+    }
+    eprintln!(
+        "error: {} is incompatible: {}",
+        obj.display(),
+        faults.into_iter().collect::<Vec<_>>().join("; ")
+    );
+    Ok(1)
+}

@@ -16,7 +16,7 @@ impl Btf {
     ///   `symbol_offset(var name)` when known; the entries are sorted by offset. A DATASEC whose
     ///   section is unknown (`.ksyms`, `.kconfig`, ...) or still has size 0 becomes an anonymous
     ///   STRUCT with no members and size 0.
-    /// - FUNC and VAR with extern linkage become static.
+    /// - FUNC with extern linkage (kfunc declarations) becomes FWD; VAR with extern linkage becomes static.
     ///
     /// Only base BTF can be sanitized.
     pub fn sanitize_for_kernel(
@@ -37,8 +37,11 @@ impl Btf {
                     self.write_datasec(raw, section_size, symbol_offset, &mut types)?
                 }
                 BtfKind::Func if raw.vlen() as u32 == LINKAGE_EXTERN => {
-                    let info = make_info(BtfKind::Func, LINKAGE_STATIC as usize, raw.kind_flag());
-                    write_words(&mut types, &[raw.name_off(), info, raw.size_or_type()]);
+                    // An extern function (a kfunc declaration) has no body here, and the kernel rejects
+                    // FUNCs whose prototype lacks parameter names, which declarations often do: keep the
+                    // name and id as a forward declaration (same record size, no trailing data).
+                    let info = make_info(BtfKind::Fwd, 0, false);
+                    write_words(&mut types, &[raw.name_off(), info, 0]);
                 }
                 BtfKind::Var if raw.word(0) == LINKAGE_EXTERN => {
                     let header = &raw.bytes[..types::TYPE_HEADER_LEN];

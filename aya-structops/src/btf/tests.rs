@@ -690,14 +690,10 @@ fn sanitize_fixes_datasecs_and_linkage() {
             ..
         }
     ));
-    assert!(matches!(
-        out.type_by_id(kfunc).unwrap(),
-        Type::Func {
-            name: "bpf_kfunc",
-            linkage: 0,
-            ..
-        }
-    ));
+    assert!(
+        matches!(out.type_by_id(kfunc).unwrap(), Type::Fwd { name: "bpf_kfunc", is_union: false }),
+        "an extern FUNC (kfunc declaration) becomes a forward declaration with the same id"
+    );
     assert!(matches!(
         out.type_by_id(global).unwrap(),
         Type::Func { linkage: 1, .. }
