@@ -11,6 +11,7 @@
 //! Logs (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`). Failures print one line
 //! `error: ...` on stderr and exit non-zero; `-v` adds the verifier (or BTF) log after it.
 
+#[path = "structops/raw.rs"]
 mod raw;
 
 use std::{
