@@ -75,14 +75,22 @@ pub enum Error {
         #[source]
         source: SysError,
     },
-    /// No struct_ops map of that name in the object.
-    #[error("no struct_ops map named `{0}`")]
+    /// No map of that name in the object.
+    #[error("no map named `{0}`")]
     NoSuchMap(String),
     /// The map exists but was not created (optional map not asked for).
     #[error(
         "struct_ops map `{0}` was not created (it is optional: call set_autocreate(true) before load)"
     )]
     NotCreated(String),
+    /// aya could not wrap a map.
+    #[error("map `{map}` as an aya map: {message}")]
+    AyaMap {
+        /// The map.
+        map: String,
+        /// aya's error.
+        message: String,
+    },
     /// No program of that name.
     #[error("no struct_ops program named `{0}`")]
     NoSuchProgram(String),

@@ -14,7 +14,7 @@ use tracing::{debug, info_span};
 
 use crate::{
     Error,
-    matching::{BtfObject, KernelBtf, Plan},
+    matching::{BtfObject, Plan},
     object::{GlobalSymbol, Insn, InsnRef, ObjectSpec},
     sys::{self, MapCreate, ProgLoad},
 };
@@ -97,6 +97,7 @@ pub struct Loaded {
     pub(crate) programs: BTreeMap<String, LoadedProgram>,
     pub(crate) maps: BTreeMap<String, StructOpsMap>,
     pub(crate) data: BTreeMap<String, DataMap>,
+    pub(crate) btf_maps: BTreeMap<String, OwnedFd>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
     pub(crate) _btf: OwnedFd,
 }
@@ -115,6 +116,36 @@ impl Loaded {
     /// One created struct_ops map.
     pub fn map(&self, name: &str) -> Option<&StructOpsMap> {
         self.maps.get(name)
+    }
+
+    /// A map of the object as an [`aya::maps::Map`]: a BTF-defined map (`.maps`) by name, or a global-data
+    /// map by section name (`".bss"`, `".data"`, `".rodata"`). The returned map holds its own fd.
+    ///
+    /// ```no_run
+    /// # fn f(loaded: &aya_structops::Loaded) -> Result<(), Box<dyn std::error::Error>> {
+    /// use aya::maps::Array;
+    /// let counters: Array<_, u64> = Array::try_from(loaded.aya_map("g_counters")?)?;
+    /// println!("{}", counters.get(&2, 0)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn aya_map(&self, name: &str) -> Result<aya::maps::Map, Error> {
+        let fd = self
+            .btf_maps
+            .get(name)
+            .or_else(|| self.data.get(name).map(|d| &d.fd))
+            .ok_or_else(|| Error::NoSuchMap(name.into()))?;
+        let dup = fd.try_clone().map_err(|e| Error::Sys {
+            what: format!("duplicating the fd of map `{name}`"),
+            source: sys::SysError { cmd: "dup", io: e },
+        })?;
+        aya::maps::MapData::from_fd(dup)
+            .and_then(aya::maps::Map::from_map_data)
+            .map_err(|e| Error::AyaMap { map: name.into(), message: e.to_string() })
+    }
+
+    /// Names of the object's BTF-defined maps.
+    pub fn map_names(&self) -> impl Iterator<Item = &str> {
+        self.btf_maps.keys().map(String::as_str)
     }
 
     /// Reads a global variable (e.g. a counter in `.bss`) from its map.
@@ -195,7 +226,7 @@ fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
 }
 
 /// Loads what the plan describes.
-pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
+pub(crate) fn load(spec: &ObjectSpec, plan: &Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
     let module_fds = ModuleBtfFds::open(plan)?;
 
@@ -267,6 +298,22 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         );
     }
 
+    // BTF-defined maps.
+    let mut btf_maps = BTreeMap::new();
+    for m in spec.maps.values() {
+        let fd = sys::map_create(&MapCreate {
+            map_type: m.map_type,
+            name: &m.name,
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+            flags: m.flags,
+            ..Default::default()
+        })
+        .map_err(|source| Error::MapCreate { map: m.name.clone(), source })?;
+        btf_maps.insert(m.name.clone(), fd);
+    }
+
     // Programs.
     let mut programs = BTreeMap::new();
     for (name, attach) in &plan.programs {
@@ -286,6 +333,11 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
                     insns[*insn].imm = map.fd.as_raw_fd();
                     insns[*insn + 1].imm = *offset as i32;
+                }
+                InsnRef::Map { insn, name } => {
+                    let map = btf_maps.get(name).expect("parsed maps are created");
+                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
+                    insns[*insn].imm = map.as_raw_fd();
                 }
                 InsnRef::Kfunc { insn, name } => {
                     let target = &plan.kfuncs[name];
@@ -397,12 +449,12 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             },
         );
     }
-    let _ = kernel;
     Ok(Loaded {
         name: spec.name.clone(),
         programs,
         maps,
         data,
+        btf_maps,
         globals: spec.globals.clone(),
         _btf: btf_fd,
     })

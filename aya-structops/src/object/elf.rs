@@ -26,6 +26,7 @@ enum SectionRole {
     Code,
     StructOps { link: bool, optional: bool },
     Data { read_only: bool },
+    Maps,
     Other,
 }
 
@@ -48,6 +49,9 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
             };
         }
         _ => {}
+    }
+    if name == ".maps" {
+        return SectionRole::Maps;
     }
     if kind == SectionKind::Text {
         let sec = name.split('/').next().unwrap_or(name);
@@ -332,6 +336,17 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     if struct_ops.is_empty() {
         return Err(ParseError::NoStructOps);
     }
+    let mut maps = BTreeMap::new();
+    for sym in elf.symbols() {
+        let Some(idx) = sym.section_index() else { continue };
+        if !matches!(roles.get(&idx), Some(SectionRole::Maps)) || sym.kind() == SymbolKind::Section {
+            continue;
+        }
+        let name = sym.name()?;
+        if !name.is_empty() {
+            maps.insert(name.to_owned(), btf_map_spec(&btf, name)?);
+        }
+    }
     let used: BTreeSet<&str> = struct_ops
         .values()
         .flat_map(|m| m.members.iter().filter_map(|x| x.program.as_deref()))
@@ -347,6 +362,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         programs,
         struct_ops,
         data,
+        maps,
         globals,
         fields,
         section_sizes,
@@ -484,6 +500,46 @@ fn map_spec(
         data,
         members,
     })
+}
+
+/// Decodes a libbpf-style BTF map definition: `__uint(x, n)` is `int (*x)[n]`, `__type(x, T)` is `T *x`.
+fn btf_map_spec(btf: &Btf, name: &str) -> Result<super::MapSpec, ParseError> {
+    let bad = |detail: String| ParseError::BadMap { map: name.to_owned(), detail };
+    let var = btf.find(BtfKind::Var, name).ok_or_else(|| bad("no BTF VAR of that name".into()))?;
+    let Type::Var { target, .. } = btf.type_by_id(var)? else { return Err(bad("not a VAR".into())) };
+    let sid = btf.skip_mods_and_typedefs(target)?;
+    let Type::Struct(def) = btf.type_by_id(sid)? else { return Err(bad("not a struct".into())) };
+    let mut spec = super::MapSpec {
+        name: name.to_owned(),
+        map_type: 0,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        flags: 0,
+    };
+    for m in def.members() {
+        let Type::Ptr { target } = btf.type_by_id(btf.skip_mods_and_typedefs(m.type_id)?)? else {
+            return Err(bad(format!("member `{}` is not a __uint/__type pointer", m.name)));
+        };
+        let uint = || -> Result<u32, ParseError> {
+            match btf.type_by_id(btf.skip_mods_and_typedefs(target)?)? {
+                Type::Array { nelems, .. } => Ok(nelems),
+                _ => Err(bad(format!("member `{}` is not __uint(...)", m.name))),
+            }
+        };
+        match m.name {
+            "type" => spec.map_type = uint()?,
+            "max_entries" => spec.max_entries = uint()?,
+            "map_flags" => spec.flags = uint()?,
+            "key_size" => spec.key_size = uint()?,
+            "value_size" => spec.value_size = uint()?,
+            "key" => spec.key_size = btf.size_of(target)?,
+            "value" => spec.value_size = btf.size_of(target)?,
+            "pinning" | "numa_node" | "map_extra" => {}
+            other => return Err(bad(format!("unsupported map definition member `{other}`"))),
+        }
+    }
+    Ok(spec)
 }
 
 /// `8tcp_sock8snd_cwnd` -> `["tcp_sock", "snd_cwnd"]`.

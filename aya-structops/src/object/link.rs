@@ -12,6 +12,8 @@ pub(crate) const PSEUDO_CALL: u8 = 1;
 pub(crate) const PSEUDO_KFUNC_CALL: u8 = 2;
 /// `src_reg` of a 64-bit load of a map value address (`imm` = map fd, next `imm` = offset).
 pub(crate) const PSEUDO_MAP_VALUE: u8 = 2;
+/// `src_reg` of a 64-bit load of a map (`imm` = map fd).
+pub(crate) const PSEUDO_MAP_FD: u8 = 1;
 
 /// One BPF instruction, in the kernel's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -57,6 +59,8 @@ pub(crate) enum InsnRef {
     },
     /// A call of a kernel function: patched to `BPF_PSEUDO_KFUNC_CALL` with its BTF id.
     Kfunc { insn: usize, name: String },
+    /// `ld_imm64` of a BTF-defined map (`.maps`): patched to `BPF_PSEUDO_MAP_FD` with its fd.
+    Map { insn: usize, name: String },
 }
 
 /// What a relocation in a function refers to, already classified against the ELF.
@@ -68,6 +72,8 @@ pub(crate) enum Target {
     Kfunc(String),
     /// The address of `offset` bytes into data section `section`.
     Data { section: String, offset: u64 },
+    /// A BTF-defined map.
+    Map(String),
     /// Something we can't link, with a description.
     Unsupported(String),
 }
@@ -138,6 +144,13 @@ pub(crate) fn link(
                         section: section.clone(),
                         offset,
                     });
+                    None
+                }
+                Some(Target::Map(name)) => {
+                    if insn.code != LD_IMM64 {
+                        return Err(err(format!("reference to map `{name}` is not a 64-bit load")));
+                    }
+                    refs.push(InsnRef::Map { insn: base + i, name: name.clone() });
                     None
                 }
                 Some(Target::Unsupported(detail)) => return Err(err(detail.clone())),

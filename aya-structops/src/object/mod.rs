@@ -16,7 +16,7 @@ use crate::btf::Btf;
 pub(crate) use link::{Insn, InsnRef};
 /// Instruction constants the loader patches with.
 pub(crate) mod link_consts {
-    pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_VALUE};
+    pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
 
@@ -92,6 +92,14 @@ pub enum ParseError {
         /// What is wrong.
         detail: String,
     },
+    /// A BTF-defined map (`.maps`) whose definition this loader does not understand.
+    #[error("map `{map}` in .maps: {detail}")]
+    BadMap {
+        /// The map.
+        map: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A kernel-field symbol whose name does not decode.
     #[error("malformed kernel field symbol `{0}`")]
     BadFieldSymbol(String),
@@ -138,6 +146,23 @@ pub struct DataSection {
     pub read_only: bool,
 }
 
+/// A BTF-defined map (a variable in `.maps`), created at load and reachable afterwards as an aya map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSpec {
+    /// Map name.
+    pub name: String,
+    /// `bpf_map_type` number.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub flags: u32,
+}
+
 /// A global variable: a symbol in a data section.
 #[derive(Debug, Clone)]
 pub struct GlobalSymbol {
@@ -178,6 +203,7 @@ pub struct ObjectSpec {
     pub(crate) programs: BTreeMap<String, ProgramSpec>,
     pub(crate) struct_ops: BTreeMap<String, StructOpsSpec>,
     pub(crate) data: BTreeMap<String, DataSection>,
+    pub(crate) maps: BTreeMap<String, MapSpec>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
     pub(crate) fields: Vec<FieldSpec>,
     /// Every section's size, for BTF DATASEC fix-ups.
@@ -229,6 +255,16 @@ impl ObjectSpec {
     /// One program by name.
     pub fn program(&self, name: &str) -> Option<&ProgramSpec> {
         self.programs.get(name)
+    }
+
+    /// BTF-defined maps (`.maps`).
+    pub fn maps(&self) -> impl Iterator<Item = &MapSpec> {
+        self.maps.values()
+    }
+
+    /// One BTF-defined map, for editing before load (e.g. `max_entries`).
+    pub fn map_mut(&mut self, name: &str) -> Option<&mut MapSpec> {
+        self.maps.get_mut(name)
     }
 
     /// Global data sections.
