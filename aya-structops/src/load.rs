@@ -487,11 +487,12 @@ impl ModuleBtfFds {
     }
 }
 
-// TEMPORARY until sys grows btf_fd_by_name.
-fn module_btf_fd(_name: &str) -> Result<OwnedFd, Error> {
-    Err(Error::Unsupported(
-        "struct_ops types and kfuncs from kernel modules",
-    ))
+/// A new fd to a module's BTF object, which module struct_ops types and module kfuncs are relative to.
+fn module_btf_fd(name: &str) -> Result<OwnedFd, Error> {
+    sys::btf_fd_by_name(name).map_err(|source| Error::Sys {
+        what: format!("opening the BTF object of module `{name}`"),
+        source,
+    })
 }
 
 #[cfg(test)]
