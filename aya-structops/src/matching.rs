@@ -365,6 +365,11 @@ pub fn match_members(
                         let ksize = kbtf.size_of(kid)?;
                         if kfunc_ptr && zero {
                             MemberStatus::Matched(idx as u32)
+                        } else if kfunc_ptr {
+                            MemberStatus::Incompatible(format!(
+                                "kind mismatch: the kernel member is a function pointer (a program goes \
+                                 there), the object sets it as data ({okind})"
+                            ))
                         } else if okind != kkind {
                             MemberStatus::Incompatible(format!(
                                 "kind mismatch: the object has a {okind}, the kernel a {kkind}"

@@ -390,11 +390,20 @@ fn pin_all(dir: &Path, mut regs: Vec<Registration>) -> Result<u8, Fail> {
 fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
     let mut failed = Vec::new();
     for path in pins {
-        match Registration::from_pin(path).and_then(|r| {
-            let name = r.map_name().to_owned();
-            r.unregister().map(|()| name)
-        }) {
-            Ok(name) => println!("unregistered {name} ({})", path.display()),
+        let reg = match Registration::from_pin(path) {
+            Ok(r) => r,
+            Err(e) => {
+                failed.push(describe(&e));
+                continue;
+            }
+        };
+        let name = reg.map_name().to_owned();
+        match reg.unregister() {
+            Ok(()) => println!("unregistered {name} ({})", path.display()),
+            // The pin is gone; the map had been unregistered already (e.g. `unregister --id`).
+            Err(Error::Sys { source, .. }) if source.errno() == Some(libc::EINPROGRESS) => {
+                println!("unpinned {name} ({}): it was not registered any more", path.display())
+            }
             Err(e) => failed.push(describe(&e)),
         }
     }
@@ -430,7 +439,8 @@ fn unregister_id(id: u32) -> Result<u8, Fail> {
         }
         state => {
             return Err(Fail::new(format!(
-                "struct_ops map `{name}` (id {id}) is not registered (state {state:?})"
+                "struct_ops map `{name}` (id {id}) is not registered (state {})",
+                state_name(state)
             )));
         }
     }
@@ -440,11 +450,22 @@ fn unregister_id(id: u32) -> Result<u8, Fail> {
         ))
     })?;
     println!("unregistered {name} (id {id})");
+    eprintln!("note: if `{name}` is pinned, remove its pin to free the map");
     Ok(0)
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
+
+fn state_name(state: StructOpsState) -> String {
+    match state {
+        StructOpsState::Init => "init".into(),
+        StructOpsState::InUse => "inuse".into(),
+        StructOpsState::ToBeFreed => "tobefree".into(),
+        StructOpsState::Ready => "ready".into(),
+        StructOpsState::Unknown(n) => format!("unknown({n})"),
+    }
+}
 
 fn list() -> Result<u8, Fail> {
     let all = system::struct_ops()?;
@@ -456,13 +477,7 @@ fn list() -> Result<u8, Fail> {
                 i.map_name.clone(),
                 i.type_name.clone().unwrap_or_else(|| "?".into()),
                 if i.link_map { "yes" } else { "no" }.into(),
-                match i.state {
-                    StructOpsState::Init => "init".into(),
-                    StructOpsState::InUse => "inuse".into(),
-                    StructOpsState::ToBeFreed => "tobefree".into(),
-                    StructOpsState::Ready => "ready".into(),
-                    StructOpsState::Unknown(n) => format!("unknown({n})"),
-                } + if i.registered() { " (registered)" } else { "" },
+                state_name(i.state) + if i.registered() { " (registered)" } else { "" },
                 if i.link_ids.is_empty() {
                     "-".into()
                 } else {

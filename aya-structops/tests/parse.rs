@@ -1,0 +1,142 @@
+//! The pure layers on the committed corpus (testdata/): ELF -> ObjectSpec, and matching against this
+//! machine's vmlinux BTF (readable without root). No syscalls that need privileges.
+
+use aya_structops::{
+    KernelBtf, ObjectSpec, ParseError,
+    matching::{self, MemberStatus},
+    object::MemberKind,
+};
+
+fn obj(name: &str) -> ObjectSpec {
+    let path = format!("{}/../testdata/obj/{name}.o", env!("CARGO_MANIFEST_DIR"));
+    ObjectSpec::from_file(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn kernel() -> Option<KernelBtf> {
+    match KernelBtf::running() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            println!("SKIP kernel matching: no readable /sys/kernel/btf/vmlinux ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn c_tcp_cc_maps_members_and_programs() {
+    let spec = obj("tcp_cc");
+    let maps: Vec<_> = spec.struct_ops().collect();
+    assert_eq!(maps.len(), 1);
+    let m = maps[0];
+    assert!(!m.link && m.autocreate && m.section == ".struct_ops");
+    assert_eq!(m.kernel_type_name(), "tcp_congestion_ops");
+    let name = m.member_data("name").unwrap();
+    assert_eq!(&name[..7], b"c_reno\0");
+    let bound: Vec<_> = m.programs().map(|(member, _)| member).collect();
+    for member in ["ssthresh", "cong_avoid", "undo_cwnd", "init"] {
+        assert!(bound.contains(&member), "{member} bound: {bound:?}");
+    }
+    assert_eq!(m.member("ssthresh").unwrap().kind, MemberKind::FuncPtr);
+    assert_eq!(m.member("name").unwrap().kind, MemberKind::Data);
+    let kfuncs: Vec<_> = spec.programs().flat_map(|p| p.kfuncs()).collect();
+    assert!(kfuncs.contains(&"tcp_reno_cong_avoid"), "{kfuncs:?}");
+}
+
+#[test]
+fn link_and_optional_sections() {
+    let spec = obj("multi");
+    let mut maps: Vec<_> = spec.struct_ops().map(|m| (m.name.as_str(), m.link, m.autocreate)).collect();
+    maps.sort();
+    assert_eq!(maps.len(), 3, "{maps:?}");
+    assert!(maps.iter().all(|(_, link, _)| *link));
+    assert_eq!(maps.iter().filter(|(_, _, auto)| !auto).count(), 1, "one optional map: {maps:?}");
+}
+
+#[test]
+fn flavor_suffix_is_stripped_for_matching() {
+    let spec = obj("flavor");
+    let m = spec.struct_ops().next().unwrap();
+    assert!(m.type_name.ends_with("___mine"), "{}", m.type_name);
+    assert_eq!(m.kernel_type_name(), "tcp_congestion_ops");
+}
+
+#[test]
+fn parse_errors_name_the_culprit() {
+    let path = format!("{}/../testdata/obj/orphan.o", env!("CARGO_MANIFEST_DIR"));
+    let e = ObjectSpec::from_file(&path).unwrap_err();
+    assert!(matches!(e, ParseError::OrphanProgram(ref p) if p == "orphan_prog"), "{e}");
+    let path = format!("{}/../testdata/obj/no_struct_ops.o", env!("CARGO_MANIFEST_DIR"));
+    assert!(matches!(ObjectSpec::from_file(&path).unwrap_err(), ParseError::NoStructOps));
+    let e = ObjectSpec::from_file("/nonexistent/x.o").unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/x.o"), "{e}");
+    let e = ObjectSpec::parse("garbage", b"not an elf").unwrap_err();
+    assert!(matches!(e, ParseError::Elf(_)), "{e}");
+}
+
+#[test]
+fn rust_objects_parse_with_fields_kfuncs_and_sleepable_programs() {
+    let spec = obj("rust/tcp_cc");
+    let m = spec.struct_ops_map("RUST_RENO").unwrap();
+    assert!(m.link);
+    assert_eq!(m.type_name, "tcp_congestion_ops");
+    // Only the members the Rust value sets exist in the object.
+    let members: Vec<_> = m.members().iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(members, ["init", "ssthresh", "cong_avoid", "undo_cwnd", "name"]);
+    let used: Vec<_> = spec.kernel_fields().iter().filter(|f| f.used).map(|f| f.path.join(".")).collect();
+    assert!(used.contains(&"snd_cwnd".to_owned()) && used.contains(&"snd_ssthresh".to_owned()), "{used:?}");
+    assert!(spec.kernel_fields().iter().any(|f| !f.used), "declared but unused fields are not resolved");
+    let kfuncs: Vec<_> = spec.program("rust_cong_avoid").unwrap().kfuncs().collect();
+    assert_eq!(kfuncs, ["tcp_slow_start", "tcp_cong_avoid_ai"]);
+
+    let dummy = obj("rust/dummy");
+    assert!(dummy.program("rs_test_sleepable").unwrap().sleepable);
+    assert!(!dummy.program("rs_test_1").unwrap().sleepable);
+}
+
+#[test]
+fn editing_before_load() {
+    let mut spec = obj("rust/tcp_cc");
+    let m = spec.struct_ops_map_mut("RUST_RENO").unwrap();
+    m.set_data("name", b"renamed").unwrap();
+    assert_eq!(&m.member_data("name").unwrap()[..8], b"renamed\0");
+    let e = m.set_data("name", &[1; 17]).unwrap_err();
+    assert!(e.to_string().contains("holds 16 bytes, got 17"), "{e}");
+    let e = m.set_data("ssthresh", b"x").unwrap_err();
+    assert!(e.to_string().contains("not a data member"), "{e}");
+    m.set_program("init", None).unwrap();
+    assert!(m.member("init").unwrap().program.is_none());
+    let e = m.set_data("no_such", b"x").unwrap_err();
+    assert!(e.to_string().contains("no member `no_such`"), "{e}");
+}
+
+#[test]
+fn check_reports_each_member_against_this_kernel() {
+    let Some(kernel) = kernel() else { return };
+    let report = matching::check(&obj("tcp_cc"), &kernel);
+    assert!(report.compatible(), "{report}");
+
+    let report = matching::check(&obj("zero_member"), &kernel);
+    assert!(report.compatible(), "{report}");
+    assert!(report.maps[0].members.iter().any(|(_, s)| *s == MemberStatus::AbsentZero), "{report}");
+
+    for (name, member, needle) in [
+        ("missing_member", "not_in_kernel", "no such member"),
+        ("bad_kind", "ssthresh", "function pointer"),
+        ("bad_size", "flags", "size mismatch"),
+        ("bitfield", "flags", "bitfield"),
+    ] {
+        let report = matching::check(&obj(name), &kernel);
+        assert!(!report.compatible(), "{name}: {report}");
+        let (_, status) = report.maps[0].members.iter().find(|(m, _)| m == member).unwrap();
+        let MemberStatus::Incompatible(reason) = status else { panic!("{name}: {status:?}") };
+        assert!(reason.contains(needle), "{name}: {reason}");
+    }
+    let report = matching::check(&obj("no_such_type"), &kernel);
+    assert!(!report.compatible());
+    assert!(report.maps[0].kernel_type.is_err());
+
+    let report = matching::check(&obj("rust/tcp_cc"), &kernel);
+    assert!(report.compatible(), "{report}");
+    assert!(report.fields.iter().any(|(f, r)| f == "tcp_sock.snd_cwnd" && r.is_ok()), "{report}");
+    println!("{report}");
+}
