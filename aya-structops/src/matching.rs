@@ -273,6 +273,17 @@ pub enum MemberStatus {
     Incompatible(String),
 }
 
+/// Separates the alternatives of a kfunc symbol: `scx_bpf_dsq_insert___or___scx_bpf_dispatch` names a
+/// kfunc renamed across kernels; the first one this kernel has is called (they must share a prototype).
+pub const KFUNC_ALTERNATIVES: &str = "___or___";
+
+/// Resolves a kfunc symbol (possibly a list of alternatives) to the kernel function it calls.
+pub fn find_kfunc(kernel: &KernelBtf, symbol: &str) -> Option<(BtfObject, u32)> {
+    symbol
+        .split(KFUNC_ALTERNATIVES)
+        .find_map(|name| kernel.find(BtfKind::Func, name))
+}
+
 /// Finds a struct_ops type in the kernel.
 pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsType, BtfError> {
     let value_name = format!("bpf_struct_ops_{type_name}");
@@ -500,12 +511,10 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                 continue;
             }
             let (btf_obj, btf_id) =
-                kernel
-                    .find(BtfKind::Func, kfunc)
-                    .ok_or_else(|| MatchError::NoKfunc {
-                        program: name.clone(),
-                        kfunc: kfunc.to_owned(),
-                    })?;
+                find_kfunc(kernel, kfunc).ok_or_else(|| MatchError::NoKfunc {
+                    program: name.clone(),
+                    kfunc: kfunc.to_owned(),
+                })?;
             plan.kfuncs
                 .insert(kfunc.to_owned(), KfuncTarget { btf_obj, btf_id });
         }
@@ -544,7 +553,9 @@ impl CompatReport {
     pub fn compatible(&self) -> bool {
         self.maps.iter().filter(|m| m.autocreate).all(|m| {
             m.kernel_type.is_ok()
-                && m.members.iter().all(|(_, s)| !matches!(s, MemberStatus::Incompatible(_)))
+                && m.members
+                    .iter()
+                    .all(|(_, s)| !matches!(s, MemberStatus::Incompatible(_)))
         }) && self.fields.iter().all(|(_, r)| r.is_ok())
             && self.kfuncs.iter().all(|(_, ok)| *ok)
     }
@@ -553,16 +564,30 @@ impl CompatReport {
 impl std::fmt::Display for CompatReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for m in &self.maps {
-            let created = if m.autocreate { "" } else { " (optional, not created)" };
+            let created = if m.autocreate {
+                ""
+            } else {
+                " (optional, not created)"
+            };
             match &m.kernel_type {
-                Err(e) => writeln!(f, "map {} ({}){created}: INCOMPATIBLE: {e}", m.map, m.type_name)?,
+                Err(e) => writeln!(
+                    f,
+                    "map {} ({}){created}: INCOMPATIBLE: {e}",
+                    m.map, m.type_name
+                )?,
                 Ok(_) => writeln!(f, "map {} ({}){created}:", m.map, m.type_name)?,
             }
             for (member, status) in &m.members {
                 match status {
-                    MemberStatus::Matched(i) => writeln!(f, "  {member:<20} matched (kernel member #{i})")?,
-                    MemberStatus::AbsentZero => writeln!(f, "  {member:<20} absent in kernel, zero: ignored")?,
-                    MemberStatus::Incompatible(r) => writeln!(f, "  {member:<20} INCOMPATIBLE: {r}")?,
+                    MemberStatus::Matched(i) => {
+                        writeln!(f, "  {member:<20} matched (kernel member #{i})")?
+                    }
+                    MemberStatus::AbsentZero => {
+                        writeln!(f, "  {member:<20} absent in kernel, zero: ignored")?
+                    }
+                    MemberStatus::Incompatible(r) => {
+                        writeln!(f, "  {member:<20} INCOMPATIBLE: {r}")?
+                    }
                 }
             }
         }
@@ -575,7 +600,15 @@ impl std::fmt::Display for CompatReport {
         for (k, ok) in &self.kfuncs {
             writeln!(f, "kfunc {k:<26} {}", if *ok { "found" } else { "MISSING" })?;
         }
-        write!(f, "{}", if self.compatible() { "compatible" } else { "incompatible" })
+        write!(
+            f,
+            "{}",
+            if self.compatible() {
+                "compatible"
+            } else {
+                "incompatible"
+            }
+        )
     }
 }
 
@@ -586,13 +619,24 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     for map in obj.struct_ops.values() {
         let type_name = map.kernel_type_name().to_owned();
         let (kernel_type, members) = match kernel_ops_type(kernel, &type_name) {
-            Err(e) => (Err(format!("no struct_ops type `{type_name}` in this kernel ({e})")), Vec::new()),
+            Err(e) => (
+                Err(format!(
+                    "no struct_ops type `{type_name}` in this kernel ({e})"
+                )),
+                Vec::new(),
+            ),
             Ok(kty) => match match_members(obj, map, kernel, &kty) {
                 Ok((verdicts, _, _)) => (Ok(kty), verdicts),
                 Err(e) => (Err(e.to_string()), Vec::new()),
             },
         };
-        maps.push(MapReport { map: map.name.clone(), type_name, autocreate: map.autocreate, kernel_type, members });
+        maps.push(MapReport {
+            map: map.name.clone(),
+            type_name,
+            autocreate: map.autocreate,
+            kernel_type,
+            members,
+        });
     }
     let mut fields = Vec::new();
     for field in obj.fields.iter().filter(|f| f.used) {
@@ -602,10 +646,18 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
             .find(BtfKind::Struct, &field.type_name)
             .or_else(|| kernel.find(BtfKind::Union, &field.type_name))
             .ok_or_else(|| "no such struct or union".to_owned())
-            .and_then(|(o, id)| kernel.btf(&o).member_path(id, &parts).map_err(|e| e.to_string()))
+            .and_then(|(o, id)| {
+                kernel
+                    .btf(&o)
+                    .member_path(id, &parts)
+                    .map_err(|e| e.to_string())
+            })
             .and_then(|loc| {
                 if field.size != 0 && loc.size != field.size {
-                    Err(format!("{} bytes in the kernel, the program reads {}", loc.size, field.size))
+                    Err(format!(
+                        "{} bytes in the kernel, the program reads {}",
+                        loc.size, field.size
+                    ))
                 } else {
                     Ok(loc.byte_offset)
                 }
@@ -616,9 +668,13 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     for p in obj.programs.values() {
         for k in p.kfuncs() {
             if !kfuncs.iter().any(|(n, _)| n == k) {
-                kfuncs.push((k.to_owned(), kernel.find(BtfKind::Func, k).is_some()));
+                kfuncs.push((k.to_owned(), find_kfunc(kernel, k).is_some()));
             }
         }
     }
-    CompatReport { maps, fields, kfuncs }
+    CompatReport {
+        maps,
+        fields,
+        kfuncs,
+    }
 }
