@@ -76,7 +76,7 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
 /// Runs the tcp-cc example against the objects in `dir`.
 pub fn run_example(dir: &Path, bytes: u64) -> Result<()> {
     run(Command::new("cargo")
-        .args(["run", "--release", "-p", "tcp-cc", "--"])
+        .args(["run", "--quiet", "--release", "-p", "tcp-cc", "--"])
         .arg("--object")
         .arg(dir.join("tcp_cc.o"))
         .args(["--bytes", &bytes.to_string()])

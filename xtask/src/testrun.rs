@@ -81,6 +81,8 @@ pub struct KernelReport {
     pub run_failures: Vec<String>,
     pub warnings: Vec<String>,
     pub elapsed: Duration,
+    /// The full output.
+    pub log: PathBuf,
 }
 
 impl KernelReport {
@@ -155,26 +157,26 @@ impl Libtest {
     }
 
     /// Feeds one line; returns the number of results finished by it.
+    ///
+    /// With one test thread, a test runs until a line holding only its verdict; lines in between are its
+    /// output, even ones that look like a test start (a test may run a child libtest and print its output).
     pub fn feed(&mut self, line: &str) -> usize {
         let before = self.results.len();
-        if let Some((name, tail)) = line
+        if self.current.is_some() {
+            match verdict(line) {
+                Some(status) => self.finish(status),
+                None => self.output(line),
+            }
+        } else if let Some((name, tail)) = line
             .strip_prefix("test ")
             .and_then(|r| r.split_once(" ... "))
         {
-            if self.current.is_some() {
-                self.output_crash("no result before the next test started");
-            }
             let name = name.trim_end_matches(" - should panic").to_owned();
             self.current = Some((name, Vec::new(), None));
             match verdict(tail) {
                 Some(status) => self.finish(status),
                 None if tail.is_empty() => {}
                 None => self.output(tail),
-            }
-        } else if self.current.is_some() {
-            match verdict(line) {
-                Some(status) => self.finish(status),
-                None => self.output(line),
             }
         }
         self.results.len() - before
@@ -303,6 +305,7 @@ fn run_host(bins: &[GuestBinary], args: &[String], verbose: bool) -> Result<Kern
         run_failures: Vec::new(),
         warnings: Vec::new(),
         elapsed: Duration::ZERO,
+        log: out_dir().join("host.log"),
     };
     if !Command::new("id")
         .arg("-u")
@@ -313,7 +316,7 @@ fn run_host(bins: &[GuestBinary], args: &[String], verbose: bool) -> Result<Kern
             .warnings
             .push("not running as root: tests that load BPF will fail".into());
     }
-    let log_path = out_dir().join("host.log");
+    let log_path = report.log.clone();
     let mut log = fs::File::create(&log_path)?;
     eprintln!(
         "[host] running {} test binaries on {} (log: {})",
@@ -444,6 +447,7 @@ fn run_vm(
         run_failures: Vec::new(),
         warnings: Vec::new(),
         elapsed: Duration::ZERO,
+        log: log.clone(),
     };
     let outcome = loop {
         let start = Instant::now();
@@ -512,6 +516,35 @@ fn run_vm(
     Ok(report)
 }
 
+/// A failed test's output for the report: backtraces folded, long lines cut (the logs have it all).
+fn condensed(output: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_backtrace = false;
+    for l in output {
+        if in_backtrace {
+            if l.starts_with(char::is_whitespace) {
+                continue;
+            }
+            in_backtrace = false;
+            if l.starts_with("note: ") {
+                continue;
+            }
+        }
+        if l.trim() == "stack backtrace:" {
+            in_backtrace = true;
+            out.push("stack backtrace: (in the log)".to_owned());
+            continue;
+        }
+        let cut: String = l.chars().take(400).collect();
+        out.push(if cut.len() < l.len() {
+            format!("{cut} [...]")
+        } else {
+            cut
+        });
+    }
+    out
+}
+
 fn print_report(r: &KernelReport) {
     let (ok, failed, skipped) = r.count();
     let failed = failed - r.run_failures.len();
@@ -527,6 +560,9 @@ fn print_report(r: &KernelReport) {
         r.tests.len(),
         r.elapsed.as_secs_f64()
     );
+    if failed > 0 || !r.run_failures.is_empty() {
+        println!("   log: {}", r.log.display());
+    }
     for w in &r.warnings {
         println!("   warning: {w}");
     }
@@ -537,8 +573,9 @@ fn print_report(r: &KernelReport) {
         match &t.status {
             Status::Failed => {
                 println!("   FAILED  {}", t.name);
-                let tail = t.output.len().saturating_sub(30);
-                for l in &t.output[tail..] {
+                let shown = condensed(&t.output);
+                let tail = shown.len().saturating_sub(40);
+                for l in &shown[tail..] {
                     println!("      | {l}");
                 }
             }
@@ -804,6 +841,11 @@ mod tests {
              FAILED\n\
              test a::four ... ignored, slow\n\
              test a::five - should panic ... ok\n\
+             test a::seven ... \n\
+             child: \n\
+             test a::seven ... FAILED\n\
+             test result: FAILED. 0 passed; 1 failed\n\
+             FAILED\n\
              test a::six ... \n\
              \n\
              failures:\n",
@@ -817,6 +859,7 @@ mod tests {
                 ("a::three", &Status::Failed),
                 ("a::four", &Status::Skipped("ignored: slow".into())),
                 ("a::five", &Status::Ok),
+                ("a::seven", &Status::Failed),
                 ("a::six", &Status::Failed),
             ]
         );
