@@ -27,6 +27,8 @@ pub struct LoadedProgram {
     pub name: String,
     /// Instructions loaded (after linking).
     pub insn_count: usize,
+    /// Instructions the verifier processed (`verified_insns`; 0 on kernels that don't report it).
+    pub verified_insns: u32,
     /// Sleepable.
     pub sleepable: bool,
     /// Map and member it was loaded for (the first one, if shared).
@@ -385,13 +387,23 @@ pub(crate) fn load(spec: &ObjectSpec, plan: &Plan) -> Result<Loaded, Error> {
             io: e.io,
             log: e.log,
         })?;
-        debug!(program = %name, insns = insns.len(), map = %attach.map, member = %attach.member, "program loaded");
+        let verified_insns = sys::prog_info(fd.as_fd()).map(|i| i.verified_insns).unwrap_or(0);
+        debug!(
+            program = %name,
+            insns = insns.len(),
+            verified_insns,
+            map = %attach.map,
+            member = %attach.member,
+            sleepable = prog.sleepable,
+            "program loaded"
+        );
         programs.insert(
             name.clone(),
             LoadedProgram {
                 fd: Arc::new(fd),
                 name: name.clone(),
                 insn_count: insns.len(),
+                verified_insns,
                 sleepable: prog.sleepable,
                 attach: (attach.map.clone(), attach.member.clone()),
             },

@@ -140,3 +140,12 @@ fn check_reports_each_member_against_this_kernel() {
     assert!(report.fields.iter().any(|(f, r)| f == "tcp_sock.snd_cwnd" && r.is_ok()), "{report}");
     println!("{report}");
 }
+
+#[test]
+fn renamed_kfuncs_resolve_to_the_first_alternative_present() {
+    let Some(kernel) = kernel() else { return };
+    assert!(matching::find_kfunc(&kernel, "tcp_reno_ssthresh").is_some());
+    let a = matching::find_kfunc(&kernel, "not_a_kfunc___or___tcp_reno_ssthresh").unwrap();
+    assert_eq!(a, matching::find_kfunc(&kernel, "tcp_reno_ssthresh").unwrap());
+    assert!(matching::find_kfunc(&kernel, "not_a___or___not_b").is_none());
+}

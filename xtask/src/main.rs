@@ -118,6 +118,7 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     if opts.kernels.is_empty() {
         opts.kernels = CI_KERNELS.iter().map(|s| s.to_string()).collect();
     }
+    opts.prepared = true;
     let totals = testrun::integration_test(&opts);
     let it = match &totals {
         Ok(t) => format!("{} passed, {} failed, {} skipped", t.0, t.1, t.2),

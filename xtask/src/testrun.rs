@@ -51,6 +51,9 @@ pub struct Options {
     /// Arguments for the test binaries (libtest filters and flags), after `--`.
     #[arg(last = true)]
     pub args: Vec<String>,
+    /// Setup has run and the BPF objects are built (`cargo xtask test` did it).
+    #[arg(skip)]
+    pub prepared: bool,
 }
 
 /// Outcome of one test.
@@ -714,8 +717,10 @@ pub fn integration_test(opts: &Options) -> Result<Totals> {
     // Build.
     let tb = Instant::now();
     let (host_bins, guest_bins) = if opts.test_binaries.is_empty() {
-        let tools = setup::all()?;
-        crate::build::ebpf(&tools)?;
+        if !opts.prepared {
+            let tools = setup::all()?;
+            crate::build::ebpf(&tools)?;
+        }
         let h = if host {
             build_tests(false)?
         } else {

@@ -215,7 +215,15 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// Parses an object from its bytes. `name` is used in map names and messages.
     pub fn parse(name: &str, data: &[u8]) -> Result<Self, ParseError> {
-        elf::parse(name, data)
+        let _span = tracing::info_span!("open", object = %name, bytes = data.len()).entered();
+        let spec = elf::parse(name, data)?;
+        tracing::debug!(
+            programs = spec.programs.len(),
+            struct_ops = spec.struct_ops.len(),
+            maps = spec.maps.len(),
+            "object parsed"
+        );
+        Ok(spec)
     }
 
     /// Reads and parses an object file.
