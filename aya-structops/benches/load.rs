@@ -14,7 +14,15 @@
 //!
 //! For each: median wall time and median thread CPU time (user + system, `CLOCK_THREAD_CPUTIME_ID`).
 //! Arguments: `[OBJECT]` (default `testdata/obj/tcp_cc.o`); `BENCH_ITERS` (default 50).
-//! Without root, the stages from `load` on are skipped. Prints a Markdown table.
+//! Without root, the stages from `load` on are skipped. Prints Markdown tables.
+//!
+//! Large allocations are forced to fresh `mmap`s (`M_MMAP_THRESHOLD` = 128 KiB, fixed), so each iteration
+//! pays the page faults a new `structops` process pays, instead of reusing the previous iteration's heap.
+//!
+//! A second table measures alternatives for the kernel-BTF step (the CLI's main cost), on the same names
+//! the plan looks up: mapping `/sys/kernel/btf/vmlinux` (`mmap`, `MAP_PRIVATE`, kernel 6.16+) instead of
+//! reading it, and finding the few names by a scan (string offsets first, then one pass over the types)
+//! instead of building the full name index.
 
 use std::{
     hint::black_box,
@@ -22,7 +30,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya_structops::{KernelBtf, ObjectSpec, btf::BtfKind, matching};
+use aya_structops::{
+    KernelBtf, ObjectSpec,
+    btf::{Btf, BtfKind},
+    matching,
+};
+use bytes::Bytes;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -76,6 +89,10 @@ fn main() {
         .unwrap_or(50);
     // SAFETY: no arguments.
     let root = unsafe { libc::geteuid() } == 0;
+    // A fixed threshold also turns off glibc's dynamic one, which would otherwise move the 5 MiB BTF buffer
+    // to the (reused, already faulted-in) heap after the first free.
+    // SAFETY: plain libc call.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
 
     let names = [
         "parse",
@@ -151,4 +168,175 @@ fn main() {
         ms(median(&total.wall)),
         ms(median(&total.cpu))
     );
+
+    what_if(&obj, iters);
+}
+
+// --- alternatives for the kernel-BTF step -----------------------------------------------------------
+
+/// The names `matching::plan` looks up for this object: value types, kfuncs, kernel-field types.
+fn wanted(spec: &ObjectSpec) -> Vec<(BtfKind, String)> {
+    let mut w: Vec<(BtfKind, String)> = spec
+        .struct_ops()
+        .filter(|m| m.autocreate)
+        .map(|m| (BtfKind::Struct, format!("bpf_struct_ops_{}", m.kernel_type_name())))
+        .collect();
+    for p in spec.programs() {
+        w.extend(p.kfuncs().map(|k| (BtfKind::Func, k.to_owned())));
+    }
+    w.extend(spec.kernel_fields().iter().filter(|f| f.used).map(|f| (BtfKind::Struct, f.type_name.clone())));
+    w.sort_by(|a, b| a.1.cmp(&b.1));
+    w.dedup();
+    w
+}
+
+/// `/sys/kernel/btf/vmlinux` mapped read-only and private (supported since 6.16).
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: a read-only mapping owned by this value.
+unsafe impl Send for Mapped {}
+// SAFETY: as above.
+unsafe impl Sync for Mapped {}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes at `ptr` while the mapping lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+fn map_vmlinux() -> Option<Mapped> {
+    use std::os::fd::AsRawFd as _;
+    let f = std::fs::File::open(VMLINUX).ok()?;
+    let len = f.metadata().ok()?.len() as usize;
+    // SAFETY: a new private read-only mapping of an open file.
+    let ptr = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0)
+    };
+    (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Finds `wanted` (kind, name) in raw base BTF without an index: collects the string offsets of the
+/// wanted names (one memchr pass over the string section), then walks the type section once comparing
+/// `name_off`s. Returns the lowest id per name, like `Btf::find`.
+fn scan_lookup(raw: &[u8], wanted: &[(BtfKind, String)]) -> Vec<Option<u32>> {
+    let hdr_len = le32(raw, 4) as usize;
+    let (type_off, type_len) = (le32(raw, 8) as usize, le32(raw, 12) as usize);
+    let (str_off, str_len) = (le32(raw, 16) as usize, le32(raw, 20) as usize);
+    let types = &raw[hdr_len + type_off..hdr_len + type_off + type_len];
+    let strings = &raw[hdr_len + str_off..hdr_len + str_off + str_len];
+
+    // String offsets of each wanted name (a name may be stored more than once).
+    let mut offs: Vec<(u32, usize)> = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(0, strings) {
+        let s = &strings[start..end];
+        if !s.is_empty() {
+            for (i, (_, name)) in wanted.iter().enumerate() {
+                if s == name.as_bytes() {
+                    offs.push((start as u32, i));
+                }
+            }
+        }
+        start = end + 1;
+    }
+
+    let mut found = vec![None; wanted.len()];
+    let mut left = wanted.len();
+    let (mut pos, mut id) = (0usize, 1u32);
+    while pos + 12 <= types.len() && left > 0 {
+        let name_off = le32(types, pos);
+        let info = le32(types, pos + 4);
+        let kind = (info >> 24) & 0x1f;
+        let vlen = (info & 0xffff) as usize;
+        if name_off != 0 {
+            for &(o, i) in &offs {
+                if o == name_off && found[i].is_none() && wanted[i].0.as_raw() == kind {
+                    found[i] = Some(id);
+                    left -= 1;
+                }
+            }
+        }
+        pos += 12
+            + match kind {
+                1 | 14 | 17 => 4,            // INT, VAR, DECL_TAG
+                3 => 12,                     // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,          // ENUM, FUNC_PROTO
+                _ => 0,
+            };
+        id += 1;
+    }
+    found
+}
+
+fn what_if(obj: &std::path::Path, iters: usize) {
+    let spec = ObjectSpec::from_file(obj).expect("parse");
+    let wanted = wanted(&spec);
+    let index_lookups = |btf: &Btf| -> Vec<Option<u32>> {
+        wanted.iter().map(|(k, n)| btf.find(*k, n)).collect()
+    };
+    // Reference answer.
+    let expect = index_lookups(&Btf::from_path(VMLINUX).expect("read vmlinux BTF"));
+    let mappable = map_vmlinux().is_some();
+
+    type Variant<'a> = (&'a str, Box<dyn Fn() -> Vec<Option<u32>> + 'a>);
+    let mut variants: Vec<Variant<'_>> = vec![
+        (
+            "read + name index (now)",
+            Box::new(|| index_lookups(&Btf::from_path(VMLINUX).expect("read"))),
+        ),
+        (
+            "read + scan",
+            Box::new(|| scan_lookup(&std::fs::read(VMLINUX).expect("read"), &wanted)),
+        ),
+    ];
+    if mappable {
+        variants.push((
+            "mmap + name index",
+            Box::new(|| {
+                let m = map_vmlinux().expect("mmap");
+                index_lookups(&Btf::parse(Bytes::from_owner(m)).expect("parse"))
+            }),
+        ));
+        variants.push((
+            "mmap + scan",
+            Box::new(|| scan_lookup(map_vmlinux().expect("mmap").as_ref(), &wanted)),
+        ));
+    }
+
+    println!(
+        "\nkernel BTF alternatives: {} lookups ({}), {iters} iterations, medians{}:\n",
+        wanted.len(),
+        wanted.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "),
+        if mappable { "" } else { " (mmap of /sys/kernel/btf/vmlinux unsupported here: 6.16+)" }
+    );
+    println!("| kernel BTF step | wall ms | CPU ms (user+sys) |");
+    println!("|---|---:|---:|");
+    for (name, f) in &variants {
+        let mut s = Stage::default();
+        for i in 0..iters + 3 {
+            let got = s.time(|| black_box(f()));
+            assert_eq!(got, expect, "{name} found other ids");
+            if i < 3 {
+                s.wall.clear();
+                s.cpu.clear();
+            }
+        }
+        println!("| {name} | {} | {} |", ms(median(&s.wall)), ms(median(&s.cpu)));
+    }
 }

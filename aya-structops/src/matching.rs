@@ -68,6 +68,14 @@ pub enum MatchError {
         /// The program.
         program: String,
     },
+    /// The map needs a kernel feature this kernel lacks.
+    #[error("struct_ops map `{map}`: the kernel does not support {feature}")]
+    Unsupported {
+        /// The map.
+        map: String,
+        /// The feature, with what to do about it.
+        feature: &'static str,
+    },
     /// A kernel field the programs read does not exist (or has another size) in this kernel.
     #[error("kernel field `{type_name}.{path}`: {reason}")]
     Field {
@@ -168,6 +176,21 @@ impl KernelBtf {
             out.sort_by(|a, b| a.0.cmp(&b.0));
             out
         })
+    }
+
+    /// Whether the kernel registers struct_ops through BPF links (`.struct_ops.link`, 6.4+): probed from
+    /// vmlinux BTF (`enum bpf_link_type` has `BPF_LINK_TYPE_STRUCT_OPS`), not from the version string.
+    pub fn supports_struct_ops_link(&self) -> bool {
+        self.enum_has_value("bpf_link_type", "BPF_LINK_TYPE_STRUCT_OPS")
+    }
+
+    /// Whether vmlinux's `enum <name>` has an enumerator `value`.
+    pub fn enum_has_value(&self, name: &str, value: &str) -> bool {
+        let Some(id) = self.vmlinux.find(BtfKind::Enum, name) else { return false };
+        match self.vmlinux.type_by_id(id) {
+            Ok(Type::Enum { values, .. }) => values.clone().any(|v| v.name == value),
+            _ => false,
+        }
     }
 
     /// Finds a type or function by kind and name: vmlinux first, then modules.
@@ -417,6 +440,13 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             },
             e => MatchError::Btf(e),
         })?;
+        if map.link && !kernel.supports_struct_ops_link() {
+            return Err(MatchError::Unsupported {
+                map: map.name.clone(),
+                feature: "struct_ops links (`.struct_ops.link`, kernel 6.4+); \
+                          `set_link(false)` registers it by map update instead",
+            });
+        }
         let (verdicts, value, slots) = match_members(obj, map, kernel, &kty)?;
         for (member, status) in &verdicts {
             if let MemberStatus::Incompatible(reason) = status {

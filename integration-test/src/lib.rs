@@ -15,7 +15,12 @@ pub mod objects {
     }
     macro_rules! c_obj {
         ($name:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/obj/", $name, ".o"))
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../testdata/obj/",
+                $name,
+                ".o"
+            ))
         };
     }
     /// examples/tcp-cc-ebpf: `rust_reno`, a link map, kfuncs.
@@ -76,7 +81,9 @@ pub fn is_root() -> bool {
 
 /// Number of open fds of this process.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Names of struct_ops maps in the kernel.
@@ -92,24 +99,33 @@ pub fn struct_ops_map_names() -> BTreeSet<String> {
 pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Asserts that no struct_ops map named like any of `names` remains (waiting for deferred frees).
 pub fn assert_no_struct_ops_maps(names: &[&str]) {
-    eventually(&format!("struct_ops maps {names:?} to be freed"), Duration::from_secs(10), || {
-        let present = struct_ops_map_names();
-        names.iter().all(|n| !present.contains(*n))
-    });
+    eventually(
+        &format!("struct_ops maps {names:?} to be freed"),
+        Duration::from_secs(10),
+        || {
+            let present = struct_ops_map_names();
+            names.iter().all(|n| !present.contains(*n))
+        },
+    );
 }
 
 /// Asserts that `name` is no longer an available congestion control.
 pub fn assert_cc_gone(name: &str) {
-    eventually(&format!("{name} to leave tcp_available_congestion_control"), Duration::from_secs(5), || {
-        !aya_structops::tcp::is_available(name).unwrap()
-    });
+    eventually(
+        &format!("{name} to leave tcp_available_congestion_control"),
+        Duration::from_secs(5),
+        || !aya_structops::tcp::is_available(name).unwrap(),
+    );
 }
 
 /// Whether the running kernel's BTF has a function (e.g. a kfunc).
@@ -149,14 +165,34 @@ pub struct Held {
 impl Held {
     /// Takes a snapshot now.
     pub fn now() -> Self {
-        Self { fds: fd_count(), maps: struct_ops_map_names(), programs: struct_ops_program_names() }
+        Self {
+            fds: fd_count(),
+            maps: struct_ops_map_names(),
+            programs: struct_ops_program_names(),
+        }
     }
 
     /// Asserts (waiting for the kernel's deferred frees) that nothing beyond `self` is held.
     pub fn assert_released(&self, what: &str) {
+        // Cancelled registrations finish on tokio's blocking pool and drop their fds there: wait for them.
+        eventually(&format!("{what}: fds released ({} before)", self.fds), Duration::from_secs(10), || {
+            fd_count() <= self.fds
+        });
         assert_eq!(fd_count(), self.fds, "{what}: fds left open");
         eventually(&format!("{what}: kernel objects released"), Duration::from_secs(10), || {
-            struct_ops_map_names().is_subset(&self.maps) && struct_ops_program_names().is_subset(&self.programs)
+            struct_ops_map_names().is_subset(&self.maps)
+                && struct_ops_program_names().is_subset(&self.programs)
         });
     }
+}
+
+/// Whether the kernel has struct_ops links (6.4+); prints the skip line for `test` when it doesn't.
+pub fn require_struct_ops_link(test: &str) -> bool {
+    let ok = aya_structops::running_kernel()
+        .map(|k| k.supports_struct_ops_link())
+        .unwrap_or(false);
+    if !ok {
+        skip(test, "no struct_ops links (BPF_LINK_TYPE_STRUCT_OPS, 6.4+)");
+    }
+    ok
 }

@@ -392,7 +392,10 @@ impl Apt {
             "xtask: refreshing the kernel package index ({})",
             self.dir.display()
         );
-        run(self.command("apt-get").arg("update"))?;
+        let status = self.command("apt-get").args(["update", "--error-on=any"]).status()?;
+        if !status.success() {
+            bail!("apt-get update of the kernel package index failed ({status})");
+        }
         fs::write(&stamp, "")?;
         self.refreshed = true;
         self.names = None;

@@ -23,6 +23,9 @@
 //! smaller than the minimal layout) as [`BtfError::Truncated`] with the byte offset in `.BTF.ext`,
 //! and unresolvable names as [`BtfError::InvalidString`].
 
+// Until the ELF/link/load layers use this module (remove then).
+#![allow(dead_code)]
+
 use std::{collections::BTreeMap, fmt};
 
 use crate::btf::{Btf, BtfError};

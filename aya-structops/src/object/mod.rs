@@ -6,6 +6,7 @@
 //! subprograms they call, plus the references the loader must resolve against the kernel: global data,
 //! kfuncs and kernel struct fields. The kernel's BTF is not consulted here (see [`crate::matching`]).
 
+pub(crate) mod btf_ext;
 mod elf;
 mod link;
 mod struct_ops;

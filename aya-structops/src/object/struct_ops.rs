@@ -80,6 +80,13 @@ impl StructOpsSpec {
             .filter_map(|m| m.program.as_deref().map(|p| (m.name.as_str(), p)))
     }
 
+    /// Registers through a BPF link (`true`, the default for `.struct_ops.link`) or by a map update
+    /// (`false`, what kernels before 6.4 support). Without a link, a registration outlives a crashed
+    /// process unless deleted; with one it ends when the last link fd closes.
+    pub fn set_link(&mut self, link: bool) {
+        self.link = link;
+    }
+
     /// Ask for (or decline) creation of this map at load; `?`-section maps start declined.
     pub fn set_autocreate(&mut self, create: bool) {
         self.autocreate = create;

@@ -11,7 +11,10 @@ fn load_err(name: &str, obj: &[u8]) -> Error {
         Ok(spec) => spec.load().expect_err("loading must fail"),
     };
     assert_eq!(fd_count(), before_fds, "{name}: no fd left open");
-    assert!(struct_ops_map_names().is_subset(&before_maps), "{name}: no struct_ops map left");
+    assert!(
+        struct_ops_map_names().is_subset(&before_maps),
+        "{name}: no struct_ops map left"
+    );
     err
 }
 
@@ -24,7 +27,9 @@ fn object_without_struct_ops() {
 #[test]
 fn type_the_kernel_lacks_names_map_and_type() {
     let e = load_err("no_such_type", objects::c::NO_SUCH_TYPE);
-    let Error::Match(MatchError::NoKernelType { map, type_name }) = &e else { panic!("{e}") };
+    let Error::Match(MatchError::NoKernelType { map, type_name }) = &e else {
+        panic!("{e}")
+    };
     assert_eq!(type_name, "not_a_kernel_ops");
     assert!(!map.is_empty());
     assert!(e.to_string().contains("not_a_kernel_ops"));
@@ -33,7 +38,12 @@ fn type_the_kernel_lacks_names_map_and_type() {
 fn member_error(name: &str, obj: &[u8]) -> (String, String) {
     let e = load_err(name, obj);
     match e {
-        Error::Match(MatchError::Member { member, reason, type_name, .. }) => {
+        Error::Match(MatchError::Member {
+            member,
+            reason,
+            type_name,
+            ..
+        }) => {
             assert_eq!(type_name, "tcp_congestion_ops");
             (member, reason)
         }
@@ -52,14 +62,20 @@ fn member_the_kernel_lacks_is_named() {
 fn kind_mismatch_is_named() {
     let (member, reason) = member_error("bad_kind", objects::c::BAD_KIND);
     assert_eq!(member, "ssthresh");
-    assert!(reason.contains("function pointer") || reason.contains("kind"), "{reason}");
+    assert!(
+        reason.contains("function pointer") || reason.contains("kind"),
+        "{reason}"
+    );
 }
 
 #[test]
 fn size_mismatch_is_named() {
     let (member, reason) = member_error("bad_size", objects::c::BAD_SIZE);
     assert_eq!(member, "flags");
-    assert!(reason.contains("size mismatch: 8 bytes in the object, 4 in the kernel"), "{reason}");
+    assert!(
+        reason.contains("size mismatch: 8 bytes in the object, 4 in the kernel"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -72,14 +88,18 @@ fn bitfield_is_rejected() {
 #[test]
 fn invalid_reuse_is_named() {
     let e = load_err("bad_reuse", objects::c::BAD_REUSE);
-    let Error::Match(MatchError::InvalidReuse { program, .. }) = &e else { panic!("{e}") };
+    let Error::Match(MatchError::InvalidReuse { program, .. }) = &e else {
+        panic!("{e}")
+    };
     assert_eq!(program, "shared_prog");
 }
 
 #[test]
 fn orphan_program_is_named() {
     let e = load_err("orphan", objects::c::ORPHAN);
-    let Error::Parse(ParseError::OrphanProgram(p)) = &e else { panic!("{e}") };
+    let Error::Parse(ParseError::OrphanProgram(p)) = &e else {
+        panic!("{e}")
+    };
     assert_eq!(p, "orphan_prog");
 }
 
@@ -87,7 +107,10 @@ fn orphan_program_is_named() {
 #[test]
 fn not_root_is_a_clear_error() {
     if std::env::var_os("AYA_STRUCTOPS_UNPRIVILEGED_CHILD").is_some() {
-        let e = ObjectSpec::parse("tcp_cc", objects::TCP_CC).unwrap().load().unwrap_err();
+        let e = ObjectSpec::parse("tcp_cc", objects::TCP_CC)
+            .unwrap()
+            .load()
+            .unwrap_err();
         println!("unprivileged error: {e}");
         assert!(matches!(e, Error::Permission { .. }), "{e:?}");
         return;
@@ -96,7 +119,11 @@ fn not_root_is_a_clear_error() {
     let exe = std::env::current_exe().unwrap();
     let out = unsafe {
         std::process::Command::new(exe)
-            .args(["--exact", "errors::not_root_is_a_clear_error", "--nocapture"])
+            .args([
+                "--exact",
+                "errors::not_root_is_a_clear_error",
+                "--nocapture",
+            ])
             .env("AYA_STRUCTOPS_UNPRIVILEGED_CHILD", "1")
             .pre_exec(|| {
                 if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
@@ -108,6 +135,10 @@ fn not_root_is_a_clear_error() {
             .unwrap()
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("unprivileged error:"), "{stdout}");
 }

@@ -4,16 +4,22 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use aya_structops::{Error, ObjectSpec, Registration, tcp};
-use integration_test::{Held, assert_cc_gone, eventually, objects, skip};
+use integration_test::{Held, assert_cc_gone, eventually, objects, require_struct_ops_link, skip};
 
 fn pin_dir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(format!("/sys/fs/bpf/aya-structops-test-{test}-{}", std::process::id()));
+    let dir = PathBuf::from(format!(
+        "/sys/fs/bpf/aya-structops-test-{test}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("bpffs mounted at /sys/fs/bpf");
     dir
 }
 
 fn tcp_cc() -> aya_structops::Loaded {
-    ObjectSpec::parse("tcp_cc", objects::TCP_CC).unwrap().load().unwrap()
+    ObjectSpec::parse("tcp_cc", objects::TCP_CC)
+        .unwrap()
+        .load()
+        .unwrap()
 }
 
 fn child_role() -> Option<String> {
@@ -22,8 +28,16 @@ fn child_role() -> Option<String> {
 
 #[tokio::test]
 async fn pinned_link_outlives_its_process_and_is_reopened() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::pinned_link_outlives_its_process_and_is_reopened")
+    {
+        return;
+    }
     const TEST: &str = "lifecycle::pinned_link_outlives_its_process_and_is_reopened";
-    let pin = PathBuf::from(format!("/sys/fs/bpf/aya-structops-test-pin-{}", std::process::id()));
+    let pin = PathBuf::from(format!(
+        "/sys/fs/bpf/aya-structops-test-pin-{}",
+        std::process::id()
+    ));
     if let Some(path) = child_role() {
         // Child: register, pin, exit without unregistering.
         let loaded = tcp_cc();
@@ -38,8 +52,15 @@ async fn pinned_link_outlives_its_process_and_is_reopened() {
         .env("AYA_STRUCTOPS_CHILD", &pin)
         .output()
         .unwrap();
-    assert!(out.status.success(), "child: {}", String::from_utf8_lossy(&out.stdout));
-    assert!(tcp::is_available("rust_reno").unwrap(), "registered after its process exited");
+    assert!(
+        out.status.success(),
+        "child: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        tcp::is_available("rust_reno").unwrap(),
+        "registered after its process exited"
+    );
     let reg = Registration::from_pin(&pin).unwrap();
     assert!(reg.is_link());
     assert_eq!(reg.map_name(), "RUST_RENO");
@@ -56,7 +77,10 @@ async fn pinned_link_outlives_its_process_and_is_reopened() {
 async fn pinned_non_link_map_stays_registered_until_unregistered() {
     let dir = pin_dir("nonlink");
     let held = Held::now();
-    let loaded = ObjectSpec::parse("reno_map", objects::RENO_MAP).unwrap().load().unwrap();
+    let loaded = ObjectSpec::parse("reno_map", objects::RENO_MAP)
+        .unwrap()
+        .load()
+        .unwrap();
     let mut reg = loaded.register("RS_RENO_MAP").await.unwrap();
     reg.pin(dir.join("RS_RENO_MAP")).unwrap();
     drop(reg);
@@ -72,6 +96,10 @@ async fn pinned_non_link_map_stays_registered_until_unregistered() {
 
 #[tokio::test]
 async fn unpin_then_drop_unregisters() {
+    if child_role().is_none() && !require_struct_ops_link("lifecycle::unpin_then_drop_unregisters")
+    {
+        return;
+    }
     let dir = pin_dir("unpin");
     let loaded = tcp_cc();
     let mut reg = loaded.register("RUST_RENO").await.unwrap();
@@ -85,6 +113,13 @@ async fn unpin_then_drop_unregisters() {
 
 #[tokio::test]
 async fn update_swaps_atomically_and_checks_the_expected_old_map() {
+    if child_role().is_none()
+        && !require_struct_ops_link(
+            "lifecycle::update_swaps_atomically_and_checks_the_expected_old_map",
+        )
+    {
+        return;
+    }
     let held = Held::now();
     let a = tcp_cc();
     let b = tcp_cc();
@@ -93,14 +128,19 @@ async fn update_swaps_atomically_and_checks_the_expected_old_map() {
     let a_id = reg.map_id().unwrap();
 
     // Wrong expected old map: refused, the old one stays.
-    let err = reg.update(b.map("RUST_RENO").unwrap(), c.map("RUST_RENO")).await.unwrap_err();
+    let err = reg
+        .update(b.map("RUST_RENO").unwrap(), c.map("RUST_RENO"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Register { .. }), "{err}");
     assert!(err.to_string().contains("expected old map"), "{err}");
     assert_eq!(reg.map_id().unwrap(), a_id);
     assert!(tcp::is_available("rust_reno").unwrap());
 
     // Right expected old map: swapped.
-    reg.update(b.map("RUST_RENO").unwrap(), a.map("RUST_RENO")).await.unwrap();
+    reg.update(b.map("RUST_RENO").unwrap(), a.map("RUST_RENO"))
+        .await
+        .unwrap();
     let b_id = b.map("RUST_RENO").unwrap().id().unwrap();
     assert_eq!(reg.map_id().unwrap(), b_id);
     let link_map = aya_structops::system::struct_ops()
@@ -108,13 +148,28 @@ async fn update_swaps_atomically_and_checks_the_expected_old_map() {
         .into_iter()
         .find(|i| i.map_id == b_id)
         .unwrap();
-    assert_eq!(link_map.link_ids, vec![reg.link_id().unwrap().unwrap()], "the link now holds map b");
-    tokio::task::spawn_blocking(|| tcp_cc::transfer("rust_reno", 1 << 20).unwrap()).await.unwrap();
-    assert!(b.global::<u64>("INIT_CALLS").unwrap() >= 1, "b's programs run after the update");
+    assert_eq!(
+        link_map.link_ids,
+        vec![reg.link_id().unwrap().unwrap()],
+        "the link now holds map b"
+    );
+    tokio::task::spawn_blocking(|| tcp_cc::transfer("rust_reno", 1 << 20).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        b.global::<u64>("INIT_CALLS").unwrap() >= 1,
+        "b's programs run after the update"
+    );
 
     // A non-link map can't take over a link.
-    let nl = ObjectSpec::parse("reno_map", objects::RENO_MAP).unwrap().load().unwrap();
-    let err = reg.update(nl.map("RS_RENO_MAP").unwrap(), None).await.unwrap_err();
+    let nl = ObjectSpec::parse("reno_map", objects::RENO_MAP)
+        .unwrap()
+        .load()
+        .unwrap();
+    let err = reg
+        .update(nl.map("RS_RENO_MAP").unwrap(), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotLink(..)), "{err}");
 
     drop(reg);
@@ -125,6 +180,11 @@ async fn update_swaps_atomically_and_checks_the_expected_old_map() {
 
 #[tokio::test]
 async fn detach_unregisters_and_notifies() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::detach_unregisters_and_notifies")
+    {
+        return;
+    }
     let loaded = tcp_cc();
     let reg = loaded.register("RUST_RENO").await.unwrap();
     match reg.detach() {
@@ -135,12 +195,20 @@ async fn detach_unregisters_and_notifies() {
         r => r.unwrap(),
     }
     assert_cc_gone("rust_reno");
-    let d = tokio::time::timeout(Duration::from_secs(10), reg.detached()).await.expect("notified").unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), reg.detached())
+        .await
+        .expect("notified")
+        .unwrap();
     assert_eq!(d.map, "RUST_RENO");
 }
 
 #[tokio::test]
 async fn detached_future_wakes_when_another_handle_detaches() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::detached_future_wakes_when_another_handle_detaches")
+    {
+        return;
+    }
     let dir = pin_dir("notify");
     let loaded = tcp_cc();
     let mut reg = loaded.register("RUST_RENO").await.unwrap();
@@ -153,7 +221,10 @@ async fn detached_future_wakes_when_another_handle_detaches() {
     let other = Registration::from_pin(dir.join("l")).unwrap();
     match other.detach() {
         Err(Error::Unsupported(what)) => {
-            skip("lifecycle::detached_future_wakes_when_another_handle_detaches", what);
+            skip(
+                "lifecycle::detached_future_wakes_when_another_handle_detaches",
+                what,
+            );
             other.unregister().unwrap();
             waiter.abort();
             std::fs::remove_dir(&dir).unwrap();
@@ -161,7 +232,10 @@ async fn detached_future_wakes_when_another_handle_detaches() {
         }
         r => r.unwrap(),
     }
-    let (mut reg, r) = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken").unwrap();
+    let (mut reg, r) = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
     assert_eq!(r.unwrap().map, "RUST_RENO");
     reg.unpin().unwrap();
     drop(other);
@@ -170,9 +244,17 @@ async fn detached_future_wakes_when_another_handle_detaches() {
 
 #[test]
 fn sigkill_of_the_holder_unregisters_a_link() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::sigkill_of_the_holder_unregisters_a_link")
+    {
+        return;
+    }
     const TEST: &str = "lifecycle::sigkill_of_the_holder_unregisters_a_link";
     if child_role().as_deref() == Some("hold") {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let loaded = tcp_cc();
             let _reg = loaded.register("RUST_RENO").await.unwrap();
@@ -187,7 +269,9 @@ fn sigkill_of_the_holder_unregisters_a_link() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    eventually("the child to register", Duration::from_secs(20), || tcp::is_available("rust_reno").unwrap());
+    eventually("the child to register", Duration::from_secs(20), || {
+        tcp::is_available("rust_reno").unwrap()
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_cc_gone("rust_reno");
@@ -195,6 +279,13 @@ fn sigkill_of_the_holder_unregisters_a_link() {
 
 #[tokio::test]
 async fn dropping_the_register_future_leaves_nothing_registered() {
+    if child_role().is_none()
+        && !require_struct_ops_link(
+            "lifecycle::dropping_the_register_future_leaves_nothing_registered",
+        )
+    {
+        return;
+    }
     let held = Held::now();
     let loaded = tcp_cc();
     // Never polled.
@@ -214,8 +305,20 @@ fn a_rejected_program_part_way_releases_everything() {
     let held = Held::now();
     let spec = ObjectSpec::parse("bad_prog", objects::BAD_PROG).unwrap();
     let err = spec.load().unwrap_err();
-    let Error::ProgramLoad { program, map, member, log, .. } = &err else { panic!("{err}") };
-    assert_eq!((program.as_str(), map.as_str(), member.as_str()), ("b_bad_ssthresh", "BAD_PROG", "ssthresh"));
+    let Error::ProgramLoad {
+        program,
+        map,
+        member,
+        log,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (program.as_str(), map.as_str(), member.as_str()),
+        ("b_bad_ssthresh", "BAD_PROG", "ssthresh")
+    );
     assert!(!log.is_empty(), "the verifier log comes with the error");
     println!("verifier said: {}", log.lines().last().unwrap_or(""));
     held.assert_released("after a rejected program");
@@ -223,14 +326,32 @@ fn a_rejected_program_part_way_releases_everything() {
 
 #[tokio::test]
 async fn a_missing_mandatory_member_fails_at_registration_not_load() {
+    if child_role().is_none()
+        && !require_struct_ops_link(
+            "lifecycle::a_missing_mandatory_member_fails_at_registration_not_load",
+        )
+    {
+        return;
+    }
     let held = Held::now();
     let spec = ObjectSpec::parse("incomplete", objects::INCOMPLETE).unwrap();
     let loaded = spec.load().unwrap();
-    assert!(loaded.map("COMPLETE_OPT").is_none(), "optional map not created by default");
-    assert!(loaded.programs().all(|p| p.name != "opt_cong_avoid"), "its program is not loaded");
+    assert!(
+        loaded.map("COMPLETE_OPT").is_none(),
+        "optional map not created by default"
+    );
+    assert!(
+        loaded.programs().all(|p| p.name != "opt_cong_avoid"),
+        "its program is not loaded"
+    );
     let err = loaded.register("INCOMPLETE").await.unwrap_err();
-    let Error::Register { map, type_name, .. } = &err else { panic!("{err}") };
-    assert_eq!((map.as_str(), type_name.as_str()), ("INCOMPLETE", "tcp_congestion_ops"));
+    let Error::Register { map, type_name, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (map.as_str(), type_name.as_str()),
+        ("INCOMPLETE", "tcp_congestion_ops")
+    );
     assert!(err.to_string().contains("mandatory member"), "{err}");
     assert!(!tcp::is_available("rs_incomplete").unwrap());
     drop(loaded);
@@ -239,14 +360,24 @@ async fn a_missing_mandatory_member_fails_at_registration_not_load() {
 
 #[tokio::test]
 async fn register_all_failing_part_way_unregisters_the_rest() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::register_all_failing_part_way_unregisters_the_rest")
+    {
+        return;
+    }
     let held = Held::now();
     let mut spec = ObjectSpec::parse("incomplete", objects::INCOMPLETE).unwrap();
-    spec.struct_ops_map_mut("COMPLETE_OPT").unwrap().set_autocreate(true);
+    spec.struct_ops_map_mut("COMPLETE_OPT")
+        .unwrap()
+        .set_autocreate(true);
     let loaded = spec.load().unwrap();
     assert!(loaded.programs().any(|p| p.name == "opt_cong_avoid"));
     // COMPLETE_OPT registers first (name order), INCOMPLETE then fails.
     let err = loaded.register_all().await.unwrap_err();
-    assert!(matches!(err, Error::Register { ref map, .. } if map == "INCOMPLETE"), "{err}");
+    assert!(
+        matches!(err, Error::Register { ref map, .. } if map == "INCOMPLETE"),
+        "{err}"
+    );
     assert_cc_gone("rs_complete_opt");
     drop(loaded);
     held.assert_released("after register_all failed");
@@ -254,6 +385,11 @@ async fn register_all_failing_part_way_unregisters_the_rest() {
 
 #[tokio::test]
 async fn a_name_clash_is_a_clear_error_and_keeps_the_first() {
+    if child_role().is_none()
+        && !require_struct_ops_link("lifecycle::a_name_clash_is_a_clear_error_and_keeps_the_first")
+    {
+        return;
+    }
     let a = tcp_cc();
     let b = tcp_cc();
     let ra = a.register("RUST_RENO").await.unwrap();
