@@ -32,8 +32,10 @@ extern crate self as aya_structops_ebpf;
 pub mod bindings;
 mod counter;
 mod field;
+pub mod helpers;
 pub mod kfuncs;
 pub mod ops;
+pub mod scx;
 pub mod tcp;
 
 pub use aya_structops_ebpf_macros::{kernel_field, struct_ops, struct_ops_map};

@@ -101,7 +101,7 @@ pub(crate) enum CoreError {
         insn: usize,
         /// The BTF error.
         #[source]
-        source: BtfError,
+        source: Box<BtfError>,
     },
 }
 
@@ -196,7 +196,7 @@ fn wrap(relo: &CoreRelo, insn: usize, f: Fail) -> CoreError {
             access,
             kind,
             insn,
-            source,
+            source: Box::new(source),
         },
     }
 }
@@ -301,7 +301,11 @@ impl<'a> Spec<'a> {
     /// C-like rendering, e.g. `tcp_sock.snd_cwnd` or `foo[1].a[3]`.
     fn render(&self) -> String {
         let root = self.btf.name_of(self.root_id).unwrap_or_default();
-        let mut out = if root.is_empty() { "<anon>".to_owned() } else { root.to_owned() };
+        let mut out = if root.is_empty() {
+            "<anon>".to_owned()
+        } else {
+            root.to_owned()
+        };
         for (i, a) in self.acc.iter().enumerate() {
             match a.name {
                 Some(name) => {
@@ -471,7 +475,16 @@ fn types_compat(lb: &Btf, lid: u32, tb: &Btf, tid: u32, level: u32) -> R<bool> {
             }
             (Type::Ptr { target: l }, Type::Ptr { target: t }) => (lid, tid) = (*l, *t),
             (Type::Array { elem: l, .. }, Type::Array { elem: t, .. }) => (lid, tid) = (*l, *t),
-            (Type::FuncProto { ret: lr, params: lp }, Type::FuncProto { ret: tr, params: tp }) => {
+            (
+                Type::FuncProto {
+                    ret: lr,
+                    params: lp,
+                },
+                Type::FuncProto {
+                    ret: tr,
+                    params: tp,
+                },
+            ) => {
                 if lp.len() != tp.len() {
                     return Ok(false);
                 }
@@ -575,7 +588,16 @@ fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32, behind_ptr: bool, level: 
                 }
                 (lid, tid) = (*l, *t);
             }
-            (Type::FuncProto { ret: lr, params: lp }, Type::FuncProto { ret: tr, params: tp }) => {
+            (
+                Type::FuncProto {
+                    ret: lr,
+                    params: lp,
+                },
+                Type::FuncProto {
+                    ret: tr,
+                    params: tp,
+                },
+            ) => {
                 if lp.len() != tp.len() {
                     return Ok(false);
                 }
@@ -682,6 +704,8 @@ fn match_member<'t>(
             }
         } else if m.name == local_member.name {
             if !fields_compat(lb, local_member.type_id, tb, m.type_id)? {
+                spec.bit_offset -= u64::from(m.bit_offset);
+                spec.raw.pop();
                 return Ok(None);
             }
             spec.acc.push(Accessor {
@@ -698,7 +722,12 @@ fn match_member<'t>(
 }
 
 /// Matches the local spec against candidate `targ_root`; `None` when it does not match.
-fn match_candidate<'t>(local: &Spec<'_>, tb: &'t Btf, targ_root: u32, kind: CoreReloKind) -> R<Option<Spec<'t>>> {
+fn match_candidate<'t>(
+    local: &Spec<'_>,
+    tb: &'t Btf,
+    targ_root: u32,
+    kind: CoreReloKind,
+) -> R<Option<Spec<'t>>> {
     let mut spec = Spec::new(tb, targ_root);
     if kind.is_type() {
         let ok = if kind == CoreReloKind::TypeMatches {
@@ -797,7 +826,10 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec<'_>>) -> R<Computed> {
         return Ok(out);
     };
     let btf = spec.btf;
-    let acc = spec.acc.last().ok_or_else(|| Fail::Msg("empty access path".into()))?;
+    let acc = spec
+        .acc
+        .last()
+        .ok_or_else(|| Fail::Msg("empty access path".into()))?;
     if acc.name.is_none() {
         match kind {
             CoreReloKind::FieldByteOffset => {
@@ -1048,7 +1080,10 @@ impl<'a> Resolver<'a> {
         let mut list = Vec::new();
         let mut complete = full;
         if !full {
-            let mut ids: Vec<u32> = kinds.iter().filter_map(|k| vmlinux.find(*k, name)).collect();
+            let mut ids: Vec<u32> = kinds
+                .iter()
+                .filter_map(|k| vmlinux.find(*k, name))
+                .collect();
             ids.sort_unstable();
             list = ids
                 .into_iter()
@@ -1168,7 +1203,9 @@ pub(crate) fn patch(
 fn patch_inner(insns: &mut [Insn], idx: usize, value: &CoreValue) -> R<()> {
     let len = insns.len();
     let Some(insn) = insns.get(idx).copied() else {
-        return fail(format!("instruction index out of range ({len} instructions)"));
+        return fail(format!(
+            "instruction index out of range ({len} instructions)"
+        ));
     };
     if value.poison {
         if insn.code == LD_IMM64 && idx + 1 < len {
@@ -1189,7 +1226,8 @@ fn patch_inner(insns: &mut [Insn], idx: usize, value: &CoreValue) -> R<()> {
                     insn.imm
                 ));
             }
-            if target > u64::from(u32::MAX) && !(i64::from(i32::MIN)..0).contains(&(target as i64)) {
+            if target > u64::from(u32::MAX) && !(i64::from(i32::MIN)..0).contains(&(target as i64))
+            {
                 return fail(format!("value {target} does not fit a 32-bit immediate"));
             }
             insns[idx].imm = target as i32;
@@ -1309,7 +1347,14 @@ pub(crate) mod testutil {
 
         pub(crate) fn int(&mut self, name: &str, size: u32, signed: bool) -> u32 {
             let enc = u32::from(signed);
-            self.add(BtfKind::Int, name, 0, false, size, &[(enc << 24) | (size * 8)])
+            self.add(
+                BtfKind::Int,
+                name,
+                0,
+                false,
+                size,
+                &[(enc << 24) | (size * 8)],
+            )
         }
 
         pub(crate) fn ptr(&mut self, target: u32) -> u32 {
@@ -1341,7 +1386,12 @@ pub(crate) mod testutil {
             self.add(kind, name, members.len(), kflag, size, &tail)
         }
 
-        pub(crate) fn strukt(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
+        pub(crate) fn strukt(
+            &mut self,
+            name: &str,
+            size: u32,
+            members: &[(&str, u32, u32)],
+        ) -> u32 {
             self.composite(BtfKind::Struct, name, size, false, members)
         }
 
@@ -1430,7 +1480,12 @@ mod tests {
         let bar = l.strukt(
             "bar",
             32,
-            &[("x", int, 0), ("", anon, 32), ("v", arr4, 64), ("p", pfoo, 192)],
+            &[
+                ("x", int, 0),
+                ("", anon, 32),
+                ("v", arr4, 64),
+                ("p", pfoo, 192),
+            ],
         );
         let sizes = l.strukt("sizes", 8, &[("u", uint, 0), ("s", int, 32)]);
         let color = l.enumeration("color", &[("RED", 1), ("BLUE", 2), ("GONE", 3)]);
@@ -1449,7 +1504,11 @@ mod tests {
         let kint = k.int("int", 4, true);
         let klong = k.int("long", 8, true);
         let kulong = k.int("unsigned long", 8, false);
-        let kfoo = k.strukt("foo", 16, &[("x", klong, 0), ("b", kint, 64), ("a", kint, 96)]);
+        let kfoo = k.strukt(
+            "foo",
+            16,
+            &[("x", klong, 0), ("b", kint, 64), ("a", kint, 96)],
+        );
         // bar: y moved into a nested anonymous union/struct, v shrank to 2 elements.
         let kin = k.strukt("", 16, &[("z", klong, 0), ("y", kint, 64)]);
         let kun = k.union("", 16, &[("q", kint, 0), ("", kin, 0)]);
@@ -1458,7 +1517,13 @@ mod tests {
         let _kbar = k.strukt(
             "bar",
             48,
-            &[("pre", kint, 0), ("", kun, 64), ("v", karr2, 192), ("p", kpfoo, 256), ("x", kint, 320)],
+            &[
+                ("pre", kint, 0),
+                ("", kun, 64),
+                ("v", karr2, 192),
+                ("p", kpfoo, 256),
+                ("x", kint, 320),
+            ],
         );
         let _ksizes = k.strukt("sizes", 16, &[("u", kulong, 0), ("s", klong, 64)]);
         let kcolor = k.enumeration("color", &[("BLUE", 5), ("RED", -1)]);
@@ -1468,7 +1533,11 @@ mod tests {
             "bits",
             8,
             true,
-            &[("pad", kuint, 20 << 24), ("hi", kuint, (5 << 24) | 30), ("lo", kuint, (3 << 24) | 35)],
+            &[
+                ("pad", kuint, 20 << 24),
+                ("hi", kuint, (5 << 24) | 30),
+                ("lo", kuint, (3 << 24) | 35),
+            ],
         );
         let _kfoo_t = k.typedef("foo_t", kfoo);
         let kernel = kernel(&k);
@@ -1534,7 +1603,10 @@ mod tests {
         // Index into the root pointer: foo[1].a.
         assert_eq!(lt(&f.get(f.foo, "1:0", FieldByteOffset)), (8, 28, false));
         // Through a typedef root.
-        assert_eq!(lt(&f.get(f.id("foo_t"), "0:0", FieldByteOffset)), (0, 12, false));
+        assert_eq!(
+            lt(&f.get(f.id("foo_t"), "0:0", FieldByteOffset)),
+            (0, 12, false)
+        );
         assert_eq!(
             access_path(&f.local, &relo(&f.local, f.foo, "1:0", FieldByteOffset)).as_deref(),
             Some("foo[1].a")
@@ -1589,7 +1661,10 @@ mod tests {
         let sizes = f.id("sizes");
         // unsigned int -> unsigned long: the load can be widened.
         let u = f.get(sizes, "0:0", FieldByteOffset);
-        assert_eq!((u.local_size, u.target_size, u.bad_size_change), (4, 8, false));
+        assert_eq!(
+            (u.local_size, u.target_size, u.bad_size_change),
+            (4, 8, false)
+        );
         // int -> long: signed, can't be adjusted.
         let s = f.get(sizes, "0:1", FieldByteOffset);
         assert_eq!(lt(&s), (4, 8, false));
@@ -1606,12 +1681,21 @@ mod tests {
         assert_eq!(lt(&off), (0, 0, false));
         assert!(!off.validate);
         assert_eq!(lt(&f.get(bits, "0:1", FieldByteSize)), (4, 8, false));
-        assert_eq!(lt(&f.get(bits, "0:1", FieldLshiftU64)), (64 - 8, 64 - 35, false));
-        assert_eq!(lt(&f.get(bits, "0:1", FieldRshiftU64)), (64 - 5, 64 - 5, false));
+        assert_eq!(
+            lt(&f.get(bits, "0:1", FieldLshiftU64)),
+            (64 - 8, 64 - 35, false)
+        );
+        assert_eq!(
+            lt(&f.get(bits, "0:1", FieldRshiftU64)),
+            (64 - 5, 64 - 5, false)
+        );
         assert_eq!(lt(&f.get(bits, "0:1", FieldSigned)), (0, 0, false));
         // lo: kernel bits 35..38 -> byte offset 4 in a u32 load.
         assert_eq!(lt(&f.get(bits, "0:0", FieldByteOffset)), (0, 4, false));
-        assert_eq!(lt(&f.get(bits, "0:0", FieldLshiftU64)), (64 - 3, 64 - 6, false));
+        assert_eq!(
+            lt(&f.get(bits, "0:0", FieldLshiftU64)),
+            (64 - 3, 64 - 6, false)
+        );
     }
 
     #[test]
@@ -1659,8 +1743,14 @@ mod tests {
             r.insn_off = 80;
             let e = resolve(&r, &f.local, &f.kernel).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
-            assert!(e.contains("struct foo") && e.contains("instruction 10"), "{e}");
-            assert!(e.contains(&format!("`{access}`")) && e.contains(kind.as_str()), "{e}");
+            assert!(
+                e.contains("struct foo") && e.contains("instruction 10"),
+                "{e}"
+            );
+            assert!(
+                e.contains(&format!("`{access}`")) && e.contains(kind.as_str()),
+                "{e}"
+            );
         }
         // Anonymous root type.
         let r = relo(&f.local, 5, "0:0", FieldByteOffset);
@@ -1683,9 +1773,13 @@ mod tests {
         k.strukt("dup___2", 12, &[("z", kint, 64), ("a", kint, 0)]);
         let kern = kernel(&k);
         let mut res = Resolver::new(&local, &kern);
-        let a = res.resolve(&relo(&local, dup, "0:0", FieldByteOffset)).unwrap();
+        let a = res
+            .resolve(&relo(&local, dup, "0:0", FieldByteOffset))
+            .unwrap();
         assert_eq!(lt(&a), (0, 0, false));
-        let z = res.resolve(&relo(&local, dup, "0:1", FieldByteOffset)).unwrap();
+        let z = res
+            .resolve(&relo(&local, dup, "0:1", FieldByteOffset))
+            .unwrap();
         assert_eq!(lt(&z), (4, 8, false));
 
         // Disagreeing candidates are an error.
@@ -1815,26 +1909,66 @@ mod tests {
         let check = |insns: &mut Vec<Insn>, idx: usize, v: CoreValue, want: &str| {
             let e = patch(insns, idx, &r, &v).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
-            assert!(e.contains(&format!("instruction {idx}")) && e.contains("struct foo"), "{e}");
+            assert!(
+                e.contains(&format!("instruction {idx}")) && e.contains("struct foo"),
+                "{e}"
+            );
         };
-        check(&mut vec![insn(ALU64_MOV_K, 1, 0, 5)], 0, value(4, 8), "holds 5, expected 4");
-        check(&mut vec![insn(LDX_W, 0x12, 6, 0)], 0, value(4, 8), "offset is 6, expected 4");
-        check(&mut vec![insn(LDX_W, 0x12, 4, 0)], 0, value(4, 40_000), "16-bit");
-        check(&mut vec![insn(0x0f, 0x12, 0, 0)], 0, value(4, 8), "register operand");
-        check(&mut vec![insn(0x05, 0, 4, 0)], 0, value(4, 8), "opcode 0x05");
-        check(&mut vec![insn(LD_IMM64, 1, 0, 4)], 0, value(4, 8), "64-bit immediate");
-        check(&mut vec![insn(LDX_W, 0x12, 4, 0)], 3, value(4, 8), "out of range");
+        check(
+            &mut vec![insn(ALU64_MOV_K, 1, 0, 5)],
+            0,
+            value(4, 8),
+            "holds 5, expected 4",
+        );
+        check(
+            &mut vec![insn(LDX_W, 0x12, 6, 0)],
+            0,
+            value(4, 8),
+            "offset is 6, expected 4",
+        );
+        check(
+            &mut vec![insn(LDX_W, 0x12, 4, 0)],
+            0,
+            value(4, 40_000),
+            "16-bit",
+        );
+        check(
+            &mut vec![insn(0x0f, 0x12, 0, 0)],
+            0,
+            value(4, 8),
+            "register operand",
+        );
+        check(
+            &mut vec![insn(0x05, 0, 4, 0)],
+            0,
+            value(4, 8),
+            "opcode 0x05",
+        );
+        check(
+            &mut vec![insn(LD_IMM64, 1, 0, 4)],
+            0,
+            value(4, 8),
+            "64-bit immediate",
+        );
+        check(
+            &mut vec![insn(LDX_W, 0x12, 4, 0)],
+            3,
+            value(4, 8),
+            "out of range",
+        );
         let v = CoreValue {
             local_size: 4,
             target_size: 3,
             ..value(4, 8)
         };
         check(&mut vec![insn(LDX_W, 0x12, 4, 0)], 0, v.clone(), "3 bytes");
-        let v = CoreValue {
-            local_size: 2,
-            ..v
-        };
-        check(&mut vec![insn(LDX_W, 0x12, 4, 0)], 0, v, "access is 4 bytes, expected 2");
+        let v = CoreValue { local_size: 2, ..v };
+        check(
+            &mut vec![insn(LDX_W, 0x12, 4, 0)],
+            0,
+            v,
+            "access is 4 bytes, expected 2",
+        );
         check(
             &mut vec![insn(ALU64_MOV_K, 1, 0, 4)],
             0,
@@ -1859,7 +1993,10 @@ mod tests {
         let section = |name: &str| elf.section_by_name(name).unwrap().data().unwrap();
         let local = Btf::parse(section(".BTF").to_vec()).unwrap();
         let ext = crate::object::btf_ext::parse(section(".BTF.ext"), &local).unwrap();
-        assert!(!ext.core_relos.is_empty(), "globals.o has CO-RE relocations");
+        assert!(
+            !ext.core_relos.is_empty(),
+            "globals.o has CO-RE relocations"
+        );
         assert!(ext.func_info.contains_key(".text"));
         assert!(ext.line_info.len() >= ext.func_info.len());
 

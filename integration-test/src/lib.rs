@@ -33,6 +33,8 @@ pub mod objects {
     pub const BAD_PROG: &[u8] = rust_obj!("bad_prog");
     /// integration-ebpf incomplete: no cong_avoid (registration fails), plus an optional complete map.
     pub const INCOMPLETE: &[u8] = rust_obj!("incomplete");
+    /// integration-ebpf dctcp_kfunc: calls kfuncs of the tcp_dctcp module.
+    pub const DCTCP_KFUNC: &[u8] = rust_obj!("dctcp_kfunc");
     /// C corpus (testdata/README.md says what each exercises).
     pub mod c {
         /// `c_reno` in `.struct_ops`.

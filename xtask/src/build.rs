@@ -19,6 +19,7 @@ pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
             ("reno_map", "reno_map"),
             ("bad_prog", "bad_prog"),
             ("incomplete", "incomplete"),
+            ("dctcp_kfunc", "dctcp_kfunc"),
         ],
     ),
 ];

@@ -77,7 +77,7 @@ impl Kernel {
             .collect())
     }
 
-    /// Whether the kernel config has `name=y` (or `=m`).
+    /// The value of a kernel config option (`y`, `m`, ...), if set.
     pub fn config_value(&self, name: &str) -> Option<String> {
         let text = fs::read_to_string(self.config()).ok()?;
         let prefix = format!("{name}=");
@@ -392,7 +392,10 @@ impl Apt {
             "xtask: refreshing the kernel package index ({})",
             self.dir.display()
         );
-        let status = self.command("apt-get").args(["update", "--error-on=any"]).status()?;
+        let status = self
+            .command("apt-get")
+            .args(["update", "--error-on=any"])
+            .status()?;
         if !status.success() {
             bail!("apt-get update of the kernel package index failed ({status})");
         }

@@ -7,7 +7,12 @@
 //! - `build-ebpf`: builds the Rust BPF objects into `target/bpf/`.
 //! - `demo`: setup + build + runs the `tcp-cc` example on the host kernel.
 //! - `test`: the whole test suite (unit, host integration, VM integration) — what CI runs.
-//! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels.
+//! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels
+//!   (`--kernel host|6.1|6.12|7|<any Debian version prefix>`, repeatable; `-- <libtest args>`).
+//!   Kernels are cached in `<cache>/kernels` (package index refreshed at most daily; `--offline` never);
+//!   the Debian mirror comes from the system's apt sources (override: `AYA_STRUCTOPS_DEBIAN_MIRROR`,
+//!   `AYA_STRUCTOPS_DEBIAN_SECURITY_MIRROR`). Guests run under KVM only where it can boot stock kernels,
+//!   else TCG. Logs, per-kernel console/results/dmesg and `matrix.md` go to `target/xtask-vm/`.
 
 mod build;
 mod initramfs;

@@ -98,13 +98,6 @@ pub fn boot(
     log: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<VmOutcome> {
-    let outer_timeout = timeout;
-    let timeout = if accel == Accel::Kvm {
-        timeout.min(KVM_INIT_DEADLINE)
-    } else {
-        timeout
-    };
-    let mut full_timeout = None;
     let results_path: PathBuf = log.with_extension("results");
     let _ = fs::remove_file(&results_path);
     fs::write(&results_path, "")?;
@@ -165,18 +158,19 @@ pub fn boot(
     let mut failure = None;
     let mut reached_init = false;
     let mut timed_out = false;
-    let mut timeout = timeout;
     loop {
-        if full_timeout.take().is_some() {
-            timeout = outer_timeout;
-        }
-        let left = timeout.saturating_sub(start.elapsed());
+        // Under KVM a guest that can't even reach /init soon is a KVM that can't run it.
+        let limit = if accel == Accel::Kvm && !reached_init {
+            timeout.min(KVM_INIT_DEADLINE)
+        } else {
+            timeout
+        };
+        let left = limit.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(line) => {
                 writeln!(logf, "{line}")?;
-                if line.starts_with("==> KERNEL") && !reached_init {
+                if line.starts_with("==> KERNEL") {
                     reached_init = true;
-                    full_timeout = Some(Duration::MAX);
                 }
                 if failure.is_none() && FATAL.iter().any(|p| line.contains(p)) {
                     failure = Some(format!("kernel reported: {}", line.trim()));
@@ -185,7 +179,7 @@ pub fn boot(
                 progress(&line);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if start.elapsed() >= timeout {
+                if start.elapsed() >= limit {
                     timed_out = true;
                     let _ = child.kill();
                     break;
@@ -205,7 +199,7 @@ pub fn boot(
         .unwrap_or_default()
         .replace('\r', "");
     if timed_out {
-        failure = Some(format!("timed out after {} s", timeout.as_secs()));
+        failure = Some(format!("timed out after {} s", elapsed.as_secs()));
     } else if !results.lines().any(|l| l.contains("==> DONE ")) && failure.is_none() {
         failure = Some(format!(
             "the guest stopped without its sentinel line (qemu: {status})"

@@ -107,7 +107,9 @@ impl CoreRelo {
     /// The instruction index within the ELF section (`insn_off / 8`), or `None` when `insn_off`
     /// is not a multiple of 8 (libbpf rejects such relocations).
     pub(crate) fn insn_index(&self) -> Option<usize> {
-        (self.insn_off % 8 == 0).then_some(self.insn_off as usize / 8)
+        self.insn_off
+            .is_multiple_of(8)
+            .then_some(self.insn_off as usize / 8)
     }
 }
 
@@ -262,7 +264,7 @@ fn le_u32(data: &[u8], at: usize) -> u32 {
 /// One subsection: `(section name, record bytes)` groups and the record size.
 struct Subsection<'a> {
     rec_size: u32,
-    groups: Vec<(String, Vec<(usize, &'a [u8])>)>,
+    groups: Vec<(String, Vec<&'a [u8]>)>,
 }
 
 /// Splits the subsection at `[start, start + len)` of `data` into per-section records, each with
@@ -309,7 +311,7 @@ fn subsection<'a>(
         let records = (0..count as usize)
             .map(|i| {
                 let at = pos + i * rec_size as usize;
-                (at, &data[at..at + rec_size as usize])
+                &data[at..at + rec_size as usize]
             })
             .collect();
         pos += bytes as usize;
@@ -357,7 +359,7 @@ pub(crate) fn parse(data: &[u8], btf: &Btf) -> Result<BtfExt, BtfError> {
         ext.func_info_rec_size = sub.rec_size;
         for (sec, records) in sub.groups {
             let list = ext.func_info.entry(sec).or_default();
-            list.extend(records.iter().map(|(_, r)| FuncInfo {
+            list.extend(records.iter().map(|r| FuncInfo {
                 insn_off: le_u32(r, 0),
                 type_id: le_u32(r, 4),
             }));
@@ -373,7 +375,7 @@ pub(crate) fn parse(data: &[u8], btf: &Btf) -> Result<BtfExt, BtfError> {
         ext.line_info_rec_size = sub.rec_size;
         for (sec, records) in sub.groups {
             let list = ext.line_info.entry(sec).or_default();
-            list.extend(records.iter().map(|(_, r)| LineInfo {
+            list.extend(records.iter().map(|r| LineInfo {
                 insn_off: le_u32(r, 0),
                 file_name_off: le_u32(r, 4),
                 line_off: le_u32(r, 8),
@@ -381,28 +383,28 @@ pub(crate) fn parse(data: &[u8], btf: &Btf) -> Result<BtfExt, BtfError> {
             }));
         }
     }
-    if hdr_len >= CORE_HEADER_LEN {
-        if let Some(sub) = subsection(
+    if hdr_len >= CORE_HEADER_LEN
+        && let Some(sub) = subsection(
             data,
             btf,
             "core_relo",
             (at(word(6)), word(7)),
             CORE_RELO_MIN,
-        )? {
-            for (sec, records) in sub.groups {
-                let mut list = Vec::with_capacity(records.len());
-                for (_, r) in records {
-                    let type_id = le_u32(r, 4);
-                    list.push(CoreRelo {
-                        insn_off: le_u32(r, 0),
-                        type_id,
-                        access: btf.str_at(le_u32(r, 8))?.to_owned(),
-                        kind: CoreReloKind::from_raw(le_u32(r, 12)),
-                        type_name: btf.describe(type_id),
-                    });
-                }
-                ext.core_relos.entry(sec).or_default().extend(list);
+        )?
+    {
+        for (sec, records) in sub.groups {
+            let mut list = Vec::with_capacity(records.len());
+            for r in records {
+                let type_id = le_u32(r, 4);
+                list.push(CoreRelo {
+                    insn_off: le_u32(r, 0),
+                    type_id,
+                    access: btf.str_at(le_u32(r, 8))?.to_owned(),
+                    kind: CoreReloKind::from_raw(le_u32(r, 12)),
+                    type_name: btf.describe(type_id),
+                });
             }
+            ext.core_relos.entry(sec).or_default().extend(list);
         }
     }
     Ok(ext)
@@ -414,11 +416,14 @@ mod tests {
     use crate::core_reloc::testutil::BtfBuilder;
 
     /// Encodes a `.BTF.ext` blob from sections of raw records (`hdr_len` 32).
-    pub(crate) struct ExtBuilder {
-        pub func: (u32, Vec<(u32, Vec<Vec<u32>>)>),
-        pub line: (u32, Vec<(u32, Vec<Vec<u32>>)>),
-        pub core: (u32, Vec<(u32, Vec<Vec<u32>>)>),
+    struct ExtBuilder {
+        func: Sub,
+        line: Sub,
+        core: Sub,
     }
+
+    /// A subsection: record size, then `(section name offset, records as words)`.
+    type Sub = (u32, Vec<(u32, Vec<Vec<u32>>)>);
 
     fn encode_sub(rec_size: u32, secs: &[(u32, Vec<Vec<u32>>)]) -> Vec<u8> {
         if secs.is_empty() {
@@ -438,7 +443,7 @@ mod tests {
     }
 
     impl ExtBuilder {
-        pub fn build(&self) -> Vec<u8> {
+        fn build(&self) -> Vec<u8> {
             let func = encode_sub(self.func.0, &self.func.1);
             let line = encode_sub(self.line.0, &self.line.1);
             let core = encode_sub(self.core.0, &self.core.1);
@@ -467,14 +472,24 @@ mod tests {
         let acc0 = b.str("0");
         let btf = b.parse();
         let ext = ExtBuilder {
-            func: (8, vec![(text, vec![vec![0, 7], vec![64, 9]]), (prog, vec![vec![0, 3]])]),
+            func: (
+                8,
+                vec![
+                    (text, vec![vec![0, 7], vec![64, 9]]),
+                    (prog, vec![vec![0, 3]]),
+                ],
+            ),
             // Longer records than the minimum: the tail is skipped.
             line: (20, vec![(prog, vec![vec![8, 1, 2, (12 << 10) | 5]])]),
             core: (
                 16,
                 vec![(
                     prog,
-                    vec![vec![16, foo, acc, 0], vec![24, foo, acc0, 9], vec![32, foo, acc0, 99]],
+                    vec![
+                        vec![16, foo, acc, 0],
+                        vec![24, foo, acc0, 9],
+                        vec![32, foo, acc0, 99],
+                    ],
                 )],
             ),
         };

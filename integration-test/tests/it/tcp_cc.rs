@@ -160,3 +160,28 @@ fn which(cmd: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// kfuncs of a kernel module (tcp_dctcp): resolved in module BTF, passed through the program's fd_array.
+#[tokio::test]
+async fn module_kfuncs_resolve_through_module_btf() {
+    const TEST: &str = "tcp_cc::module_kfuncs_resolve_through_module_btf";
+    let kernel = aya_structops::running_kernel().unwrap();
+    match kernel.find(aya_structops::btf::BtfKind::Func, "dctcp_ssthresh") {
+        Some((aya_structops::matching::BtfObject::Module(m), _)) => {
+            println!("dctcp_ssthresh is in module {m}")
+        }
+        Some(_) => return skip(TEST, "tcp_dctcp is built into vmlinux here (no module BTF kfunc)"),
+        None => {
+            return skip(
+                TEST,
+                "no tcp_dctcp module BTF (module not loaded or no CONFIG_DEBUG_INFO_BTF_MODULES)",
+            );
+        }
+    }
+    let loaded = ObjectSpec::parse("dctcp_kfunc", objects::DCTCP_KFUNC).unwrap().load().unwrap();
+    assert!(loaded.programs().any(|p| p.name == "mod_ssthresh"));
+    let reg = loaded.register("RS_MOD_KFUNC").await.unwrap();
+    tokio::task::spawn_blocking(|| transfer("rs_mod_kfunc")).await.unwrap();
+    drop(reg);
+    assert_cc_gone("rs_mod_kfunc");
+}
