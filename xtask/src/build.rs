@@ -12,6 +12,7 @@ use crate::setup::{NIGHTLY, Tools, run};
 /// BPF crates, and per crate its binaries with the object name each becomes (`target/bpf/<name>.o`).
 pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
     ("tcp-cc-ebpf", &[("tcp-cc-ebpf", "tcp_cc")]),
+    ("scx-fifo-ebpf", &[("scx-fifo-ebpf", "scx_fifo")]),
     (
         "integration-ebpf",
         &[

@@ -14,6 +14,7 @@
 //!   `AYA_STRUCTOPS_DEBIAN_SECURITY_MIRROR`). Guests run under KVM only where it can boot stock kernels,
 //!   else TCG. Logs, per-kernel console/results/dmesg and `matrix.md` go to `target/xtask-vm/`.
 
+mod bench;
 mod build;
 mod initramfs;
 mod kernels;
@@ -54,6 +55,8 @@ enum Cmd {
     IntegrationTest(testrun::Options),
     /// Everything CI runs: unit tests, then the integration tests on host, 6.1 and 7.
     Test(testrun::Options),
+    /// Loader benchmarks against libbpf/bpftool (root); rewrites the results in BENCHMARKS.md.
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +78,7 @@ fn run() -> Result<bool> {
         Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.1 == 0),
         Cmd::Test(opts) => test(opts),
         Cmd::Setup => done(setup::all().map(|_| ())),
+        Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::BuildEbpf => {
             let tools = setup::all()?;
             done(build::ebpf(&tools).map(|_| ()))

@@ -473,7 +473,7 @@ fn run_vm(
                 if !verbose {
                     eprintln!("[{label}] {rest} (+{:.1} s)", start.elapsed().as_secs_f64());
                 }
-            } else if line.contains(": !! ") && !verbose {
+            } else if line.starts_with("!! ") {
                 eprintln!("[{label}] {line}");
             } else {
                 let n = parser.feed(line);
@@ -483,7 +483,6 @@ fn run_vm(
             }
         };
         let outcome = vm::boot(
-            &label,
             &kernel.vmlinuz(),
             &initrd,
             *accel,

@@ -88,9 +88,9 @@ const FATAL: &[&str] = &[
 /// Under KVM, a guest that has not reached /init by then is taken as KVM not working.
 const KVM_INIT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Boots `vmlinuz` with `initrd`; streams the console to `log` and calls `progress` for interesting lines.
+/// Boots `vmlinuz` with `initrd`; streams the console to `log` and calls `progress` with every console
+/// line (and a `!! <line>` for a line that shows the kernel in trouble).
 pub fn boot(
-    label: &str,
     vmlinuz: &Path,
     initrd: &Path,
     accel: Accel,
@@ -174,7 +174,7 @@ pub fn boot(
                 }
                 if failure.is_none() && FATAL.iter().any(|p| line.contains(p)) {
                     failure = Some(format!("kernel reported: {}", line.trim()));
-                    progress(&format!("{label}: !! {}", line.trim()));
+                    progress(&format!("!! {}", line.trim()));
                 }
                 progress(&line);
             }

@@ -3,4 +3,5 @@
 mod dummy_ops;
 mod errors;
 mod lifecycle;
+mod parity;
 mod tcp_cc;
