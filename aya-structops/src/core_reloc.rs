@@ -32,7 +32,6 @@
 //! relocations.
 
 // Until the ELF/link/load layers use this module (remove then).
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 

@@ -35,6 +35,14 @@ pub enum Error {
         /// The verifier log.
         log: String,
     },
+    /// A CO-RE relocation could not be applied.
+    #[error("program `{program}`: CO-RE relocation failed: {message}")]
+    Core {
+        /// The program.
+        program: String,
+        /// What the resolver said (kind, local type, access string, instruction).
+        message: String,
+    },
     /// The kernel rejected the object's BTF.
     #[error("the kernel rejected the object's BTF: {io}\nlog:\n{log}")]
     BtfLoad {

@@ -63,6 +63,6 @@ impl ObjectSpec {
     /// Like [`ObjectSpec::load`], against given kernel BTF (it must describe the running kernel).
     pub fn load_with(&self, kernel: &KernelBtf) -> Result<Loaded, Error> {
         let plan = matching::plan(self, kernel)?;
-        load::load(self, &plan)
+        load::load(self, kernel, &plan)
     }
 }

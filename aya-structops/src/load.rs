@@ -14,7 +14,7 @@ use tracing::{debug, info_span};
 
 use crate::{
     Error,
-    matching::{BtfObject, Plan},
+    matching::{BtfObject, KernelBtf, Plan},
     object::{GlobalSymbol, Insn, InsnRef, ObjectSpec},
     sys::{self, MapCreate, ProgLoad},
 };
@@ -228,7 +228,7 @@ fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
 }
 
 /// Loads what the plan describes.
-pub(crate) fn load(spec: &ObjectSpec, plan: &Plan) -> Result<Loaded, Error> {
+pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
     let module_fds = ModuleBtfFds::open(plan)?;
 
@@ -317,6 +317,7 @@ pub(crate) fn load(spec: &ObjectSpec, plan: &Plan) -> Result<Loaded, Error> {
     }
 
     // Programs.
+    let mut core = crate::core_reloc::Resolver::new(&spec.btf, kernel);
     let mut programs = BTreeMap::new();
     for (name, attach) in &plan.programs {
         let prog = &spec.programs[name];
@@ -335,6 +336,14 @@ pub(crate) fn load(spec: &ObjectSpec, plan: &Plan) -> Result<Loaded, Error> {
                     insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
                     insns[*insn].imm = map.fd.as_raw_fd();
                     insns[*insn + 1].imm = *offset as i32;
+                }
+                InsnRef::Core { insn, relo } => {
+                    let core_err = |e: crate::core_reloc::CoreError| Error::Core {
+                        program: name.clone(),
+                        message: e.to_string(),
+                    };
+                    let value = core.resolve(relo).map_err(core_err)?;
+                    crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
                 }
                 InsnRef::Map { insn, name } => {
                     let map = btf_maps.get(name).expect("parsed maps are created");

@@ -24,7 +24,6 @@
 //! and unresolvable names as [`BtfError::InvalidString`].
 
 // Until the ELF/link/load layers use this module (remove then).
-#![allow(dead_code)]
 
 use std::{collections::BTreeMap, fmt};
 

@@ -167,6 +167,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 offset: sym.address(),
                 insns: Insn::parse_all(code),
                 relocs: BTreeMap::new(),
+                core: Vec::new(),
             },
         );
     }
@@ -192,6 +193,26 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             let insn = Insn::from_bytes(&sdata[offset as usize..offset as usize + 8]);
             let target = classify(&elf, &roles, &sym, insn, &section_name)?;
             f.relocs.insert(insn_idx, target);
+        }
+    }
+
+    // CO-RE relocations (.BTF.ext), attached to the functions they fall in.
+    if let Some(ext) = elf.section_by_name(".BTF.ext") {
+        let ext = super::btf_ext::parse(ext.data()?, &btf)?;
+        for section in elf.sections() {
+            let Some(relos) = ext.core_relos.get(section.name()?) else { continue };
+            let idx = section.index().0;
+            for relo in relos {
+                let off = relo.insn_off as u64;
+                let Some((_, f)) = functions
+                    .range_mut((idx, 0)..=(idx, off))
+                    .next_back()
+                    .filter(|(_, f)| off < f.offset + 8 * f.insns.len() as u64)
+                else {
+                    continue;
+                };
+                f.core.push((((off - f.offset) / 8) as usize, relo.clone()));
+            }
         }
     }
 
@@ -402,6 +423,7 @@ fn classify(
             section: section_name(idx),
             offset: sym.address(),
         },
+        Some(SectionRole::Maps) => Target::Map(name),
         _ => Target::Unsupported(format!(
             "reference to `{name}` in section {} is not supported",
             section_name(idx)

@@ -61,6 +61,11 @@ pub(crate) enum InsnRef {
     Kfunc { insn: usize, name: String },
     /// `ld_imm64` of a BTF-defined map (`.maps`): patched to `BPF_PSEUDO_MAP_FD` with its fd.
     Map { insn: usize, name: String },
+    /// A CO-RE relocation (C objects compiled with `preserve_access_index`): resolved against kernel BTF.
+    Core {
+        insn: usize,
+        relo: super::btf_ext::CoreRelo,
+    },
 }
 
 /// What a relocation in a function refers to, already classified against the ELF.
@@ -88,6 +93,8 @@ pub(crate) struct Function {
     pub insns: Vec<Insn>,
     /// Relocations by instruction index (relative to the function).
     pub relocs: BTreeMap<usize, Target>,
+    /// CO-RE relocations by instruction index (relative to the function).
+    pub core: Vec<(usize, super::btf_ext::CoreRelo)>,
 }
 
 /// Why linking failed: the function, its instruction, and what's wrong.
@@ -110,6 +117,7 @@ pub(crate) fn link(
         HashMap::from([((root.section, root.offset), 0)]);
     let mut queue = vec![(root, 0usize)];
     while let Some((f, base)) = queue.pop() {
+        refs.extend(f.core.iter().map(|(i, relo)| InsnRef::Core { insn: base + i, relo: relo.clone() }));
         let mut i = 0;
         while i < f.insns.len() {
             let insn = f.insns[i];

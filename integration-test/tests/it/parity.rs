@@ -87,3 +87,34 @@ async fn edits_before_load_rename_and_drop_programs() {
     drop(reg);
     assert_cc_gone("rust_renamed");
 }
+
+/// A clang-built object using global data (.data, .bss, .rodata set before load), a BTF-defined map read
+/// through aya, bpf-to-bpf calls and CO-RE field relocations.
+#[tokio::test]
+async fn globals_maps_subprograms_and_core_relocations() {
+    if !require_struct_ops_link("parity::globals_maps_subprograms_and_core_relocations") {
+        return;
+    }
+    let held = Held::now();
+    let mut spec = ObjectSpec::parse("globals", objects::c::GLOBALS).unwrap();
+    spec.set_global("cwnd_gain", &2u32.to_ne_bytes()).unwrap();
+    assert!(spec.set_global("cwnd_gain", &[0; 8]).is_err(), "size is checked");
+    let loaded = spec.load().unwrap();
+    let reg = loaded.register_all().await.unwrap();
+    tokio::task::spawn_blocking(|| transfer("c_globals")).await.unwrap();
+
+    let counters: aya::maps::Array<_, u64> =
+        aya::maps::Array::try_from(loaded.aya_map("g_counters").unwrap()).unwrap();
+    let init = counters.get(&0, 0).unwrap();
+    let cong_avoid = counters.get(&2, 0).unwrap();
+    println!("g_counters: init={init} cong_avoid={cong_avoid}");
+    assert!(init >= 1 && cong_avoid > 0);
+    assert_eq!(loaded.global::<u64>("g_seen_marker").unwrap(), 0x5eed5eed, ".data copied by init");
+    assert!(loaded.global::<u64>("g_cong_avoid_calls").unwrap() > 0);
+    assert_eq!(loaded.global::<u32>("cwnd_gain").unwrap(), 2, ".rodata as set before load");
+    drop(counters);
+    drop(reg);
+    assert_cc_gone("c_globals");
+    drop(loaded);
+    held.assert_released("globals");
+}
