@@ -35,6 +35,8 @@ pub mod objects {
     pub const INCOMPLETE: &[u8] = rust_obj!("incomplete");
     /// integration-ebpf dctcp_kfunc: calls kfuncs of the tcp_dctcp module.
     pub const DCTCP_KFUNC: &[u8] = rust_obj!("dctcp_kfunc");
+    /// examples/scx-fifo-ebpf: `rust_fifo`, a global-FIFO sched_ext scheduler (link map, renamed kfuncs).
+    pub const SCX_FIFO: &[u8] = rust_obj!("scx_fifo");
     /// C corpus (testdata/README.md says what each exercises).
     pub mod c {
         /// `c_reno` in `.struct_ops`.

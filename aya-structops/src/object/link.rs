@@ -221,6 +221,7 @@ mod tests {
             offset,
             insns,
             relocs: BTreeMap::new(),
+            core: Vec::new(),
         }
     }
 

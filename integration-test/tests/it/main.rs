@@ -4,4 +4,5 @@ mod dummy_ops;
 mod errors;
 mod lifecycle;
 mod parity;
+mod sched_ext;
 mod tcp_cc;
