@@ -221,9 +221,12 @@ impl Registration {
             }
             _ => {}
         }
-        let afd = AsyncFd::with_interest(dup, Interest::READABLE).map_err(|e| Error::Sys {
-            what: format!("watching the link of `{}`", self.map),
-            source: sys::SysError { cmd: "epoll_ctl", io: e },
+        // SAFETY: `dup` is an open fd the AsyncFd owns for its whole life.
+        let afd = unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }.map_err(|e| {
+            Error::Sys {
+                what: format!("watching the link of `{}`", self.map),
+                source: sys::SysError { cmd: "epoll_ctl", io: e.into_parts().1 },
+            }
         })?;
         loop {
             let mut guard = afd.readable().await.map_err(|e| Error::Sys {
