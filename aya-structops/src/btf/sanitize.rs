@@ -15,7 +15,8 @@ impl Btf {
     /// - DATASEC: a size of 0 becomes `section_size(name)`; each VAR's offset becomes
     ///   `symbol_offset(var name)` when known; the entries are sorted by offset. A DATASEC whose
     ///   section is unknown (`.ksyms`, `.kconfig`, ...) or still has size 0 becomes an anonymous
-    ///   STRUCT with no members and size 0.
+    ///   STRUCT with no members and size 0, and so does one whose name has characters other than
+///   `[A-Za-z0-9_.]` (`?.struct_ops.link`), which older kernels reject.
     /// - FUNC with extern linkage (kfunc declarations) becomes FWD; VAR with extern linkage becomes static.
     ///
     /// Only base BTF can be sanitized.
@@ -66,7 +67,11 @@ impl Btf {
         out: &mut Vec<u8>,
     ) -> Result<(), BtfError> {
         let name = self.str_at(raw.name_off())?;
+        // Kernels before 6.x accept only [A-Za-z0-9_.] in section names (`?.struct_ops.link` fails with
+        // "Invalid name"); nothing the loader creates refers to such a DATASEC, so it goes like `.ksyms`.
+        let valid = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
         let size = match section_size(name) {
+            _ if !valid => 0,
             None => 0,
             Some(known) if raw.size_or_type() == 0 => known,
             Some(_) => raw.size_or_type(),

@@ -1022,3 +1022,18 @@ fn kernel_release() -> String {
         .trim()
         .to_owned()
 }
+
+#[test]
+fn sanitize_blanks_datasecs_old_kernels_cannot_name() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    let v = b.var("OPT", int, 1);
+    let opt = b.datasec("?.struct_ops.link", 0, &[(v, 0, 4)]);
+    let btf = b.parse();
+    let sized = |_: &str| Some(4);
+    let out = Btf::parse(btf.sanitize_for_kernel(&sized, &|_| Some(0)).unwrap()).unwrap();
+    assert!(
+        matches!(out.type_by_id(opt).unwrap(), Type::Struct(c) if c.name.is_empty() && c.size == 0),
+        "a DATASEC named with `?` becomes an anonymous empty struct"
+    );
+}
