@@ -178,10 +178,12 @@ impl KernelBtf {
         })
     }
 
-    /// Whether the kernel registers struct_ops through BPF links (`.struct_ops.link`, 6.4+): probed from
-    /// vmlinux BTF (`enum bpf_link_type` has `BPF_LINK_TYPE_STRUCT_OPS`), not from the version string.
+    /// Whether the kernel registers struct_ops through BPF links (`.struct_ops.link`, 6.4+), probed from
+    /// vmlinux BTF rather than the version string: 6.4 added `struct bpf_struct_ops_link` and
+    /// `bpf_struct_ops_link_create` (`BPF_LINK_TYPE_STRUCT_OPS` alone is older: trampolines used it).
     pub fn supports_struct_ops_link(&self) -> bool {
-        self.enum_has_value("bpf_link_type", "BPF_LINK_TYPE_STRUCT_OPS")
+        self.vmlinux.find(BtfKind::Struct, "bpf_struct_ops_link").is_some()
+            || self.vmlinux.find(BtfKind::Func, "bpf_struct_ops_link_create").is_some()
     }
 
     /// Whether vmlinux's `enum <name>` has an enumerator `value`.
@@ -440,13 +442,6 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             },
             e => MatchError::Btf(e),
         })?;
-        if map.link && !kernel.supports_struct_ops_link() {
-            return Err(MatchError::Unsupported {
-                map: map.name.clone(),
-                feature: "struct_ops links (`.struct_ops.link`, kernel 6.4+); \
-                          `set_link(false)` registers it by map update instead",
-            });
-        }
         let (verdicts, value, slots) = match_members(obj, map, kernel, &kty)?;
         for (member, status) in &verdicts {
             if let MemberStatus::Incompatible(reason) = status {
@@ -457,6 +452,13 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                     reason: reason.clone(),
                 });
             }
+        }
+        if map.link && !kernel.supports_struct_ops_link() {
+            return Err(MatchError::Unsupported {
+                map: map.name.clone(),
+                feature: "struct_ops links (`.struct_ops.link`, kernel 6.4+); \
+                          `set_link(false)` registers it by map update instead",
+            });
         }
         for slot in &slots {
             let Some((_, MemberStatus::Matched(idx))) =

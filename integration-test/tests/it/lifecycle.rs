@@ -303,7 +303,9 @@ async fn dropping_the_register_future_leaves_nothing_registered() {
 #[test]
 fn a_rejected_program_part_way_releases_everything() {
     let held = Held::now();
-    let spec = ObjectSpec::parse("bad_prog", objects::BAD_PROG).unwrap();
+    let mut spec = ObjectSpec::parse("bad_prog", objects::BAD_PROG).unwrap();
+    let link = aya_structops::running_kernel().unwrap().supports_struct_ops_link();
+    spec.struct_ops_map_mut("BAD_PROG").unwrap().set_link(link);
     let err = spec.load().unwrap_err();
     let Error::ProgramLoad {
         program,
