@@ -1,7 +1,7 @@
 //! Embeds the Rust BPF objects built by `cargo xtask build-ebpf` (target/bpf/ unless AYA_STRUCTOPS_BPF_DIR).
 use std::path::PathBuf;
 
-const OBJECTS: &[&str] = &["tcp_cc", "dummy", "reno_map", "bad_prog", "incomplete", "dctcp_kfunc", "scx_fifo"];
+const OBJECTS: &[&str] = &["tcp_cc", "dummy", "reno_map", "bad_prog", "incomplete", "dctcp_kfunc", "scx_fifo", "reno_kfunc_map"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=AYA_STRUCTOPS_BPF_DIR");

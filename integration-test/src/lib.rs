@@ -35,6 +35,8 @@ pub mod objects {
     pub const INCOMPLETE: &[u8] = rust_obj!("incomplete");
     /// integration-ebpf dctcp_kfunc: calls kfuncs of the tcp_dctcp module.
     pub const DCTCP_KFUNC: &[u8] = rust_obj!("dctcp_kfunc");
+    /// integration-ebpf reno_kfunc_map: `.struct_ops`, kfunc calls, kfunc BTF added by the build.
+    pub const RENO_KFUNC_MAP: &[u8] = rust_obj!("reno_kfunc_map");
     /// examples/scx-fifo-ebpf: `rust_fifo`, a global-FIFO sched_ext scheduler (link map, renamed kfuncs).
     pub const SCX_FIFO: &[u8] = rust_obj!("scx_fifo");
     /// C corpus (testdata/README.md says what each exercises).

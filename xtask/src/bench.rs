@@ -92,31 +92,40 @@ fn sh(script: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Unregisters a struct_ops map by name with bpftool when it is still registered, on drop too.
+/// Unregisters the object's struct_ops maps by name with bpftool when they are still registered, on
+/// drop too.
 struct Cleanup {
     structops: PathBuf,
-    map: String,
+    maps: Vec<String>,
 }
 
 impl Cleanup {
-    fn registered(&self) -> bool {
-        Command::new(&self.structops)
-            .arg("list")
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout).lines().any(|l| {
-                    l.split_whitespace().nth(1) == Some(self.map.as_str()) && l.contains("(registered)")
+    /// A map of ours that is registered, per `structops list`.
+    fn registered(&self) -> Option<String> {
+        let out = Command::new(&self.structops).arg("list").output().ok()?;
+        let list = String::from_utf8_lossy(&out.stdout).into_owned();
+        self.maps
+            .iter()
+            .find(|m| {
+                list.lines().any(|l| {
+                    l.split_whitespace().nth(1) == Some(m.as_str()) && l.contains("(registered)")
                 })
             })
-            .unwrap_or(false)
+            .cloned()
     }
 
     fn run(&self) {
-        if self.registered() {
-            eprintln!("xtask: unregistering leftover struct_ops `{}`", self.map);
-            let _ = Command::new("bpftool")
-                .args(["struct_ops", "unregister", "name", &self.map])
-                .output();
+        for _ in 0..=self.maps.len() {
+            let Some(m) = self.registered() else { return };
+            eprintln!("xtask: unregistering leftover struct_ops `{m}`");
+            let ok = Command::new("bpftool")
+                .args(["struct_ops", "unregister", "name", &m])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!("xtask: could not unregister `{m}`: run `bpftool struct_ops unregister name {m}`");
+                return;
+            }
         }
     }
 }
@@ -223,36 +232,54 @@ pub fn run(opts: &Options) -> Result<()> {
         "--bin",
         "structops",
     ]))?;
+    // Build the in-process benchmark now, so a build failure stops us before the long runs.
+    setup::run(Command::new("cargo").current_dir(&root).args([
+        "bench", "--no-run", "--quiet", "-p", "aya-structops", "--bench", "load",
+    ]))?;
     let structops = root.join("target/release/structops");
     let so = structops.to_str().context("path is not UTF-8")?.to_owned();
 
-    // One registration with each tool: both must work on this object, and bpftool tells the map name.
+    // One registration with each tool: both must work on this object. Our output names the maps
+    // (`<map> <type> id <id>...`), which bpftool uses too.
     let out = output(Command::new(&structops).args(["register", &obj, "--duration", "0"]))?;
-    let ours_line = out.lines().next().unwrap_or_default().to_owned();
-    let out = output(Command::new("bpftool").args(["struct_ops", "register", &obj]))
-        .context("bpftool cannot register this object (it needs a `.struct_ops` map)")?;
-    // "Registered tcp_congestion_ops c_reno id 1234"
-    let map = out
+    let maps: Vec<String> = out
         .lines()
-        .find_map(|l| l.strip_prefix("Registered "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .with_context(|| format!("unexpected bpftool output: {out}"))?
-        .to_owned();
-    let cleanup = Cleanup { structops: structops.clone(), map: map.clone() };
-    output(Command::new("bpftool").args(["struct_ops", "unregister", "name", &map]))?;
-    if cleanup.registered() {
-        bail!("`{map}` is still registered after bpftool unregistered it");
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    if maps.is_empty() {
+        bail!("`structops register {obj}` registered nothing");
     }
-    eprintln!("xtask: ours: {ours_line}; bpftool registered map `{map}`");
+    let cleanup = Cleanup { structops: structops.clone(), maps: maps.clone() };
+    if let Err(e) = output(Command::new("bpftool").args(["struct_ops", "register", &obj])) {
+        return Err(e.context("bpftool cannot register this object (it needs `.struct_ops` maps)"));
+    }
+    for map in &maps {
+        output(Command::new("bpftool").args(["struct_ops", "unregister", "name", map]))?;
+    }
+    if let Some(m) = cleanup.registered() {
+        bail!("`{m}` is still registered after bpftool unregistered it");
+    }
+    eprintln!("xtask: both tools register {}", maps.join(", "));
 
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let machine = machine();
 
     let ours_cmd = format!("{so} register {obj} --duration 0");
-    let bpftool_pair =
-        format!("bpftool struct_ops register {obj} && bpftool struct_ops unregister name {map}");
-    let unregister_quiet = format!("bpftool struct_ops unregister name {map} >/dev/null 2>&1 || true");
+    let unregister = |quiet: bool| {
+        maps.iter()
+            .map(|m| {
+                if quiet {
+                    format!("bpftool struct_ops unregister name {m} >/dev/null 2>&1 || true")
+                } else {
+                    format!("bpftool struct_ops unregister name {m}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(if quiet { "; " } else { " && " })
+    };
+    let bpftool_pair = format!("bpftool struct_ops register {obj} && {}", unregister(false));
+    let unregister_quiet = unregister(true);
     let pair = hyperfine(
         &dir.join("loader.json"),
         opts,

@@ -21,6 +21,7 @@ pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
             ("bad_prog", "bad_prog"),
             ("incomplete", "incomplete"),
             ("dctcp_kfunc", "dctcp_kfunc"),
+            ("reno_kfunc_map", "reno_kfunc_map"),
         ],
     ),
 ];
@@ -43,6 +44,10 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
         tools.bpf_linker_bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // kfunc BTF for libbpf: from this machine's kernel (the one the bindings were written against).
+    let vmlinux = aya_structops::btf::Btf::from_sys_fs()
+        .map_err(|e| eprintln!("xtask: no kernel BTF ({e}): objects get no kfunc BTF, libbpf can't load them"))
+        .ok();
     for (krate, bins) in BPF_CRATES {
         run(Command::new("cargo")
             .arg(format!("+{NIGHTLY}"))
@@ -69,6 +74,9 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
             let dest = out.join(format!("{obj}.o"));
             std::fs::copy(&built, &dest)
                 .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
+            if let Some(vmlinux) = &vmlinux {
+                add_kfunc_btf(&dest, vmlinux)?;
+            }
             eprintln!("xtask: built {}", dest.display());
         }
     }
@@ -83,4 +91,21 @@ pub fn run_example(dir: &Path, bytes: u64) -> Result<()> {
         .arg(dir.join("tcp_cc.o"))
         .args(["--bytes", &bytes.to_string()])
         .current_dir(workspace_root()))
+}
+
+/// Adds BTF for the kfuncs an object calls, so libbpf loads it too (see `aya_structops::object::ksyms`).
+/// Objects whose kfuncs libbpf can't express (renamed-kfunc alternatives, module kfuncs) stay as built:
+/// aya-structops resolves those itself.
+fn add_kfunc_btf(obj: &Path, vmlinux: &aya_structops::btf::Btf) -> Result<()> {
+    let elf = std::fs::read(obj)?;
+    match aya_structops::object::add_kfunc_btf(&elf, vmlinux) {
+        Ok((out, added)) => {
+            if !added.is_empty() {
+                std::fs::write(obj, out)?;
+                eprintln!("xtask: {}: added kfunc BTF for {}", obj.display(), added.join(", "));
+            }
+        }
+        Err(e) => eprintln!("xtask: {}: no kfunc BTF for libbpf ({e}); aya-structops loads it as is", obj.display()),
+    }
+    Ok(())
 }

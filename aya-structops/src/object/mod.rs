@@ -8,6 +8,7 @@
 
 pub(crate) mod btf_ext;
 mod elf;
+pub mod ksyms;
 mod link;
 mod struct_ops;
 
@@ -19,6 +20,7 @@ pub(crate) use link::{Insn, InsnRef};
 pub(crate) mod link_consts {
     pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
+pub use ksyms::{KsymsError, add_kfunc_btf};
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
 
 /// Errors parsing an object file. Each names what it is about.

@@ -110,44 +110,43 @@ async fn c_cc_link_map_carries_traffic() {
     assert_cc_gone("c_reno_link");
 }
 
-/// Debian's bpftool (libbpf 1.1) registers a Rust-built `.struct_ops` object: our output is
-/// libbpf-compatible.
+/// Debian's bpftool (libbpf 1.1) registers Rust-built `.struct_ops` objects: our output is
+/// libbpf-compatible, with kfunc calls too (the build adds their BTF).
 #[test]
-fn bpftool_registers_rust_struct_ops_object() {
+fn bpftool_registers_rust_struct_ops_objects() {
+    const TEST: &str = "tcp_cc::bpftool_registers_rust_struct_ops_objects";
     let Ok(bpftool) = which("bpftool") else {
-        skip(
-            "tcp_cc::bpftool_registers_rust_struct_ops_object",
-            "bpftool is not installed here (host-only check)",
-        );
+        skip(TEST, "bpftool is not installed here (host-only check)");
         return;
     };
     let dir = std::env::temp_dir().join(format!("aya-structops-bpftool-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let obj = dir.join("reno_map.o");
-    std::fs::write(&obj, objects::RENO_MAP).unwrap();
-    struct Unregister(std::path::PathBuf);
-    impl Drop for Unregister {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new(&self.0)
-                .args(["struct_ops", "unregister", "name", "RS_RENO_MAP"])
-                .output();
+    for (obj, bytes, map, cc) in [
+        ("reno_map", objects::RENO_MAP, "RS_RENO_MAP", "rs_reno_map"),
+        ("reno_kfunc_map", objects::RENO_KFUNC_MAP, "RS_KFUNC_MAP", "rs_kfunc_map"),
+    ] {
+        let path = dir.join(format!("{obj}.o"));
+        std::fs::write(&path, bytes).unwrap();
+        struct Unregister(std::path::PathBuf, &'static str);
+        impl Drop for Unregister {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new(&self.0)
+                    .args(["struct_ops", "unregister", "name", self.1])
+                    .output();
+            }
         }
+        let out = std::process::Command::new(&bpftool)
+            .args(["struct_ops", "register"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let guard = Unregister(bpftool.clone(), map);
+        assert!(out.status.success(), "bpftool on {obj}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(tcp::is_available(cc).unwrap(), "{cc}");
+        transfer(cc);
+        drop(guard);
+        assert_cc_gone(cc);
     }
-    let out = std::process::Command::new(&bpftool)
-        .args(["struct_ops", "register"])
-        .arg(&obj)
-        .output()
-        .unwrap();
-    let _guard = Unregister(bpftool.clone());
-    assert!(
-        out.status.success(),
-        "bpftool failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(tcp::is_available("rs_reno_map").unwrap());
-    transfer("rs_reno_map");
-    drop(_guard);
-    assert_cc_gone("rs_reno_map");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
