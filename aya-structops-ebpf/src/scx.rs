@@ -156,10 +156,11 @@ unsafe extern "C" {
     /// Number of possible CPU ids.
     pub fn scx_bpf_nr_cpu_ids() -> u32;
     /// Asks the kernel to unregister the scheduler gracefully: exit kind [`SCX_EXIT_UNREG_BPF`], `exit_code`,
-    /// and a message formatted from `fmt` (a NUL-terminated string in read-only global data, `.rodata`)
-    /// with `data__sz / 8` `u64` arguments from `data`.
-    pub fn scx_bpf_exit_bstr(exit_code: i64, fmt: *const u8, data: *const u64, data__sz: u32);
+    /// and a message formatted (kernel `printf` syntax) from `fmt` with `data__sz / 8` `u64` arguments from
+    /// `data` (at most 12). `fmt` is a NUL-terminated string in writable global data (a `static mut`, in
+    /// `.data`): the kernel declares it `char *`, and the verifier rejects a read-only (`.rodata`) pointer.
+    pub fn scx_bpf_exit_bstr(exit_code: i64, fmt: *mut u8, data: *const u64, data__sz: u32);
     /// Reports a fatal error: the kernel ejects the scheduler with [`SCX_EXIT_ERROR_BPF`]; arguments as for
     /// [`scx_bpf_exit_bstr`].
-    pub fn scx_bpf_error_bstr(fmt: *const u8, data: *const u64, data__sz: u32);
+    pub fn scx_bpf_error_bstr(fmt: *mut u8, data: *const u64, data__sz: u32);
 }

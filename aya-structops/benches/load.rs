@@ -67,7 +67,11 @@ impl Stage {
 fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
-    if v.is_empty() { Duration::ZERO } else { v[v.len() / 2] }
+    if v.is_empty() {
+        Duration::ZERO
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -146,8 +150,18 @@ fn main() {
     }
     // load = (match + load) - match, per iteration.
     if root {
-        st[4].wall = plan_load.wall.iter().zip(&st[3].wall).map(|(a, b)| a.saturating_sub(*b)).collect();
-        st[4].cpu = plan_load.cpu.iter().zip(&st[3].cpu).map(|(a, b)| a.saturating_sub(*b)).collect();
+        st[4].wall = plan_load
+            .wall
+            .iter()
+            .zip(&st[3].wall)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
+        st[4].cpu = plan_load
+            .cpu
+            .iter()
+            .zip(&st[3].cpu)
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
     }
 
     println!(
@@ -160,7 +174,11 @@ fn main() {
         if s.wall.is_empty() {
             println!("| {name} | skipped (not root) | |");
         } else {
-            println!("| {name} | {} | {} |", ms(median(&s.wall)), ms(median(&s.cpu)));
+            println!(
+                "| {name} | {} | {} |",
+                ms(median(&s.wall)),
+                ms(median(&s.cpu))
+            );
         }
     }
     println!(
@@ -179,12 +197,22 @@ fn wanted(spec: &ObjectSpec) -> Vec<(BtfKind, String)> {
     let mut w: Vec<(BtfKind, String)> = spec
         .struct_ops()
         .filter(|m| m.autocreate)
-        .map(|m| (BtfKind::Struct, format!("bpf_struct_ops_{}", m.kernel_type_name())))
+        .map(|m| {
+            (
+                BtfKind::Struct,
+                format!("bpf_struct_ops_{}", m.kernel_type_name()),
+            )
+        })
         .collect();
     for p in spec.programs() {
         w.extend(p.kfuncs().map(|k| (BtfKind::Func, k.to_owned())));
     }
-    w.extend(spec.kernel_fields().iter().filter(|f| f.used).map(|f| (BtfKind::Struct, f.type_name.clone())));
+    w.extend(
+        spec.kernel_fields()
+            .iter()
+            .filter(|f| f.used)
+            .map(|f| (BtfKind::Struct, f.type_name.clone())),
+    );
     w.sort_by(|a, b| a.1.cmp(&b.1));
     w.dedup();
     w
@@ -221,7 +249,14 @@ fn map_vmlinux() -> Option<Mapped> {
     let len = f.metadata().ok()?.len() as usize;
     // SAFETY: a new private read-only mapping of an open file.
     let ptr = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
     };
     (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
 }
@@ -273,10 +308,10 @@ fn scan_lookup(raw: &[u8], wanted: &[(BtfKind, String)]) -> Vec<Option<u32>> {
         }
         pos += 12
             + match kind {
-                1 | 14 | 17 => 4,            // INT, VAR, DECL_TAG
-                3 => 12,                     // ARRAY
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
                 4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => 8 * vlen,          // ENUM, FUNC_PROTO
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
                 _ => 0,
             };
         id += 1;
@@ -287,9 +322,8 @@ fn scan_lookup(raw: &[u8], wanted: &[(BtfKind, String)]) -> Vec<Option<u32>> {
 fn what_if(obj: &std::path::Path, iters: usize) {
     let spec = ObjectSpec::from_file(obj).expect("parse");
     let wanted = wanted(&spec);
-    let index_lookups = |btf: &Btf| -> Vec<Option<u32>> {
-        wanted.iter().map(|(k, n)| btf.find(*k, n)).collect()
-    };
+    let index_lookups =
+        |btf: &Btf| -> Vec<Option<u32>> { wanted.iter().map(|(k, n)| btf.find(*k, n)).collect() };
     // Reference answer.
     let expect = index_lookups(&Btf::from_path(VMLINUX).expect("read vmlinux BTF"));
     let mappable = map_vmlinux().is_some();
@@ -322,8 +356,16 @@ fn what_if(obj: &std::path::Path, iters: usize) {
     println!(
         "\nkernel BTF alternatives: {} lookups ({}), {iters} iterations, medians{}:\n",
         wanted.len(),
-        wanted.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "),
-        if mappable { "" } else { " (mmap of /sys/kernel/btf/vmlinux unsupported here: 6.16+)" }
+        wanted
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if mappable {
+            ""
+        } else {
+            " (mmap of /sys/kernel/btf/vmlinux unsupported here: 6.16+)"
+        }
     );
     println!("| kernel BTF step | wall ms | CPU ms (user+sys) |");
     println!("|---|---:|---:|");
@@ -337,6 +379,10 @@ fn what_if(obj: &std::path::Path, iters: usize) {
                 s.cpu.clear();
             }
         }
-        println!("| {name} | {} | {} |", ms(median(&s.wall)), ms(median(&s.cpu)));
+        println!(
+            "| {name} | {} | {} |",
+            ms(median(&s.wall)),
+            ms(median(&s.cpu))
+        );
     }
 }

@@ -19,7 +19,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_structops");
 const AVAILABLE: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn c_obj(name: &str) -> PathBuf {
@@ -32,7 +35,10 @@ fn rust_obj(test: &str, name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!("SKIP {test}: {} not built (run `cargo xtask build-ebpf`)", p.display());
+        println!(
+            "SKIP {test}: {} not built (run `cargo xtask build-ebpf`)",
+            p.display()
+        );
         None
     }
 }
@@ -49,7 +55,10 @@ fn privileged(test: &str) -> Option<MutexGuard<'static, ()>> {
 }
 
 fn structops(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run structops")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run structops")
 }
 
 fn text(b: &[u8]) -> String {
@@ -99,7 +108,9 @@ impl Running {
     fn first_line(&mut self) -> String {
         let out = self.0.as_mut().unwrap().stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).expect("read stdout");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read stdout");
         line
     }
 
@@ -172,13 +183,21 @@ fn register_for_a_duration_then_unregister() {
         "c_reno never appeared in {AVAILABLE}"
     );
     let out = run.wait(Duration::from_secs(10));
-    assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
     assert!(
         stdout.starts_with("c_reno tcp_congestion_ops id "),
         "stdout: {stdout}"
     );
-    assert!(!stdout.contains(" link "), "a .struct_ops map has no link: {stdout}");
+    assert!(
+        !stdout.contains(" link "),
+        "a .struct_ops map has no link: {stdout}"
+    );
     assert!(!available("c_reno"), "c_reno still registered after exit");
 }
 
@@ -186,7 +205,9 @@ fn register_for_a_duration_then_unregister() {
 fn register_duration_zero_unregisters_at_once() {
     let test = "register_duration_zero_unregisters_at_once";
     let Some(_g) = privileged(test) else { return };
-    let Some(obj) = rust_obj(test, "reno_map.o") else { return };
+    let Some(obj) = rust_obj(test, "reno_map.o") else {
+        return;
+    };
     let out = structops(&["register", obj.to_str().unwrap(), "--duration", "0"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("RS_RENO_MAP tcp_congestion_ops id "));
@@ -197,19 +218,32 @@ fn register_duration_zero_unregisters_at_once() {
 fn sigterm_ends_a_link_registration() {
     let test = "sigterm_ends_a_link_registration";
     let Some(_g) = privileged(test) else { return };
-    let Some(obj) = rust_obj(test, "tcp_cc.o") else { return };
+    let Some(obj) = rust_obj(test, "tcp_cc.o") else {
+        return;
+    };
     let mut run = Running::spawn(&["register", obj.to_str().unwrap()]);
     let line = run.first_line();
     let words: Vec<&str> = line.split_whitespace().collect();
     assert!(
-        matches!(words.as_slice(), ["RUST_RENO", "tcp_congestion_ops", "id", _, "link", _]),
+        matches!(
+            words.as_slice(),
+            ["RUST_RENO", "tcp_congestion_ops", "id", _, "link", _]
+        ),
         "line: {line}"
     );
-    assert!(available("rust_reno"), "rust_reno not registered while running");
+    assert!(
+        available("rust_reno"),
+        "rust_reno not registered while running"
+    );
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGTERM) }, 0);
     let out = run.wait(Duration::from_secs(10));
-    assert!(out.status.success(), "exit {:?}, stderr: {}", out.status, text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
     assert!(
         wait_available("rust_reno", false, Duration::from_secs(2)),
         "rust_reno still registered after SIGTERM"
@@ -220,7 +254,9 @@ fn sigterm_ends_a_link_registration() {
 fn pin_exit_reopen_unregister_and_list() {
     let test = "pin_exit_reopen_unregister_and_list";
     let Some(_g) = privileged(test) else { return };
-    let Some(dir) = PinDir::new("pin") else { return };
+    let Some(dir) = PinDir::new("pin") else {
+        return;
+    };
     let c_obj = c_obj("tcp_cc.o");
     let mut objs = vec![(c_obj, "c_reno", "c_reno")];
     if let Some(o) = rust_obj(test, "tcp_cc.o") {
@@ -242,7 +278,10 @@ fn pin_exit_reopen_unregister_and_list() {
         );
         assert!(pin.exists());
         // The process is gone; the registration stays.
-        assert!(available(cc), "{cc} not registered after the pinning process exited");
+        assert!(
+            available(cc),
+            "{cc} not registered after the pinning process exited"
+        );
 
         let out = structops(&["list"]);
         assert!(out.status.success());
@@ -251,7 +290,10 @@ fn pin_exit_reopen_unregister_and_list() {
             .lines()
             .find(|l| l.split_whitespace().nth(1) == Some(map))
             .unwrap_or_else(|| panic!("{map} not listed:\n{list}"));
-        assert!(row.contains("tcp_congestion_ops") && row.contains("(registered)"), "row: {row}");
+        assert!(
+            row.contains("tcp_congestion_ops") && row.contains("(registered)"),
+            "row: {row}"
+        );
 
         let out = structops(&["unregister", pin.to_str().unwrap()]);
         assert!(out.status.success(), "stderr: {}", text(&out.stderr));
@@ -268,11 +310,22 @@ fn pin_exit_reopen_unregister_and_list() {
 fn unregister_by_id_a_non_link_map() {
     let test = "unregister_by_id_a_non_link_map";
     let Some(_g) = privileged(test) else { return };
-    let Some(dir) = PinDir::new("byid") else { return };
+    let Some(dir) = PinDir::new("byid") else {
+        return;
+    };
     let obj = c_obj("tcp_cc.o");
-    let out = structops(&["register", obj.to_str().unwrap(), "--pin", dir.0.to_str().unwrap()]);
+    let out = structops(&[
+        "register",
+        obj.to_str().unwrap(),
+        "--pin",
+        dir.0.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    let id = text(&out.stdout).split_whitespace().nth(3).unwrap().to_owned();
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .to_owned();
     assert!(available("c_reno"));
     let out = structops(&["unregister", "--id", &id]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
@@ -280,21 +333,30 @@ fn unregister_by_id_a_non_link_map() {
     // Again: not registered any more.
     let out = structops(&["unregister", "--id", &id]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("not registered"), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not registered"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn unregister_by_id_refuses_a_link_map() {
     let test = "unregister_by_id_refuses_a_link_map";
     let Some(_g) = privileged(test) else { return };
-    let Some(obj) = rust_obj(test, "tcp_cc.o") else { return };
+    let Some(obj) = rust_obj(test, "tcp_cc.o") else {
+        return;
+    };
     let mut run = Running::spawn(&["register", obj.to_str().unwrap()]);
     let line = run.first_line();
     let id = line.split_whitespace().nth(3).unwrap().to_owned();
     let out = structops(&["unregister", "--id", &id]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.starts_with("error: ") && err.contains("RUST_RENO") && err.contains("link"), "stderr: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("RUST_RENO") && err.contains("link"),
+        "stderr: {err}"
+    );
     assert!(available("rust_reno"));
     drop(run);
     assert!(wait_available("rust_reno", false, Duration::from_secs(2)));
@@ -311,9 +373,15 @@ fn registration_failure_leaves_nothing() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.starts_with("error: "), "stderr: {err}");
-    assert!(err.contains("dummy_1") && err.contains("bpf_dummy_ops"), "stderr: {err}");
+    assert!(
+        err.contains("dummy_1") && err.contains("bpf_dummy_ops"),
+        "stderr: {err}"
+    );
     let after = text(&structops(&["list"]).stdout);
-    assert!(!after.contains("dummy_1"), "list after failure:\n{after}\nbefore:\n{before}");
+    assert!(
+        !after.contains("dummy_1"),
+        "list after failure:\n{after}\nbefore:\n{before}"
+    );
 }
 
 #[test]
@@ -328,7 +396,11 @@ fn pin_outside_bpffs_is_refused_before_loading() {
         dir.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("bpffs"), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bpffs"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
     assert!(!dir.exists());
     assert!(!available("c_reno"));
 }
@@ -337,11 +409,19 @@ fn pin_outside_bpffs_is_refused_before_loading() {
 fn match_errors_name_map_and_member() {
     let test = "match_errors_name_map_and_member";
     let Some(_g) = privileged(test) else { return };
-    let out = structops(&["register", c_obj("bad_size.o").to_str().unwrap(), "--duration", "0"]);
+    let out = structops(&[
+        "register",
+        c_obj("bad_size.o").to_str().unwrap(),
+        "--duration",
+        "0",
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: ") && err.contains("c_bad_size") && err.contains("`flags`"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("c_bad_size") && err.contains("`flags`"),
+        "{err}"
+    );
 }
 
 // --- no privileges needed ---------------------------------------------------------------------------
@@ -351,15 +431,27 @@ fn bad_object_path_is_named() {
     let out = structops(&["register", "/nonexistent/thing.o", "--duration", "0"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.starts_with("error: ") && err.contains("/nonexistent/thing.o"), "stderr: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("/nonexistent/thing.o"),
+        "stderr: {err}"
+    );
 }
 
 #[test]
 fn check_compatible_object_exits_0() {
     let out = structops(&["check", c_obj("tcp_cc.o").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let report = text(&out.stdout);
-    assert!(report.contains("c_reno") && report.trim_end().ends_with("compatible"), "{report}");
+    assert!(
+        report.contains("c_reno") && report.trim_end().ends_with("compatible"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -372,7 +464,11 @@ fn check_incompatible_object_exits_1_naming_the_member() {
         .find(|l| l.trim_start().starts_with("flags"))
         .unwrap_or_else(|| panic!("no `flags` row:\n{report}"));
     assert!(row.contains("INCOMPATIBLE"), "{row}");
-    assert!(text(&out.stderr).contains("`flags`"), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`flags`"),
+        "stderr: {}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -384,7 +480,12 @@ fn check_against_a_btf_file() {
         "/sys/kernel/btf/vmlinux",
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    let out = structops(&["check", c_obj("tcp_cc.o").to_str().unwrap(), "--btf", "/nonexistent/btf"]);
+    let out = structops(&[
+        "check",
+        c_obj("tcp_cc.o").to_str().unwrap(),
+        "--btf",
+        "/nonexistent/btf",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/btf"));
 }

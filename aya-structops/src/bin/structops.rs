@@ -34,7 +34,11 @@ use tokio::signal::unix::{SignalKind, signal};
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 #[derive(Parser)]
-#[command(name = "structops", version, about = "Load, register and inspect BPF struct_ops")]
+#[command(
+    name = "structops",
+    version,
+    about = "Load, register and inspect BPF struct_ops"
+)]
 struct Cli {
     /// Verbose errors: include the verifier log (or the kernel's BTF log).
     #[arg(short, long, global = true)]
@@ -357,7 +361,10 @@ fn pin_all(dir: &Path, mut regs: Vec<Registration>) -> Result<u8, Fail> {
         for r in regs {
             let name = r.map_name().to_owned();
             if let Err(e) = r.unregister() {
-                eprintln!("error: unregistering `{name}` after a failure: {}", describe(&e));
+                eprintln!(
+                    "error: unregistering `{name}` after a failure: {}",
+                    describe(&e)
+                );
             }
         }
         if let Some(c) = &created {
@@ -402,7 +409,10 @@ fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
             Ok(()) => println!("unregistered {name} ({})", path.display()),
             // The pin is gone; the map had been unregistered already (e.g. `unregister --id`).
             Err(Error::Sys { source, .. }) if source.errno() == Some(libc::EINPROGRESS) => {
-                println!("unpinned {name} ({}): it was not registered any more", path.display())
+                println!(
+                    "unpinned {name} ({}): it was not registered any more",
+                    path.display()
+                )
             }
             Err(e) => failed.push(describe(&e)),
         }

@@ -48,10 +48,11 @@ static EXIT_REQUEST: Counter = Counter::new();
 /// The exit code the scheduler gives when it exits on request.
 const REQUESTED_EXIT_CODE: i64 = 42;
 
-/// The message of a requested exit (kernel format; the argument is the number of enqueues so far). Format
-/// strings must be in read-only global data.
+/// The message of a requested exit (kernel format; the argument is the number of enqueues so far). The
+/// kfunc takes `char *fmt`, which the verifier checks as writable memory: keep it in `.data` (a `static mut`),
+/// not `.rodata`.
 #[unsafe(no_mangle)]
-static EXIT_FMT: [u8; 48] = *b"rust_fifo: exit requested after %llu enqueues\0\0\0";
+static mut EXIT_FMT: [u8; 48] = *b"rust_fifo: exit requested after %llu enqueues\0\0\0";
 
 // What `exit` recorded: `scx_exit_info.kind`, `.exit_code`, `.reason`, `.msg`.
 #[unsafe(no_mangle)]
@@ -83,9 +84,14 @@ fn fifo_enqueue(p: *mut task_struct, enq_flags: u64) {
     if EXIT_REQUEST.get() == 1 {
         EXIT_REQUEST.add(1); // ask once (a concurrent enqueue may ask again; the first request wins)
         let args = [ENQUEUES.get()];
-        // SAFETY: the format is a NUL-terminated string in .rodata; `args` holds 8 bytes.
+        // SAFETY: the format is a NUL-terminated string in global data; `args` holds 8 bytes.
         unsafe {
-            scx_bpf_exit_bstr(REQUESTED_EXIT_CODE, EXIT_FMT.as_ptr(), args.as_ptr(), 8);
+            scx_bpf_exit_bstr(
+                REQUESTED_EXIT_CODE,
+                (&raw mut EXIT_FMT).cast(),
+                args.as_ptr(),
+                8,
+            );
         }
     }
     // SAFETY: kfunc on the task the kernel passed.

@@ -1,6 +1,6 @@
 //! Driving the `rust_fifo` sched_ext scheduler (examples/scx-fifo-ebpf): the kernel's sched_ext state, a CPU
 //! workload to schedule, the exit information the scheduler records, and ways to make the kernel eject it.
-//! Shared by the demo and the integration tests.
+//! The demo (`src/main.rs`) is built on it.
 
 use std::{
     io,
@@ -19,7 +19,13 @@ pub const NAME: &str = "rust_fifo";
 /// The exit code the scheduler gives when it exits on request ([`request_exit`]).
 pub const REQUESTED_EXIT_CODE: i64 = 42;
 /// The counters the scheduler keeps (globals of the object).
-pub const COUNTERS: &[&str] = &["INITS", "ENQUEUES", "DIRECT_DISPATCHES", "DISPATCHES", "EXITS"];
+pub const COUNTERS: &[&str] = &[
+    "INITS",
+    "ENQUEUES",
+    "DIRECT_DISPATCHES",
+    "DISPATCHES",
+    "EXITS",
+];
 
 const SYSFS: &str = "/sys/kernel/sched_ext";
 
@@ -50,7 +56,9 @@ pub fn supported() -> bool {
 
 /// `/sys/kernel/sched_ext/state`: `enabled`, `disabled`, `enabling`, `disabling`.
 pub fn state() -> io::Result<String> {
-    Ok(std::fs::read_to_string(Path::new(SYSFS).join("state"))?.trim().to_owned())
+    Ok(std::fs::read_to_string(Path::new(SYSFS).join("state"))?
+        .trim()
+        .to_owned())
 }
 
 /// `/sys/kernel/sched_ext/root/ops`: the name of the scheduler in charge; `None` when there is none.
@@ -100,10 +108,12 @@ pub fn workload(threads: usize, duration: Duration) -> Work {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..10_000 {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                     }
                     n += 1;
-                    if n % 16 == 0 {
+                    if n.is_multiple_of(16) {
                         std::thread::sleep(Duration::from_micros(200));
                         wakeups.fetch_add(1, Ordering::Relaxed);
                     }
@@ -139,7 +149,9 @@ impl ExitInfo {
     /// Reads what the scheduler recorded from its globals.
     pub fn read(loaded: &Loaded) -> Result<Self> {
         let text = |name: &str| -> Result<String> {
-            let bytes = loaded.global_bytes(name).with_context(|| format!("reading {name}"))?;
+            let bytes = loaded
+                .global_bytes(name)
+                .with_context(|| format!("reading {name}"))?;
             let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
             Ok(String::from_utf8_lossy(&bytes[..end]).into_owned())
         };
@@ -170,7 +182,14 @@ impl ExitInfo {
 
 impl std::fmt::Display for ExitInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "kind {} ({}), code {}, reason {:?}", self.kind_name(), self.kind, self.code, self.reason)?;
+        write!(
+            f,
+            "kind {} ({}), code {}, reason {:?}",
+            self.kind_name(),
+            self.kind,
+            self.code,
+            self.reason
+        )?;
         if !self.msg.is_empty() {
             write!(f, ", msg {:?}", self.msg)?;
         }

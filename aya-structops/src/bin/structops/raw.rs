@@ -5,7 +5,7 @@ use std::{
     ffi::CString,
     io,
     os::{
-        fd::{FromRawFd as _, OwnedFd, AsRawFd as _},
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
     path::Path,
