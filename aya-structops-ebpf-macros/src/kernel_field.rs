@@ -35,7 +35,14 @@ impl Parse for KernelFieldDecl {
             None
         };
         let _ = input.parse::<Option<Token![;]>>()?;
-        Ok(Self { attrs, vis, name, path: path.into_iter().collect(), ty, default })
+        Ok(Self {
+            attrs,
+            vis,
+            name,
+            path: path.into_iter().collect(),
+            ty,
+            default,
+        })
     }
 }
 
@@ -45,9 +52,18 @@ impl KernelFieldDecl {
     }
 
     pub(crate) fn expand(&self) -> TokenStream {
-        let Self { attrs, vis, name, path, ty, default } = self;
+        let Self {
+            attrs,
+            vis,
+            name,
+            path,
+            ty,
+            default,
+        } = self;
         let symbol = symbol_name(path.iter().map(|i| i.to_string()));
-        let default = default.clone().map_or_else(|| quote!(u32::MAX), |d| quote!(#d));
+        let default = default
+            .clone()
+            .map_or_else(|| quote!(u32::MAX), |d| quote!(#d));
         quote! {
             #(#attrs)*
             #[unsafe(export_name = #symbol)]
@@ -74,7 +90,8 @@ mod tests {
 
     #[test]
     fn expands_to_rodata_static_named_by_path() {
-        let d = KernelFieldDecl::parse(quote!(pub SND_CWND: tcp_sock.snd_cwnd as u32 = 1444)).unwrap();
+        let d =
+            KernelFieldDecl::parse(quote!(pub SND_CWND: tcp_sock.snd_cwnd as u32 = 1444)).unwrap();
         let expected = quote! {
             #[unsafe(export_name = "__aya_field_8tcp_sock8snd_cwnd")]
             #[unsafe(link_section = ".rodata")]
@@ -88,7 +105,10 @@ mod tests {
     fn nested_path_and_no_default() {
         let d = KernelFieldDecl::parse(quote!(X: sock.__sk_common.skc_state as u8)).unwrap();
         let s = d.expand().to_string();
-        assert!(s.contains("__aya_field_4sock11__sk_common9skc_state"), "{s}");
+        assert!(
+            s.contains("__aya_field_4sock11__sk_common9skc_state"),
+            "{s}"
+        );
         assert!(s.contains("u32 :: MAX"), "{s}");
     }
 

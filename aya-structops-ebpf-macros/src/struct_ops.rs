@@ -36,7 +36,10 @@ impl StructOps {
             }
         }
         if let Some(v) = &item.sig.variadic {
-            return Err(syn::Error::new(v.span(), "struct_ops programs are not variadic"));
+            return Err(syn::Error::new(
+                v.span(),
+                "struct_ops programs are not variadic",
+            ));
         }
         if !item.sig.generics.params.is_empty() {
             return Err(syn::Error::new(
@@ -44,16 +47,29 @@ impl StructOps {
                 "struct_ops programs cannot be generic",
             ));
         }
-        Ok(Self { item, sleepable, name })
+        Ok(Self {
+            item,
+            sleepable,
+            name,
+        })
     }
 
     pub(crate) fn expand(&self) -> TokenStream {
-        let ItemFn { attrs, vis, sig, block } = &self.item;
+        let ItemFn {
+            attrs,
+            vis,
+            sig,
+            block,
+        } = &self.item;
         let fn_name = &sig.ident;
         let symbol = self.name.clone().unwrap_or_else(|| fn_name.to_string());
         let section = format!(
             "{}/{}",
-            if self.sleepable { "struct_ops.s" } else { "struct_ops" },
+            if self.sleepable {
+                "struct_ops.s"
+            } else {
+                "struct_ops"
+            },
             symbol
         );
         let inner = format_ident!("__{}_inner", fn_name);
@@ -85,7 +101,11 @@ impl StructOps {
         });
         let unsafety = &sig.unsafety;
         let call = quote!(#inner(#(#args),*));
-        let call = if unsafety.is_some() { quote!(unsafe { #call }) } else { call };
+        let call = if unsafety.is_some() {
+            quote!(unsafe { #call })
+        } else {
+            call
+        };
         quote! {
             #(#attrs)*
             #[unsafe(export_name = #symbol)]
@@ -146,7 +166,23 @@ mod tests {
 
     #[test]
     fn rejects_unknown_option_and_generics() {
-        assert!(StructOps::parse(quote!(bogus), quote!(fn f() {})).is_err());
-        assert!(StructOps::parse(quote!(), quote!(fn f<T>() {})).is_err());
+        assert!(
+            StructOps::parse(
+                quote!(bogus),
+                quote!(
+                    fn f() {}
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            StructOps::parse(
+                quote!(),
+                quote!(
+                    fn f<T>() {}
+                )
+            )
+            .is_err()
+        );
     }
 }

@@ -78,7 +78,15 @@ impl Parse for StructOpsMap {
             }
             out.push((m.name, m.value));
         }
-        Ok(Self { attrs: kept, vis, name, ty, members: out, link, optional })
+        Ok(Self {
+            attrs: kept,
+            vis,
+            name,
+            ty,
+            members: out,
+            link,
+            optional,
+        })
     }
 }
 
@@ -88,18 +96,32 @@ impl StructOpsMap {
     }
 
     pub(crate) fn expand(&self) -> TokenStream {
-        let Self { attrs, vis, name, ty, members, link, optional } = self;
+        let Self {
+            attrs,
+            vis,
+            name,
+            ty,
+            members,
+            link,
+            optional,
+        } = self;
         let type_name = &ty.segments.last().expect("a path has a segment").ident;
         let module = format_ident!("__struct_ops_{}", name);
         let section = format!(
             "{}{}",
             if *optional { "?" } else { "" },
-            if *link { ".struct_ops.link" } else { ".struct_ops" }
+            if *link {
+                ".struct_ops.link"
+            } else {
+                ".struct_ops"
+            }
         );
         let symbol = name.to_string();
         let fields = members.iter().map(|(m, _)| quote!(pub #m: #ty::#m));
         let values = members.iter().map(|(m, v)| match v {
-            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            }) => {
                 quote!(#m: ::aya_structops_ebpf::cstr(#s))
             }
             Expr::Path(_) => quote!(#m: #v as #ty::#m),
@@ -192,7 +214,9 @@ mod tests {
 
     #[test]
     fn duplicate_member_is_an_error() {
-        let e = StructOpsMap::parse(quote!(static X: t = { a: f, a: g };)).err().unwrap();
+        let e = StructOpsMap::parse(quote!(static X: t = { a: f, a: g };))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("member `a` is set twice"));
     }
 }

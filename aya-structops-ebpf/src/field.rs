@@ -18,7 +18,11 @@ unsafe impl<T> Sync for KernelField<T> {}
 impl<T> KernelField<T> {
     /// A field with a default offset (what loaders that don't resolve fields, like libbpf, leave in place).
     pub const fn new(default_offset: u32) -> Self {
-        Self { offset: default_offset, size: core::mem::size_of::<T>() as u32, _ty: PhantomData }
+        Self {
+            offset: default_offset,
+            size: core::mem::size_of::<T>() as u32,
+            _ty: PhantomData,
+        }
     }
 
     /// The offset the loader resolved.

@@ -112,7 +112,10 @@ impl IntoRet for () {
 /// context) when the string does not fit with its terminating NUL.
 pub const fn cstr<const N: usize>(s: &str) -> [u8; N] {
     let bytes = s.as_bytes();
-    assert!(bytes.len() < N, "string too long for the member (needs a NUL)");
+    assert!(
+        bytes.len() < N,
+        "string too long for the member (needs a NUL)"
+    );
     let mut out = [0u8; N];
     let mut i = 0;
     while i < bytes.len() {

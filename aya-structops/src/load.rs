@@ -142,7 +142,10 @@ impl Loaded {
         })?;
         aya::maps::MapData::from_fd(dup)
             .and_then(aya::maps::Map::from_map_data)
-            .map_err(|e| Error::AyaMap { map: name.into(), message: e.to_string() })
+            .map_err(|e| Error::AyaMap {
+                map: name.into(),
+                message: e.to_string(),
+            })
     }
 
     /// Names of the object's BTF-defined maps.
@@ -243,7 +246,10 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         Some(libc::EPERM | libc::EACCES) => Error::Permission {
             op: format!("loading the BTF of object `{}`", spec.name),
         },
-        _ => Error::BtfLoad { io: e.io, log: e.log },
+        _ => Error::BtfLoad {
+            io: e.io,
+            log: e.log,
+        },
     })?;
 
     // Global data, with kernel field offsets written in.
@@ -312,7 +318,10 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             flags: m.flags,
             ..Default::default()
         })
-        .map_err(|source| Error::MapCreate { map: m.name.clone(), source })?;
+        .map_err(|source| Error::MapCreate {
+            map: m.name.clone(),
+            source,
+        })?;
         btf_maps.insert(m.name.clone(), fd);
     }
 
@@ -396,7 +405,9 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             io: e.io,
             log: e.log,
         })?;
-        let verified_insns = sys::prog_info(fd.as_fd()).map(|i| i.verified_insns).unwrap_or(0);
+        let verified_insns = sys::prog_info(fd.as_fd())
+            .map(|i| i.verified_insns)
+            .unwrap_or(0);
         debug!(
             program = %name,
             insns = insns.len(),
@@ -523,7 +534,10 @@ mod tests {
     #[test]
     fn data_map_names_fit_the_kernel_limit() {
         assert_eq!(data_map_name("tcp_cc", ".bss"), "tcp_cc.bss");
-        assert_eq!(data_map_name("a_very_long_object", ".rodata"), "a_very_l.rodata");
+        assert_eq!(
+            data_map_name("a_very_long_object", ".rodata"),
+            "a_very_l.rodata"
+        );
         assert!(data_map_name("x", ".rodata.config_long").len() > 15); // the sys layer truncates
     }
 }

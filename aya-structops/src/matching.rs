@@ -182,13 +182,20 @@ impl KernelBtf {
     /// vmlinux BTF rather than the version string: 6.4 added `struct bpf_struct_ops_link` and
     /// `bpf_struct_ops_link_create` (`BPF_LINK_TYPE_STRUCT_OPS` alone is older: trampolines used it).
     pub fn supports_struct_ops_link(&self) -> bool {
-        self.vmlinux.find(BtfKind::Struct, "bpf_struct_ops_link").is_some()
-            || self.vmlinux.find(BtfKind::Func, "bpf_struct_ops_link_create").is_some()
+        self.vmlinux
+            .find(BtfKind::Struct, "bpf_struct_ops_link")
+            .is_some()
+            || self
+                .vmlinux
+                .find(BtfKind::Func, "bpf_struct_ops_link_create")
+                .is_some()
     }
 
     /// Whether vmlinux's `enum <name>` has an enumerator `value`.
     pub fn enum_has_value(&self, name: &str, value: &str) -> bool {
-        let Some(id) = self.vmlinux.find(BtfKind::Enum, name) else { return false };
+        let Some(id) = self.vmlinux.find(BtfKind::Enum, name) else {
+            return false;
+        };
         match self.vmlinux.type_by_id(id) {
             Ok(Type::Enum { values, .. }) => values.clone().any(|v| v.name == value),
             _ => false,

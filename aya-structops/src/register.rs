@@ -56,10 +56,15 @@ impl Registration {
 
     /// The kernel id of the link, for link registrations.
     pub fn link_id(&self) -> Result<Option<u32>, Error> {
-        let Some(link) = &self.link else { return Ok(None) };
+        let Some(link) = &self.link else {
+            return Ok(None);
+        };
         sys::link_info(link.as_fd())
             .map(|i| Some(i.id))
-            .map_err(|source| Error::Sys { what: format!("link of `{}` info", self.map), source })
+            .map_err(|source| Error::Sys {
+                what: format!("link of `{}` info", self.map),
+                source,
+            })
     }
 
     /// Where it is pinned, if it is.
@@ -72,7 +77,10 @@ impl Registration {
         if let Some(path) = self.pinned.take() {
             std::fs::remove_file(&path).map_err(|e| Error::Pin {
                 path: path.clone(),
-                source: sys::SysError { cmd: "unlink", io: e },
+                source: sys::SysError {
+                    cmd: "unlink",
+                    io: e,
+                },
             })?;
         }
         self.release()
@@ -87,7 +95,10 @@ impl Registration {
             Some(link) => link.as_fd(),
             None => self.map_fd.as_fd(),
         };
-        sys::obj_pin(fd, path).map_err(|source| Error::Pin { path: path.to_owned(), source })?;
+        sys::obj_pin(fd, path).map_err(|source| Error::Pin {
+            path: path.to_owned(),
+            source,
+        })?;
         debug!(map = %self.map, path = %path.display(), "pinned");
         self.pinned = Some(path.to_owned());
         Ok(())
@@ -98,7 +109,10 @@ impl Registration {
         if let Some(path) = self.pinned.take() {
             std::fs::remove_file(&path).map_err(|e| Error::Pin {
                 path: path.clone(),
-                source: sys::SysError { cmd: "unlink", io: e },
+                source: sys::SysError {
+                    cmd: "unlink",
+                    io: e,
+                },
             })?;
         }
         Ok(())
@@ -108,13 +122,17 @@ impl Registration {
     /// pinned: dropping it leaves the registration alone; [`Registration::unregister`] ends it.
     pub fn from_pin(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let pin_err = |source| Error::Pin { path: path.to_owned(), source };
+        let pin_err = |source| Error::Pin {
+            path: path.to_owned(),
+            source,
+        };
         let fd = sys::obj_get(path).map_err(pin_err)?;
         let (map_fd, link) = match sys::fd_kind(fd.as_fd()) {
             sys::FdKind::Map => (fd, None),
             sys::FdKind::Link => {
                 let info = sys::link_info(fd.as_fd()).map_err(pin_err)?;
-                if info.type_ != aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32 {
+                if info.type_ != aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32
+                {
                     return Err(Error::NotStructOps(path.to_owned()));
                 }
                 // SAFETY: the struct_ops variant, for a struct_ops link.
@@ -137,7 +155,12 @@ impl Registration {
                     .and_then(|n| n.strip_prefix("bpf_struct_ops_").map(str::to_owned))
             })
             .unwrap_or_default();
-        let name: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let name: Vec<u8> = info
+            .name
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         Ok(Self {
             map: String::from_utf8_lossy(&name).into_owned(),
             type_name,
@@ -150,10 +173,18 @@ impl Registration {
     /// Detaches the link (`BPF_LINK_DETACH`, kernel 6.9+): the struct_ops is unregistered now, though the
     /// handle lives on. [`Registration::detached`] then resolves.
     pub fn detach(&self) -> Result<(), Error> {
-        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "detach needs a link"))?;
+        let link = self
+            .link
+            .as_ref()
+            .ok_or_else(|| Error::NotLink(self.map.clone(), "detach needs a link"))?;
         sys::link_detach(link.as_fd()).map_err(|source| match source.errno() {
-            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Error::Unsupported("BPF_LINK_DETACH of struct_ops links (6.9+)"),
-            _ => Error::Sys { what: format!("detaching the link of `{}`", self.map), source },
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => {
+                Error::Unsupported("BPF_LINK_DETACH of struct_ops links (6.9+)")
+            }
+            _ => Error::Sys {
+                what: format!("detaching the link of `{}`", self.map),
+                source,
+            },
         })
     }
 
@@ -164,22 +195,38 @@ impl Registration {
     /// # Cancellation safety
     /// The update is one syscall made on the calling task: dropping the future before it is polled does
     /// nothing; once polled it completes.
-    pub async fn update(&mut self, new: &StructOpsMap, expected_old: Option<&StructOpsMap>) -> Result<(), Error> {
+    pub async fn update(
+        &mut self,
+        new: &StructOpsMap,
+        expected_old: Option<&StructOpsMap>,
+    ) -> Result<(), Error> {
         self.update_blocking(new, expected_old)
     }
 
     /// Blocking form of [`Registration::update`].
-    pub fn update_blocking(&mut self, new: &StructOpsMap, expected_old: Option<&StructOpsMap>) -> Result<(), Error> {
-        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "update needs a link"))?;
+    pub fn update_blocking(
+        &mut self,
+        new: &StructOpsMap,
+        expected_old: Option<&StructOpsMap>,
+    ) -> Result<(), Error> {
+        let link = self
+            .link
+            .as_ref()
+            .ok_or_else(|| Error::NotLink(self.map.clone(), "update needs a link"))?;
         if !new.link {
-            return Err(Error::NotLink(new.name.clone(), "a link can only move to another link map"));
+            return Err(Error::NotLink(
+                new.name.clone(),
+                "a link can only move to another link map",
+            ));
         }
         let fail = |source: sys::SysError| Error::Register {
             map: new.name.clone(),
             type_name: new.type_name.clone(),
             hint: match source.errno() {
                 Some(libc::EPERM) => " (the link does not use the expected old map)".into(),
-                Some(libc::EINVAL) => " (the maps are of different types, or the new one is not a link map)".into(),
+                Some(libc::EINVAL) => {
+                    " (the maps are of different types, or the new one is not a link map)".into()
+                }
                 _ => String::new(),
             },
             source,
@@ -190,8 +237,12 @@ impl Registration {
             Err(e) if e.errno() == Some(libc::EBUSY) => {}
             Err(e) => return Err(fail(e)),
         }
-        sys::link_update_struct_ops(link.as_fd(), new.fd.as_fd(), expected_old.map(|m| m.fd.as_fd()))
-            .map_err(fail)?;
+        sys::link_update_struct_ops(
+            link.as_fd(),
+            new.fd.as_fd(),
+            expected_old.map(|m| m.fd.as_fd()),
+        )
+        .map_err(fail)?;
         debug!(old = %self.map, new = %new.name, "struct_ops link updated");
         self.map = new.name.clone();
         self.type_name = new.type_name.clone();
@@ -208,33 +259,51 @@ impl Registration {
     /// # Cancellation safety
     /// Cancel-safe: it only waits; dropping it changes nothing.
     pub async fn detached(&self) -> Result<Detached, Error> {
-        let link = self.link.as_ref().ok_or_else(|| Error::NotLink(self.map.clone(), "detach notification needs a link"))?;
+        let link = self
+            .link
+            .as_ref()
+            .ok_or_else(|| Error::NotLink(self.map.clone(), "detach notification needs a link"))?;
         let dup = link.try_clone().map_err(|e| Error::Sys {
             what: format!("duplicating the link fd of `{}`", self.map),
             source: sys::SysError { cmd: "dup", io: e },
         })?;
         match poll_now(&dup) {
-            p if p & libc::POLLHUP != 0 => return Ok(Detached { map: self.map.clone() }),
+            p if p & libc::POLLHUP != 0 => {
+                return Ok(Detached {
+                    map: self.map.clone(),
+                });
+            }
             // Links without a poll method report "always ready" (DEFAULT_POLLMASK): no notification there.
             p if p & (libc::POLLIN | libc::POLLOUT) != 0 => {
-                return Err(Error::Unsupported("EPOLLHUP notification on struct_ops links (6.9+)"));
+                return Err(Error::Unsupported(
+                    "EPOLLHUP notification on struct_ops links (6.9+)",
+                ));
             }
             _ => {}
         }
         // SAFETY: `dup` is an open fd the AsyncFd owns for its whole life.
-        let afd = unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }.map_err(|e| {
-            Error::Sys {
-                what: format!("watching the link of `{}`", self.map),
-                source: sys::SysError { cmd: "epoll_ctl", io: e.into_parts().1 },
-            }
-        })?;
+        let afd =
+            unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }.map_err(|e| {
+                Error::Sys {
+                    what: format!("watching the link of `{}`", self.map),
+                    source: sys::SysError {
+                        cmd: "epoll_ctl",
+                        io: e.into_parts().1,
+                    },
+                }
+            })?;
         loop {
             let mut guard = afd.readable().await.map_err(|e| Error::Sys {
                 what: format!("waiting on the link of `{}`", self.map),
-                source: sys::SysError { cmd: "epoll_wait", io: e },
+                source: sys::SysError {
+                    cmd: "epoll_wait",
+                    io: e,
+                },
             })?;
             if poll_now(afd.get_ref()) & libc::POLLHUP != 0 {
-                return Ok(Detached { map: self.map.clone() });
+                return Ok(Detached {
+                    map: self.map.clone(),
+                });
             }
             guard.clear_ready();
         }
@@ -276,7 +345,11 @@ pub struct Detached {
 }
 
 fn poll_now(fd: &OwnedFd) -> i16 {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLOUT,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     if n < 0 { 0 } else { p.revents }

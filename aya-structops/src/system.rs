@@ -46,7 +46,11 @@ impl StructOpsInfo {
 }
 
 fn c_name(raw: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -54,14 +58,19 @@ fn c_name(raw: &[libc::c_char]) -> String {
 pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
     let sys_err = |what: &str| {
         let what = what.to_owned();
-        move |source| Error::Sys { what: what.clone(), source }
+        move |source| Error::Sys {
+            what: what.clone(),
+            source,
+        }
     };
     // Links first: map id -> link ids.
     let mut links: Vec<(u32, u32)> = Vec::new();
     let mut id = 0;
     while let Some(next) = sys::link_next_id(id).map_err(sys_err("listing links"))? {
         id = next;
-        let Ok(fd) = sys::link_fd_by_id(id) else { continue }; // gone meanwhile
+        let Ok(fd) = sys::link_fd_by_id(id) else {
+            continue;
+        }; // gone meanwhile
         let info = sys::link_info(fd.as_fd()).map_err(sys_err("link info"))?;
         if info.type_ == bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32 {
             // SAFETY: the kernel filled the struct_ops variant for this link type.
@@ -74,7 +83,9 @@ pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
     let mut id = 0;
     while let Some(next) = sys::map_next_id(id).map_err(sys_err("listing maps"))? {
         id = next;
-        let Ok(fd) = sys::map_fd_by_id(id) else { continue };
+        let Ok(fd) = sys::map_fd_by_id(id) else {
+            continue;
+        };
         let info = sys::map_info(fd.as_fd()).map_err(sys_err("map info"))?;
         if info.type_ != bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32 {
             continue;
@@ -104,7 +115,11 @@ pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
             type_name,
             link_map: info.map_flags & aya_obj::generated::BPF_F_LINK != 0,
             state,
-            link_ids: links.iter().filter(|(m, _)| *m == info.id).map(|(_, l)| *l).collect(),
+            link_ids: links
+                .iter()
+                .filter(|(m, _)| *m == info.id)
+                .map(|(_, l)| *l)
+                .collect(),
         });
     }
     Ok(out)
@@ -123,15 +138,23 @@ pub struct ProgramInfo {
 pub fn struct_ops_programs() -> Result<Vec<ProgramInfo>, Error> {
     let mut out = Vec::new();
     let mut id = 0;
-    while let Some(next) = sys::prog_next_id(id)
-        .map_err(|source| Error::Sys { what: "listing programs".into(), source })?
-    {
+    while let Some(next) = sys::prog_next_id(id).map_err(|source| Error::Sys {
+        what: "listing programs".into(),
+        source,
+    })? {
         id = next;
-        let Ok(fd) = sys::prog_fd_by_id(id) else { continue };
-        let info = sys::prog_info(fd.as_fd())
-            .map_err(|source| Error::Sys { what: format!("program {id} info"), source })?;
+        let Ok(fd) = sys::prog_fd_by_id(id) else {
+            continue;
+        };
+        let info = sys::prog_info(fd.as_fd()).map_err(|source| Error::Sys {
+            what: format!("program {id} info"),
+            source,
+        })?;
         if info.type_ == aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32 {
-            out.push(ProgramInfo { id: info.id, name: c_name(&info.name) });
+            out.push(ProgramInfo {
+                id: info.id,
+                name: c_name(&info.name),
+            });
         }
     }
     Ok(out)

@@ -45,11 +45,18 @@ fn c_tcp_cc_maps_members_and_programs() {
 #[test]
 fn link_and_optional_sections() {
     let spec = obj("multi");
-    let mut maps: Vec<_> = spec.struct_ops().map(|m| (m.name.as_str(), m.link, m.autocreate)).collect();
+    let mut maps: Vec<_> = spec
+        .struct_ops()
+        .map(|m| (m.name.as_str(), m.link, m.autocreate))
+        .collect();
     maps.sort();
     assert_eq!(maps.len(), 3, "{maps:?}");
     assert!(maps.iter().all(|(_, link, _)| *link));
-    assert_eq!(maps.iter().filter(|(_, _, auto)| !auto).count(), 1, "one optional map: {maps:?}");
+    assert_eq!(
+        maps.iter().filter(|(_, _, auto)| !auto).count(),
+        1,
+        "one optional map: {maps:?}"
+    );
 }
 
 #[test]
@@ -64,9 +71,18 @@ fn flavor_suffix_is_stripped_for_matching() {
 fn parse_errors_name_the_culprit() {
     let path = format!("{}/../testdata/obj/orphan.o", env!("CARGO_MANIFEST_DIR"));
     let e = ObjectSpec::from_file(&path).unwrap_err();
-    assert!(matches!(e, ParseError::OrphanProgram(ref p) if p == "orphan_prog"), "{e}");
-    let path = format!("{}/../testdata/obj/no_struct_ops.o", env!("CARGO_MANIFEST_DIR"));
-    assert!(matches!(ObjectSpec::from_file(&path).unwrap_err(), ParseError::NoStructOps));
+    assert!(
+        matches!(e, ParseError::OrphanProgram(ref p) if p == "orphan_prog"),
+        "{e}"
+    );
+    let path = format!(
+        "{}/../testdata/obj/no_struct_ops.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(matches!(
+        ObjectSpec::from_file(&path).unwrap_err(),
+        ParseError::NoStructOps
+    ));
     let e = ObjectSpec::from_file("/nonexistent/x.o").unwrap_err();
     assert!(e.to_string().contains("/nonexistent/x.o"), "{e}");
     let e = ObjectSpec::parse("garbage", b"not an elf").unwrap_err();
@@ -81,10 +97,24 @@ fn rust_objects_parse_with_fields_kfuncs_and_sleepable_programs() {
     assert_eq!(m.type_name, "tcp_congestion_ops");
     // Only the members the Rust value sets exist in the object.
     let members: Vec<_> = m.members().iter().map(|x| x.name.as_str()).collect();
-    assert_eq!(members, ["init", "ssthresh", "cong_avoid", "undo_cwnd", "name"]);
-    let used: Vec<_> = spec.kernel_fields().iter().filter(|f| f.used).map(|f| f.path.join(".")).collect();
-    assert!(used.contains(&"snd_cwnd".to_owned()) && used.contains(&"snd_ssthresh".to_owned()), "{used:?}");
-    assert!(spec.kernel_fields().iter().any(|f| !f.used), "declared but unused fields are not resolved");
+    assert_eq!(
+        members,
+        ["init", "ssthresh", "cong_avoid", "undo_cwnd", "name"]
+    );
+    let used: Vec<_> = spec
+        .kernel_fields()
+        .iter()
+        .filter(|f| f.used)
+        .map(|f| f.path.join("."))
+        .collect();
+    assert!(
+        used.contains(&"snd_cwnd".to_owned()) && used.contains(&"snd_ssthresh".to_owned()),
+        "{used:?}"
+    );
+    assert!(
+        spec.kernel_fields().iter().any(|f| !f.used),
+        "declared but unused fields are not resolved"
+    );
     let kfuncs: Vec<_> = spec.program("rust_cong_avoid").unwrap().kfuncs().collect();
     assert_eq!(kfuncs, ["tcp_slow_start", "tcp_cong_avoid_ai"]);
 
@@ -117,7 +147,13 @@ fn check_reports_each_member_against_this_kernel() {
 
     let report = matching::check(&obj("zero_member"), &kernel);
     assert!(report.compatible(), "{report}");
-    assert!(report.maps[0].members.iter().any(|(_, s)| *s == MemberStatus::AbsentZero), "{report}");
+    assert!(
+        report.maps[0]
+            .members
+            .iter()
+            .any(|(_, s)| *s == MemberStatus::AbsentZero),
+        "{report}"
+    );
 
     for (name, member, needle) in [
         ("missing_member", "not_in_kernel", "no such member"),
@@ -127,8 +163,14 @@ fn check_reports_each_member_against_this_kernel() {
     ] {
         let report = matching::check(&obj(name), &kernel);
         assert!(!report.compatible(), "{name}: {report}");
-        let (_, status) = report.maps[0].members.iter().find(|(m, _)| m == member).unwrap();
-        let MemberStatus::Incompatible(reason) = status else { panic!("{name}: {status:?}") };
+        let (_, status) = report.maps[0]
+            .members
+            .iter()
+            .find(|(m, _)| m == member)
+            .unwrap();
+        let MemberStatus::Incompatible(reason) = status else {
+            panic!("{name}: {status:?}")
+        };
         assert!(reason.contains(needle), "{name}: {reason}");
     }
     let report = matching::check(&obj("no_such_type"), &kernel);
@@ -137,7 +179,13 @@ fn check_reports_each_member_against_this_kernel() {
 
     let report = matching::check(&obj("rust/tcp_cc"), &kernel);
     assert!(report.compatible(), "{report}");
-    assert!(report.fields.iter().any(|(f, r)| f == "tcp_sock.snd_cwnd" && r.is_ok()), "{report}");
+    assert!(
+        report
+            .fields
+            .iter()
+            .any(|(f, r)| f == "tcp_sock.snd_cwnd" && r.is_ok()),
+        "{report}"
+    );
     println!("{report}");
 }
 
@@ -146,6 +194,9 @@ fn renamed_kfuncs_resolve_to_the_first_alternative_present() {
     let Some(kernel) = kernel() else { return };
     assert!(matching::find_kfunc(&kernel, "tcp_reno_ssthresh").is_some());
     let a = matching::find_kfunc(&kernel, "not_a_kfunc___or___tcp_reno_ssthresh").unwrap();
-    assert_eq!(a, matching::find_kfunc(&kernel, "tcp_reno_ssthresh").unwrap());
+    assert_eq!(
+        a,
+        matching::find_kfunc(&kernel, "tcp_reno_ssthresh").unwrap()
+    );
     assert!(matching::find_kfunc(&kernel, "not_a___or___not_b").is_none());
 }

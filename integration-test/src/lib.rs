@@ -181,14 +181,20 @@ impl Held {
     /// Asserts (waiting for the kernel's deferred frees) that nothing beyond `self` is held.
     pub fn assert_released(&self, what: &str) {
         // Cancelled registrations finish on tokio's blocking pool and drop their fds there: wait for them.
-        eventually(&format!("{what}: fds released ({} before)", self.fds), Duration::from_secs(10), || {
-            fd_count() <= self.fds
-        });
+        eventually(
+            &format!("{what}: fds released ({} before)", self.fds),
+            Duration::from_secs(10),
+            || fd_count() <= self.fds,
+        );
         assert_eq!(fd_count(), self.fds, "{what}: fds left open");
-        eventually(&format!("{what}: kernel objects released"), Duration::from_secs(10), || {
-            struct_ops_map_names().is_subset(&self.maps)
-                && struct_ops_program_names().is_subset(&self.programs)
-        });
+        eventually(
+            &format!("{what}: kernel objects released"),
+            Duration::from_secs(10),
+            || {
+                struct_ops_map_names().is_subset(&self.maps)
+                    && struct_ops_program_names().is_subset(&self.programs)
+            },
+        );
     }
 }
 

@@ -46,7 +46,11 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
     );
     // kfunc BTF for libbpf: from this machine's kernel (the one the bindings were written against).
     let vmlinux = aya_structops::btf::Btf::from_sys_fs()
-        .map_err(|e| eprintln!("xtask: no kernel BTF ({e}): objects get no kfunc BTF, libbpf can't load them"))
+        .map_err(|e| {
+            eprintln!(
+                "xtask: no kernel BTF ({e}): objects get no kfunc BTF, libbpf can't load them"
+            )
+        })
         .ok();
     for (krate, bins) in BPF_CRATES {
         run(Command::new("cargo")
@@ -102,10 +106,17 @@ fn add_kfunc_btf(obj: &Path, vmlinux: &aya_structops::btf::Btf) -> Result<()> {
         Ok((out, added)) => {
             if !added.is_empty() {
                 std::fs::write(obj, out)?;
-                eprintln!("xtask: {}: added kfunc BTF for {}", obj.display(), added.join(", "));
+                eprintln!(
+                    "xtask: {}: added kfunc BTF for {}",
+                    obj.display(),
+                    added.join(", ")
+                );
             }
         }
-        Err(e) => eprintln!("xtask: {}: no kfunc BTF for libbpf ({e}); aya-structops loads it as is", obj.display()),
+        Err(e) => eprintln!(
+            "xtask: {}: no kfunc BTF for libbpf ({e}); aya-structops loads it as is",
+            obj.display()
+        ),
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ impl Btf {
     ///   `symbol_offset(var name)` when known; the entries are sorted by offset. A DATASEC whose
     ///   section is unknown (`.ksyms`, `.kconfig`, ...) or still has size 0 becomes an anonymous
     ///   STRUCT with no members and size 0, and so does one whose name has characters other than
-///   `[A-Za-z0-9_.]` (`?.struct_ops.link`), which older kernels reject.
+    ///   `[A-Za-z0-9_.]` (`?.struct_ops.link`), which older kernels reject.
     /// - FUNC with extern linkage (kfunc declarations) becomes FWD; VAR with extern linkage becomes static.
     ///
     /// Only base BTF can be sanitized.
@@ -69,7 +69,9 @@ impl Btf {
         let name = self.str_at(raw.name_off())?;
         // Kernels before 6.x accept only [A-Za-z0-9_.] in section names (`?.struct_ops.link` fails with
         // "Invalid name"); nothing the loader creates refers to such a DATASEC, so it goes like `.ksyms`.
-        let valid = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        let valid = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
         let size = match section_size(name) {
             _ if !valid => 0,
             None => 0,

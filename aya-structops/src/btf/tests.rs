@@ -691,7 +691,13 @@ fn sanitize_fixes_datasecs_and_linkage() {
         }
     ));
     assert!(
-        matches!(out.type_by_id(kfunc).unwrap(), Type::Fwd { name: "bpf_kfunc", is_union: false }),
+        matches!(
+            out.type_by_id(kfunc).unwrap(),
+            Type::Fwd {
+                name: "bpf_kfunc",
+                is_union: false
+            }
+        ),
         "an extern FUNC (kfunc declaration) becomes a forward declaration with the same id"
     );
     assert!(matches!(

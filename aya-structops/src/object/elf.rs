@@ -200,7 +200,9 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     if let Some(ext) = elf.section_by_name(".BTF.ext") {
         let ext = super::btf_ext::parse(ext.data()?, &btf)?;
         for section in elf.sections() {
-            let Some(relos) = ext.core_relos.get(section.name()?) else { continue };
+            let Some(relos) = ext.core_relos.get(section.name()?) else {
+                continue;
+            };
             let idx = section.index().0;
             for relo in relos {
                 let off = relo.insn_off as u64;
@@ -359,8 +361,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     }
     let mut maps = BTreeMap::new();
     for sym in elf.symbols() {
-        let Some(idx) = sym.section_index() else { continue };
-        if !matches!(roles.get(&idx), Some(SectionRole::Maps)) || sym.kind() == SymbolKind::Section {
+        let Some(idx) = sym.section_index() else {
+            continue;
+        };
+        if !matches!(roles.get(&idx), Some(SectionRole::Maps)) || sym.kind() == SymbolKind::Section
+        {
             continue;
         }
         let name = sym.name()?;
@@ -526,11 +531,20 @@ fn map_spec(
 
 /// Decodes a libbpf-style BTF map definition: `__uint(x, n)` is `int (*x)[n]`, `__type(x, T)` is `T *x`.
 fn btf_map_spec(btf: &Btf, name: &str) -> Result<super::MapSpec, ParseError> {
-    let bad = |detail: String| ParseError::BadMap { map: name.to_owned(), detail };
-    let var = btf.find(BtfKind::Var, name).ok_or_else(|| bad("no BTF VAR of that name".into()))?;
-    let Type::Var { target, .. } = btf.type_by_id(var)? else { return Err(bad("not a VAR".into())) };
+    let bad = |detail: String| ParseError::BadMap {
+        map: name.to_owned(),
+        detail,
+    };
+    let var = btf
+        .find(BtfKind::Var, name)
+        .ok_or_else(|| bad("no BTF VAR of that name".into()))?;
+    let Type::Var { target, .. } = btf.type_by_id(var)? else {
+        return Err(bad("not a VAR".into()));
+    };
     let sid = btf.skip_mods_and_typedefs(target)?;
-    let Type::Struct(def) = btf.type_by_id(sid)? else { return Err(bad("not a struct".into())) };
+    let Type::Struct(def) = btf.type_by_id(sid)? else {
+        return Err(bad("not a struct".into()));
+    };
     let mut spec = super::MapSpec {
         name: name.to_owned(),
         map_type: 0,
@@ -541,7 +555,10 @@ fn btf_map_spec(btf: &Btf, name: &str) -> Result<super::MapSpec, ParseError> {
     };
     for m in def.members() {
         let Type::Ptr { target } = btf.type_by_id(btf.skip_mods_and_typedefs(m.type_id)?)? else {
-            return Err(bad(format!("member `{}` is not a __uint/__type pointer", m.name)));
+            return Err(bad(format!(
+                "member `{}` is not a __uint/__type pointer",
+                m.name
+            )));
         };
         let uint = || -> Result<u32, ParseError> {
             match btf.type_by_id(btf.skip_mods_and_typedefs(target)?)? {

@@ -117,7 +117,10 @@ pub(crate) fn link(
         HashMap::from([((root.section, root.offset), 0)]);
     let mut queue = vec![(root, 0usize)];
     while let Some((f, base)) = queue.pop() {
-        refs.extend(f.core.iter().map(|(i, relo)| InsnRef::Core { insn: base + i, relo: relo.clone() }));
+        refs.extend(f.core.iter().map(|(i, relo)| InsnRef::Core {
+            insn: base + i,
+            relo: relo.clone(),
+        }));
         let mut i = 0;
         while i < f.insns.len() {
             let insn = f.insns[i];
@@ -156,9 +159,14 @@ pub(crate) fn link(
                 }
                 Some(Target::Map(name)) => {
                     if insn.code != LD_IMM64 {
-                        return Err(err(format!("reference to map `{name}` is not a 64-bit load")));
+                        return Err(err(format!(
+                            "reference to map `{name}` is not a 64-bit load"
+                        )));
                     }
-                    refs.push(InsnRef::Map { insn: base + i, name: name.clone() });
+                    refs.push(InsnRef::Map {
+                        insn: base + i,
+                        name: name.clone(),
+                    });
                     None
                 }
                 Some(Target::Unsupported(detail)) => return Err(err(detail.clone())),

@@ -39,9 +39,9 @@ pub(crate) use self::{
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
-        FdKind, btf_fd_by_name, fd_kind,
-        btf_id, btf_info, link_fd_by_id, link_info, link_next_id, map_fd_by_id, map_info,
-        map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
+        FdKind, btf_fd_by_name, btf_id, btf_info, fd_kind, link_fd_by_id, link_info, link_next_id,
+        map_fd_by_id, map_info, map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info,
+        prog_next_id,
     },
     prog::{ProgLoad, prog_load, prog_test_run},
 };

@@ -178,11 +178,14 @@ pub(crate) enum FdKind {
 /// any of them, so it can't).
 pub(crate) fn fd_kind(fd: BorrowedFd<'_>) -> FdKind {
     use std::os::fd::AsRawFd as _;
-    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    let target =
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
     match target.to_string_lossy().as_ref() {
         "anon_inode:bpf-map" => FdKind::Map,
         "anon_inode:bpf-prog" => FdKind::Prog,
-        t if t.starts_with("anon_inode:bpf-link") || t.starts_with("anon_inode:bpf_link") => FdKind::Link,
+        t if t.starts_with("anon_inode:bpf-link") || t.starts_with("anon_inode:bpf_link") => {
+            FdKind::Link
+        }
         _ => FdKind::Other,
     }
 }
@@ -193,7 +196,9 @@ pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {
     let mut id = 0;
     while let Some(next) = next_id(bpf_cmd::BPF_BTF_GET_NEXT_ID, id)? {
         id = next;
-        let Ok(fd) = fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id) else { continue };
+        let Ok(fd) = fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id) else {
+            continue;
+        };
         let mut buf = [0u8; 64];
         // SAFETY: `bpf_btf_info` is valid when zeroed.
         let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
@@ -210,7 +215,10 @@ pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {
             return Ok(fd);
         }
     }
-    Err(SysError::new(bpf_cmd::BPF_BTF_GET_FD_BY_ID, std::io::Error::from_raw_os_error(libc::ENOENT)))
+    Err(SysError::new(
+        bpf_cmd::BPF_BTF_GET_FD_BY_ID,
+        std::io::Error::from_raw_os_error(libc::ENOENT),
+    ))
 }
 
 #[cfg(test)]

@@ -6,11 +6,10 @@
 #![no_std]
 #![no_main]
 
-
-
 use aya_structops_ebpf::{
+    Counter,
     bindings::{sock, tcp_sock},
-    Counter, kfuncs, ops, struct_ops, struct_ops_map,
+    kfuncs, ops, struct_ops, struct_ops_map,
     tcp::{SND_CWND, SND_SSTHRESH},
 };
 

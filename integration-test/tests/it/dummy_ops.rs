@@ -17,7 +17,10 @@ fn rust_dummy_for_this_kernel(test: &str) -> Option<ObjectSpec> {
     if report.compatible() {
         return Some(spec);
     }
-    skip(test, &format!("bpf_dummy_ops differs from what the object sets:\n{report}"));
+    skip(
+        test,
+        &format!("bpf_dummy_ops differs from what the object sets:\n{report}"),
+    );
     None
 }
 
@@ -34,7 +37,8 @@ fn rust_dummy_programs_get_typed_arguments() {
         );
         return;
     }
-    let Some(spec) = rust_dummy_for_this_kernel("dummy_ops::rust_dummy_programs_get_typed_arguments")
+    let Some(spec) =
+        rust_dummy_for_this_kernel("dummy_ops::rust_dummy_programs_get_typed_arguments")
     else {
         return;
     };
@@ -81,7 +85,8 @@ fn dummy_ops_cannot_be_registered_and_says_why() {
         );
         return;
     }
-    let Some(spec) = rust_dummy_for_this_kernel("dummy_ops::dummy_ops_cannot_be_registered_and_says_why")
+    let Some(spec) =
+        rust_dummy_for_this_kernel("dummy_ops::dummy_ops_cannot_be_registered_and_says_why")
     else {
         return;
     };

@@ -107,7 +107,10 @@ fn orphan_program_is_named() {
 #[test]
 fn not_root_is_a_clear_error() {
     if std::env::var_os("AYA_STRUCTOPS_UNPRIVILEGED_CHILD").is_some() {
-        let e = ObjectSpec::parse("reno_map", objects::RENO_MAP).unwrap().load().unwrap_err();
+        let e = ObjectSpec::parse("reno_map", objects::RENO_MAP)
+            .unwrap()
+            .load()
+            .unwrap_err();
         println!("unprivileged error: {e}");
         assert!(matches!(e, Error::Permission { .. }), "{e:?}");
         return;

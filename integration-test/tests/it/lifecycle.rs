@@ -304,7 +304,9 @@ async fn dropping_the_register_future_leaves_nothing_registered() {
 fn a_rejected_program_part_way_releases_everything() {
     let held = Held::now();
     let mut spec = ObjectSpec::parse("bad_prog", objects::BAD_PROG).unwrap();
-    let link = aya_structops::running_kernel().unwrap().supports_struct_ops_link();
+    let link = aya_structops::running_kernel()
+        .unwrap()
+        .supports_struct_ops_link();
     spec.struct_ops_map_mut("BAD_PROG").unwrap().set_link(link);
     let err = spec.load().unwrap_err();
     let Error::ProgramLoad {

@@ -21,13 +21,18 @@ async fn two_maps_share_programs_and_the_optional_one_is_skipped() {
     maps.sort();
     assert_eq!(maps.len(), 2, "optional map not created: {maps:?}");
     let programs: Vec<_> = loaded.programs().map(|p| p.name.clone()).collect();
-    assert!(!programs.iter().any(|p| p == "multi_opt_cong_avoid"), "{programs:?}");
+    assert!(
+        !programs.iter().any(|p| p == "multi_opt_cong_avoid"),
+        "{programs:?}"
+    );
     // The shared programs were loaded once.
     assert_eq!(programs.len(), 4, "{programs:?}");
     let regs = loaded.register_all().await.unwrap();
     for cc in ["c_multi_a", "c_multi_b"] {
         assert!(tcp::is_available(cc).unwrap(), "{cc}");
-        tokio::task::spawn_blocking(move || transfer(cc)).await.unwrap();
+        tokio::task::spawn_blocking(move || transfer(cc))
+            .await
+            .unwrap();
     }
     drop(regs);
     assert_cc_gone("c_multi_a");
@@ -35,13 +40,20 @@ async fn two_maps_share_programs_and_the_optional_one_is_skipped() {
     drop(loaded);
 
     let mut spec = ObjectSpec::parse("multi", objects::c::MULTI).unwrap();
-    let opt = spec.struct_ops().find(|m| !m.autocreate).unwrap().name.clone();
+    let opt = spec
+        .struct_ops()
+        .find(|m| !m.autocreate)
+        .unwrap()
+        .name
+        .clone();
     spec.struct_ops_map_mut(&opt).unwrap().set_autocreate(true);
     let loaded = spec.load().unwrap();
     assert_eq!(loaded.maps().count(), 3);
     assert!(loaded.programs().any(|p| p.name == "multi_opt_cong_avoid"));
     let reg = loaded.register(&opt).await.unwrap();
-    tokio::task::spawn_blocking(|| transfer("c_multi_opt")).await.unwrap();
+    tokio::task::spawn_blocking(|| transfer("c_multi_opt"))
+        .await
+        .unwrap();
     drop(reg);
     assert_cc_gone("c_multi_opt");
     drop(loaded);
@@ -59,7 +71,9 @@ async fn flavored_and_zero_member_types_register() {
     ] {
         let loaded = ObjectSpec::parse(name, obj).unwrap().load().unwrap();
         let regs = loaded.register_all().await.unwrap();
-        tokio::task::spawn_blocking(move || transfer(cc)).await.unwrap();
+        tokio::task::spawn_blocking(move || transfer(cc))
+            .await
+            .unwrap();
         drop(regs);
         assert_cc_gone(cc);
     }
@@ -68,7 +82,9 @@ async fn flavored_and_zero_member_types_register() {
 #[tokio::test]
 async fn edits_before_load_rename_and_drop_programs() {
     let mut spec = ObjectSpec::parse("tcp_cc", objects::TCP_CC).unwrap();
-    let link = aya_structops::running_kernel().unwrap().supports_struct_ops_link();
+    let link = aya_structops::running_kernel()
+        .unwrap()
+        .supports_struct_ops_link();
     let map = spec.struct_ops_map_mut("RUST_RENO").unwrap();
     map.set_link(link);
     map.set_data("name", b"rust_renamed").unwrap();
@@ -81,8 +97,14 @@ async fn edits_before_load_rename_and_drop_programs() {
     let reg = loaded.register("RUST_RENO").await.unwrap();
     assert!(tcp::is_available("rust_renamed").unwrap());
     assert!(!tcp::is_available("rust_reno").unwrap());
-    tokio::task::spawn_blocking(|| transfer("rust_renamed")).await.unwrap();
-    assert_eq!(loaded.global::<u64>("INIT_CALLS").unwrap(), 0, "init was cleared");
+    tokio::task::spawn_blocking(|| transfer("rust_renamed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded.global::<u64>("INIT_CALLS").unwrap(),
+        0,
+        "init was cleared"
+    );
     assert!(loaded.global::<u64>("CONG_AVOID_CALLS").unwrap() > 0);
     drop(reg);
     assert_cc_gone("rust_renamed");
@@ -98,10 +120,15 @@ async fn globals_maps_subprograms_and_core_relocations() {
     let held = Held::now();
     let mut spec = ObjectSpec::parse("globals", objects::c::GLOBALS).unwrap();
     spec.set_global("cwnd_gain", &2u32.to_ne_bytes()).unwrap();
-    assert!(spec.set_global("cwnd_gain", &[0; 8]).is_err(), "size is checked");
+    assert!(
+        spec.set_global("cwnd_gain", &[0; 8]).is_err(),
+        "size is checked"
+    );
     let loaded = spec.load().unwrap();
     let reg = loaded.register_all().await.unwrap();
-    tokio::task::spawn_blocking(|| transfer("c_globals")).await.unwrap();
+    tokio::task::spawn_blocking(|| transfer("c_globals"))
+        .await
+        .unwrap();
 
     let counters: aya::maps::Array<_, u64> =
         aya::maps::Array::try_from(loaded.aya_map("g_counters").unwrap()).unwrap();
@@ -109,9 +136,17 @@ async fn globals_maps_subprograms_and_core_relocations() {
     let cong_avoid = counters.get(&2, 0).unwrap();
     println!("g_counters: init={init} cong_avoid={cong_avoid}");
     assert!(init >= 1 && cong_avoid > 0);
-    assert_eq!(loaded.global::<u64>("g_seen_marker").unwrap(), 0x5eed5eed, ".data copied by init");
+    assert_eq!(
+        loaded.global::<u64>("g_seen_marker").unwrap(),
+        0x5eed5eed,
+        ".data copied by init"
+    );
     assert!(loaded.global::<u64>("g_cong_avoid_calls").unwrap() > 0);
-    assert_eq!(loaded.global::<u32>("cwnd_gain").unwrap(), 2, ".rodata as set before load");
+    assert_eq!(
+        loaded.global::<u32>("cwnd_gain").unwrap(),
+        2,
+        ".rodata as set before load"
+    );
     drop(counters);
     drop(reg);
     assert_cc_gone("c_globals");

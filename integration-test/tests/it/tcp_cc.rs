@@ -123,7 +123,12 @@ fn bpftool_registers_rust_struct_ops_objects() {
     std::fs::create_dir_all(&dir).unwrap();
     for (obj, bytes, map, cc) in [
         ("reno_map", objects::RENO_MAP, "RS_RENO_MAP", "rs_reno_map"),
-        ("reno_kfunc_map", objects::RENO_KFUNC_MAP, "RS_KFUNC_MAP", "rs_kfunc_map"),
+        (
+            "reno_kfunc_map",
+            objects::RENO_KFUNC_MAP,
+            "RS_KFUNC_MAP",
+            "rs_kfunc_map",
+        ),
     ] {
         let path = dir.join(format!("{obj}.o"));
         std::fs::write(&path, bytes).unwrap();
@@ -141,7 +146,11 @@ fn bpftool_registers_rust_struct_ops_objects() {
             .output()
             .unwrap();
         let guard = Unregister(bpftool.clone(), map);
-        assert!(out.status.success(), "bpftool on {obj}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bpftool on {obj}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(tcp::is_available(cc).unwrap(), "{cc}");
         transfer(cc);
         drop(guard);
@@ -169,7 +178,12 @@ async fn module_kfuncs_resolve_through_module_btf() {
         Some((aya_structops::matching::BtfObject::Module(m), _)) => {
             println!("dctcp_ssthresh is in module {m}")
         }
-        Some(_) => return skip(TEST, "tcp_dctcp is built into vmlinux here (no module BTF kfunc)"),
+        Some(_) => {
+            return skip(
+                TEST,
+                "tcp_dctcp is built into vmlinux here (no module BTF kfunc)",
+            );
+        }
         None => {
             return skip(
                 TEST,
@@ -177,10 +191,15 @@ async fn module_kfuncs_resolve_through_module_btf() {
             );
         }
     }
-    let loaded = ObjectSpec::parse("dctcp_kfunc", objects::DCTCP_KFUNC).unwrap().load().unwrap();
+    let loaded = ObjectSpec::parse("dctcp_kfunc", objects::DCTCP_KFUNC)
+        .unwrap()
+        .load()
+        .unwrap();
     assert!(loaded.programs().any(|p| p.name == "mod_ssthresh"));
     let reg = loaded.register("RS_MOD_KFUNC").await.unwrap();
-    tokio::task::spawn_blocking(|| transfer("rs_mod_kfunc")).await.unwrap();
+    tokio::task::spawn_blocking(|| transfer("rs_mod_kfunc"))
+        .await
+        .unwrap();
     drop(reg);
     assert_cc_gone("rs_mod_kfunc");
 }
