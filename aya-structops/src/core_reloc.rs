@@ -131,6 +131,7 @@ pub(crate) struct CoreValue {
 }
 
 /// Resolves one relocation. For several, use a [`Resolver`], which caches candidate types.
+#[cfg(test)]
 pub(crate) fn resolve(
     relo: &CoreRelo,
     local: &Btf,
@@ -1138,21 +1139,6 @@ fn scan(btf: &Btf, kinds: &[BtfKind], name: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The relocation's access path in C-like form, e.g. `tcp_sock.snd_cwnd`, for logs and tests;
-/// `None` if the access string does not parse.
-pub(crate) fn access_path(local: &Btf, relo: &CoreRelo) -> Option<String> {
-    let spec = parse_local(local, relo).ok()?;
-    let path = spec.render();
-    Some(match (relo.kind.is_enumval(), spec.acc.first()) {
-        (true, Some(a)) => format!(
-            "{}::{}",
-            local.name_of(relo.type_id).unwrap_or_default(),
-            a.name.unwrap_or_default()
-        ),
-        _ => path,
-    })
-}
-
 fn size_code(bytes: u32) -> Option<u8> {
     Some(match bytes {
         4 => 0x00,
@@ -1423,6 +1409,22 @@ pub(crate) mod testutil {
             Btf::parse(self.build()).expect("test BTF parses")
         }
     }
+}
+
+#[cfg(test)]
+/// The relocation's access path in C-like form, e.g. `tcp_sock.snd_cwnd`, for tests;
+/// `None` if the access string does not parse.
+pub(crate) fn access_path(local: &Btf, relo: &CoreRelo) -> Option<String> {
+    let spec = parse_local(local, relo).ok()?;
+    let path = spec.render();
+    Some(match (relo.kind.is_enumval(), spec.acc.first()) {
+        (true, Some(a)) => format!(
+            "{}::{}",
+            local.name_of(relo.type_id).unwrap_or_default(),
+            a.name.unwrap_or_default()
+        ),
+        _ => path,
+    })
 }
 
 #[cfg(test)]

@@ -166,6 +166,19 @@ pub enum Error {
         /// What was being done.
         op: String,
     },
+    /// No struct_ops map with that kernel id.
+    #[error("no struct_ops map with id {0}")]
+    NoSuchMapId(u32),
+    /// A struct_ops map found by id can't be unregistered by deleting its element.
+    #[error("struct_ops map `{map}` (id {id}) {why}")]
+    UnregisterById {
+        /// The map's name.
+        map: String,
+        /// Its kernel id.
+        id: u32,
+        /// Why not (registered through a link, not registered).
+        why: String,
+    },
     /// A pinned object that is not a struct_ops map or link.
     #[error("{0} is not a struct_ops map or struct_ops link")]
     NotStructOps(PathBuf),

@@ -1,6 +1,6 @@
 //! What is registered on the system: every struct_ops map the kernel holds, like `bpftool struct_ops show`.
 
-use std::os::fd::AsFd;
+use std::{os::fd::AsFd, path::Path};
 
 use aya_obj::generated::{bpf_link_type, bpf_map_type};
 
@@ -36,6 +36,19 @@ pub struct StructOpsInfo {
     pub state: StructOpsState,
     /// Ids of the struct_ops links that hold this map.
     pub link_ids: Vec<u32>,
+}
+
+impl StructOpsState {
+    /// The kernel's name for the state, as `bpftool struct_ops show` prints it (`inuse`, `ready`, ...).
+    pub fn name(self) -> String {
+        match self {
+            StructOpsState::Init => "init".into(),
+            StructOpsState::InUse => "inuse".into(),
+            StructOpsState::ToBeFreed => "tobefree".into(),
+            StructOpsState::Ready => "ready".into(),
+            StructOpsState::Unknown(n) => format!("unknown({n})"),
+        }
+    }
 }
 
 impl StructOpsInfo {
@@ -158,4 +171,65 @@ pub fn struct_ops_programs() -> Result<Vec<ProgramInfo>, Error> {
         }
     }
     Ok(out)
+}
+
+/// Whether `path` exists and lies on a bpffs, where registrations can be pinned.
+pub fn is_bpffs(path: impl AsRef<Path>) -> bool {
+    sys::bpffs_mounted(path.as_ref())
+}
+
+/// Unregisters the non-link struct_ops map with kernel id `map_id` (registered by a map update, as
+/// `bpftool struct_ops register` does for a `.struct_ops` map) by deleting its element, from any process.
+/// Returns what it unregistered.
+///
+/// A map registered through a link can't be ended this way: the link's holder must close it, or its pin
+/// must be removed ([`Error::UnregisterById`] says which link). A pin of the map itself stays, holding the
+/// (now unregistered) map until it is removed.
+pub fn unregister_by_id(map_id: u32) -> Result<StructOpsInfo, Error> {
+    let info = struct_ops()?
+        .into_iter()
+        .find(|i| i.map_id == map_id)
+        .ok_or(Error::NoSuchMapId(map_id))?;
+    let refuse = |why: String| Error::UnregisterById {
+        map: info.map_name.clone(),
+        id: map_id,
+        why,
+    };
+    if !info.link_ids.is_empty() {
+        let links: Vec<String> = info.link_ids.iter().map(u32::to_string).collect();
+        return Err(refuse(format!(
+            "is registered through link {}: the process holding the link must close it, or its pin must be \
+             removed",
+            links.join(", ")
+        )));
+    }
+    match info.state {
+        StructOpsState::InUse => {}
+        _ if info.link_map => {
+            return Err(refuse(
+                "is a link map with no link: it is not registered".into(),
+            ));
+        }
+        state => {
+            return Err(refuse(format!(
+                "is not registered (state {})",
+                state.name()
+            )));
+        }
+    }
+    let what = || {
+        format!(
+            "unregistering struct_ops map `{}` (id {map_id})",
+            info.map_name
+        )
+    };
+    let fd = sys::map_fd_by_id(map_id).map_err(|source| Error::Sys {
+        what: what(),
+        source,
+    })?;
+    sys::map_delete_elem(fd.as_fd(), &0u32.to_ne_bytes()).map_err(|source| Error::Sys {
+        what: what(),
+        source,
+    })?;
+    Ok(info)
 }

@@ -93,6 +93,8 @@ fn run() -> Result<bool> {
 
 /// Packages whose unit tests `cargo xtask test` runs (the userspace ones).
 const UNIT_TEST_PACKAGES: &[&str] = &["aya-structops", "aya-structops-ebpf-macros", "xtask"];
+/// Features the unit-test run enables: `cli` builds the `structops` binary its tests (tests/cli.rs) drive.
+const UNIT_TEST_FEATURES: &str = "aya-structops/cli";
 /// Kernels `cargo xtask test` runs the integration tests on unless told otherwise.
 const CI_KERNELS: &[&str] = &["host", "6.1", "7"];
 
@@ -116,6 +118,7 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     for p in UNIT_TEST_PACKAGES {
         cmd.args(["-p", p]);
     }
+    cmd.args(["--features", UNIT_TEST_FEATURES]);
     let unit_ok = setup::run(&mut cmd).is_ok();
     phases.push((
         "unit tests",

@@ -11,9 +11,6 @@
 //! Logs (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`). Failures print one line
 //! `error: ...` on stderr and exit non-zero; `-v` adds the verifier (or BTF) log after it.
 
-#[path = "structops/raw.rs"]
-mod raw;
-
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -339,7 +336,7 @@ fn check_pin_dir(dir: &Path) -> Result<(), Fail> {
             existing.display()
         )));
     }
-    if !raw::on_bpffs(existing) {
+    if !system::is_bpffs(existing) {
         return Err(Fail::new(format!(
             "--pin {}: {} is not on a bpffs (mount one: `mount -t bpf bpf /sys/fs/bpf`)",
             dir.display(),
@@ -425,40 +422,8 @@ fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
 }
 
 fn unregister_id(id: u32) -> Result<u8, Fail> {
-    let all = system::struct_ops()?;
-    let Some(info) = all.iter().find(|i| i.map_id == id) else {
-        return Err(Fail::new(format!(
-            "no struct_ops map with id {id} (see `structops list`)"
-        )));
-    };
+    let info = system::unregister_by_id(id)?;
     let name = &info.map_name;
-    if !info.link_ids.is_empty() {
-        let links: Vec<String> = info.link_ids.iter().map(u32::to_string).collect();
-        return Err(Fail::new(format!(
-            "struct_ops map `{name}` (id {id}) is registered through link {}: the process holding the link \
-             must close it, or its pin must be removed (`structops unregister PIN_PATH`)",
-            links.join(", ")
-        )));
-    }
-    match info.state {
-        StructOpsState::InUse => {}
-        _ if info.link_map => {
-            return Err(Fail::new(format!(
-                "struct_ops map `{name}` (id {id}) is a link map with no link: it is not registered"
-            )));
-        }
-        state => {
-            return Err(Fail::new(format!(
-                "struct_ops map `{name}` (id {id}) is not registered (state {})",
-                state_name(state)
-            )));
-        }
-    }
-    raw::delete_struct_ops_by_id(id).map_err(|e| {
-        Fail::new(format!(
-            "unregistering struct_ops map `{name}` (id {id}): {e}"
-        ))
-    })?;
     println!("unregistered {name} (id {id})");
     eprintln!("note: if `{name}` is pinned, remove its pin to free the map");
     Ok(0)
@@ -466,16 +431,6 @@ fn unregister_id(id: u32) -> Result<u8, Fail> {
 
 // ---------------------------------------------------------------------------------------------
 // list
-
-fn state_name(state: StructOpsState) -> String {
-    match state {
-        StructOpsState::Init => "init".into(),
-        StructOpsState::InUse => "inuse".into(),
-        StructOpsState::ToBeFreed => "tobefree".into(),
-        StructOpsState::Ready => "ready".into(),
-        StructOpsState::Unknown(n) => format!("unknown({n})"),
-    }
-}
 
 fn list() -> Result<u8, Fail> {
     let all = system::struct_ops()?;
@@ -487,7 +442,7 @@ fn list() -> Result<u8, Fail> {
                 i.map_name.clone(),
                 i.type_name.clone().unwrap_or_else(|| "?".into()),
                 if i.link_map { "yes" } else { "no" }.into(),
-                state_name(i.state) + if i.registered() { " (registered)" } else { "" },
+                StructOpsState::name(i.state) + if i.registered() { " (registered)" } else { "" },
                 if i.link_ids.is_empty() {
                     "-".into()
                 } else {

@@ -105,6 +105,7 @@ pub(crate) struct CoreRelo {
 impl CoreRelo {
     /// The instruction index within the ELF section (`insn_off / 8`), or `None` when `insn_off`
     /// is not a multiple of 8 (libbpf rejects such relocations).
+    #[cfg(test)]
     pub(crate) fn insn_index(&self) -> Option<usize> {
         self.insn_off
             .is_multiple_of(8)

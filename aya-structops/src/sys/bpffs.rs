@@ -1,12 +1,15 @@
 //! The BPF filesystem (bpffs), where objects are pinned.
 
-use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path, sync::Mutex};
+#[cfg(test)]
+use std::sync::Mutex;
+use std::{ffi::CString, io, os::unix::ffi::OsStrExt as _, path::Path};
 
 /// `statfs(2)` `f_type` of a bpffs (`BPF_FS_MAGIC` in linux/magic.h).
 pub(crate) const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
 
 /// Serializes check-then-mount in [`ensure_bpffs`] so that two threads do not stack two bpffs
 /// instances on the same directory (the second would hide pins made in the first).
+#[cfg(test)]
 static MOUNT_LOCK: Mutex<()> = Mutex::new(());
 
 fn c_path(path: &Path) -> io::Result<CString> {
@@ -37,6 +40,7 @@ pub(crate) fn bpffs_mounted(path: &Path) -> bool {
 /// - otherwise `dir` is created if needed and a new bpffs is mounted on it (`mode=0700`), which
 ///   needs `CAP_SYS_ADMIN`. Pass the mount point itself (usually `/sys/fs/bpf`) in this case:
 ///   mounting on a subdirectory of some other filesystem works but is rarely what you want.
+#[cfg(test)]
 pub(crate) fn ensure_bpffs(dir: &Path) -> io::Result<()> {
     let _guard = MOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if dir.exists() {
@@ -59,6 +63,7 @@ pub(crate) fn ensure_bpffs(dir: &Path) -> io::Result<()> {
 }
 
 /// `mount -t bpf -o mode=0700 bpf <dir>`.
+#[cfg(test)]
 fn mount_bpffs(dir: &Path) -> io::Result<()> {
     let target = c_path(dir)?;
     tracing::debug!(dir = %dir.display(), "mounting bpffs");

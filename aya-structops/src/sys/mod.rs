@@ -34,18 +34,16 @@ pub(crate) mod prog;
 mod testutil;
 
 pub(crate) use self::{
-    bpffs::{BPF_FS_MAGIC, bpffs_mounted, ensure_bpffs},
+    bpffs::bpffs_mounted,
     btf::btf_load,
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
-        FdKind, btf_fd_by_name, btf_id, btf_info, fd_kind, link_fd_by_id, link_info, link_next_id,
-        map_fd_by_id, map_info, map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info,
-        prog_next_id,
+        FdKind, btf_fd_by_name, fd_kind, link_fd_by_id, link_info, link_next_id, map_fd_by_id,
+        map_info, map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
     },
     prog::{ProgLoad, prog_load, prog_test_run},
 };
-pub use self::{btf::BtfLoadError, prog::ProgLoadError};
 
 /// A failed `bpf(2)` command (or a request this layer refused before reaching the kernel).
 #[derive(Debug, thiserror::Error)]

@@ -94,11 +94,13 @@ pub(crate) fn link_info(fd: BorrowedFd<'_>) -> Result<bpf_link_info, SysError> {
 
 /// Kernel information on a BTF object (id, size, whether kernel BTF); the data and name are not
 /// fetched.
+#[cfg(test)]
 pub(crate) fn btf_info(fd: BorrowedFd<'_>) -> Result<bpf_btf_info, SysError> {
     obj_info(fd)
 }
 
 /// The kernel id of a BTF object.
+#[cfg(test)]
 pub(crate) fn btf_id(fd: BorrowedFd<'_>) -> Result<u32, SysError> {
     btf_info(fd).map(|i| i.id)
 }

@@ -70,6 +70,7 @@ pub struct ProgLoadError {
 
 impl ProgLoadError {
     /// The errno the kernel returned, if any.
+    #[cfg(test)]
     pub fn errno(&self) -> Option<i32> {
         self.io.raw_os_error()
     }

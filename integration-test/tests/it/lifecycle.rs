@@ -94,6 +94,61 @@ async fn pinned_non_link_map_stays_registered_until_unregistered() {
     held.assert_released("after unregistering the pinned map");
 }
 
+/// `system::unregister_by_id` ends a non-link registration from outside its holder, and refuses (naming the
+/// map) what it can't end: a map that is no longer registered, an unknown id, a map held by a link.
+#[tokio::test]
+async fn unregister_by_id_ends_a_non_link_registration() {
+    use aya_structops::system;
+    let held = Held::now();
+    let loaded = ObjectSpec::parse("reno_map", objects::RENO_MAP)
+        .unwrap()
+        .load()
+        .unwrap();
+    let reg = loaded.register("RS_RENO_MAP").await.unwrap();
+    let id = reg.map_id().unwrap();
+    let info = system::unregister_by_id(id).unwrap();
+    assert_eq!(info.map_name, "RS_RENO_MAP");
+    assert_cc_gone("rs_reno_map");
+    match system::unregister_by_id(id) {
+        Err(e @ Error::UnregisterById { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("RS_RENO_MAP") && msg.contains("not registered"),
+                "{msg}"
+            );
+        }
+        other => panic!("unregistering twice: {other:?}"),
+    }
+    drop(reg); // the element is gone already: dropping must not fail or panic
+    drop(loaded);
+    assert!(matches!(
+        system::unregister_by_id(id),
+        Err(Error::NoSuchMapId(i)) if i == id
+    ));
+    held.assert_released("after unregister_by_id");
+
+    if !require_struct_ops_link(
+        "lifecycle::unregister_by_id_ends_a_non_link_registration (link part)",
+    ) {
+        return;
+    }
+    let loaded = tcp_cc();
+    let reg = loaded.register("RUST_RENO").await.unwrap();
+    match system::unregister_by_id(reg.map_id().unwrap()) {
+        Err(e @ Error::UnregisterById { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("RUST_RENO") && msg.contains("link"), "{msg}");
+        }
+        other => panic!("unregistering a link map by id: {other:?}"),
+    }
+    assert!(
+        tcp::is_available("rust_reno").unwrap(),
+        "refused, so still registered"
+    );
+    drop(reg);
+    assert_cc_gone("rust_reno");
+}
+
 #[tokio::test]
 async fn unpin_then_drop_unregisters() {
     if child_role().is_none() && !require_struct_ops_link("lifecycle::unpin_then_drop_unregisters")
