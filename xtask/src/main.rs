@@ -53,7 +53,7 @@ enum Cmd {
     ///
     /// Example: `cargo xtask integration-test --kernel 6.1 --kernel 7 -- tcp_`
     IntegrationTest(testrun::Options),
-    /// Everything CI runs: unit tests, then the integration tests on host, 6.1 and 7.
+    /// Everything CI runs: unit tests, then the integration tests on host, 6.1, 6.12 and 7.
     Test(testrun::Options),
     /// Loader benchmarks against libbpf/bpftool (root); rewrites the results in BENCHMARKS.md.
     Bench(bench::Options),
@@ -95,8 +95,6 @@ fn run() -> Result<bool> {
 const UNIT_TEST_PACKAGES: &[&str] = &["aya-structops", "aya-structops-ebpf-macros", "xtask"];
 /// Features the unit-test run enables: `cli` builds the `structops` binary its tests (tests/cli.rs) drive.
 const UNIT_TEST_FEATURES: &str = "aya-structops/cli";
-/// Kernels `cargo xtask test` runs the integration tests on unless told otherwise.
-const CI_KERNELS: &[&str] = &["host", "6.1", "7"];
 
 /// `cargo xtask test`: setup, BPF build, unit tests, integration tests; timing of each phase.
 fn test(mut opts: testrun::Options) -> Result<bool> {
@@ -127,9 +125,6 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     ));
 
     let t = Instant::now();
-    if opts.kernels.is_empty() {
-        opts.kernels = CI_KERNELS.iter().map(|s| s.to_string()).collect();
-    }
     opts.prepared = true;
     let totals = testrun::integration_test(&opts);
     let it = match &totals {

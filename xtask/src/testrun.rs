@@ -587,6 +587,49 @@ fn print_report(r: &KernelReport) {
     }
 }
 
+/// The `FEATURE <name>: <value>` lines the tests printed (tests/it/features.rs), in order of first appearance.
+fn features(r: &KernelReport) -> Vec<(String, String)> {
+    r.tests
+        .iter()
+        .flat_map(|t| &t.output)
+        .filter_map(|l| l.trim_start().strip_prefix("FEATURE "))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Kernel-feature x kernel table in markdown; empty when no test printed features.
+fn feature_table(reports: &[KernelReport]) -> String {
+    let per: Vec<Vec<(String, String)>> = reports.iter().map(features).collect();
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in per.iter().flatten() {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut md =
+        String::from("## Kernel features (probed by `features::probe_kernel_features`)\n\n");
+    let labels: Vec<&str> = reports.iter().map(|r| r.label.as_str()).collect();
+    let _ = writeln!(md, "| feature | {} |", labels.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(labels.len()));
+    for n in names {
+        let cells: Vec<&str> = per
+            .iter()
+            .map(|f| {
+                f.iter()
+                    .find(|(k, _)| k == n)
+                    .map_or("-", |(_, v)| v.as_str())
+            })
+            .collect();
+        let _ = writeln!(md, "| {n} | {} |", cells.join(" | "));
+    }
+    md.push('\n');
+    md
+}
+
 /// Test x kernel matrix as (plain text, markdown).
 fn matrix(reports: &[KernelReport]) -> (String, String) {
     // Row keys: the test name, qualified by its binary only when names clash across binaries.
@@ -662,7 +705,7 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
             .collect();
         let _ = writeln!(text, "{}", cells.join("  ").trim_end());
     }
-    let mut md = String::from("# Integration tests: test x kernel\n\n");
+    let mut md = String::from("# Integration tests: kernel features and test x kernel\n\n");
     for r in reports {
         let (ok, failed, skipped) = r.count();
         let _ = writeln!(
@@ -674,7 +717,8 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
             let _ = writeln!(md, "  - run failure: {f}");
         }
     }
-    let _ = writeln!(md, "\n| {} |", header.join(" | "));
+    let _ = writeln!(md, "\n{}## Tests\n", feature_table(reports));
+    let _ = writeln!(md, "| {} |", header.join(" | "));
     let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
     for row in &rows {
         let _ = writeln!(md, "| {} |", row.join(" | "));
@@ -868,5 +912,43 @@ mod tests {
             ]
         );
         assert_eq!(r[2].output, vec!["some output", "more"]);
+    }
+
+    fn report(label: &str, output: &str) -> KernelReport {
+        KernelReport {
+            label: label.into(),
+            detail: String::new(),
+            tests: parse(output),
+            run_failures: Vec::new(),
+            warnings: Vec::new(),
+            elapsed: Duration::ZERO,
+            log: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn feature_lines_become_a_kernel_table() {
+        let old = report(
+            "6.1",
+            "test features::probe ... FEATURE links: no\nFEATURE sched_ext: no\nok\n",
+        );
+        let new = report(
+            "7",
+            "test features::probe ... \nFEATURE links: yes\nFEATURE detach: yes\nFEATURE sched_ext: yes\nok\n",
+        );
+        let none = report("x", "test a::b ... ok\n");
+        assert_eq!(features(&none), vec![]);
+        assert_eq!(feature_table(&[none]), "");
+        let t = feature_table(&[old, new]);
+        let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(
+            rows,
+            vec![
+                "| feature | 6.1 | 7 |",
+                "| links | no | yes |",
+                "| sched_ext | no | yes |",
+                "| detach | - | yes |",
+            ]
+        );
     }
 }

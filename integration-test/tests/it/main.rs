@@ -2,6 +2,7 @@
 
 mod dummy_ops;
 mod errors;
+mod features;
 mod lifecycle;
 mod parity;
 mod sched_ext;
