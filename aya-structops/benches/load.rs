@@ -5,7 +5,7 @@
 //! | stage | what |
 //! |---|---|
 //! | `parse` | read + parse the object (`ObjectSpec::from_file`) |
-//! | `kernel btf read` | read `/sys/kernel/btf/vmlinux` (`KernelBtf::from_file`) |
+//! | `kernel btf read` | open `/sys/kernel/btf/vmlinux` as the library does (`KernelBtf::running`: mapped on 6.16+, read before) |
 //! | `kernel btf index` | the first lookup in it (builds the type offsets and name index) |
 //! | `match` | `matching::plan` on the indexed kernel BTF |
 //! | `load` | BTF load, data maps, program loads (verifier), struct_ops maps: `load_with` − `match` |
@@ -20,9 +20,9 @@
 //! pays the page faults a new `structops` process pays, instead of reusing the previous iteration's heap.
 //!
 //! A second table measures alternatives for the kernel-BTF step (the CLI's main cost), on the same names
-//! the plan looks up: mapping `/sys/kernel/btf/vmlinux` (`mmap`, `MAP_PRIVATE`, kernel 6.16+) instead of
-//! reading it, and finding the few names by a scan (string offsets first, then one pass over the types)
-//! instead of building the full name index.
+//! the plan looks up: reading `/sys/kernel/btf/vmlinux` against mapping it (`mmap`, `MAP_PRIVATE`, kernel
+//! 6.16+; what the library does where it can), and finding the few names by a scan (string offsets first,
+//! then one pass over the types) instead of building the full name index.
 
 use std::{
     hint::black_box,
@@ -117,7 +117,7 @@ fn main() {
         let warmup = i < 3;
         let (c0, t0) = (thread_cpu(), Instant::now());
         let spec = st[0].time(|| ObjectSpec::from_file(&obj).expect("parse"));
-        let kernel = st[1].time(|| KernelBtf::from_file(VMLINUX).expect("read vmlinux BTF"));
+        let kernel = st[1].time(|| KernelBtf::running().expect("kernel BTF"));
         st[2].time(|| {
             black_box(kernel.find(BtfKind::Struct, "bpf_struct_ops_tcp_congestion_ops"));
         });
@@ -331,7 +331,7 @@ fn what_if(obj: &std::path::Path, iters: usize) {
     type Variant<'a> = (&'a str, Box<dyn Fn() -> Vec<Option<u32>> + 'a>);
     let mut variants: Vec<Variant<'_>> = vec![
         (
-            "read + name index (now)",
+            "read + name index (before 6.16)",
             Box::new(|| index_lookups(&Btf::from_path(VMLINUX).expect("read"))),
         ),
         (
@@ -341,7 +341,7 @@ fn what_if(obj: &std::path::Path, iters: usize) {
     ];
     if mappable {
         variants.push((
-            "mmap + name index",
+            "mmap + name index (6.16+)",
             Box::new(|| {
                 let m = map_vmlinux().expect("mmap");
                 index_lookups(&Btf::parse(Bytes::from_owner(m)).expect("parse"))

@@ -35,9 +35,10 @@ pub struct Options {
     /// Warmup runs per command.
     #[arg(long, default_value_t = 3)]
     warmup: u32,
-    /// The object (a `.struct_ops` one bpftool can register); default testdata/obj/tcp_cc.o.
-    #[arg(long)]
-    object: Option<PathBuf>,
+    /// An object to measure (a `.struct_ops` one bpftool can register); repeatable. Default: the C
+    /// testdata/obj/tcp_cc.o (six programs) and the Rust target/bpf/reno_map.o (four programs).
+    #[arg(long = "object", value_name = "PATH")]
+    objects: Vec<PathBuf>,
     /// Print the results only; leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
@@ -221,17 +222,12 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     setup::apt_install(&["hyperfine", "bpftool"])?;
     let root = workspace_root();
-    let object = opts
-        .object
-        .clone()
-        .unwrap_or_else(|| root.join("testdata/obj/tcp_cc.o"));
-    let object = object
-        .canonicalize()
-        .with_context(|| format!("object {}", object.display()))?;
-    let obj = object
-        .to_str()
-        .context("object path is not UTF-8")?
-        .to_owned();
+    let objects = if opts.objects.is_empty() {
+        let bpf = crate::build::ebpf(&setup::all()?)?;
+        vec![root.join("testdata/obj/tcp_cc.o"), bpf.join("reno_map.o")]
+    } else {
+        opts.objects.clone()
+    };
 
     setup::run(Command::new("cargo").current_dir(&root).args([
         "build",
@@ -254,11 +250,60 @@ pub fn run(opts: &Options) -> Result<()> {
         "load",
     ]))?;
     let structops = root.join("target/release/structops");
+
+    let mut md = String::new();
+    md.push_str(BEGIN);
+    md.push_str("\n\n## Results\n\n### Machine\n\n| | |\n|---|---|\n");
+    for (k, v) in &machine() {
+        md.push_str(&format!("| {k} | {v} |\n"));
+    }
+    for object in &objects {
+        md.push_str(&object_section(&root, &structops, object, opts)?);
+    }
+    md.push('\n');
+    md.push_str(END);
+    md.push('\n');
+
+    println!("{md}");
+    if !opts.no_write {
+        let path = root.join("BENCHMARKS.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+        let new = match (old.find(BEGIN), old.find(END)) {
+            (Some(b), Some(e)) if b < e => {
+                let rest = &old[e + END.len()..];
+                format!(
+                    "{}{md}{}",
+                    &old[..b],
+                    rest.strip_prefix('\n').unwrap_or(rest)
+                )
+            }
+            _ => format!("{}\n{md}", old.trim_end()),
+        };
+        std::fs::write(&path, new)?;
+        eprintln!("xtask: wrote the results section of {}", path.display());
+    }
+    Ok(())
+}
+
+/// Measures one object: hyperfine of both tools, then the in-process breakdown. Returns its markdown.
+fn object_section(root: &Path, structops: &Path, object: &Path, opts: &Options) -> Result<String> {
+    let object = object
+        .canonicalize()
+        .with_context(|| format!("object {}", object.display()))?;
+    let obj = object
+        .to_str()
+        .context("object path is not UTF-8")?
+        .to_owned();
+    let stem = object
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("object")
+        .to_owned();
     let so = structops.to_str().context("path is not UTF-8")?.to_owned();
 
     // One registration with each tool: both must work on this object. Our output names the maps
     // (`<map> <type> id <id>...`), which bpftool uses too.
-    let out = output(Command::new(&structops).args(["register", &obj, "--duration", "0"]))?;
+    let out = output(Command::new(structops).args(["register", &obj, "--duration", "0"]))?;
     let maps: Vec<String> = out
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
@@ -267,7 +312,7 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("`structops register {obj}` registered nothing");
     }
     let cleanup = Cleanup {
-        structops: structops.clone(),
+        structops: structops.to_owned(),
         maps: maps.clone(),
     };
     if let Err(e) = output(Command::new("bpftool").args(["struct_ops", "register", &obj])) {
@@ -283,7 +328,10 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let machine = machine();
+    let (loader_json, reg_only_json) = (
+        format!("loader-{stem}.json"),
+        format!("bpftool-register-only-{stem}.json"),
+    );
 
     let ours_cmd = format!("{so} register {obj} --duration 0");
     let unregister = |quiet: bool| {
@@ -301,7 +349,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let bpftool_pair = format!("bpftool struct_ops register {obj} && {}", unregister(false));
     let unregister_quiet = unregister(true);
     let pair = hyperfine(
-        &dir.join("loader.json"),
+        &dir.join(&loader_json),
         opts,
         &[],
         &[
@@ -311,7 +359,7 @@ pub fn run(opts: &Options) -> Result<()> {
     )?;
     cleanup.run();
     let reg_only = hyperfine(
-        &dir.join("bpftool-register-only.json"),
+        &dir.join(&reg_only_json),
         opts,
         &[
             "--prepare",
@@ -329,7 +377,7 @@ pub fn run(opts: &Options) -> Result<()> {
     // In-process breakdown.
     let bench = output(
         Command::new("cargo")
-            .current_dir(&root)
+            .current_dir(root)
             .args([
                 "bench",
                 "--quiet",
@@ -351,16 +399,11 @@ pub fn run(opts: &Options) -> Result<()> {
     let wall_ratio = ours.mean / lib.mean;
     let verdict = |r: f64, goal: f64| if r <= goal { "**met**" } else { "**missed**" };
     let mut md = String::new();
-    md.push_str(BEGIN);
-    md.push_str("\n\n## Results\n\n### Machine\n\n| | |\n|---|---|\n");
-    for (k, v) in &machine {
-        md.push_str(&format!("| {k} | {v} |\n"));
-    }
     md.push_str(&format!(
-        "\n### Loader against libbpf (hyperfine, {} runs after {} warmups, times per run)\n\nObject: `{}`.\n\n",
+        "\n### `{}`: loader against libbpf (hyperfine, {} runs after {} warmups, times per run)\n\n",
+        object.strip_prefix(root).unwrap_or(&object).display(),
         opts.runs,
         opts.warmup,
-        object.strip_prefix(&root).unwrap_or(&object).display()
     ));
     md.push_str("| command | wall mean ± σ ms | wall median ms | wall min ms | user ms | sys ms | user+sys ms |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
@@ -406,31 +449,10 @@ pub fn run(opts: &Options) -> Result<()> {
         unregister_quiet
     ));
     md.push_str(&format!(
-        "\nRaw data: `target/bench/loader.json`, `target/bench/bpftool-register-only.json`.\n\n\
-         ### Where the time goes (in process, `cargo bench -p aya-structops --bench load`)\n\n{}\n",
+        "\nRaw data: `target/bench/{loader_json}`, `target/bench/{reg_only_json}`.\n\n\
+         #### Where the time goes (in process, `cargo bench -p aya-structops --bench load`)\n\n{}\n",
         bench.trim().replace(&root.display().to_string(), ".")
     ));
-    md.push('\n');
-    md.push_str(END);
-    md.push('\n');
 
-    println!("{md}");
-    if !opts.no_write {
-        let path = root.join("BENCHMARKS.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-        let new = match (old.find(BEGIN), old.find(END)) {
-            (Some(b), Some(e)) if b < e => {
-                let rest = &old[e + END.len()..];
-                format!(
-                    "{}{md}{}",
-                    &old[..b],
-                    rest.strip_prefix('\n').unwrap_or(rest)
-                )
-            }
-            _ => format!("{}\n{md}", old.trim_end()),
-        };
-        std::fs::write(&path, new)?;
-        eprintln!("xtask: wrote the results section of {}", path.display());
-    }
-    Ok(())
+    Ok(md)
 }

@@ -1,4 +1,4 @@
-//! A Reno written in Rust without kfuncs, its ops value in `.struct_ops` (registered by a map update):
+//! A Reno written in Rust without kfuncs (four programs), its ops value in `.struct_ops` (registered by a map update):
 //! the object Debian's bpftool (libbpf 1.1) registers too. The window is computed in Rust and written to
 //! `tcp_sock` fields (the verifier lets tcp_congestion_ops programs write snd_cwnd, snd_cwnd_cnt,
 //! snd_ssthresh).
@@ -15,6 +15,15 @@ use aya_structops_ebpf::{
 /// Calls of `cong_avoid`.
 #[unsafe(no_mangle)]
 static RS_CONG_AVOID_CALLS: Counter = Counter::new();
+
+/// Calls of `init`: one per socket that takes this congestion control.
+#[unsafe(no_mangle)]
+static RS_INIT_CALLS: Counter = Counter::new();
+
+#[struct_ops]
+fn rs_map_init(_sk: *mut sock) {
+    RS_INIT_CALLS.add(1);
+}
 
 #[struct_ops]
 fn rs_map_ssthresh(sk: *mut sock) -> u32 {
@@ -55,6 +64,7 @@ fn rs_map_undo_cwnd(sk: *mut sock) -> u32 {
 struct_ops_map! {
     #[struct_ops(link = false)]
     pub static RS_RENO_MAP: ops::tcp_congestion_ops = {
+        init: rs_map_init,
         ssthresh: rs_map_ssthresh,
         cong_avoid: rs_map_cong_avoid,
         undo_cwnd: rs_map_undo_cwnd,

@@ -67,6 +67,8 @@ async fn rust_cc_in_struct_ops_section_registers_by_map_update() {
         .await
         .unwrap();
     assert!(loaded.global::<u64>("RS_CONG_AVOID_CALLS").unwrap() > 0);
+    // The sender's setsockopt(TCP_CONGESTION) initialized it.
+    assert!(loaded.global::<u64>("RS_INIT_CALLS").unwrap() >= 1);
     reg.unregister().unwrap();
     assert_cc_gone("rs_reno_map");
     drop(loaded);
