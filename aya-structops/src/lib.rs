@@ -41,7 +41,7 @@ pub use error::{Error, MatchError, ParseError, SysError};
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;
-pub use register::{Detached, Registration};
+pub use register::{DetachReason, Detached, Registration};
 
 /// The running kernel's BTF, read once per process.
 pub fn running_kernel() -> Result<Arc<KernelBtf>, Error> {

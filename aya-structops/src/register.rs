@@ -3,7 +3,10 @@
 use std::{
     os::fd::{AsFd, AsRawFd, OwnedFd},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use tokio::io::{Interest, unix::AsyncFd};
@@ -26,6 +29,8 @@ pub struct Registration {
     pub(crate) map_fd: Arc<OwnedFd>,
     pub(crate) link: Option<OwnedFd>,
     pub(crate) pinned: Option<PathBuf>,
+    /// Set when [`Registration::detach`] succeeded, so [`Registration::detached`] can say who did it.
+    pub(crate) detached_here: AtomicBool,
 }
 
 impl Registration {
@@ -167,6 +172,7 @@ impl Registration {
             map_fd: Arc::new(map_fd),
             link,
             pinned: Some(path.to_owned()),
+            detached_here: AtomicBool::new(false),
         })
     }
 
@@ -185,7 +191,9 @@ impl Registration {
                 what: format!("detaching the link of `{}`", self.map),
                 source,
             },
-        })
+        })?;
+        self.detached_here.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Atomically replaces the live struct_ops with `new` (a link map of the same kernel type, loaded but not
@@ -250,8 +258,13 @@ impl Registration {
         Ok(())
     }
 
-    /// Resolves when the kernel drops this struct_ops: the link was detached, or the subsystem unregistered it
-    /// (sched_ext ejects a scheduler on error or watchdog timeout). Uses `EPOLLHUP` on the link fd (6.9+).
+    /// Resolves when the kernel signals `EPOLLHUP` on the link fd (6.9+): the link was detached, by this
+    /// handle ([`Registration::detach`]) or another one on the same link (a reopened pin, in any process).
+    /// [`Detached::reason`] says which of the two. Not every way a subsystem drops a struct_ops
+    /// signals the link: when sched_ext ejects a scheduler (error, watchdog, sysrq-S) the link stays
+    /// attached until it is closed, so this does not resolve (measured on 7.3, see
+    /// integration-test/tests/it/sched_ext.rs); watch the scheduler's exit record or
+    /// `/sys/kernel/sched_ext/state` there.
     ///
     /// Errors with [`Error::Unsupported`] at once on kernels whose struct_ops links cannot be polled, and
     /// with [`Error::NotLink`] for non-link registrations.
@@ -269,9 +282,7 @@ impl Registration {
         })?;
         match poll_now(&dup) {
             p if p & libc::POLLHUP != 0 => {
-                return Ok(Detached {
-                    map: self.map.clone(),
-                });
+                return Ok(self.detached_now());
             }
             // Links without a poll method report "always ready" (DEFAULT_POLLMASK): no notification there.
             p if p & (libc::POLLIN | libc::POLLOUT) != 0 => {
@@ -301,11 +312,20 @@ impl Registration {
                 },
             })?;
             if poll_now(afd.get_ref()) & libc::POLLHUP != 0 {
-                return Ok(Detached {
-                    map: self.map.clone(),
-                });
+                return Ok(self.detached_now());
             }
             guard.clear_ready();
+        }
+    }
+
+    fn detached_now(&self) -> Detached {
+        Detached {
+            map: self.map.clone(),
+            reason: if self.detached_here.load(Ordering::Acquire) {
+                DetachReason::DetachedByThisHandle
+            } else {
+                DetachReason::External
+            },
         }
     }
 
@@ -342,6 +362,19 @@ impl Drop for Registration {
 pub struct Detached {
     /// The map that was registered.
     pub map: String,
+    /// Who dropped it, as far as this handle can tell.
+    pub reason: DetachReason,
+}
+
+/// Why a struct_ops link stopped holding its registration, as far as its handle can tell: the kernel's
+/// `EPOLLHUP` carries no cause, so the handle knows only whether it detached the link itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachReason {
+    /// This handle's [`Registration::detach`] did it.
+    DetachedByThisHandle,
+    /// Another handle on the same link (a pin reopened in this process or another) detached it, or the
+    /// kernel dropped it some other way that signals the link.
+    External,
 }
 
 fn poll_now(fd: &OwnedFd) -> i16 {
@@ -399,6 +432,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         map_fd: job.fd.clone(),
         link: None,
         pinned: None,
+        detached_here: AtomicBool::new(false),
     };
     if job.link {
         reg.link = Some(sys::link_create_struct_ops(job.fd.as_fd()).map_err(fail)?);

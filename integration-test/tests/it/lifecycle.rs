@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use aya_structops::{Error, ObjectSpec, Registration, tcp};
+use aya_structops::{DetachReason, Error, ObjectSpec, Registration, tcp};
 use integration_test::{Held, assert_cc_gone, eventually, objects, require_struct_ops_link, skip};
 
 fn pin_dir(test: &str) -> PathBuf {
@@ -255,6 +255,7 @@ async fn detach_unregisters_and_notifies() {
         .expect("notified")
         .unwrap();
     assert_eq!(d.map, "RUST_RENO");
+    assert_eq!(d.reason, DetachReason::DetachedByThisHandle);
 }
 
 #[tokio::test]
@@ -291,7 +292,13 @@ async fn detached_future_wakes_when_another_handle_detaches() {
         .await
         .expect("woken")
         .unwrap();
-    assert_eq!(r.unwrap().map, "RUST_RENO");
+    let d = r.unwrap();
+    assert_eq!(d.map, "RUST_RENO");
+    assert_eq!(
+        d.reason,
+        DetachReason::External,
+        "another handle detached it"
+    );
     reg.unpin().unwrap();
     drop(other);
     std::fs::remove_dir(&dir).unwrap();
