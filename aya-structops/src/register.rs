@@ -31,6 +31,9 @@ pub struct Registration {
     pub(crate) pinned: Option<PathBuf>,
     /// Set when [`Registration::detach`] succeeded, so [`Registration::detached`] can say who did it.
     pub(crate) detached_here: AtomicBool,
+    /// Whether this handle still owes the unregistration; the first release clears it, so an explicit
+    /// [`Registration::unregister`] followed by drop unregisters once.
+    pub(crate) owes_release: bool,
 }
 
 impl Registration {
@@ -173,6 +176,7 @@ impl Registration {
             link,
             pinned: Some(path.to_owned()),
             detached_here: AtomicBool::new(false),
+            owes_release: true,
         })
     }
 
@@ -330,7 +334,7 @@ impl Registration {
     }
 
     fn release(&mut self) -> Result<(), Error> {
-        if self.pinned.is_some() {
+        if self.pinned.is_some() || !std::mem::take(&mut self.owes_release) {
             return Ok(());
         }
         match self.link.take() {
@@ -433,6 +437,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         link: None,
         pinned: None,
         detached_here: AtomicBool::new(false),
+        owes_release: true,
     };
     if job.link {
         reg.link = Some(sys::link_create_struct_ops(job.fd.as_fd()).map_err(fail)?);

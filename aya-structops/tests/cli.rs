@@ -189,6 +189,7 @@ fn register_for_a_duration_then_unregister() {
         out.status,
         text(&out.stderr)
     );
+    assert_eq!(text(&out.stderr), "", "a clean run warns about nothing");
     let stdout = text(&out.stdout);
     assert!(
         stdout.starts_with("c_reno tcp_congestion_ops id "),
@@ -297,6 +298,11 @@ fn pin_exit_reopen_unregister_and_list() {
 
         let out = structops(&["unregister", pin.to_str().unwrap()]);
         assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr),
+            "",
+            "a clean unregister warns about nothing"
+        );
         assert!(!pin.exists());
         assert!(
             wait_available(cc, false, Duration::from_secs(2)),
