@@ -22,7 +22,8 @@
 //! A second table measures alternatives for the kernel-BTF step (the CLI's main cost), on the same names
 //! the plan looks up: reading `/sys/kernel/btf/vmlinux` against mapping it (`mmap`, `MAP_PRIVATE`, kernel
 //! 6.16+; what the library does where it can), and finding the few names by a scan (string offsets first,
-//! then one pass over the types) instead of building the full name index.
+//! then one pass over the types) instead of building the full name index. The mapped variants go through
+//! `Btf::from_sys_fs`, the library's own path.
 
 use std::{
     hint::black_box,
@@ -35,7 +36,6 @@ use aya_structops::{
     btf::{Btf, BtfKind},
     matching,
 };
-use bytes::Bytes;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
@@ -218,49 +218,6 @@ fn wanted(spec: &ObjectSpec) -> Vec<(BtfKind, String)> {
     w
 }
 
-/// `/sys/kernel/btf/vmlinux` mapped read-only and private (supported since 6.16).
-struct Mapped {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: a read-only mapping owned by this value.
-unsafe impl Send for Mapped {}
-// SAFETY: as above.
-unsafe impl Sync for Mapped {}
-
-impl AsRef<[u8]> for Mapped {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `len` readable bytes at `ptr` while the mapping lives.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
-    }
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: our mapping.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
-fn map_vmlinux() -> Option<Mapped> {
-    use std::os::fd::AsRawFd as _;
-    let f = std::fs::File::open(VMLINUX).ok()?;
-    let len = f.metadata().ok()?.len() as usize;
-    // SAFETY: a new private read-only mapping of an open file.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
-}
-
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
@@ -326,7 +283,6 @@ fn what_if(obj: &std::path::Path, iters: usize) {
         |btf: &Btf| -> Vec<Option<u32>> { wanted.iter().map(|(k, n)| btf.find(*k, n)).collect() };
     // Reference answer.
     let expect = index_lookups(&Btf::from_path(VMLINUX).expect("read vmlinux BTF"));
-    let mappable = map_vmlinux().is_some();
 
     type Variant<'a> = (&'a str, Box<dyn Fn() -> Vec<Option<u32>> + 'a>);
     let mut variants: Vec<Variant<'_>> = vec![
@@ -339,33 +295,24 @@ fn what_if(obj: &std::path::Path, iters: usize) {
             Box::new(|| scan_lookup(&std::fs::read(VMLINUX).expect("read"), &wanted)),
         ),
     ];
-    if mappable {
-        variants.push((
-            "mmap + name index (6.16+)",
-            Box::new(|| {
-                let m = map_vmlinux().expect("mmap");
-                index_lookups(&Btf::parse(Bytes::from_owner(m)).expect("parse"))
-            }),
-        ));
-        variants.push((
-            "mmap + scan",
-            Box::new(|| scan_lookup(map_vmlinux().expect("mmap").as_ref(), &wanted)),
-        ));
-    }
+    // The library's own way in: mapped where the kernel allows it (6.16+), read before.
+    variants.push((
+        "Btf::from_sys_fs + name index (now; mapped on 6.16+)",
+        Box::new(|| index_lookups(&Btf::from_sys_fs().expect("kernel BTF"))),
+    ));
+    variants.push((
+        "Btf::from_sys_fs + scan",
+        Box::new(|| scan_lookup(Btf::from_sys_fs().expect("kernel BTF").raw(), &wanted)),
+    ));
 
     println!(
-        "\nkernel BTF alternatives: {} lookups ({}), {iters} iterations, medians{}:\n",
+        "\nkernel BTF alternatives: {} lookups ({}), {iters} iterations, medians:\n",
         wanted.len(),
         wanted
             .iter()
             .map(|(_, n)| n.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        if mappable {
-            ""
-        } else {
-            " (mmap of /sys/kernel/btf/vmlinux unsupported here: 6.16+)"
-        }
     );
     println!("| kernel BTF step | wall ms | CPU ms (user+sys) |");
     println!("|---|---:|---:|");
