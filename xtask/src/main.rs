@@ -117,11 +117,17 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         cmd.args(["-p", p]);
     }
     cmd.args(["--features", UNIT_TEST_FEATURES]);
-    let unit_ok = setup::run(&mut cmd).is_ok();
+    let (unit_ok, unit) = testrun::run_counting(&mut cmd)?;
     phases.push((
         "unit tests",
         t.elapsed().as_secs_f64(),
-        if unit_ok { "ok" } else { "FAILED" }.into(),
+        format!(
+            "{}: {} passed, {} failed, {} ignored",
+            if unit_ok { "ok" } else { "FAILED" },
+            unit.0,
+            unit.1,
+            unit.2
+        ),
     ));
 
     let t = Instant::now();
@@ -138,5 +144,17 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         println!("  {name:<18} {secs:>7.1} s  {what}");
     }
     println!("  {:<18} {:>7.1} s", "total", t0.elapsed().as_secs_f64());
+    // One closing line for everything: unit tests (ignored ones as skipped) plus the integration suite on
+    // every kernel; a failed unit run that reported no failing test, or an integration error, counts as one.
+    let it = totals
+        .as_ref()
+        .map_or(testrun::Totals(0, 1, 0), |t| testrun::Totals(t.0, t.1, t.2));
+    let unit_failed = if unit_ok { unit.1 } else { unit.1.max(1) };
+    println!(
+        "\ntotal: {} passed, {} failed, {} skipped",
+        unit.0 + it.0,
+        unit_failed + it.1,
+        unit.2 + it.2
+    );
     Ok(unit_ok && totals?.1 == 0)
 }

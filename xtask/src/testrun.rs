@@ -735,6 +735,47 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
 /// Totals over all kernels: (passed, failed, skipped).
 pub struct Totals(pub usize, pub usize, pub usize);
 
+/// The counts of a libtest summary line: `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
+fn libtest_summary(line: &str) -> Option<Totals> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |what: &str| {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .strip_suffix(what)?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+    };
+    Some(Totals(
+        count(" passed")?,
+        count(" failed")?,
+        count(" ignored")?,
+    ))
+}
+
+/// Runs a `cargo test` command, echoing its output, and adds up its libtest summaries. Returns whether it
+/// succeeded, and (passed, failed, ignored).
+pub fn run_counting(cmd: &mut Command) -> Result<(bool, Totals)> {
+    eprintln!("xtask: $ {cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    let mut sum = Totals(0, 0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(t) = libtest_summary(&line) {
+            sum.0 += t.0;
+            sum.1 += t.1;
+            sum.2 += t.2;
+        }
+    }
+    Ok((child.wait()?.success(), sum))
+}
+
 /// The whole `integration-test` command. Returns the totals; the caller decides the exit status.
 pub fn integration_test(opts: &Options) -> Result<Totals> {
     let t0 = Instant::now();
@@ -950,5 +991,19 @@ mod tests {
                 "| detach | - | yes |",
             ]
         );
+    }
+
+    #[test]
+    fn libtest_summaries_are_counted() {
+        let t = libtest_summary(
+            "test result: ok. 82 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 2.11s",
+        )
+        .unwrap();
+        assert_eq!((t.0, t.1, t.2), (82, 0, 3));
+        let t = libtest_summary("test result: FAILED. 12 passed; 2 failed; 0 ignored; 0 measured")
+            .unwrap();
+        assert_eq!((t.0, t.1, t.2), (12, 2, 0));
+        assert!(libtest_summary("test a::b ... ok").is_none());
+        assert!(libtest_summary("test result: garbled").is_none());
     }
 }
