@@ -80,17 +80,10 @@ impl Registration {
         self.pinned.as_deref()
     }
 
-    /// Unregisters now (removing the pin, if pinned), reporting errors that dropping would swallow.
+    /// Unregisters now (removing the pin, if pinned), reporting errors that dropping would swallow. If the pin
+    /// can't be removed, nothing changes: the registration stays, pinned.
     pub fn unregister(mut self) -> Result<(), Error> {
-        if let Some(path) = self.pinned.take() {
-            std::fs::remove_file(&path).map_err(|e| Error::Pin {
-                path: path.clone(),
-                source: sys::SysError {
-                    cmd: "unlink",
-                    io: e,
-                },
-            })?;
-        }
+        self.unpin()?;
         self.release()
     }
 
@@ -112,16 +105,22 @@ impl Registration {
         Ok(())
     }
 
-    /// Removes the pin; dropping the handle then unregisters.
+    /// Removes the pin; dropping the handle then unregisters. A pin someone else removed already counts as
+    /// removed; on any other failure the handle stays pinned.
     pub fn unpin(&mut self) -> Result<(), Error> {
-        if let Some(path) = self.pinned.take() {
-            std::fs::remove_file(&path).map_err(|e| Error::Pin {
-                path: path.clone(),
-                source: sys::SysError {
-                    cmd: "unlink",
-                    io: e,
-                },
-            })?;
+        if let Some(path) = &self.pinned {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Pin {
+                        path: path.clone(),
+                        source: sys::SysError {
+                            cmd: "unlink",
+                            io: e,
+                        },
+                    });
+                }
+                _ => self.pinned = None,
+            }
         }
         Ok(())
     }

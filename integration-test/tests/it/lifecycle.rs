@@ -166,6 +166,27 @@ async fn unpin_then_drop_unregisters() {
     std::fs::remove_dir(&dir).unwrap();
 }
 
+/// A pin removed behind the handle's back: `unpin` takes it as removed, and dropping the handle then
+/// unregisters a non-link map (which nothing else would ever unregister).
+#[tokio::test]
+async fn unpin_after_the_pin_vanished_still_unregisters_on_drop() {
+    let dir = pin_dir("vanished");
+    let loaded = ObjectSpec::parse("reno_map", objects::RENO_MAP)
+        .unwrap()
+        .load()
+        .unwrap();
+    let mut reg = loaded.register("RS_RENO_MAP").await.unwrap();
+    let pin = dir.join("RS_RENO_MAP");
+    reg.pin(&pin).unwrap();
+    std::fs::remove_file(&pin).unwrap();
+    reg.unpin().unwrap();
+    assert_eq!(reg.pin_path(), None);
+    assert!(tcp::is_available("rs_reno_map").unwrap());
+    drop(reg);
+    assert_cc_gone("rs_reno_map");
+    std::fs::remove_dir(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn update_swaps_atomically_and_checks_the_expected_old_map() {
     if child_role().is_none()
