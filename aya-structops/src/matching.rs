@@ -294,7 +294,7 @@ pub struct Plan {
     pub kfuncs: BTreeMap<String, KfuncTarget>,
 }
 
-/// The verdict on one member, for [`check`](crate::check)-style reports.
+/// The verdict on one member, for [`check`]-style reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberStatus {
     /// Present in the kernel with a compatible kind and size (its index in the kernel struct).
@@ -332,16 +332,16 @@ pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsT
     };
     for m in value.members() {
         let id = btf.skip_mods_and_typedefs(m.type_id)?;
-        if let Type::Struct(c) = btf.type_by_id(id)? {
-            if c.name == type_name {
-                return Ok(KernelOpsType {
-                    btf_obj,
-                    type_id: id,
-                    value_type_id,
-                    value_size: value.size,
-                    data_offset: m.bit_offset / 8,
-                });
-            }
+        if let Type::Struct(c) = btf.type_by_id(id)?
+            && c.name == type_name
+        {
+            return Ok(KernelOpsType {
+                btf_obj,
+                type_id: id,
+                value_type_id,
+                value_size: value.size,
+                data_offset: m.bit_offset / 8,
+            });
         }
     }
     Err(BtfError::NotFound {
@@ -350,13 +350,25 @@ pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsT
     })
 }
 
+/// One map's members matched against a kernel type (see [`match_members`]).
+#[derive(Debug, Clone)]
+pub struct MemberMatch {
+    /// Each member of the object's struct, in object order, with its verdict.
+    pub verdicts: Vec<(String, MemberStatus)>,
+    /// The map value: the size of the kernel's value type (`bpf_struct_ops_<name>`), zero but for the
+    /// object's data members, copied to their kernel offsets.
+    pub value: Vec<u8>,
+    /// The function-pointer members that get program fds.
+    pub slots: Vec<Slot>,
+}
+
 /// Checks every member of one map against a kernel type; returns per-member verdicts and the kernel value.
 pub fn match_members(
     obj: &ObjectSpec,
     map: &StructOpsSpec,
     kernel: &KernelBtf,
     kty: &KernelOpsType,
-) -> Result<(Vec<(String, MemberStatus)>, Vec<u8>, Vec<Slot>), BtfError> {
+) -> Result<MemberMatch, BtfError> {
     let kbtf = kernel.btf(&kty.btf_obj);
     let Type::Struct(kstruct) = kbtf.type_by_id(kty.type_id)? else {
         unreachable!()
@@ -433,7 +445,11 @@ pub fn match_members(
         };
         verdicts.push((m.name.clone(), status));
     }
-    Ok((verdicts, value, slots))
+    Ok(MemberMatch {
+        verdicts,
+        value,
+        slots,
+    })
 }
 
 /// Matches an object against a kernel: every created map, its programs, kernel fields and kfuncs.
@@ -449,7 +465,11 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             },
             e => MatchError::Btf(e),
         })?;
-        let (verdicts, value, slots) = match_members(obj, map, kernel, &kty)?;
+        let MemberMatch {
+            verdicts,
+            value,
+            slots,
+        } = match_members(obj, map, kernel, &kty)?;
         for (member, status) in &verdicts {
             if let MemberStatus::Incompatible(reason) = status {
                 return Err(MatchError::Member {
@@ -665,7 +685,7 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
                 Vec::new(),
             ),
             Ok(kty) => match match_members(obj, map, kernel, &kty) {
-                Ok((verdicts, _, _)) => (Ok(kty), verdicts),
+                Ok(m) => (Ok(kty), m.verdicts),
                 Err(e) => (Err(e.to_string()), Vec::new()),
             },
         };

@@ -54,7 +54,7 @@ enum Cmd {
         /// Register only these maps (optional `?.struct_ops*` maps included); repeatable.
         #[arg(long = "map", value_name = "NAME")]
         maps: Vec<String>,
-        /// Pin each registration at DIR/<map name> (DIR on a bpffs, created if needed) and exit.
+        /// Pin each registration at DIR/MAP_NAME (DIR on a bpffs, created if needed) and exit.
         #[arg(long, value_name = "DIR", conflicts_with = "duration")]
         pin: Option<PathBuf>,
         /// Unregister after this many seconds (0: at once).

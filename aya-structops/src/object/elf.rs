@@ -99,10 +99,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     let mut section_sizes = BTreeMap::new();
     let mut symbol_offsets = BTreeMap::new();
     for sym in elf.symbols() {
-        if matches!(sym.kind(), SymbolKind::Data | SymbolKind::Unknown) && sym.is_definition() {
-            if let Ok(name) = sym.name() {
-                symbol_offsets.insert(name.to_owned(), sym.address() as u32);
-            }
+        if matches!(sym.kind(), SymbolKind::Data | SymbolKind::Unknown)
+            && sym.is_definition()
+            && let Ok(name) = sym.name()
+        {
+            symbol_offsets.insert(name.to_owned(), sym.address() as u32);
         }
     }
     for section in elf.sections() {
