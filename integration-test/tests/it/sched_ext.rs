@@ -5,28 +5,23 @@
 //! Needs a kernel with `CONFIG_SCHED_CLASS_EXT` (Debian's 7.x); elsewhere each test reports a skip. Only one
 //! sched_ext scheduler can run at a time, so the tests take turns.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
 use aya_structops::{Loaded, ObjectSpec, Registration};
 use integration_test::{Held, eventually, kernel_has_struct_ops, objects, skip};
+// The example's own library drives the scheduler here, so the VM suite exercises it too.
+use scx_fifo::{ExitInfo, MAP, NAME, REQUESTED_EXIT_CODE, exit_kind};
 
 /// sched_ext allows one scheduler at a time, and sysrq-S ejects whichever runs.
 static ONE_SCHEDULER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const MAP: &str = "RUST_FIFO";
-const NAME: &str = "rust_fifo";
-const SCX_EXIT_UNREG: u32 = 64;
-const SCX_EXIT_UNREG_BPF: u32 = 65;
-const SCX_EXIT_SYSRQ: u32 = 67;
-/// What the scheduler passes to `scx_bpf_exit_bstr` when asked to exit.
-const REQUESTED_EXIT_CODE: i64 = 42;
-
 /// Skips (with the reason) unless the kernel has sched_ext.
 fn sched_ext_or_skip(test: &str) -> bool {
     if kernel_has_struct_ops("sched_ext_ops") {
+        assert!(
+            scx_fifo::supported(),
+            "sched_ext_ops in BTF but no /sys/kernel/sched_ext"
+        );
         return true;
     }
     skip(
@@ -37,17 +32,12 @@ fn sched_ext_or_skip(test: &str) -> bool {
 }
 
 fn state() -> String {
-    std::fs::read_to_string("/sys/kernel/sched_ext/state")
-        .expect("sched_ext state")
-        .trim()
-        .to_owned()
+    scx_fifo::state().expect("sched_ext state")
 }
 
 /// The root scheduler's name; `None` when no scheduler runs.
 fn root_ops() -> Option<String> {
-    std::fs::read_to_string("/sys/kernel/sched_ext/root/ops")
-        .ok()
-        .map(|s| s.trim().to_owned())
+    scx_fifo::root_ops().expect("/sys/kernel/sched_ext/root/ops")
 }
 
 fn wait_disabled(what: &str) {
@@ -78,57 +68,15 @@ async fn register(loaded: &Loaded) -> Registration {
     reg
 }
 
-/// Spins `threads` threads, sleeping now and then (wakeups), for `duration`; returns the iterations done.
-async fn workload(threads: usize, duration: Duration) -> u64 {
-    tokio::task::spawn_blocking(move || {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    s.spawn(move || {
-                        let start = Instant::now();
-                        let (mut x, mut n) = (t as u64 + 1, 0u64);
-                        while start.elapsed() < duration {
-                            for _ in 0..10_000 {
-                                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-                            }
-                            n += 1;
-                            if n.is_multiple_of(16) {
-                                std::thread::sleep(Duration::from_micros(200));
-                            }
-                        }
-                        std::hint::black_box(x);
-                        n
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        })
-    })
-    .await
-    .unwrap()
-}
-
-/// What the scheduler's `exit` callback recorded.
-#[derive(Debug)]
-struct ExitInfo {
-    kind: u32,
-    code: i64,
-    reason: String,
-    msg: String,
+/// Runs the example's workload (spinning threads that sleep now and then) off the runtime.
+async fn workload(threads: usize, duration: Duration) -> scx_fifo::Work {
+    tokio::task::spawn_blocking(move || scx_fifo::workload(threads, duration))
+        .await
+        .unwrap()
 }
 
 fn exit_info(loaded: &Loaded) -> ExitInfo {
-    let text = |name: &str| {
-        let b = loaded.global_bytes(name).unwrap();
-        let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
-        String::from_utf8_lossy(&b[..end]).into_owned()
-    };
-    ExitInfo {
-        kind: loaded.global("EXIT_INFO_KIND").unwrap(),
-        code: loaded.global("EXIT_INFO_CODE").unwrap(),
-        reason: text("EXIT_INFO_REASON"),
-        msg: text("EXIT_INFO_MSG"),
-    }
+    ExitInfo::read(loaded).expect("exit info globals")
 }
 
 /// Asserts that `detached()` does not resolve while the scheduler runs.
@@ -152,15 +100,20 @@ async fn fifo_schedules_tasks_then_unregisters() {
     let reg = register(&loaded).await;
     assert_eq!(loaded.global::<u64>("INITS").unwrap(), 1, "init ran once");
 
-    let iterations = workload(4, Duration::from_secs(1)).await;
-    assert!(iterations > 0);
+    let work = workload(4, Duration::from_secs(1)).await;
+    let iterations = work.iterations;
+    assert!(iterations > 0 && work.wakeups > 0, "{work:?}");
     let enqueues: u64 = loaded.global("ENQUEUES").unwrap();
     let direct: u64 = loaded.global("DIRECT_DISPATCHES").unwrap();
     println!(
         "rust_fifo: {enqueues} enqueues, {direct} direct dispatches under {iterations} iterations of work"
     );
     assert!(enqueues > 0, "tasks went through enqueue");
-    assert_eq!(exit_info(&loaded).kind, 0, "no exit recorded while running");
+    assert_eq!(
+        exit_info(&loaded).kind,
+        exit_kind::NONE,
+        "no exit recorded while running"
+    );
 
     drop(reg);
     wait_disabled("after dropping the registration");
@@ -168,7 +121,7 @@ async fn fifo_schedules_tasks_then_unregisters() {
     let info = exit_info(&loaded);
     println!("rust_fifo exit info: {info:?}");
     assert_eq!(loaded.global::<u64>("EXITS").unwrap(), 1, "exit ran once");
-    assert_eq!(info.kind, SCX_EXIT_UNREG, "{info:?}");
+    assert_eq!(info.kind, exit_kind::UNREG, "{info:?}");
     assert!(!info.reason.is_empty(), "{info:?}");
     drop(loaded);
     held.assert_released("after unregistering rust_fifo");
@@ -187,14 +140,11 @@ async fn exit_request_ejects_the_scheduler() {
     assert_not_detached(&reg).await;
 
     // The next enqueue sees the flag and calls scx_bpf_exit_bstr; the workload makes sure one comes.
-    let mut flag: aya::maps::Array<aya::maps::MapData, u64> =
-        aya::maps::Array::try_from(loaded.aya_map(".data.ctl").unwrap()).unwrap();
-    flag.set(0, 1u64, 0).unwrap();
-    drop(flag);
+    scx_fifo::request_exit(&loaded).unwrap();
     workload(2, Duration::from_millis(500)).await;
 
     let info = after_ejection(TEST, &loaded, reg).await;
-    assert_eq!(info.kind, SCX_EXIT_UNREG_BPF, "{info:?}");
+    assert_eq!(info.kind, exit_kind::UNREG_BPF, "{info:?}");
     assert_eq!(info.code, REQUESTED_EXIT_CODE, "{info:?}");
     assert!(!info.reason.is_empty(), "{info:?}");
     assert!(
@@ -225,10 +175,10 @@ async fn sysrq_s_ejects_the_scheduler() {
     assert_not_detached(&reg).await;
 
     // Writes to /proc/sysrq-trigger work whatever kernel.sysrq allows for the keyboard.
-    std::fs::write("/proc/sysrq-trigger", b"S").unwrap();
+    scx_fifo::sysrq_eject().unwrap();
 
     let info = after_ejection(TEST, &loaded, reg).await;
-    assert_eq!(info.kind, SCX_EXIT_SYSRQ, "{info:?}");
+    assert_eq!(info.kind, exit_kind::SYSRQ, "{info:?}");
     assert!(info.reason.contains("sysrq"), "{info:?}");
     drop(loaded);
     held.assert_released("after sysrq-S");
