@@ -146,9 +146,7 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     println!("  {:<18} {:>7.1} s", "total", t0.elapsed().as_secs_f64());
     // One closing line for everything: unit tests (ignored ones as skipped) plus the integration suite on
     // every kernel; a failed unit run that reported no failing test, or an integration error, counts as one.
-    let it = totals
-        .as_ref()
-        .map_or(testrun::Totals(0, 1, 0), |t| testrun::Totals(t.0, t.1, t.2));
+    let it = totals.as_ref().map_or(testrun::Totals(0, 1, 0), |t| *t);
     let unit_failed = if unit_ok { unit.1 } else { unit.1.max(1) };
     println!(
         "\ntotal: {} passed, {} failed, {} skipped",

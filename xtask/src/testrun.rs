@@ -733,6 +733,7 @@ fn matrix(reports: &[KernelReport]) -> (String, String) {
 }
 
 /// Totals over all kernels: (passed, failed, skipped).
+#[derive(Debug, Clone, Copy)]
 pub struct Totals(pub usize, pub usize, pub usize);
 
 /// The counts of a libtest summary line: `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
