@@ -47,6 +47,29 @@ pub use field::KernelField;
 /// In BTF this is `PTR -> FUNC_PROTO`, which is what loaders require of function-pointer members.
 pub type ProgFn = unsafe extern "C" fn(*const u64) -> u64;
 
+/// A struct_ops program made by [`struct_ops`]: its raw entry point and the Rust signature it was written with.
+///
+/// [`struct_ops_map!`] reads [`Program::Signature`] to check each program against the signature of the ops
+/// member it is assigned to (see [`Signature`]), and stores [`Program::PROG`] in the member.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a struct_ops program",
+    label = "not a struct_ops program",
+    note = "add `#[struct_ops]` to the function (`use aya_structops_ebpf::struct_ops;`)"
+)]
+pub trait Program {
+    /// The program's Rust signature as a function pointer type, e.g. `fn(*mut sock) -> u32`.
+    type Signature;
+    /// The program's entry point (it reads its arguments from the kernel's `u64` array).
+    const PROG: ProgFn;
+}
+
+/// Wraps a program's [`Program::Signature`] so an ops module can state which signature a member takes.
+///
+/// Each ops module (see [`ops`]) has a `signatures` submodule with one trait per function-pointer member,
+/// implemented for `Signature<fn(..) -> ..>` of exactly the kernel's prototype; [`struct_ops_map!`] requires
+/// `Signature<P::Signature>: <ops>::signatures::<member>` for the program `P` set in that member.
+pub struct Signature<F>(core::marker::PhantomData<F>);
+
 /// Converts one raw `u64` context argument into a typed argument.
 pub trait FromArg {
     /// Converts the raw argument.
