@@ -585,7 +585,9 @@ fn btf_map_spec(btf: &Btf, name: &str) -> Result<super::MapSpec, ParseError> {
 /// `8tcp_sock8snd_cwnd` -> `["tcp_sock", "snd_cwnd"]`.
 pub(crate) fn decode_field_path(mut s: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
-    while !s.is_empty() {
+    // `kernel_field!` appends `_<disambiguator>` so that two declarations of one field link; a name is
+    // consumed by its length, so a `_` where a length should start ends the path.
+    while !s.is_empty() && !s.starts_with('_') {
         let digits = s.bytes().take_while(u8::is_ascii_digit).count();
         let len: usize = s[..digits].parse().ok()?;
         let rest = &s[digits..];
@@ -606,6 +608,10 @@ mod tests {
     fn field_paths_decode() {
         assert_eq!(
             decode_field_path("8tcp_sock8snd_cwnd").unwrap(),
+            vec!["tcp_sock", "snd_cwnd"]
+        );
+        assert_eq!(
+            decode_field_path("8tcp_sock8snd_cwnd_my_crate_12_4").unwrap(),
             vec!["tcp_sock", "snd_cwnd"]
         );
         assert_eq!(
