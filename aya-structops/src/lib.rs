@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod btf;
+pub mod codegen;
 pub(crate) mod core_reloc;
 mod error;
 mod load;

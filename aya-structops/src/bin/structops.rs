@@ -6,6 +6,8 @@
 //! structops unregister --id MAP_ID
 //! structops list
 //! structops check OBJ [--btf FILE]
+//! structops codegen TYPE [--btf FILE]... [--field type.path[:NAME][=OFFSET]]... [--kfunc-prefix P]...
+//!                  [--layout TYPE]... [--in-crate] [-o FILE]
 //! ```
 //!
 //! Logs (`tracing`) go to stderr, filtered by `RUST_LOG` (default `warn`). Failures print one line
@@ -82,6 +84,8 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         btf: Option<PathBuf>,
     },
+    /// Generate Rust bindings (aya-structops-ebpf `ops` module) for a struct_ops type from BTF.
+    Codegen(codegen_cmd::Args),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
         },
         Cmd::List => list(),
         Cmd::Check { obj, btf } => check(&obj, btf.as_deref()),
+        Cmd::Codegen(args) => codegen_cmd::run(&args).map_err(|msg| Fail::new(msg).code(2)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -180,6 +185,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[path = "structops/codegen.rs"]
+mod codegen_cmd;
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
