@@ -32,6 +32,7 @@ mod load;
 pub mod matching;
 pub mod object;
 mod register;
+pub mod ringbuf;
 pub(crate) mod sys;
 pub mod system;
 pub mod tcp;
@@ -43,6 +44,7 @@ pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;
 pub use register::{DetachReason, Detached, Registration};
+pub use ringbuf::RingBufReader;
 
 /// The running kernel's BTF, read once per process.
 pub fn running_kernel() -> Result<Arc<KernelBtf>, Error> {

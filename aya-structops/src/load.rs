@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    os::fd::{AsFd, AsRawFd, OwnedFd, RawFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd},
     sync::Arc,
 };
 
@@ -15,7 +15,7 @@ use tracing::{debug, info_span};
 use crate::{
     Error,
     matching::{BtfObject, KernelBtf, Plan},
-    object::{GlobalSymbol, Insn, InsnRef, ObjectSpec},
+    object::{GlobalSymbol, Insn, InsnRef, MapSpec, ObjectSpec},
     sys::{self, MapCreate, ProgLoad},
 };
 
@@ -33,6 +33,18 @@ pub struct LoadedProgram {
     pub sleepable: bool,
     /// Map and member it was loaded for (the first one, if shared).
     pub attach: (String, String),
+}
+
+impl LoadedProgram {
+    /// The kernel's id of this program (`BPF_OBJ_GET_INFO_BY_FD`).
+    pub fn id(&self) -> Result<u32, Error> {
+        sys::prog_info(self.fd.as_fd())
+            .map(|i| i.id)
+            .map_err(|source| Error::Sys {
+                what: format!("program `{}` info", self.name),
+                source,
+            })
+    }
 }
 
 /// A created struct_ops map, filled but not registered.
@@ -146,6 +158,40 @@ impl Loaded {
                 map: name.into(),
                 message: e.to_string(),
             })
+    }
+
+    /// An async reader of the object's ring buffer map `name` (`BPF_MAP_TYPE_RINGBUF`, from `.maps` or
+    /// aya's legacy `maps`). Call it inside a tokio runtime; see [`RingBufReader`](crate::RingBufReader).
+    ///
+    /// ```no_run
+    /// # async fn f(loaded: &aya_structops::Loaded) -> Result<(), aya_structops::Error> {
+    /// let mut events = loaded.ring_buf("EVENTS")?;
+    /// let first = events.next().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ring_buf(&self, name: &str) -> Result<crate::RingBufReader, Error> {
+        if !self.btf_maps.contains_key(name) {
+            return Err(Error::NoSuchMap(name.into()));
+        }
+        crate::RingBufReader::new(name, self.aya_map(name)?)
+    }
+
+    /// Kernel ids of the loaded programs, by name: what `aya_log::EbpfLogger::init_from_id` takes to
+    /// read the `aya_log_ebpf` messages of a program (any program that logs finds the object's
+    /// `AYA_LOGS` ring buffer).
+    ///
+    /// ```no_run
+    /// # fn f(loaded: &aya_structops::Loaded) -> Result<(), aya_structops::Error> {
+    /// for (name, id) in loaded.program_ids()? {
+    ///     println!("{name}: {id}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn program_ids(&self) -> Result<BTreeMap<String, u32>, Error> {
+        self.programs
+            .values()
+            .map(|p| Ok((p.name.clone(), p.id()?)))
+            .collect()
     }
 
     /// Names of the object's BTF-defined maps.
@@ -306,22 +352,10 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         );
     }
 
-    // BTF-defined maps.
+    // BTF-defined maps (and legacy `maps`-section ones).
     let mut btf_maps = BTreeMap::new();
     for m in spec.maps.values() {
-        let fd = sys::map_create(&MapCreate {
-            map_type: m.map_type,
-            name: &m.name,
-            key_size: m.key_size,
-            value_size: m.value_size,
-            max_entries: m.max_entries,
-            flags: m.flags,
-            ..Default::default()
-        })
-        .map_err(|source| Error::MapCreate {
-            map: m.name.clone(),
-            source,
-        })?;
+        let fd = create_object_map(m, btf_fd.as_fd())?;
         btf_maps.insert(m.name.clone(), fd);
     }
 
@@ -492,6 +526,91 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     })
 }
 
+/// Map types whose key/value the kernel will not take as BTF types (`map_check_no_btf`, or keys/values
+/// that are fds): libbpf creates these without BTF, and so does this loader.
+const MAP_TYPES_WITHOUT_BTF: &[bpf_map_type] = &[
+    bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    bpf_map_type::BPF_MAP_TYPE_CGROUP_ARRAY,
+    bpf_map_type::BPF_MAP_TYPE_STACK_TRACE,
+    bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS,
+    bpf_map_type::BPF_MAP_TYPE_HASH_OF_MAPS,
+    bpf_map_type::BPF_MAP_TYPE_DEVMAP,
+    bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH,
+    bpf_map_type::BPF_MAP_TYPE_CPUMAP,
+    bpf_map_type::BPF_MAP_TYPE_XSKMAP,
+    bpf_map_type::BPF_MAP_TYPE_SOCKMAP,
+    bpf_map_type::BPF_MAP_TYPE_SOCKHASH,
+    bpf_map_type::BPF_MAP_TYPE_QUEUE,
+    bpf_map_type::BPF_MAP_TYPE_STACK,
+    bpf_map_type::BPF_MAP_TYPE_ARENA,
+];
+
+/// The `BPF_MAP_CREATE` arguments of an object map: libbpf's rule, the object's BTF fd with the key and
+/// value type ids of the definition (`__type(key, T)`, `__type(value, T)`), so the kernel can check
+/// and use them: socket/task/inode/cgroup storage require them, as do values holding `bpf_spin_lock`,
+/// `bpf_timer`, kptrs or graph roots. Map types in [`MAP_TYPES_WITHOUT_BTF`], legacy definitions and
+/// definitions with no types get no BTF.
+fn object_map_create<'a>(m: &'a MapSpec, btf_fd: BorrowedFd<'a>) -> MapCreate<'a> {
+    let typed = (m.key_type_id.is_some() || m.value_type_id.is_some())
+        && !MAP_TYPES_WITHOUT_BTF
+            .iter()
+            .any(|t| *t as u32 == m.map_type);
+    MapCreate {
+        map_type: m.map_type,
+        name: &m.name,
+        key_size: m.key_size,
+        value_size: m.value_size,
+        max_entries: m.max_entries,
+        flags: m.flags,
+        map_extra: m.map_extra,
+        numa_node: m.numa_node,
+        btf_fd: typed.then_some(btf_fd),
+        btf_key_type_id: if typed { m.key_type_id.unwrap_or(0) } else { 0 },
+        btf_value_type_id: if typed {
+            m.value_type_id.unwrap_or(0)
+        } else {
+            0
+        },
+        ..Default::default()
+    }
+}
+
+/// Creates an object map ([`object_map_create`]). Like libbpf, a creation with BTF types that fails is
+/// retried without them (kernels that refuse BTF for a map type); if that fails too, the error is the
+/// first one (the kernel's answer to the map as defined), naming the map.
+fn create_object_map(m: &MapSpec, btf_fd: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
+    let attr = object_map_create(m, btf_fd);
+    match sys::map_create(&attr) {
+        Ok(fd) => Ok(fd),
+        Err(first) if attr.btf_fd.is_some() => {
+            let untyped = MapCreate {
+                btf_fd: None,
+                btf_key_type_id: 0,
+                btf_value_type_id: 0,
+                ..attr
+            };
+            match sys::map_create(&untyped) {
+                Ok(fd) => {
+                    tracing::warn!(
+                        map = %m.name,
+                        error = %first,
+                        "map created without BTF types after the kernel refused them"
+                    );
+                    Ok(fd)
+                }
+                Err(_) => Err(Error::MapCreate {
+                    map: m.name.clone(),
+                    source: first,
+                }),
+            }
+        }
+        Err(source) => Err(Error::MapCreate {
+            map: m.name.clone(),
+            source,
+        }),
+    }
+}
+
 /// fds of the module BTF objects a plan refers to.
 struct ModuleBtfFds(BTreeMap<BtfObject, OwnedFd>);
 
@@ -530,6 +649,43 @@ fn module_btf_fd(name: &str) -> Result<OwnedFd, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(map_type: bpf_map_type, key: Option<u32>, value: Option<u32>) -> MapSpec {
+        MapSpec {
+            name: "m".into(),
+            map_type: map_type as u32,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 0,
+            flags: 1,
+            map_extra: 7,
+            numa_node: 3,
+            key_type_id: key,
+            value_type_id: value,
+            legacy: false,
+        }
+    }
+
+    #[test]
+    fn object_maps_get_btf_types_like_libbpf() {
+        let stdin = std::io::stdin();
+        let fd = stdin.as_fd();
+        let m = spec(bpf_map_type::BPF_MAP_TYPE_SK_STORAGE, Some(2), Some(9));
+        let a = object_map_create(&m, fd);
+        assert!(a.btf_fd.is_some());
+        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (2, 9));
+        assert_eq!((a.flags, a.map_extra, a.numa_node), (1, 7, 3));
+        // No types (legacy or __uint sizes): no BTF at all.
+        let m = spec(bpf_map_type::BPF_MAP_TYPE_RINGBUF, None, None);
+        let a = object_map_create(&m, fd);
+        assert!(a.btf_fd.is_none());
+        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
+        // Types the kernel refuses BTF for: none, even when the definition has them.
+        let m = spec(bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY, Some(2), Some(2));
+        let a = object_map_create(&m, fd);
+        assert!(a.btf_fd.is_none());
+        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
+    }
 
     #[test]
     fn data_map_names_fit_the_kernel_limit() {

@@ -37,6 +37,11 @@ pub mod objects {
     pub const DCTCP_KFUNC: &[u8] = rust_obj!("dctcp_kfunc");
     /// integration-ebpf reno_kfunc_map: `.struct_ops`, kfunc calls, kfunc BTF added by the build.
     pub const RENO_KFUNC_MAP: &[u8] = rust_obj!("reno_kfunc_map");
+    /// integration-ebpf maps: `rs_maps_cc` (link) using array, per-CPU array, hash, LRU hash, ring buffer,
+    /// socket storage and aya-log.
+    pub const MAPS: &[u8] = rust_obj!("maps");
+    /// integration-ebpf maps_libbpf: the same programs without aya-log, `rs_maps_lbpf` in `.struct_ops`.
+    pub const MAPS_LIBBPF: &[u8] = rust_obj!("maps_libbpf");
     /// examples/scx-fifo-ebpf: `rust_fifo`, a global-FIFO sched_ext scheduler (link map, renamed kfuncs).
     pub const SCX_FIFO: &[u8] = rust_obj!("scx_fifo");
     /// C corpus (testdata/README.md says what each exercises).

@@ -50,7 +50,8 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
         }
         _ => {}
     }
-    if name == ".maps" {
+    // `maps`: legacy `struct bpf_map_def`s (aya-ebpf's `#[map]`, so aya-log-ebpf's AYA_LOGS).
+    if name == ".maps" || name == "maps" {
         return SectionRole::Maps;
     }
     if kind == SectionKind::Text {
@@ -371,7 +372,13 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         }
         let name = sym.name()?;
         if !name.is_empty() {
-            maps.insert(name.to_owned(), btf_map_spec(&btf, name)?);
+            let section = elf.section_by_index(idx)?;
+            let spec = if section.name()? == "maps" {
+                super::btf_map::legacy_map_spec(name, section.data()?, sym.address(), sym.size())?
+            } else {
+                super::btf_map::btf_map_spec(&btf, name)?
+            };
+            maps.insert(name.to_owned(), spec);
         }
     }
     let used: BTreeSet<&str> = struct_ops
@@ -531,57 +538,6 @@ fn map_spec(
 }
 
 /// Decodes a libbpf-style BTF map definition: `__uint(x, n)` is `int (*x)[n]`, `__type(x, T)` is `T *x`.
-fn btf_map_spec(btf: &Btf, name: &str) -> Result<super::MapSpec, ParseError> {
-    let bad = |detail: String| ParseError::BadMap {
-        map: name.to_owned(),
-        detail,
-    };
-    let var = btf
-        .find(BtfKind::Var, name)
-        .ok_or_else(|| bad("no BTF VAR of that name".into()))?;
-    let Type::Var { target, .. } = btf.type_by_id(var)? else {
-        return Err(bad("not a VAR".into()));
-    };
-    let sid = btf.skip_mods_and_typedefs(target)?;
-    let Type::Struct(def) = btf.type_by_id(sid)? else {
-        return Err(bad("not a struct".into()));
-    };
-    let mut spec = super::MapSpec {
-        name: name.to_owned(),
-        map_type: 0,
-        key_size: 0,
-        value_size: 0,
-        max_entries: 0,
-        flags: 0,
-    };
-    for m in def.members() {
-        let Type::Ptr { target } = btf.type_by_id(btf.skip_mods_and_typedefs(m.type_id)?)? else {
-            return Err(bad(format!(
-                "member `{}` is not a __uint/__type pointer",
-                m.name
-            )));
-        };
-        let uint = || -> Result<u32, ParseError> {
-            match btf.type_by_id(btf.skip_mods_and_typedefs(target)?)? {
-                Type::Array { nelems, .. } => Ok(nelems),
-                _ => Err(bad(format!("member `{}` is not __uint(...)", m.name))),
-            }
-        };
-        match m.name {
-            "type" => spec.map_type = uint()?,
-            "max_entries" => spec.max_entries = uint()?,
-            "map_flags" => spec.flags = uint()?,
-            "key_size" => spec.key_size = uint()?,
-            "value_size" => spec.value_size = uint()?,
-            "key" => spec.key_size = btf.size_of(target)?,
-            "value" => spec.value_size = btf.size_of(target)?,
-            "pinning" | "numa_node" | "map_extra" => {}
-            other => return Err(bad(format!("unsupported map definition member `{other}`"))),
-        }
-    }
-    Ok(spec)
-}
-
 /// `8tcp_sock8snd_cwnd` -> `["tcp_sock", "snd_cwnd"]`.
 pub(crate) fn decode_field_path(mut s: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();

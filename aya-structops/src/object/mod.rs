@@ -7,6 +7,7 @@
 //! kfuncs and kernel struct fields. The kernel's BTF is not consulted here (see [`crate::matching`]).
 
 pub(crate) mod btf_ext;
+mod btf_map;
 mod elf;
 pub mod ksyms;
 mod link;
@@ -20,6 +21,7 @@ pub(crate) use link::{Insn, InsnRef};
 pub(crate) mod link_consts {
     pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
+pub use btf_map::MapSpec;
 pub use ksyms::{KsymsError, add_kfunc_btf};
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
 
@@ -147,23 +149,6 @@ pub struct DataSection {
     pub data: Vec<u8>,
     /// Read-only for programs (`.rodata*`): created with `BPF_F_RDONLY_PROG` and frozen.
     pub read_only: bool,
-}
-
-/// A BTF-defined map (a variable in `.maps`), created at load and reachable afterwards as an aya map.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapSpec {
-    /// Map name.
-    pub name: String,
-    /// `bpf_map_type` number.
-    pub map_type: u32,
-    /// Key size in bytes.
-    pub key_size: u32,
-    /// Value size in bytes.
-    pub value_size: u32,
-    /// Maximum number of entries.
-    pub max_entries: u32,
-    /// `map_flags`.
-    pub flags: u32,
 }
 
 /// A global variable: a symbol in a data section.

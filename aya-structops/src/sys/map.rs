@@ -35,6 +35,10 @@ pub(crate) struct MapCreate<'a> {
     pub btf_vmlinux_value_type_id: u32,
     /// For struct_ops maps of a module type: the module's BTF fd.
     pub value_type_btf_obj_fd: Option<BorrowedFd<'a>>,
+    /// `map_extra` (bloom filter hash count, arena address, ...).
+    pub map_extra: u64,
+    /// NUMA node; the kernel reads it only with `BPF_F_NUMA_NODE` in `flags`.
+    pub numa_node: u32,
 }
 
 /// Creates a map and returns its fd.
@@ -52,6 +56,8 @@ pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
     a.btf_key_type_id = m.btf_key_type_id;
     a.btf_value_type_id = m.btf_value_type_id;
     a.btf_vmlinux_value_type_id = m.btf_vmlinux_value_type_id;
+    a.map_extra = m.map_extra;
+    a.numa_node = m.numa_node;
     if let Some(fd) = m.value_type_btf_obj_fd {
         a.map_flags |= BPF_F_VTYPE_BTF_OBJ_FD;
         a.value_type_btf_obj_fd = fd_u32(fd) as i32;

@@ -4,6 +4,7 @@ mod dummy_ops;
 mod errors;
 mod features;
 mod lifecycle;
+mod maps;
 mod parity;
 mod sched_ext;
 mod tcp_cc;
