@@ -51,7 +51,9 @@ impl KernelFieldDecl {
         parse2(input)
     }
 
-    pub(crate) fn expand(&self) -> TokenStream {
+    /// `disambiguator` makes the symbol unique to this declaration (two declarations of one kernel field
+    /// must not define the same symbol); the loader ignores what follows the path.
+    pub(crate) fn expand(&self, disambiguator: &str) -> TokenStream {
         let Self {
             attrs,
             vis,
@@ -60,7 +62,11 @@ impl KernelFieldDecl {
             ty,
             default,
         } = self;
-        let symbol = symbol_name(path.iter().map(|i| i.to_string()));
+        let mut symbol = symbol_name(path.iter().map(|i| i.to_string()));
+        if !disambiguator.is_empty() {
+            symbol.push('_');
+            symbol.push_str(disambiguator);
+        }
         let default = default
             .clone()
             .map_or_else(|| quote!(u32::MAX), |d| quote!(#d));
@@ -75,7 +81,8 @@ impl KernelFieldDecl {
 }
 
 /// `__aya_field_` followed by each path element as `<len><name>`: a valid C identifier (BTF VAR names must
-/// be), unambiguous even for names that start with digits or contain `__`. The loader decodes it.
+/// be), unambiguous even for names that start with digits or contain `__`. The loader decodes it, up to a
+/// `_` where the next length would start.
 fn symbol_name(path: impl Iterator<Item = String>) -> String {
     let mut s = String::from("__aya_field_");
     for part in path {
@@ -98,13 +105,18 @@ mod tests {
             pub static SND_CWND: ::aya_structops_ebpf::KernelField<u32> =
                 ::aya_structops_ebpf::KernelField::new(1444);
         };
-        assert_eq!(d.expand().to_string(), expected.to_string());
+        assert_eq!(d.expand("").to_string(), expected.to_string());
+        let s = d.expand("my_crate_3_1").to_string();
+        assert!(
+            s.contains("\"__aya_field_8tcp_sock8snd_cwnd_my_crate_3_1\""),
+            "{s}"
+        );
     }
 
     #[test]
     fn nested_path_and_no_default() {
         let d = KernelFieldDecl::parse(quote!(X: sock.__sk_common.skc_state as u8)).unwrap();
-        let s = d.expand().to_string();
+        let s = d.expand("").to_string();
         assert!(
             s.contains("__aya_field_4sock11__sk_common9skc_state"),
             "{s}"

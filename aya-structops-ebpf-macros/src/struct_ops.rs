@@ -1,7 +1,7 @@
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{
-    FnArg, ItemFn, LitStr, Pat, Result, ReturnType, Token, parse::Parser, parse2,
+    FnArg, ItemFn, LitStr, Pat, PatType, Result, ReturnType, Token, Type, parse::Parser, parse2,
     punctuated::Punctuated, spanned::Spanned,
 };
 
@@ -10,6 +10,20 @@ pub(crate) struct StructOps {
     item: ItemFn,
     sleepable: bool,
     name: Option<String>,
+    /// The first parameter is a `StructOpsContext` (not part of the kernel signature).
+    takes_context: bool,
+}
+
+/// Whether a parameter's type is `StructOpsContext` (any path ending in it).
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "StructOpsContext"),
+        _ => false,
+    }
 }
 
 impl StructOps {
@@ -25,6 +39,12 @@ impl StructOps {
                     let value = &nv.value;
                     let lit: LitStr = parse2(quote!(#value))
                         .map_err(|_| syn::Error::new(nv.value.span(), "expected a string"))?;
+                    if syn::parse_str::<syn::Ident>(&lit.value()).is_err() {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "the program name must be a valid identifier (it is the ELF symbol)",
+                        ));
+                    }
                     name = Some(lit.value());
                 }
                 _ => {
@@ -35,22 +55,61 @@ impl StructOps {
                 }
             }
         }
-        if let Some(v) = &item.sig.variadic {
+        let sig = &item.sig;
+        if let Some(v) = &sig.variadic {
             return Err(syn::Error::new(
                 v.span(),
                 "struct_ops programs are not variadic",
             ));
         }
-        if !item.sig.generics.params.is_empty() {
+        if !sig.generics.params.is_empty() {
             return Err(syn::Error::new(
-                item.sig.generics.span(),
+                sig.generics.span(),
                 "struct_ops programs cannot be generic",
+            ));
+        }
+        if let Some(a) = &sig.asyncness {
+            return Err(syn::Error::new(
+                a.span(),
+                "struct_ops programs cannot be async",
+            ));
+        }
+        let mut takes_context = false;
+        for (i, arg) in sig.inputs.iter().enumerate() {
+            match arg {
+                FnArg::Receiver(r) => {
+                    return Err(syn::Error::new(
+                        r.span(),
+                        "struct_ops programs take no self",
+                    ));
+                }
+                FnArg::Typed(PatType { pat, ty, .. }) => {
+                    if !matches!(**pat, Pat::Ident(_) | Pat::Wild(_)) {
+                        return Err(syn::Error::new(pat.span(), "use a plain argument name"));
+                    }
+                    if is_context(ty) {
+                        if i != 0 {
+                            return Err(syn::Error::new(
+                                ty.span(),
+                                "a `StructOpsContext` parameter must come first",
+                            ));
+                        }
+                        takes_context = true;
+                    }
+                }
+            }
+        }
+        if sig.inputs.len() > 12 + usize::from(takes_context) {
+            return Err(syn::Error::new(
+                sig.inputs.span(),
+                "struct_ops programs take at most 12 arguments (MAX_BPF_FUNC_ARGS)",
             ));
         }
         Ok(Self {
             item,
             sleepable,
             name,
+            takes_context,
         })
     }
 
@@ -72,33 +131,39 @@ impl StructOps {
             },
             symbol
         );
+        // Doc comments describe the program (the type); everything else applies to the function.
+        let (docs, fn_attrs): (Vec<_>, Vec<_>) =
+            attrs.iter().partition(|a| a.path().is_ident("doc"));
+        let entry = format_ident!("{}", symbol, span = fn_name.span());
         let inner = format_ident!("__{}_inner", fn_name);
         let inputs = &sig.inputs;
         let output = match &sig.output {
             ReturnType::Default => quote!(()),
             ReturnType::Type(_, ty) => quote!(#ty),
         };
-        let args = inputs.iter().enumerate().map(|(i, arg)| {
-            let ty = match arg {
-                FnArg::Typed(t) => &t.ty,
-                FnArg::Receiver(r) => {
-                    return syn::Error::new(r.span(), "struct_ops programs take no self")
-                        .to_compile_error();
-                }
-            };
-            if let FnArg::Typed(t) = arg {
-                if !matches!(*t.pat, Pat::Ident(_) | Pat::Wild(_)) {
-                    return syn::Error::new(t.pat.span(), "use a plain argument name")
-                        .to_compile_error();
-                }
-            }
-            quote! {
+        let typed = || {
+            inputs.iter().filter_map(|a| match a {
+                FnArg::Typed(t) => Some(&t.ty),
+                FnArg::Receiver(_) => None,
+            })
+        };
+        let skip = usize::from(self.takes_context);
+        let kernel_tys: Vec<_> = typed().skip(skip).collect();
+        let mut args: Vec<TokenStream> = Vec::new();
+        if self.takes_context {
+            args.push(quote! {
+                // SAFETY: `ctx` is the kernel's argument array of this program.
+                unsafe { ::aya_structops_ebpf::StructOpsContext::new(ctx) }
+            });
+        }
+        for (i, ty) in kernel_tys.iter().enumerate() {
+            args.push(quote_spanned! {ty.span()=>
                 <#ty as ::aya_structops_ebpf::FromArg>::from_arg(
                     // SAFETY: the kernel passes one u64 per argument of the ops member.
                     unsafe { ::core::ptr::read(ctx.add(#i)) }
                 )
-            }
-        });
+            });
+        }
         let unsafety = &sig.unsafety;
         let call = quote!(#inner(#(#args),*));
         let call = if unsafety.is_some() {
@@ -106,14 +171,32 @@ impl StructOps {
         } else {
             call
         };
+        let ret_span = match &sig.output {
+            ReturnType::Default => fn_name.span(),
+            ReturnType::Type(_, ty) => ty.span(),
+        };
+        let into_ret = quote_spanned!(ret_span=> ::aya_structops_ebpf::IntoRet::into_ret);
         quote! {
-            #(#attrs)*
-            #[unsafe(export_name = #symbol)]
-            #[unsafe(link_section = #section)]
-            #vis extern "C" fn #fn_name(ctx: *const u64) -> u64 {
-                #[inline(always)]
-                #unsafety fn #inner(#inputs) -> #output #block
-                ::aya_structops_ebpf::IntoRet::into_ret(#call)
+            #(#docs)*
+            ///
+            /// A struct_ops program (`#[struct_ops]`): set it as an ops member in `struct_ops_map!`.
+            #[allow(non_camel_case_types)]
+            #[derive(Clone, Copy)]
+            #vis struct #fn_name;
+
+            impl ::aya_structops_ebpf::Program for #fn_name {
+                type Signature = fn(#(#kernel_tys),*) -> #output;
+                const PROG: ::aya_structops_ebpf::ProgFn = {
+                    #(#fn_attrs)*
+                    #[unsafe(export_name = #symbol)]
+                    #[unsafe(link_section = #section)]
+                    extern "C" fn #entry(ctx: *const u64) -> u64 {
+                        #[inline(always)]
+                        #unsafety fn #inner(#inputs) -> #output #block
+                        #into_ret(#call)
+                    }
+                    #entry
+                };
             }
         }
     }
@@ -124,28 +207,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expands_typed_args_into_ctx_reads() {
+    fn expands_to_a_program_type_and_an_exported_entry() {
         let p = StructOps::parse(
             quote!(),
             quote! {
+                /// Docs.
                 fn cong_avoid(sk: *mut sock, ack: u32) { body() }
             },
         )
         .unwrap();
         let expected = quote! {
-            #[unsafe(export_name = "cong_avoid")]
-            #[unsafe(link_section = "struct_ops/cong_avoid")]
-            extern "C" fn cong_avoid(ctx: *const u64) -> u64 {
-                #[inline(always)]
-                fn __cong_avoid_inner(sk: *mut sock, ack: u32) -> () { body() }
-                ::aya_structops_ebpf::IntoRet::into_ret(__cong_avoid_inner(
-                    <*mut sock as ::aya_structops_ebpf::FromArg>::from_arg(
-                        unsafe { ::core::ptr::read(ctx.add(0usize)) }
-                    ),
-                    <u32 as ::aya_structops_ebpf::FromArg>::from_arg(
-                        unsafe { ::core::ptr::read(ctx.add(1usize)) }
-                    )
-                ))
+            /// Docs.
+            ///
+            /// A struct_ops program (`#[struct_ops]`): set it as an ops member in `struct_ops_map!`.
+            #[allow(non_camel_case_types)]
+            #[derive(Clone, Copy)]
+            struct cong_avoid;
+
+            impl ::aya_structops_ebpf::Program for cong_avoid {
+                type Signature = fn(*mut sock, u32) -> ();
+                const PROG: ::aya_structops_ebpf::ProgFn = {
+                    #[unsafe(export_name = "cong_avoid")]
+                    #[unsafe(link_section = "struct_ops/cong_avoid")]
+                    extern "C" fn cong_avoid(ctx: *const u64) -> u64 {
+                        #[inline(always)]
+                        fn __cong_avoid_inner(sk: *mut sock, ack: u32) -> () { body() }
+                        ::aya_structops_ebpf::IntoRet::into_ret(__cong_avoid_inner(
+                            <*mut sock as ::aya_structops_ebpf::FromArg>::from_arg(
+                                unsafe { ::core::ptr::read(ctx.add(0usize)) }
+                            ),
+                            <u32 as ::aya_structops_ebpf::FromArg>::from_arg(
+                                unsafe { ::core::ptr::read(ctx.add(1usize)) }
+                            )
+                        ))
+                    }
+                    cong_avoid
+                };
             }
         };
         assert_eq!(p.expand().to_string(), expected.to_string());
@@ -161,28 +258,80 @@ mod tests {
         let s = p.expand().to_string();
         assert!(s.contains("\"struct_ops.s/test_1\""), "{s}");
         assert!(s.contains("export_name = \"test_1\""), "{s}");
+        assert!(s.contains("extern \"C\" fn test_1"), "{s}");
+        assert!(s.contains("pub struct t"), "{s}");
         assert!(s.contains("unsafe { __t_inner"), "{s}");
     }
 
     #[test]
-    fn rejects_unknown_option_and_generics() {
+    fn context_parameter_is_not_part_of_the_signature() {
+        let p = StructOps::parse(
+            quote!(),
+            quote! { fn f(ctx: StructOpsContext, sk: *mut sock) -> u32 { 0 } },
+        )
+        .unwrap();
+        let s = p.expand().to_string();
+        assert!(s.contains("type Signature = fn (* mut sock) -> u32"), "{s}");
+        assert!(s.contains("StructOpsContext :: new (ctx)"), "{s}");
+        // the first kernel argument is still ctx[0]
+        assert!(s.contains("ctx . add (0usize)"), "{s}");
+        let e = StructOps::parse(
+            quote!(),
+            quote! { fn f(sk: *mut sock, ctx: StructOpsContext) {} },
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("must come first"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_option_generics_and_bad_names() {
+        let err =
+            |a: TokenStream, f: TokenStream| StructOps::parse(a, f).err().unwrap().to_string();
         assert!(
-            StructOps::parse(
+            err(
                 quote!(bogus),
                 quote!(
                     fn f() {}
                 )
             )
-            .is_err()
+            .contains("expected `sleepable`")
         );
         assert!(
-            StructOps::parse(
+            err(
                 quote!(),
                 quote!(
                     fn f<T>() {}
                 )
             )
-            .is_err()
+            .contains("cannot be generic")
+        );
+        assert!(
+            err(
+                quote!(name = "a-b"),
+                quote!(
+                    fn f() {}
+                )
+            )
+            .contains("valid identifier")
+        );
+        assert!(
+            err(
+                quote!(),
+                quote!(
+                    async fn f() {}
+                )
+            )
+            .contains("cannot be async")
+        );
+        assert!(
+            err(
+                quote!(),
+                quote!(
+                    fn f((a, b): (u32, u32)) {}
+                )
+            )
+            .contains("plain argument")
         );
     }
 }

@@ -1,5 +1,5 @@
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{
     Attribute, Expr, ExprLit, Ident, Lit, Path, Result, Token, Visibility, braced,
     parse::{Parse, ParseStream},
@@ -90,6 +90,19 @@ impl Parse for StructOpsMap {
     }
 }
 
+/// A member value that names a program: a path whose last segment is a snake_case (function) name.
+/// Constants (`SCREAMING_CASE`) and any other expression are data.
+fn is_program_path(path: &Path) -> bool {
+    path.segments.last().is_some_and(|s| {
+        s.ident
+            .to_string()
+            .trim_start_matches("r#")
+            .chars()
+            .find(|c| *c != '_')
+            .is_some_and(|c| c.is_ascii_lowercase())
+    })
+}
+
 impl StructOpsMap {
     pub(crate) fn parse(input: TokenStream) -> Result<Self> {
         parse2(input)
@@ -124,10 +137,30 @@ impl StructOpsMap {
             }) => {
                 quote!(#m: ::aya_structops_ebpf::cstr(#s))
             }
-            Expr::Path(_) => quote!(#m: #v as #ty::#m),
+            Expr::Path(p) if is_program_path(&p.path) => {
+                // The program must implement `Program` (it has `#[struct_ops]`) and its signature must be
+                // the member's: both are trait bounds, so a mistake is a compile error naming the member.
+                let check = quote_spanned! {v.span()=>
+                    __check(&#v)
+                };
+                quote! {
+                    #m: {
+                        const fn __check<P: ::aya_structops_ebpf::Program>(
+                            _: &P,
+                        ) -> ::aya_structops_ebpf::ProgFn
+                        where
+                            ::aya_structops_ebpf::Signature<
+                                <P as ::aya_structops_ebpf::Program>::Signature,
+                            >: #ty::signatures::#m,
+                        {
+                            <P as ::aya_structops_ebpf::Program>::PROG
+                        }
+                        #check
+                    }
+                }
+            }
             _ => quote!(#m: #v),
         });
-        let _ = ty.span();
         quote! {
             #[doc(hidden)]
             #[allow(non_snake_case)]
@@ -193,7 +226,19 @@ mod tests {
                 #[allow(unused_imports)]
                 use __struct_ops_RENO::*;
                 __struct_ops_RENO::tcp_congestion_ops {
-                    ssthresh: rust_ssthresh as ops::tcp_congestion_ops::ssthresh,
+                    ssthresh: {
+                        const fn __check<P: ::aya_structops_ebpf::Program>(
+                            _: &P,
+                        ) -> ::aya_structops_ebpf::ProgFn
+                        where
+                            ::aya_structops_ebpf::Signature<
+                                <P as ::aya_structops_ebpf::Program>::Signature,
+                            >: ops::tcp_congestion_ops::signatures::ssthresh,
+                        {
+                            <P as ::aya_structops_ebpf::Program>::PROG
+                        }
+                        __check(&rust_ssthresh)
+                    },
                     name: ::aya_structops_ebpf::cstr("reno"),
                     flags: 0
                 }
@@ -210,6 +255,20 @@ mod tests {
         })
         .unwrap();
         assert!(m.expand().to_string().contains("\"?.struct_ops\""));
+    }
+
+    #[test]
+    fn constants_are_data_and_functions_are_programs() {
+        let m = StructOpsMap::parse(quote! {
+            static X: ops::t = { flags: MY_FLAGS, timeout_ms: cfg::TIMEOUT, init: progs::my_init, r#yield: r#yield_prog };
+        })
+        .unwrap();
+        let s = m.expand().to_string();
+        assert!(s.contains("flags : MY_FLAGS"), "{s}");
+        assert!(s.contains("timeout_ms : cfg :: TIMEOUT"), "{s}");
+        assert!(s.contains("ops :: t :: signatures :: init"), "{s}");
+        assert!(s.contains("__check (& progs :: my_init)"), "{s}");
+        assert!(s.contains("__check (& r#yield_prog)"), "{s}");
     }
 
     #[test]

@@ -145,6 +145,19 @@ pub enum Error {
         /// Bytes given.
         got: u64,
     },
+    /// `set_global` on a variable no program instruction reads: the compiler folded its value into the code.
+    #[error(
+        "global variable `{name}` (in {section}) is read by no instruction: the compiler folded its value \
+         into the code, so setting it before load would change nothing. In Rust declare it as \
+         `aya_structops_ebpf::Config<T>` (read with `read_volatile`) or read it with \
+         `core::ptr::read_volatile`; in C declare it `const volatile`"
+    )]
+    GlobalNotRead {
+        /// The variable.
+        name: String,
+        /// Its data section.
+        section: String,
+    },
     /// The map is already registered.
     #[error("struct_ops map `{0}` is already registered")]
     AlreadyRegistered(String),

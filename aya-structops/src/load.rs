@@ -63,6 +63,8 @@ pub struct StructOpsMap {
     pub(crate) programs: Vec<Arc<OwnedFd>>,
     /// Members bound to programs: (member, program).
     pub slots: Vec<(String, String)>,
+    /// What the kernel would refuse at registration (checked before registering).
+    pub(crate) registration: Vec<crate::matching::RegistrationIssue>,
 }
 
 impl StructOpsMap {
@@ -512,6 +514,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     .iter()
                     .map(|s| (s.member.clone(), s.program.clone()))
                     .collect(),
+                registration: m.registration.clone(),
             },
         );
     }

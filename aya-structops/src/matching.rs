@@ -86,6 +86,20 @@ pub enum MatchError {
         /// What is wrong.
         reason: String,
     },
+    /// The kernel would refuse to register the map: a member it requires is missing or has a value it rejects.
+    #[error(
+        "struct_ops map `{map}`, type `{type_name}`, member `{member}`: {reason}; the kernel would refuse to register it"
+    )]
+    Required {
+        /// The map.
+        map: String,
+        /// The kernel type name.
+        type_name: String,
+        /// The member (for "one of" rules, the alternatives joined with ` or `).
+        member: String,
+        /// What the kernel requires, naming the kernel function that checks it.
+        reason: String,
+    },
     /// A kfunc the programs call does not exist in this kernel.
     #[error("program `{program}` calls kfunc `{kfunc}`, which the kernel does not have")]
     NoKfunc {
@@ -255,6 +269,19 @@ pub struct MatchedMap {
     pub value: Vec<u8>,
     /// Program slots.
     pub slots: Vec<Slot>,
+    /// What the kernel would refuse at registration ([`registration_issues`]); programs load regardless,
+    /// registering fails with [`MatchError::Required`] before any syscall.
+    pub registration: Vec<RegistrationIssue>,
+}
+
+impl MatchedMap {
+    /// `Ok` when nothing is known to make the kernel refuse to register this map, else the first issue.
+    pub fn check_registration(&self) -> Result<(), MatchError> {
+        match self.registration.first() {
+            Some(issue) => Err(issue.to_error(&self.name, &self.type_name)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How a program attaches: to which kernel type and member index.
@@ -536,6 +563,7 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             link: map.link,
             value,
             slots,
+            registration: registration_issues(map, kernel),
         });
     }
     for field in obj.fields.iter().filter(|f| f.used) {
@@ -594,6 +622,8 @@ pub struct MapReport {
     pub kernel_type: Result<KernelOpsType, String>,
     /// Per member verdicts (empty when the type is missing).
     pub members: Vec<(String, MemberStatus)>,
+    /// What the kernel would refuse at registration (empty when the type is missing).
+    pub registration: Vec<RegistrationIssue>,
 }
 
 /// Would this object load on that kernel? Per map and member, per kernel field, per kfunc.
@@ -615,6 +645,7 @@ impl CompatReport {
                 && m.members
                     .iter()
                     .all(|(_, s)| !matches!(s, MemberStatus::Incompatible(_)))
+                && m.registration.is_empty()
         }) && self.fields.iter().all(|(_, r)| r.is_ok())
             && self.kfuncs.iter().all(|(_, ok)| *ok)
     }
@@ -649,6 +680,9 @@ impl std::fmt::Display for CompatReport {
                     }
                 }
             }
+            for issue in &m.registration {
+                writeln!(f, "  {:<20} UNREGISTRABLE: {}", issue.member, issue.reason)?;
+            }
         }
         for (field, r) in &self.fields {
             match r {
@@ -677,16 +711,17 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     let mut maps = Vec::new();
     for map in obj.struct_ops.values() {
         let type_name = map.kernel_type_name().to_owned();
-        let (kernel_type, members) = match kernel_ops_type(kernel, &type_name) {
+        let (kernel_type, members, registration) = match kernel_ops_type(kernel, &type_name) {
             Err(e) => (
                 Err(format!(
                     "no struct_ops type `{type_name}` in this kernel ({e})"
                 )),
                 Vec::new(),
+                Vec::new(),
             ),
             Ok(kty) => match match_members(obj, map, kernel, &kty) {
-                Ok(m) => (Ok(kty), m.verdicts),
-                Err(e) => (Err(e.to_string()), Vec::new()),
+                Ok(m) => (Ok(kty), m.verdicts, registration_issues(map, kernel)),
+                Err(e) => (Err(e.to_string()), Vec::new(), Vec::new()),
             },
         };
         maps.push(MapReport {
@@ -695,6 +730,7 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
             autocreate: map.autocreate,
             kernel_type,
             members,
+            registration,
         });
     }
     let mut fields = Vec::new();
@@ -735,5 +771,621 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
         maps,
         fields,
         kfuncs,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the kernel checks when a struct_ops map is registered.
+// ---------------------------------------------------------------------------------------------------------
+
+/// A check the kernel makes on an ops value when it is registered (the map update of a `.struct_ops` map,
+/// or the value update before `BPF_LINK_CREATE` of a `.struct_ops.link` map: both run the type's
+/// `init_member` on every member, then its `validate` or `reg`). Programs load without them; registration
+/// then fails with a bare `EINVAL`.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// This function-pointer member needs a program.
+    Program(&'static str),
+    /// At least one of these function-pointer members needs a program.
+    AnyProgram(&'static [&'static str]),
+    /// Needs a program on kernels whose `struct bpf_struct_ops` has no `validate` (before 6.4), where
+    /// `init_member` itself refused a missing program for every member outside an optional list.
+    ProgramWithoutValidate(&'static str),
+    /// A name the kernel copies with `bpf_obj_name_cpy`: 1 to size-1 characters of `[A-Za-z0-9_.]`,
+    /// NUL-terminated.
+    ObjName(&'static str),
+    /// This data member must be zero.
+    Zero(&'static str),
+    /// The bits of this data member must lie within a mask.
+    FlagsWithin(&'static str, Mask),
+    /// This data member must not exceed a value.
+    Max(&'static str, u64),
+    /// When flag `flag` (an enumerator of `enum_name`) is set in member `flags`, each of `needs` needs a
+    /// program.
+    FlagNeedsPrograms {
+        flags: &'static str,
+        enum_name: &'static str,
+        flag: &'static str,
+        needs: &'static [&'static str],
+    },
+    /// Flag `flag` together with a program on `with` needs flag `unless` too.
+    FlagWithProgramNeedsFlag {
+        flags: &'static str,
+        enum_name: &'static str,
+        flag: &'static str,
+        with: &'static str,
+        unless: &'static str,
+    },
+}
+
+/// The bits a flags member may have.
+#[derive(Debug, Clone, Copy)]
+enum Mask {
+    /// A constant (a `#define` of the uapi, absent from BTF).
+    Const(&'static str, u64),
+    /// The value of an enumerator in the kernel's BTF (the rule applies only where it exists).
+    Enumerator(&'static str, &'static str),
+}
+
+/// The registration rules of every struct_ops type the kernel has, each with the kernel function that
+/// enforces it. Types not listed (e.g. `bpf_dummy_ops`, which cannot be registered at all) have none.
+const REGISTRATION_RULES: &[(&str, &[(Rule, &str)])] = &[
+    (
+        "tcp_congestion_ops",
+        &[
+            (
+                Rule::Program("ssthresh"),
+                "tcp_validate_congestion_control, net/ipv4/tcp_cong.c",
+            ),
+            (
+                Rule::Program("undo_cwnd"),
+                "tcp_validate_congestion_control, net/ipv4/tcp_cong.c",
+            ),
+            (
+                Rule::AnyProgram(&["cong_avoid", "cong_control"]),
+                "tcp_validate_congestion_control, net/ipv4/tcp_cong.c",
+            ),
+            (
+                Rule::ProgramWithoutValidate("cong_avoid"),
+                "bpf_tcp_ca_init_member, net/ipv4/bpf_tcp_ca.c (before 6.4: cong_avoid is not in optional_ops)",
+            ),
+            (
+                Rule::ObjName("name"),
+                "bpf_tcp_ca_init_member -> bpf_obj_name_cpy, net/ipv4/bpf_tcp_ca.c",
+            ),
+        ],
+    ),
+    (
+        "sched_ext_ops",
+        &[
+            (
+                Rule::ObjName("name"),
+                "bpf_scx_init_member -> bpf_obj_name_cpy, kernel/sched/ext.c",
+            ),
+            (
+                Rule::FlagsWithin(
+                    "flags",
+                    Mask::Enumerator("scx_ops_flags", "SCX_OPS_ALL_FLAGS"),
+                ),
+                "bpf_scx_init_member, kernel/sched/ext.c",
+            ),
+            (
+                Rule::Max("dispatch_max_batch", i32::MAX as u64),
+                "bpf_scx_init_member, kernel/sched/ext.c",
+            ),
+            (
+                // msecs_to_jiffies(timeout_ms) > SCX_WATCHDOG_MAX_TIMEOUT (30 * HZ): E2BIG.
+                Rule::Max("timeout_ms", 30_000),
+                "bpf_scx_init_member, kernel/sched/ext.c",
+            ),
+            (
+                Rule::FlagNeedsPrograms {
+                    flags: "flags",
+                    enum_name: "scx_ops_flags",
+                    flag: "SCX_OPS_ENQ_LAST",
+                    needs: &["enqueue"],
+                },
+                "validate_ops, kernel/sched/ext.c",
+            ),
+            (
+                Rule::FlagWithProgramNeedsFlag {
+                    flags: "flags",
+                    enum_name: "scx_ops_flags",
+                    flag: "SCX_OPS_BUILTIN_IDLE_PER_NODE",
+                    with: "update_idle",
+                    unless: "SCX_OPS_KEEP_BUILTIN_IDLE",
+                },
+                "validate_ops, kernel/sched/ext.c",
+            ),
+        ],
+    ),
+    (
+        "Qdisc_ops",
+        &[
+            (
+                Rule::Program("enqueue"),
+                "bpf_qdisc_validate, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::Program("dequeue"),
+                "bpf_qdisc_validate, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::Program("init"),
+                "bpf_qdisc_validate, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::Program("reset"),
+                "bpf_qdisc_validate, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::Program("destroy"),
+                "bpf_qdisc_validate, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::ObjName("id"),
+                "bpf_qdisc_init_member -> bpf_obj_name_cpy, net/sched/bpf_qdisc.c",
+            ),
+            (
+                Rule::Zero("priv_size"),
+                "bpf_qdisc_init_member, net/sched/bpf_qdisc.c",
+            ),
+        ],
+    ),
+    (
+        "hid_bpf_ops",
+        &[(
+            Rule::FlagsWithin("flags", Mask::Const("BPF_F_BEFORE", 1 << 3)),
+            "hid_bpf_ops_init_member, drivers/hid/bpf/hid_bpf_struct_ops.c",
+        )],
+    ),
+];
+
+/// A member whose value the kernel refuses at registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationIssue {
+    /// The member (for "one of" rules, the alternatives joined with ` or `).
+    pub member: String,
+    /// What the kernel requires, naming the kernel function that checks it.
+    pub reason: String,
+}
+
+impl RegistrationIssue {
+    /// The error for `map` of kernel type `type_name`.
+    pub fn to_error(&self, map: &str, type_name: &str) -> MatchError {
+        MatchError::Required {
+            map: map.to_owned(),
+            type_name: type_name.to_owned(),
+            member: self.member.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// The kernel functions whose registration checks [`registration_issues`] mirrors for `type_name`, or an
+/// empty list for a type without any.
+pub fn registration_rule_sources(type_name: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = REGISTRATION_RULES
+        .iter()
+        .filter(|(t, _)| *t == type_name)
+        .flat_map(|(_, rules)| rules.iter().map(|(_, source)| *source))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Checks `map`'s value (as it would be registered: its programs and data members) against what the
+/// kernel verifies at registration for its type. `kernel` supplies version-dependent facts (enumerator
+/// values, whether `struct bpf_struct_ops` has `validate`). An empty result means nothing is known to fail.
+pub fn registration_issues(map: &StructOpsSpec, kernel: &KernelBtf) -> Vec<RegistrationIssue> {
+    let type_name = map.kernel_type_name();
+    let Some((_, rules)) = REGISTRATION_RULES.iter().find(|(t, _)| *t == type_name) else {
+        return Vec::new();
+    };
+    let has_program = |member: &str| map.member(member).is_some_and(|m| m.program.is_some());
+    let value = |member: &str| -> u64 {
+        let bytes = map.member_data(member).unwrap_or(&[]);
+        let mut le = [0u8; 8];
+        let n = bytes.len().min(8);
+        le[..n].copy_from_slice(&bytes[..n]);
+        u64::from_le_bytes(le)
+    };
+    let enumerator = |enum_name: &str, value_name: &str| -> Option<u64> {
+        let (obj, id) = kernel
+            .find(BtfKind::Enum, enum_name)
+            .or_else(|| kernel.find(BtfKind::Enum64, enum_name))?;
+        match kernel.btf(&obj).type_by_id(id).ok()? {
+            Type::Enum { mut values, .. } | Type::Enum64 { mut values, .. } => {
+                values.find(|v| v.name == value_name).map(|v| v.value)
+            }
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let mut issue = |member: String, reason: String| {
+        if !out.iter().any(|i: &RegistrationIssue| i.member == member) {
+            out.push(RegistrationIssue { member, reason });
+        }
+    };
+    for (rule, source) in rules.iter() {
+        match *rule {
+            Rule::Program(member) if !has_program(member) => issue(
+                member.to_owned(),
+                format!("registration requires a program here (kernel: {source})"),
+            ),
+            Rule::AnyProgram(members) if !members.iter().any(|m| has_program(m)) => issue(
+                members.join(" or "),
+                format!(
+                    "registration requires a program for one of `{}` (kernel: {source})",
+                    members.join("`, `")
+                ),
+            ),
+            Rule::ProgramWithoutValidate(member)
+                if !has_program(member) && !kernel_has_struct_ops_validate(kernel) =>
+            {
+                issue(
+                    member.to_owned(),
+                    format!("this kernel requires a program here (kernel: {source})"),
+                )
+            }
+            Rule::ObjName(member) => {
+                if let Err(why) = obj_name(map.member_data(member).unwrap_or(&[])) {
+                    issue(member.to_owned(), format!("{why} (kernel: {source})"))
+                }
+            }
+            Rule::Zero(member) if value(member) != 0 => issue(
+                member.to_owned(),
+                format!(
+                    "must be 0, the object sets {} (kernel: {source})",
+                    value(member)
+                ),
+            ),
+            Rule::FlagsWithin(member, mask) => {
+                let (mask_name, allowed) = match mask {
+                    Mask::Const(name, v) => (name, Some(v)),
+                    Mask::Enumerator(e, v) => (v, enumerator(e, v)),
+                };
+                let bits = value(member);
+                if let Some(allowed) = allowed
+                    && bits & !allowed != 0
+                {
+                    issue(
+                        member.to_owned(),
+                        format!(
+                            "flags {bits:#x} include bits {:#x} outside {mask_name} ({allowed:#x}) (kernel: {source})",
+                            bits & !allowed
+                        ),
+                    )
+                }
+            }
+            Rule::Max(member, max) if value(member) > max => issue(
+                member.to_owned(),
+                format!(
+                    "{} exceeds the maximum {max} (kernel: {source})",
+                    value(member)
+                ),
+            ),
+            Rule::FlagNeedsPrograms {
+                flags,
+                enum_name,
+                flag,
+                needs,
+            } => {
+                let Some(bit) = enumerator(enum_name, flag) else {
+                    continue;
+                };
+                if value(flags) & bit == 0 {
+                    continue;
+                }
+                for member in needs.iter().filter(|m| !has_program(m)) {
+                    issue(
+                        member.to_string(),
+                        format!(
+                            "`{flags}` has {flag}, which requires a program here (kernel: {source})"
+                        ),
+                    );
+                }
+            }
+            Rule::FlagWithProgramNeedsFlag {
+                flags,
+                enum_name,
+                flag,
+                with,
+                unless,
+            } => {
+                let (Some(bit), Some(keep)) =
+                    (enumerator(enum_name, flag), enumerator(enum_name, unless))
+                else {
+                    continue;
+                };
+                let f = value(flags);
+                if f & bit != 0 && has_program(with) && f & keep == 0 {
+                    issue(
+                        flags.to_owned(),
+                        format!(
+                            "{flag} with a program on `{with}` also needs {unless} (kernel: {source})"
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the kernel's `struct bpf_struct_ops` has a `validate` callback (6.4+).
+fn kernel_has_struct_ops_validate(kernel: &KernelBtf) -> bool {
+    let Some((obj, id)) = kernel.find(BtfKind::Struct, "bpf_struct_ops") else {
+        // No such struct: no struct_ops at all; nothing to add.
+        return true;
+    };
+    match kernel.btf(&obj).type_by_id(id) {
+        Ok(Type::Struct(s)) => s.member("validate").is_some(),
+        _ => true,
+    }
+}
+
+/// The kernel's `bpf_obj_name_cpy` accepts 1 to `len - 1` characters of `[A-Za-z0-9_.]` followed by a NUL.
+fn obj_name(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("registration requires a name, and the object does not set this member".into());
+    }
+    let Some(end) = bytes.iter().position(|b| *b == 0) else {
+        return Err(format!(
+            "the name is not NUL-terminated within its {} bytes (at most {} characters)",
+            bytes.len(),
+            bytes.len() - 1
+        ));
+    };
+    if end == 0 {
+        return Err("registration requires a non-empty name".into());
+    }
+    if let Some(bad) = bytes[..end]
+        .iter()
+        .find(|b| !(b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.'))
+    {
+        return Err(format!(
+            "the name `{}` has {:?}, but only A-Z, a-z, 0-9, `_` and `.` are allowed",
+            String::from_utf8_lossy(&bytes[..end]),
+            char::from(*bad)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        core_reloc::testutil::BtfBuilder,
+        object::{MemberKind, ObjMember},
+    };
+
+    /// A kernel with `struct bpf_struct_ops` (with `validate` or not) and `enum scx_ops_flags`.
+    fn kernel(validate: bool) -> KernelBtf {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, true);
+        let mut members = vec![("reg", int, 0)];
+        if validate {
+            members.push(("validate", int, 32));
+        }
+        b.strukt("bpf_struct_ops", 8, &members);
+        b.enumeration(
+            "scx_ops_flags",
+            &[
+                ("SCX_OPS_KEEP_BUILTIN_IDLE", 1),
+                ("SCX_OPS_ENQ_LAST", 2),
+                ("SCX_OPS_BUILTIN_IDLE_PER_NODE", 64),
+                ("SCX_OPS_ALL_FLAGS", 0x7f),
+            ],
+        );
+        KernelBtf {
+            vmlinux: b.parse(),
+            modules_dir: None,
+            modules: OnceLock::new(),
+        }
+    }
+
+    /// An ops value: function members (name, program set?) then data members (name, bytes).
+    fn spec(type_name: &str, funcs: &[(&str, bool)], data: &[(&str, &[u8])]) -> StructOpsSpec {
+        let mut members = Vec::new();
+        let mut bytes = Vec::new();
+        for (name, set) in funcs {
+            members.push(ObjMember {
+                name: (*name).into(),
+                offset: bytes.len() as u32,
+                size: 8,
+                kind: MemberKind::FuncPtr,
+                program: set.then(|| format!("prog_{name}")),
+                type_id: 0,
+            });
+            bytes.extend([0; 8]);
+        }
+        for (name, value) in data {
+            members.push(ObjMember {
+                name: (*name).into(),
+                offset: bytes.len() as u32,
+                size: value.len() as u32,
+                kind: MemberKind::Data,
+                program: None,
+                type_id: 0,
+            });
+            bytes.extend_from_slice(value);
+        }
+        StructOpsSpec {
+            name: "m".into(),
+            section: ".struct_ops.link".into(),
+            link: true,
+            autocreate: true,
+            type_name: type_name.into(),
+            data: bytes,
+            members,
+        }
+    }
+
+    fn members(issues: &[RegistrationIssue]) -> Vec<&str> {
+        issues.iter().map(|i| i.member.as_str()).collect()
+    }
+
+    const NAME: &[u8; 16] = b"ok_name.v2\0\0\0\0\0\0";
+
+    #[test]
+    fn tcp_requires_ssthresh_undo_cwnd_and_a_congestion_callback() {
+        let k = kernel(true);
+        let full = spec(
+            "tcp_congestion_ops",
+            &[
+                ("ssthresh", true),
+                ("cong_avoid", true),
+                ("undo_cwnd", true),
+            ],
+            &[("name", NAME)],
+        );
+        assert_eq!(registration_issues(&full, &k), vec![]);
+        // cong_control instead of cong_avoid is enough where the kernel has `validate` (6.4+)...
+        let control = spec(
+            "tcp_congestion_ops___flavor",
+            &[
+                ("ssthresh", true),
+                ("cong_control", true),
+                ("undo_cwnd", true),
+            ],
+            &[("name", NAME)],
+        );
+        assert_eq!(registration_issues(&control, &k), vec![]);
+        // ...but not before, where bpf_tcp_ca_init_member wanted cong_avoid itself.
+        let old = registration_issues(&control, &kernel(false));
+        assert_eq!(members(&old), ["cong_avoid"]);
+        assert!(old[0].reason.contains("bpf_tcp_ca_init_member"), "{old:?}");
+
+        let none = spec(
+            "tcp_congestion_ops",
+            &[("ssthresh", false), ("init", true)],
+            &[],
+        );
+        let issues = registration_issues(&none, &k);
+        assert_eq!(
+            members(&issues),
+            [
+                "ssthresh",
+                "undo_cwnd",
+                "cong_avoid or cong_control",
+                "name"
+            ]
+        );
+        assert!(
+            issues[0].reason.contains("tcp_validate_congestion_control"),
+            "{issues:?}"
+        );
+        let e = issues[2].to_error("m", "tcp_congestion_ops").to_string();
+        assert!(
+            e.contains("map `m`")
+                && e.contains("type `tcp_congestion_ops`")
+                && e.contains("member `cong_avoid or cong_control`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_follow_bpf_obj_name_cpy() {
+        assert!(obj_name(NAME).is_ok());
+        assert!(obj_name(b"\0\0\0\0").unwrap_err().contains("non-empty"));
+        assert!(obj_name(b"").unwrap_err().contains("does not set"));
+        assert!(obj_name(b"abcd").unwrap_err().contains("NUL-terminated"));
+        let e = obj_name(b"c reno\0\0").unwrap_err();
+        assert!(e.contains("' '") && e.contains("`c reno`"), "{e}");
+        let k = kernel(true);
+        let bad = spec(
+            "sched_ext_ops",
+            &[],
+            &[("name", b"my-sched\0\0\0\0\0\0\0\0")],
+        );
+        let issues = registration_issues(&bad, &k);
+        assert_eq!(members(&issues), ["name"]);
+        assert!(issues[0].reason.contains("bpf_scx_init_member"));
+    }
+
+    #[test]
+    fn sched_ext_flags_limits_and_flag_dependencies() {
+        let k = kernel(true);
+        let ok = spec(
+            "sched_ext_ops",
+            &[("enqueue", true)],
+            &[("name", NAME), ("flags", &2u64.to_le_bytes())],
+        );
+        assert_eq!(registration_issues(&ok, &k), vec![]);
+        // SCX_OPS_ENQ_LAST without enqueue (validate_ops); a bit outside SCX_OPS_ALL_FLAGS; limits.
+        let bad = spec(
+            "sched_ext_ops",
+            &[("enqueue", false), ("update_idle", true)],
+            &[
+                ("name", NAME),
+                ("flags", &(2u64 | 64 | 0x100).to_le_bytes()),
+                ("timeout_ms", &30_001u32.to_le_bytes()),
+                ("dispatch_max_batch", &u32::MAX.to_le_bytes()),
+            ],
+        );
+        let issues = registration_issues(&bad, &k);
+        assert_eq!(
+            members(&issues),
+            ["flags", "dispatch_max_batch", "timeout_ms", "enqueue"],
+            "{issues:?}"
+        );
+        assert!(issues[0].reason.contains("0x100"), "{issues:?}");
+        assert!(issues[3].reason.contains("SCX_OPS_ENQ_LAST"), "{issues:?}");
+        // BUILTIN_IDLE_PER_NODE with update_idle needs KEEP_BUILTIN_IDLE.
+        let idle = spec(
+            "sched_ext_ops",
+            &[("update_idle", true)],
+            &[("name", NAME), ("flags", &64u64.to_le_bytes())],
+        );
+        let issues = registration_issues(&idle, &k);
+        assert_eq!(members(&issues), ["flags"]);
+        assert!(issues[0].reason.contains("SCX_OPS_KEEP_BUILTIN_IDLE"));
+        let keep = spec(
+            "sched_ext_ops",
+            &[("update_idle", true)],
+            &[("name", NAME), ("flags", &65u64.to_le_bytes())],
+        );
+        assert_eq!(registration_issues(&keep, &k), vec![]);
+    }
+
+    #[test]
+    fn qdisc_hid_and_dummy_rules() {
+        let k = kernel(true);
+        let q = spec(
+            "Qdisc_ops",
+            &[("enqueue", true), ("dequeue", true), ("init", true)],
+            &[("id", NAME), ("priv_size", &4u32.to_le_bytes())],
+        );
+        assert_eq!(
+            members(&registration_issues(&q, &k)),
+            ["reset", "destroy", "priv_size"]
+        );
+        let hid = spec(
+            "hid_bpf_ops",
+            &[("hid_device_event", true)],
+            &[("hid_id", &[1, 0, 0, 0]), ("flags", &9u32.to_le_bytes())],
+        );
+        let issues = registration_issues(&hid, &k);
+        assert_eq!(members(&issues), ["flags"]);
+        assert!(issues[0].reason.contains("BPF_F_BEFORE"));
+        let hid_ok = spec(
+            "hid_bpf_ops",
+            &[],
+            &[("hid_id", &[1, 0, 0, 0]), ("flags", &8u32.to_le_bytes())],
+        );
+        assert_eq!(registration_issues(&hid_ok, &k), vec![]);
+        assert_eq!(
+            registration_issues(&spec("bpf_dummy_ops", &[], &[]), &k),
+            vec![]
+        );
+        assert!(registration_rule_sources("bpf_dummy_ops").is_empty());
+        assert!(
+            registration_rule_sources("Qdisc_ops")
+                .iter()
+                .any(|s| s.contains("bpf_qdisc_validate"))
+        );
     }
 }

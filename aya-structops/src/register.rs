@@ -230,6 +230,9 @@ impl Registration {
                 "a link can only move to another link map",
             ));
         }
+        if let Some(issue) = new.registration.first() {
+            return Err(issue.to_error(&new.name, &new.type_name).into());
+        }
         let fail = |source: sys::SysError| Error::Register {
             map: new.name.clone(),
             type_name: new.type_name.clone(),
@@ -451,6 +454,10 @@ impl Loaded {
             .maps
             .get(map)
             .ok_or_else(|| Error::NoSuchMap(map.into()))?;
+        // A member the kernel requires is missing: say which, instead of the kernel's bare EINVAL.
+        if let Some(issue) = m.registration.first() {
+            return Err(issue.to_error(&m.name, &m.type_name).into());
+        }
         Ok(Job {
             map: m.name.clone(),
             type_name: m.type_name.clone(),

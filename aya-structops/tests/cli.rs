@@ -508,3 +508,49 @@ fn check_usage_and_parse_errors_exit_2() {
     let out = structops(&["check", "--bogus", "x"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn check_names_a_member_registration_requires() {
+    // The Rust `incomplete` object: INCOMPLETE has no cong_avoid/cong_control; its programs would load,
+    // the kernel would refuse the registration.
+    let out = structops(&["check", c_obj("rust/incomplete.o").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let row = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("cong_avoid or cong_control"))
+        .unwrap_or_else(|| panic!("no required-member row:\n{report}"));
+    assert!(
+        row.contains("UNREGISTRABLE") && row.contains("tcp_validate_congestion_control"),
+        "{row}"
+    );
+    assert!(report.trim_end().ends_with("incompatible"), "{report}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("map `INCOMPLETE`")
+            && err.contains("cong_avoid or cong_control")
+            && err.contains("refuse to register"),
+        "stderr: {err}"
+    );
+    // The optional map in the same object is complete, and not created by default anyway.
+    assert!(!err.contains("COMPLETE_OPT"), "stderr: {err}");
+}
+
+#[test]
+fn check_refuses_an_object_that_can_panic() {
+    let out = structops(&["check", c_obj("rust/panics.o").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "stdout: {}", text(&out.stdout));
+    assert!(
+        !text(&out.stdout).contains("compatible"),
+        "stdout: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("program `p_ssthresh` can panic")
+            && err.contains("panic_const_div_by_zero")
+            && err.contains("panics.rs:19"),
+        "stderr: {err}"
+    );
+}

@@ -2,7 +2,7 @@
 //! machine's vmlinux BTF (readable without root). No syscalls that need privileges.
 
 use aya_structops::{
-    KernelBtf, ObjectSpec, ParseError,
+    Error, KernelBtf, ObjectSpec, ParseError,
     matching::{self, MemberStatus},
     object::MemberKind,
 };
@@ -199,4 +199,177 @@ fn renamed_kfuncs_resolve_to_the_first_alternative_present() {
         matching::find_kfunc(&kernel, "tcp_reno_ssthresh").unwrap()
     );
     assert!(matching::find_kfunc(&kernel, "not_a___or___not_b").is_none());
+}
+
+#[test]
+fn a_program_that_can_panic_is_refused_naming_program_function_and_site() {
+    let path = format!(
+        "{}/../testdata/obj/rust/panics.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let e = ObjectSpec::from_file(&path).unwrap_err();
+    let ParseError::Panic {
+        program,
+        function,
+        site,
+    } = &e
+    else {
+        panic!("expected ParseError::Panic, got {e}")
+    };
+    assert_eq!(program, "p_ssthresh");
+    assert_eq!(
+        function,
+        "core::panicking::panic_const::panic_const_div_by_zero"
+    );
+    let site = site.as_deref().expect("the object has line info");
+    assert!(
+        site.ends_with("integration-ebpf/src/bin/panics.rs:19"),
+        "{site}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("can panic") && msg.contains("checked_div"),
+        "{msg}"
+    );
+    println!("{msg}");
+}
+
+#[test]
+fn set_global_refuses_a_variable_no_instruction_reads() {
+    let mut spec = obj("folded");
+    // Read by a 64-bit load of its address: settable (the C `const volatile` idiom).
+    spec.set_global("read_gain", &2u32.to_ne_bytes()).unwrap();
+    // A static array addressed through the section symbol (`.rodata` + its offset): read too.
+    assert!(spec.global("gains").unwrap().read);
+    spec.set_global("gains", &[0; 16]).unwrap();
+    // `const` without `volatile`: clang folded it; nothing reads the symbol.
+    let g = spec.global("folded_gain").unwrap().clone();
+    assert!(!g.read, "{g:?}");
+    let e = spec
+        .set_global("folded_gain", &7u32.to_ne_bytes())
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::GlobalNotRead { name, section } if name == "folded_gain" && section == ".rodata"),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("read by no instruction")
+            && msg.contains("folded")
+            && msg.contains("aya_structops_ebpf::Config")
+            && msg.contains("read_volatile"),
+        "{msg}"
+    );
+    // The refused write changed nothing.
+    let data = spec.data_sections().find(|d| d.name == ".rodata").unwrap();
+    assert_eq!(
+        &data.data[g.offset as usize..g.offset as usize + 4],
+        &3u32.to_ne_bytes()
+    );
+
+    // The C corpus's `const volatile` config variable stays settable.
+    let mut globals = obj("globals");
+    globals
+        .set_global("cwnd_gain", &2u32.to_ne_bytes())
+        .unwrap();
+
+    // Rust: a kernel field declared but read by no program is such a symbol too.
+    let mut rust = obj("rust/tcp_cc");
+    let unused = rust
+        .kernel_fields()
+        .iter()
+        .find(|f| !f.used)
+        .unwrap()
+        .symbol
+        .clone();
+    assert!(matches!(
+        rust.set_global(&unused, &[0; 8]).unwrap_err(),
+        Error::GlobalNotRead { .. }
+    ));
+    // While its counters, which programs read, are settable.
+    rust.set_global("CONG_AVOID_CALLS", &5u64.to_ne_bytes())
+        .unwrap();
+}
+
+#[test]
+fn members_registration_requires_are_reported_before_registering() {
+    let Some(kernel) = kernel() else { return };
+    // Rust `incomplete`: a link map without cong_avoid/cong_control.
+    let spec = obj("rust/incomplete");
+    let report = matching::check(&spec, &kernel);
+    assert!(!report.compatible(), "{report}");
+    let m = report.maps.iter().find(|m| m.map == "INCOMPLETE").unwrap();
+    assert_eq!(
+        m.registration
+            .iter()
+            .map(|i| i.member.as_str())
+            .collect::<Vec<_>>(),
+        ["cong_avoid or cong_control"],
+        "{report}"
+    );
+    // Its members themselves all match: programs would load.
+    assert!(
+        m.members
+            .iter()
+            .all(|(_, s)| matches!(s, MemberStatus::Matched(_))),
+        "{report}"
+    );
+    let opt = report
+        .maps
+        .iter()
+        .find(|m| m.map == "COMPLETE_OPT")
+        .unwrap();
+    assert!(opt.registration.is_empty(), "{report}");
+    assert!(report.to_string().contains("UNREGISTRABLE"), "{report}");
+
+    // The plan still loads it (the kernel checks at registration, not load) and carries the verdict that
+    // register() consults before any syscall.
+    let plan = matching::plan(&spec, &kernel).unwrap();
+    let e = plan.maps[0].check_registration().unwrap_err();
+    assert!(
+        matches!(&e, aya_structops::MatchError::Required { map, type_name, member, .. }
+            if map == "INCOMPLETE" && type_name == "tcp_congestion_ops" && member == "cong_avoid or cong_control"),
+        "{e}"
+    );
+
+    // C, a `.struct_ops` map (registered by a map update): no undo_cwnd, and a name the kernel refuses.
+    let spec = obj("unregistrable");
+    assert!(!spec.struct_ops_map("c_unreg").unwrap().link);
+    let report = matching::check(&spec, &kernel);
+    assert!(!report.compatible(), "{report}");
+    let issues = &report.maps[0].registration;
+    assert_eq!(
+        issues.iter().map(|i| i.member.as_str()).collect::<Vec<_>>(),
+        ["undo_cwnd", "name"],
+        "{report}"
+    );
+    assert!(issues[1].reason.contains("`c unreg`"), "{issues:?}");
+    let plan = matching::plan(&spec, &kernel).unwrap();
+    let e = plan.maps[0].check_registration().unwrap_err().to_string();
+    assert!(
+        e.contains("map `c_unreg`") && e.contains("member `undo_cwnd`"),
+        "{e}"
+    );
+
+    // Complete objects have nothing to report, C and Rust, link and not.
+    for name in [
+        "tcp_cc",
+        "tcp_cc_link",
+        "globals",
+        "multi",
+        "flavor",
+        "folded",
+        "rust/tcp_cc",
+        "rust/reno_map",
+    ] {
+        let plan = matching::plan(&obj(name), &kernel).unwrap();
+        for m in &plan.maps {
+            assert!(
+                m.registration.is_empty(),
+                "{name} {}: {:?}",
+                m.name,
+                m.registration
+            );
+        }
+    }
 }

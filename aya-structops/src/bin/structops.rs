@@ -518,6 +518,12 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
                 ));
             }
         }
+        for issue in &m.registration {
+            faults.insert(format!(
+                "map `{}` ({}), member `{}`: {}; the kernel would refuse to register it",
+                m.map, m.type_name, issue.member, issue.reason
+            ));
+        }
     }
     for (f, r) in &report.fields {
         if let Err(e) = r {

@@ -11,7 +11,8 @@ use object::{
 
 use super::{
     DataSection, FieldSpec, GlobalSymbol, ObjectSpec, ParseError, ProgramSpec,
-    link::{CALL, Function, Insn, Target, link},
+    btf_ext::BtfExt,
+    link::{CALL, Function, Insn, LD_IMM64, PSEUDO_CALL, Target, link},
     struct_ops::{MemberKind, ObjMember, StructOpsSpec},
 };
 use crate::btf::{Btf, BtfKind, Type};
@@ -199,8 +200,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     }
 
     // CO-RE relocations (.BTF.ext), attached to the functions they fall in.
-    if let Some(ext) = elf.section_by_name(".BTF.ext") {
-        let ext = super::btf_ext::parse(ext.data()?, &btf)?;
+    let btf_ext = match elf.section_by_name(".BTF.ext") {
+        Some(ext) => Some(super::btf_ext::parse(ext.data()?, &btf)?),
+        None => None,
+    };
+    if let Some(ext) = &btf_ext {
         for section in elf.sections() {
             let Some(relos) = ext.core_relos.get(section.name()?) else {
                 continue;
@@ -219,6 +223,26 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             }
         }
     }
+
+    // A program that can panic: the kernel would reject the object's BTF (and there is no unwinding).
+    for (key, name) in &program_keys {
+        if let Some(found) = find_panic(*key, &functions) {
+            let site = found.site.and_then(|(section, offset)| {
+                source_line(
+                    btf_ext.as_ref(),
+                    &btf,
+                    &section_name(SectionIndex(section)),
+                    offset,
+                )
+            });
+            return Err(ParseError::Panic {
+                program: name.clone(),
+                function: found.function,
+                site,
+            });
+        }
+    }
+    check_btf_for_kernel(&btf)?;
 
     // Programs, linked.
     let mut programs = BTreeMap::new();
@@ -290,12 +314,19 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 size,
             });
         }
+        // Read when an instruction loads an address inside it (arrays and structs: any offset in it).
+        let (start, end) = (sym.address(), sym.address() + sym.size().max(1));
+        let read = referenced
+            .range((section.clone(), start)..(section.clone(), end))
+            .next()
+            .is_some();
         globals.insert(
             name.to_owned(),
             GlobalSymbol {
                 section,
                 offset: sym.address(),
                 size: sym.size(),
+                read,
             },
         );
     }
@@ -556,6 +587,262 @@ pub(crate) fn decode_field_path(mut s: &str) -> Option<Vec<String>> {
     Some(parts)
 }
 
+/// A panic path found in a program's call graph.
+struct PanicPath {
+    /// The panic function, demangled (the first library function on the path).
+    function: String,
+    /// The call into it from the program's own code: (ELF section, byte offset of the call).
+    site: Option<(usize, u64)>,
+}
+
+/// The functions `f` calls, with the index of each call instruction (as [`link`] resolves them).
+fn callees(f: &Function) -> Vec<(usize, (usize, u64))> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < f.insns.len() {
+        let insn = f.insns[i];
+        match f.relocs.get(&i) {
+            Some(Target::Code { section, offset }) => {
+                let target = *offset as i64 + (insn.imm as i64 + 1) * 8;
+                out.push((i, (*section, target as u64)));
+            }
+            None if insn.code == CALL && insn.src() == PSEUDO_CALL => {
+                let target = f.offset as i64 + (i as i64 + 1 + insn.imm as i64) * 8;
+                out.push((i, (f.section, target as u64)));
+            }
+            _ => {}
+        }
+        i += if insn.code == LD_IMM64 { 2 } else { 1 };
+    }
+    out
+}
+
+/// Searches the call graph of the program at `root` (breadth first, so the shortest path) for a panic
+/// function.
+fn find_panic(
+    root: (usize, u64),
+    functions: &BTreeMap<(usize, u64), Function>,
+) -> Option<PanicPath> {
+    // Parent of each reached function: (caller, index of the call instruction in it).
+    let mut parent: HashMap<(usize, u64), ((usize, u64), usize)> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([root]);
+    let mut seen = BTreeSet::from([root]);
+    while let Some(key) = queue.pop_front() {
+        let f = functions.get(&key)?;
+        if key != root && is_panic_function(&f.name) {
+            // Walk back to the first call made from outside the Rust libraries: that is the program's
+            // operation that can panic; the library function it calls names the cause.
+            let mut path = vec![key];
+            let mut at = key;
+            while let Some((caller, _)) = parent.get(&at) {
+                path.push(*caller);
+                at = *caller;
+            }
+            path.reverse();
+            let first_lib = path
+                .iter()
+                .position(|k| {
+                    is_library_function(&functions[k].name) || is_panic_function(&functions[k].name)
+                })
+                .unwrap_or(path.len() - 1)
+                .max(1);
+            let callee = path[first_lib];
+            let site = parent.get(&callee).map(|(caller, insn)| {
+                let c = &functions[caller];
+                (c.section, c.offset + 8 * *insn as u64)
+            });
+            return Some(PanicPath {
+                function: demangle(&functions[&callee].name),
+                site,
+            });
+        }
+        for (insn, callee) in callees(f) {
+            if functions.contains_key(&callee) && seen.insert(callee) {
+                parent.insert(callee, (key, insn));
+                queue.push_back(callee);
+            }
+        }
+    }
+    None
+}
+
+/// The path segments of a Rust symbol (legacy `_ZN...E` or v0 `_R...` mangling, simple paths only), or
+/// the name itself as one segment.
+fn symbol_path(name: &str) -> Vec<String> {
+    fn idents(mut s: &str, v0: bool) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        while let Some(digits) = Some(s.bytes().take_while(u8::is_ascii_digit).count())
+            && digits > 0
+        {
+            let len: usize = s[..digits].parse().ok()?;
+            s = &s[digits..];
+            if v0 && s.starts_with('_') {
+                s = &s[1..];
+            }
+            out.push(s.get(..len)?.to_owned());
+            s = &s[len..];
+        }
+        Some(out)
+    }
+    if let Some(rest) = name.strip_prefix("_ZN") {
+        if let Some(mut path) = idents(rest.trim_end_matches('E'), false) {
+            // Drop the hash segment (`h` + 16 hex digits).
+            if path.last().is_some_and(|h| {
+                h.len() == 17 && h.starts_with('h') && h[1..].bytes().all(|b| b.is_ascii_hexdigit())
+            }) {
+                path.pop();
+            }
+            if !path.is_empty() {
+                return path;
+            }
+        }
+    } else if let Some(mut rest) = name.strip_prefix("_R") {
+        // Namespace prefixes (`Nv`, `Nt`, ...), then the crate root `C`, its disambiguator `s<base62>_`.
+        while let Some(r) = rest.strip_prefix('N') {
+            rest = r.get(1..).unwrap_or("");
+        }
+        if let Some(r) = rest.strip_prefix('C') {
+            rest = r;
+            if let Some(r) = rest.strip_prefix('s')
+                && let Some(end) = r.find('_')
+            {
+                rest = &r[end + 1..];
+            }
+            if let Some(path) = idents(rest, true)
+                && !path.is_empty()
+            {
+                return path;
+            }
+        }
+    }
+    vec![name.to_owned()]
+}
+
+/// A symbol's readable name: `core::panicking::panic_fmt` for a mangled Rust path, else the name.
+fn demangle(name: &str) -> String {
+    symbol_path(name).join("::")
+}
+
+/// Functions that only run on a panic: `core::panicking::*`, the panic handler (`rust_begin_unwind`),
+/// and the library's cold failure paths that call them.
+fn is_panic_function(name: &str) -> bool {
+    const PANIC_FNS: &[&str] = &[
+        "rust_begin_unwind",
+        "panic_fmt",
+        "panic_bounds_check",
+        "panic_nounwind",
+        "unwrap_failed",
+        "expect_failed",
+        "slice_start_index_len_fail",
+        "slice_end_index_len_fail",
+        "slice_index_order_fail",
+        "slice_index_fail",
+        "str_index_overflow_fail",
+        "slice_error_fail",
+    ];
+    let path = symbol_path(name);
+    path.iter().any(|s| s == "panicking")
+        || path.last().is_some_and(|l| PANIC_FNS.contains(&l.as_str()))
+}
+
+/// Functions of Rust's own libraries (their source is not the user's).
+fn is_library_function(name: &str) -> bool {
+    let path = symbol_path(name);
+    path.len() > 1
+        && matches!(
+            path[0].as_str(),
+            "core" | "alloc" | "std" | "compiler_builtins"
+        )
+}
+
+/// `file:line` of the instruction at byte `offset` of ELF section `section`, from `.BTF.ext` line info.
+fn source_line(ext: Option<&BtfExt>, btf: &Btf, section: &str, offset: u64) -> Option<String> {
+    let line = ext?
+        .line_info
+        .get(section)?
+        .iter()
+        .filter(|l| u64::from(l.insn_off) <= offset)
+        .max_by_key(|l| l.insn_off)?;
+    let file = btf.str_at(line.file_name_off).ok()?;
+    Some(format!("{file}:{}", line.line_col >> 10))
+}
+
+/// What the kernel's BTF verifier (kernel/bpf/btf.c) rejects in FUNC and FUNC_PROTO records, so that an
+/// object it would refuse never passes the parser: `btf_func_check` ("Invalid arg#N": a FUNC whose
+/// prototype has an unnamed argument), `btf_func_proto_check` (argument names that are not C identifiers,
+/// a `void` argument other than a trailing `...`) and the FUNC name check ("Invalid name"). Extern FUNCs
+/// (kfunc declarations) are skipped: the loader turns them into forward declarations.
+fn check_btf_for_kernel(btf: &Btf) -> Result<(), ParseError> {
+    fn identifier(s: &str) -> bool {
+        let mut b = s.bytes();
+        b.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    }
+    let bad = |what: String, reason: String| ParseError::KernelWouldRejectBtf { what, reason };
+    for id in btf.first_id()..btf.len() {
+        match btf.type_by_id(id)? {
+            Type::Func {
+                name,
+                proto,
+                linkage,
+            } if linkage != 2 => {
+                let what = format!("FUNC `{name}` (type id {id})");
+                if !identifier(name) {
+                    return Err(bad(
+                        what,
+                        "its name is not a C identifier (\"Invalid name\")".into(),
+                    ));
+                }
+                let Type::FuncProto { params, .. } = btf.type_by_id(proto)? else {
+                    return Err(bad(
+                        what,
+                        "its type is not a FUNC_PROTO (\"Invalid type_id\")".into(),
+                    ));
+                };
+                for (i, p) in params.enumerate() {
+                    if p.name.is_empty() && p.type_id != 0 {
+                        return Err(bad(
+                            what,
+                            format!(
+                                "argument #{} has no name (\"Invalid arg#{}\"); functions that reach the kernel \
+                                 need named arguments",
+                                i + 1,
+                                i + 1
+                            ),
+                        ));
+                    }
+                }
+            }
+            Type::FuncProto { params, .. } => {
+                let n = params.len();
+                for (i, p) in params.enumerate() {
+                    let what = || format!("FUNC_PROTO (type id {id})");
+                    if p.type_id == 0 && (i + 1 != n || !p.name.is_empty()) {
+                        return Err(bad(
+                            what(),
+                            format!("argument #{} is void (\"Invalid arg#{}\")", i + 1, i + 1),
+                        ));
+                    }
+                    if !p.name.is_empty() && !identifier(p.name) {
+                        return Err(bad(
+                            what(),
+                            format!(
+                                "argument #{} is named `{}`, not a C identifier (\"Invalid arg#{}\")",
+                                i + 1,
+                                p.name,
+                                i + 1
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,6 +863,93 @@ mod tests {
         );
         assert!(decode_field_path("9tcp_sock").is_none());
         assert!(decode_field_path("x").is_none());
+    }
+
+    #[test]
+    fn rust_symbols_demangle_and_panic_functions_are_known() {
+        let v0 = "_RNvNtNtCs5dUHv9UHGIc_4core9panicking11panic_const23panic_const_div_by_zero";
+        assert_eq!(
+            demangle(v0),
+            "core::panicking::panic_const::panic_const_div_by_zero"
+        );
+        assert!(is_panic_function(v0) && is_library_function(v0));
+        let handler = "_RNvCs1QLEhZ2QfLZ_7___rustc17rust_begin_unwind";
+        assert_eq!(demangle(handler), "__rustc::rust_begin_unwind");
+        assert!(is_panic_function(handler));
+        let legacy = "_ZN4core9panicking9panic_fmt17h0123456789abcdefE";
+        assert_eq!(demangle(legacy), "core::panicking::panic_fmt");
+        assert!(is_panic_function(legacy));
+        let unwrap = "_ZN4core6option13unwrap_failed17h0123456789abcdefE";
+        assert!(is_panic_function(unwrap));
+        for not_panic in [
+            "p_ssthresh",
+            "memset",
+            "_ZN4core3ptr8read_vol17h0123456789abcdefE",
+        ] {
+            assert!(!is_panic_function(not_panic), "{not_panic}");
+        }
+        assert!(!is_library_function("p_ssthresh"));
+        // Not a Rust path: the name as is.
+        assert_eq!(demangle("_Rgarbage"), "_Rgarbage");
+    }
+
+    #[test]
+    fn kernel_btf_rules_for_funcs() {
+        use crate::core_reloc::testutil::BtfBuilder;
+        let proto = |b: &mut BtfBuilder, params: &[(&str, u32)]| {
+            let tail: Vec<u32> = params
+                .iter()
+                .flat_map(|(n, t)| {
+                    let off = b.str(n);
+                    [off, *t]
+                })
+                .collect();
+            b.add(BtfKind::FuncProto, "", params.len(), false, 0, &tail)
+        };
+        let func = |b: &mut BtfBuilder, name: &str, proto: u32, linkage: usize| {
+            b.add(BtfKind::Func, name, linkage, false, proto, &[])
+        };
+
+        let base = || {
+            let mut b = BtfBuilder::new();
+            let int = b.int("int", 4, true);
+            let p = proto(&mut b, &[("ctx", int), ("n", int)]);
+            func(&mut b, "good", p, 1);
+            // A prototype of a function pointer may leave its arguments unnamed; only FUNCs may not.
+            proto(&mut b, &[("", int)]);
+            // A vararg at the end.
+            let va = proto(&mut b, &[("fmt", int), ("", 0)]);
+            func(&mut b, "printf_like", va, 1);
+            // An extern FUNC (kfunc declaration) with unnamed args: the loader makes it a FWD.
+            let anon = proto(&mut b, &[("", int)]);
+            func(&mut b, "kfunc", anon, 2);
+            (b, int, p)
+        };
+        check_btf_for_kernel(&base().0.parse()).unwrap();
+
+        let (mut bad, int, p) = base();
+        let p2 = proto(&mut bad, &[("fmt", int), ("", int)]);
+        let id = func(&mut bad, "panic_fmt", p2, 0);
+        let e = check_btf_for_kernel(&bad.parse()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("FUNC `panic_fmt` (type id {id})")) && e.contains("Invalid arg#2"),
+            "{e}"
+        );
+
+        let (mut bad, ..) = base();
+        func(&mut bad, "foo.llvm.123", p, 0);
+        let e = check_btf_for_kernel(&bad.parse()).unwrap_err().to_string();
+        assert!(e.contains("Invalid name"), "{e}");
+
+        let (mut bad, ..) = base();
+        proto(&mut bad, &[("", 0), ("x", int)]);
+        let e = check_btf_for_kernel(&bad.parse()).unwrap_err().to_string();
+        assert!(e.contains("argument #1 is void"), "{e}");
+
+        let (mut bad, ..) = base();
+        proto(&mut bad, &[("self::x", int)]);
+        let e = check_btf_for_kernel(&bad.parse()).unwrap_err().to_string();
+        assert!(e.contains("`self::x`"), "{e}");
     }
 
     #[test]

@@ -105,6 +105,30 @@ pub enum ParseError {
         /// What is wrong.
         detail: String,
     },
+    /// A program can panic: its call graph reaches a Rust panic function. BPF has no unwinding, and the
+    /// kernel rejects the BTF such functions carry (`FUNC panic_fmt ... Invalid arg#2`).
+    #[error(
+        "program `{program}` can panic: it calls `{function}`{}. BPF programs cannot panic (the kernel \
+         rejects the object's BTF for the panic functions); make the operation infallible, e.g. \
+         `checked_div`/`get()` with a fallback, or a bounds check the compiler can see",
+        .site.as_ref().map(|s| format!(" at {s}")).unwrap_or_default()
+    )]
+    Panic {
+        /// The program.
+        program: String,
+        /// The panic function it reaches (demangled), e.g. `core::panicking::panic_const::panic_const_div_by_zero`.
+        function: String,
+        /// Source `file:line` of the call, from `.BTF.ext` line info, when the object has it.
+        site: Option<String>,
+    },
+    /// The object's BTF has a record the kernel's BTF verifier rejects.
+    #[error("the kernel would reject the object's BTF: {what}: {reason}")]
+    KernelWouldRejectBtf {
+        /// The BTF record, e.g. ``FUNC `panic_fmt` (type id 24)``.
+        what: String,
+        /// What the kernel rejects, with its message.
+        reason: String,
+    },
     /// A kernel-field symbol whose name does not decode.
     #[error("malformed kernel field symbol `{0}`")]
     BadFieldSymbol(String),
@@ -160,6 +184,9 @@ pub struct GlobalSymbol {
     pub offset: u64,
     /// Size in bytes.
     pub size: u64,
+    /// Whether a program instruction reads it (loads an address inside it). A variable no instruction
+    /// reads had its value folded into the code by the compiler: changing it before load changes nothing.
+    pub read: bool,
 }
 
 /// A kernel struct field whose offset the loader resolves (`kernel_field!` on the BPF side).
@@ -284,11 +311,21 @@ impl ObjectSpec {
     }
 
     /// Sets the initial bytes of a global variable (typically a `.rodata` constant) before load.
+    ///
+    /// Fails with [`crate::Error::GlobalNotRead`] for a variable no instruction reads: the compiler folded
+    /// its value into the code (a plain Rust `static` read without `read_volatile`, a C `const` without
+    /// `volatile`), so a new value would be silently ignored.
     pub fn set_global(&mut self, name: &str, bytes: &[u8]) -> Result<(), crate::Error> {
         let sym = self
             .globals
             .get(name)
             .ok_or_else(|| crate::Error::NoSuchGlobal(name.to_owned()))?;
+        if !sym.read {
+            return Err(crate::Error::GlobalNotRead {
+                name: name.to_owned(),
+                section: sym.section.clone(),
+            });
+        }
         if sym.size != bytes.len() as u64 {
             return Err(crate::Error::GlobalSize {
                 name: name.to_owned(),
