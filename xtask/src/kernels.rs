@@ -539,6 +539,57 @@ impl Apt {
     }
 }
 
+/// The vmlinuz of another flavour of a cached kernel's ABI (e.g. `amd64`, the generic flavour, which has
+/// options such as `HID_BPF` that the cloud flavour lacks), downloaded once through the private apt
+/// configuration and cached as `<cache>/kernels/flavours/<abi>-<flavour>/vmlinuz`. For codegen, not booted.
+pub fn flavour_vmlinuz(kernel: &Kernel, flavour: &str) -> Result<PathBuf> {
+    let abi = kernel
+        .release
+        .strip_suffix(&format!("-{FLAVOUR}"))
+        .ok_or_else(|| anyhow!("kernel {} is not of the {FLAVOUR} flavour", kernel.release))?;
+    let release = format!("{abi}-{flavour}");
+    let dir = kernels_dir().join("flavours").join(&release);
+    let vmlinuz = dir.join("vmlinuz");
+    if vmlinuz.exists() {
+        return Ok(vmlinuz);
+    }
+    let mut apt = Apt::new(&kernels_dir())?;
+    apt.refresh(false)?;
+    let pkg = format!("linux-binary-{release}");
+    if apt.candidate(&pkg)?.is_none() {
+        apt.refresh(true)?;
+    }
+    eprintln!("xtask: downloading {pkg} (for its vmlinuz)");
+    let tmp = kernels_dir().join(format!(".tmp-{release}"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(tmp.join("root"))?;
+    run(apt
+        .command("apt-get")
+        .args(["download", &pkg])
+        .current_dir(&tmp))?;
+    for deb in fs::read_dir(&tmp)? {
+        let deb = deb?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            run(Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(tmp.join("root")))?;
+        }
+    }
+    let tree = tmp.join("root");
+    let found = first_existing(&[
+        tree.join(format!("boot/vmlinuz-{release}")),
+        tree.join("usr/lib/modules").join(&release).join("vmlinuz"),
+        tree.join("lib/modules").join(&release).join("vmlinuz"),
+    ])
+    .ok_or_else(|| anyhow!("no vmlinuz in {pkg}"))?;
+    fs::create_dir_all(&dir)?;
+    fs::copy(&found, dir.join(".vmlinuz.tmp"))?;
+    fs::rename(dir.join(".vmlinuz.tmp"), &vmlinuz)?;
+    fs::remove_dir_all(&tmp)?;
+    Ok(vmlinuz)
+}
+
 fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
     paths.iter().find(|p| p.exists()).cloned()
 }

@@ -16,6 +16,7 @@
 
 mod bench;
 mod build;
+mod codegen;
 mod initramfs;
 mod kernels;
 mod setup;
@@ -57,6 +58,8 @@ enum Cmd {
     Test(testrun::Options),
     /// Loader benchmarks against libbpf/bpftool (root); rewrites the results in BENCHMARKS.md.
     Bench(bench::Options),
+    /// Regenerate aya-structops-ebpf/src/ops/ from the tested Debian kernels' BTF (`--check`: compare only).
+    Codegen(codegen::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +82,7 @@ fn run() -> Result<bool> {
         Cmd::Test(opts) => test(opts),
         Cmd::Setup => done(setup::all().map(|_| ())),
         Cmd::Bench(opts) => done(bench::run(&opts)),
+        Cmd::Codegen(args) => codegen::run(&args),
         Cmd::BuildEbpf => {
             let tools = setup::all()?;
             done(build::ebpf(&tools).map(|_| ()))
@@ -109,6 +113,16 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     let t = Instant::now();
     build::ebpf(&tools)?;
     phases.push(("build-ebpf", t.elapsed().as_secs_f64(), "ok".into()));
+
+    // The committed bindings must be what the tested kernels' BTF generates.
+    let t = Instant::now();
+    let codegen_ok = codegen::run(&codegen::Args { check: true })?;
+    let what = if codegen_ok {
+        "ok: ops/ up to date"
+    } else {
+        "FAILED: ops/ differs"
+    };
+    phases.push(("codegen --check", t.elapsed().as_secs_f64(), what.into()));
 
     let t = Instant::now();
     let mut cmd = Command::new("cargo");
@@ -154,5 +168,5 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         unit_failed + it.1,
         unit.2 + it.2
     );
-    Ok(unit_ok && totals?.1 == 0)
+    Ok(codegen_ok && unit_ok && totals?.1 == 0)
 }

@@ -268,6 +268,7 @@ impl<'a> Generator<'a> {
     fn member_since(&self, member: &str) -> Option<String> {
         let ops = &self.opts.ops_type;
         self.since(|btf| {
+            has_struct_ops(btf, ops).then_some(())?;
             let id = btf.find(BtfKind::Struct, ops)?;
             match btf.type_by_id(id).ok()? {
                 Type::Struct(c) => Some(c.member(member).is_some()),
@@ -279,7 +280,7 @@ impl<'a> Generator<'a> {
     fn kfunc_since(&self, name: &str) -> Option<String> {
         let ops = &self.opts.ops_type;
         self.since(|btf| {
-            btf.find(BtfKind::Struct, ops)?;
+            has_struct_ops(btf, ops).then_some(())?;
             Some(btf.find(BtfKind::Func, name).is_some())
         })
     }
@@ -840,7 +841,7 @@ impl<'a> Generator<'a> {
             let mut compared = Vec::new();
             let mut lacking = Vec::new();
             for k in &opts.older {
-                if k.btf.find(BtfKind::Struct, ops).is_some() {
+                if has_struct_ops(&k.btf, ops) {
                     compared.push(k.label.as_str());
                 } else {
                     lacking.push(k.label.as_str());
@@ -856,7 +857,7 @@ impl<'a> Generator<'a> {
             if !lacking.is_empty() {
                 let _ = writeln!(
                     w,
-                    "//! The kernels {} do not have `struct {ops}`.",
+                    "//! The kernels {} do not offer `{ops}` as a struct_ops type (no `bpf_struct_ops_{ops}`).",
                     lacking.join(", ")
                 );
             }
@@ -1032,6 +1033,12 @@ impl<'a> Generator<'a> {
                 ident(name),
                 proto.fn_type()
             );
+            // A second implementation makes rustc report a mismatch through the trait's message.
+            let _ = writeln!(
+                w,
+                "    impl {} for {krate}::Signature<{krate}::NoOtherSignature> {{}}",
+                ident(name)
+            );
         }
         let _ = writeln!(w, "}}");
         let _ = writeln!(w);
@@ -1047,8 +1054,8 @@ impl<'a> Generator<'a> {
                 .join(", ")
         );
         let _ = writeln!(w, "pub mod kfuncs {{");
-        let _ = writeln!(w, "    use super::*;");
         if !kfuncs.is_empty() {
+            let _ = writeln!(w, "    use super::*;");
             let _ = writeln!(w);
             let _ = writeln!(w, "    unsafe extern \"C\" {{");
             for (name, proto, since) in kfuncs {
@@ -1096,6 +1103,12 @@ impl<'a> Generator<'a> {
         };
         self.btf.member_path(id, &[field]).map_or(0, |l| l.size)
     }
+}
+
+/// Whether a kernel offers `ops` as a struct_ops type: it has the value type `bpf_struct_ops_<ops>`.
+fn has_struct_ops(btf: &Btf, ops: &str) -> bool {
+    btf.find(BtfKind::Struct, &format!("bpf_struct_ops_{ops}"))
+        .is_some()
 }
 
 fn since_doc(since: &Option<String>) -> String {

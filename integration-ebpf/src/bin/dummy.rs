@@ -3,7 +3,7 @@
 //! Expected, with `state` pointing at `{ val }`:
 //! - `test_1(&{v})` sets `val = 2 * v` and returns `v + 1`; `test_1(NULL)` returns `0xdead`.
 //! - `test_2(&{v}, a1, a2, a3, a4)` sets `val = v + a1 + a2 + a3 + a4` and returns `a1 + 2*a2 + 3*a3 + 4*a4`
-//!   (arguments of four widths: i32, u16, i8, u64).
+//!   (arguments of four widths: i32, u16, u8 (the kernel's `char` is unsigned), u64).
 //! - `test_sleepable(&{v})` (a sleepable program) returns `3 * v`.
 #![no_std]
 #![no_main]
@@ -24,7 +24,7 @@ fn rs_test_1(state: *mut bpf_dummy_ops_state) -> i32 {
 }
 
 #[struct_ops]
-fn rs_test_2(state: *mut bpf_dummy_ops_state, a1: i32, a2: u16, a3: i8, a4: u64) -> i32 {
+fn rs_test_2(state: *mut bpf_dummy_ops_state, a1: i32, a2: u16, a3: u8, a4: u64) -> i32 {
     if state.is_null() {
         return -1;
     }
