@@ -1,5 +1,6 @@
-//! A tcp_congestion_ops whose second program (in load order) the verifier rejects: it reads a seventh
-//! argument `ssthresh` does not have. Tests that a failure part-way releases the programs loaded before it.
+//! A tcp_congestion_ops whose second program (in load order) the verifier rejects: it reads 1 MiB past the
+//! start of its `struct sock` (its signature is right, so it compiles against the generated signature
+//! traits). Tests that a failure part-way releases the programs loaded before it.
 #![no_std]
 #![no_main]
 
@@ -9,8 +10,9 @@ use aya_structops_ebpf::{bindings::sock, kfuncs, ops, struct_ops, struct_ops_map
 fn a_bad_init(_sk: *mut sock) {}
 
 #[struct_ops]
-fn b_bad_ssthresh(_sk: *mut sock, _a: u64, _b: u64, _c: u64, _d: u64, _e: u64, f: u64) -> u32 {
-    f as u32
+fn b_bad_ssthresh(sk: *mut sock) -> u32 {
+    // SAFETY: none: the verifier rejects this access beyond `struct tcp_sock`, which is the point.
+    unsafe { core::ptr::read_volatile((sk as *const u8).wrapping_add(1 << 20) as *const u32) }
 }
 
 #[struct_ops]
