@@ -4,7 +4,7 @@
 //! Each module has one type alias per member (function-pointer members are [`ProgFn`](crate::ProgFn)), a
 //! `signatures` module with one trait per function-pointer member that [`struct_ops_map!`](crate::struct_ops_map)
 //! checks programs against, the kernel types the prototypes use, and a `kfuncs` module with the kernel
-//! functions the type's programs may call. Members the older tested kernels lack say "Since <version>".
+//! functions the type's programs may call. Members the older tested kernels lack say "Since `<version>`".
 //!
 //! For an ops type not listed here, generate a module of the same shape for your crate:
 //! `structops codegen <type> -o src/<type>.rs`.

@@ -16,7 +16,7 @@
 //!    type's prefixes ([`default_kfunc_prefixes`] plus [`Options::kfunc_prefixes`]);
 //! 5. `kernel_field!` accessors for the fields asked for ([`Options::fields`]).
 //!
-//! Members and kfuncs missing from older kernels ([`Options::older`]) are marked "Since <version>".
+//! Members and kfuncs missing from older kernels ([`Options::older`]) are marked "Since `<version>`".
 //!
 //! ```no_run
 //! use aya_structops::{btf::Btf, codegen};

@@ -919,7 +919,11 @@ impl<'a> Generator<'a> {
                         let _ = write!(
                             w,
                             " Not named here (bitfields, anonymous members): {}.",
-                            skipped.join(", ")
+                            skipped
+                                .iter()
+                                .map(|m| format!("`{m}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         );
                     }
                     let _ = writeln!(w);

@@ -330,7 +330,7 @@ fn layout_types_keep_offsets_and_pad_what_they_cannot_name() {
     let expected = "#[repr(C, align(8))]\npub struct state {\n    /// `struct state.val`.\n    pub val: i32,\n    _pad4: [u8; 4],\n    /// `struct state.next`.\n    pub next: *mut sock,\n}\n";
     assert!(out.contains(expected), "{out}");
     assert!(
-        out.contains("Not named here (bitfields, anonymous members): bits."),
+        out.contains("Not named here (bitfields, anonymous members): `bits`."),
         "{out}"
     );
     assert!(
