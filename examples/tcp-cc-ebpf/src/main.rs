@@ -1,16 +1,19 @@
 //! A Reno-style TCP congestion control written in Rust: slow start, then additive increase; halve on loss.
 //!
-//! Window arithmetic is done here in Rust on `tcp_sock` fields read at the running kernel's offsets
-//! (`aya_structops_ebpf::tcp`); growth goes through the kernel's `tcp_slow_start` / `tcp_cong_avoid_ai`
-//! kfuncs. Each callback counts its calls in a global the userspace side reads.
+//! Written against the generated `tcp_congestion_ops` bindings (`aya_structops_ebpf::ops`): each program's
+//! signature is checked against the kernel's member at compile time. Window arithmetic is done here in Rust
+//! on `tcp_sock` fields read at the running kernel's offsets; growth goes through the kernel's
+//! `tcp_slow_start` / `tcp_cong_avoid_ai` kfuncs. Each callback counts its calls in a global the userspace side reads.
 #![no_std]
 #![no_main]
 
 use aya_structops_ebpf::{
     Counter,
-    bindings::{sock, tcp_sock},
-    kfuncs, ops, struct_ops, struct_ops_map,
-    tcp::{SND_CWND, SND_SSTHRESH},
+    ops::{
+        self,
+        tcp_congestion_ops::{SND_CWND, SND_SSTHRESH, kfuncs, sock, tcp_sock},
+    },
+    struct_ops, struct_ops_map,
 };
 
 /// Calls of `cong_avoid`.

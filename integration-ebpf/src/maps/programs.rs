@@ -75,9 +75,7 @@ fn event(kind: u32, sk: *mut sock, value: u64) {
 }
 
 #[struct_ops]
-fn maps_init(sk: *mut sock) {
-    // SAFETY: (worktree shim) aya-log ignores the context.
-    let ctx = unsafe { StructOpsContext::new(core::ptr::null()) };
+fn maps_init(ctx: StructOpsContext, sk: *mut sock) {
     count(0);
     let cpu = bpf_get_smp_processor_id();
     log_init!(ctx, cpu);
