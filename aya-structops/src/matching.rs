@@ -635,6 +635,9 @@ pub struct CompatReport {
     pub fields: Vec<(String, Result<u32, String>)>,
     /// kfuncs the programs call -> found or not.
     pub kfuncs: Vec<(String, bool)>,
+    /// Global variables no instruction reads, with their section: the compiler folded their values into
+    /// the code, so [`ObjectSpec::set_global`] refuses them. Informational: loading is not affected.
+    pub unread_globals: Vec<(String, String)>,
 }
 
 impl CompatReport {
@@ -692,6 +695,12 @@ impl std::fmt::Display for CompatReport {
         }
         for (k, ok) in &self.kfuncs {
             writeln!(f, "kfunc {k:<26} {}", if *ok { "found" } else { "MISSING" })?;
+        }
+        for (g, section) in &self.unread_globals {
+            writeln!(
+                f,
+                "global {g:<25} ({section}) read by no instruction (its value was folded into the code): set_global refuses it"
+            )?;
         }
         write!(
             f,
@@ -767,10 +776,17 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
             }
         }
     }
+    let unread_globals = obj
+        .globals
+        .iter()
+        .filter(|(name, g)| !g.read && !name.starts_with(crate::object::FIELD_SYMBOL_PREFIX))
+        .map(|(name, g)| (name.clone(), g.section.clone()))
+        .collect();
     CompatReport {
         maps,
         fields,
         kfuncs,
+        unread_globals,
     }
 }
 

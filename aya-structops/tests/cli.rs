@@ -554,3 +554,27 @@ fn check_refuses_an_object_that_can_panic() {
         "stderr: {err}"
     );
 }
+
+#[test]
+fn check_lists_globals_no_instruction_reads() {
+    let out = structops(&["check", c_obj("folded.o").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let rows: Vec<_> = report
+        .lines()
+        .filter(|l| l.starts_with("global "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert!(
+        rows[0].contains("folded_gain")
+            && rows[0].contains(".rodata")
+            && rows[0].contains("set_global refuses it"),
+        "{report}"
+    );
+    // Read config variables are not listed; the object stays compatible.
+    assert!(
+        !report.contains("read_gain") && !report.contains("gains "),
+        "{report}"
+    );
+    assert!(report.trim_end().ends_with("compatible"), "{report}");
+}

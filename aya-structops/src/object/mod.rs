@@ -23,6 +23,8 @@ pub(crate) mod link_consts {
 }
 pub use btf_map::MapSpec;
 pub use ksyms::{KsymsError, add_kfunc_btf};
+/// Prefix of the symbols `kernel_field!` emits (the loader writes them itself).
+pub(crate) const FIELD_SYMBOL_PREFIX: &str = elf::FIELD_PREFIX;
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
 
 /// Errors parsing an object file. Each names what it is about.
