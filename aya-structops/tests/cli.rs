@@ -578,3 +578,29 @@ fn check_lists_globals_no_instruction_reads() {
     );
     assert!(report.trim_end().ends_with("compatible"), "{report}");
 }
+
+#[test]
+fn register_refuses_a_missing_required_member_before_the_kernel() {
+    let test = "register_refuses_a_missing_required_member_before_the_kernel";
+    let Some(_g) = privileged(test) else { return };
+    // A `.struct_ops` map (registered by a map update) without undo_cwnd: its programs load, then the
+    // loader refuses to register it, naming the member, instead of the kernel's bare EINVAL.
+    let obj = c_obj("unregistrable.o");
+    let out = structops(&["register", obj.to_str().unwrap(), "--duration", "0"]);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: ")
+            && err.contains("map `c_unreg`")
+            && err.contains("type `tcp_congestion_ops`")
+            && err.contains("member `undo_cwnd`")
+            && err.contains("tcp_validate_congestion_control"),
+        "stderr: {err}"
+    );
+    assert!(
+        !err.contains("EINVAL") && !err.contains("Invalid argument"),
+        "stderr: {err}"
+    );
+    let after = text(&structops(&["list"]).stdout);
+    assert!(!after.contains("c_unreg"), "list after failure:\n{after}");
+}
