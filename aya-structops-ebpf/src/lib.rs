@@ -30,6 +30,8 @@
 extern crate self as aya_structops_ebpf;
 
 pub mod bindings;
+pub mod ca;
+mod config;
 mod counter;
 mod field;
 pub mod helpers;
@@ -44,6 +46,7 @@ pub use aya_structops_ebpf_macros::{kernel_field, struct_ops, struct_ops_map};
 /// aya-ebpf, the BPF-side library of aya: its maps, helpers and `EbpfContext` work in struct_ops programs.
 pub use aya_ebpf;
 pub use context::StructOpsContext;
+pub use config::Config;
 pub use counter::Counter;
 pub use field::KernelField;
 
@@ -73,7 +76,15 @@ pub trait Program {
 /// Each ops module (see [`ops`]) has a `signatures` submodule with one trait per function-pointer member,
 /// implemented for `Signature<fn(..) -> ..>` of exactly the kernel's prototype; [`struct_ops_map!`] requires
 /// `Signature<P::Signature>: <ops>::signatures::<member>` for the program `P` set in that member.
+///
+/// Ops modules also implement each member trait for `Signature<NoOtherSignature>`: with two implementations
+/// rustc reports a wrong signature through the trait's own message (naming the member and the expected
+/// signature) instead of a bare type mismatch.
 pub struct Signature<F>(core::marker::PhantomData<F>);
+
+/// Stands for "no other signature" in ops modules' member traits (see [`Signature`]); it has no values.
+#[doc(hidden)]
+pub enum NoOtherSignature {}
 
 /// Converts one raw `u64` context argument into a typed argument.
 pub trait FromArg {

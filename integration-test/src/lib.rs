@@ -42,6 +42,9 @@ pub mod objects {
     pub const MAPS: &[u8] = rust_obj!("maps");
     /// integration-ebpf maps_libbpf: the same programs without aya-log, `rs_maps_lbpf` in `.struct_ops`.
     pub const MAPS_LIBBPF: &[u8] = rust_obj!("maps_libbpf");
+    /// examples/tcp-aimd-ebpf: `rust_aimd` (link map), config, per-socket state, samples map, ring buffer,
+    /// aya-log, a kernel field declared twice.
+    pub const TCP_AIMD: &[u8] = rust_obj!("tcp_aimd");
     /// examples/scx-fifo-ebpf: `rust_fifo`, a global-FIFO sched_ext scheduler (link map, renamed kfuncs).
     pub const SCX_FIFO: &[u8] = rust_obj!("scx_fifo");
     /// C corpus (testdata/README.md says what each exercises).

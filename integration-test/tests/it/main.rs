@@ -7,4 +7,5 @@ mod lifecycle;
 mod maps;
 mod parity;
 mod sched_ext;
+mod tcp_aimd;
 mod tcp_cc;
