@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::setup::{NIGHTLY, Tools, run};
+use crate::setup::{Tools, run};
 
 /// BPF crates, and per crate its binaries with the object name each becomes (`target/bpf/<name>.o`).
 pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
@@ -37,57 +37,65 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds every BPF crate for `bpfel-unknown-none` and copies the objects to `target/bpf/`.
+/// Builds every BPF crate for `bpfel-unknown-none` with the same helper user projects call from their
+/// `build.rs` (`aya-structops-build`: pinned nightly, BTF, remapped source paths, kfunc BTF) and writes
+/// the objects to `target/bpf/`.
 pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
     let root = workspace_root();
     let out = root.join("target/bpf");
     std::fs::create_dir_all(&out)?;
-    let path = format!(
-        "{}:{}",
-        tools.bpf_linker_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    // kfunc BTF for libbpf: from this machine's kernel (the one the bindings were written against).
-    let vmlinux = aya_structops::btf::Btf::from_sys_fs()
-        .map_err(|e| {
-            eprintln!(
-                "xtask: no kernel BTF ({e}): objects get no kfunc BTF, libbpf can't load them"
-            )
-        })
-        .ok();
+    let builder = aya_structops_build::Builder::new()
+        .target_dir(root.join("target"))
+        .bpf_linker(tools.bpf_linker_bin.join("bpf-linker"));
+    let root_dir = root.to_str().context("workspace path is not UTF-8")?;
     for (krate, bins) in BPF_CRATES {
-        run(Command::new("cargo")
-            .arg(format!("+{NIGHTLY}"))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                krate,
-                "--target",
-                "bpfel-unknown-none",
-            ])
-            .args(["-Z", "build-std=core"])
-            .current_dir(&root)
-            .env("PATH", &path)
-            .env(
-                "CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS",
-                "-C debuginfo=2 -C link-arg=--btf",
-            )
-            .env_remove("RUSTFLAGS")
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("CARGO"))?;
+        // Workspace members: metadata and `cargo build -p` from the workspace root find them.
+        let build = builder.build(&aya_structops_build::Package {
+            name: krate,
+            root_dir,
+            ..Default::default()
+        })?;
         for (bin, obj) in *bins {
-            let built = root.join("target/bpfel-unknown-none/release").join(bin);
+            let built = build
+                .artifacts
+                .iter()
+                .find(|a| a.name == *bin)
+                .with_context(|| format!("{krate} built no binary {bin}"))?;
             let dest = out.join(format!("{obj}.o"));
-            std::fs::copy(&built, &dest)
-                .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
-            if let Some(vmlinux) = &vmlinux {
-                add_kfunc_btf(&dest, vmlinux)?;
-            }
+            builder.finish_object(&built.path, &dest)?;
             eprintln!("xtask: built {}", dest.display());
         }
     }
     Ok(out)
+}
+
+/// Refreshes the committed Rust objects (`testdata/obj/rust/<name>.o`) from `target/bpf/<name>.o`, DWARF
+/// stripped (`.BTF`/`.BTF.ext` stay), so parser tests need no BPF toolchain. Only objects already in
+/// `testdata/obj/rust/` are refreshed: adding one is a deliberate copy.
+pub fn update_testdata(built: &Path) -> Result<()> {
+    let dir = workspace_root().join("testdata/obj/rust");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "o"))
+        .collect();
+    names.sort();
+    for name in names {
+        let src = built.join(&name);
+        if !src.exists() {
+            anyhow::bail!(
+                "{} has no freshly built {} (not in BPF_CRATES?)",
+                dir.join(&name).display(),
+                src.display()
+            );
+        }
+        run(Command::new("llvm-strip-22")
+            .arg("--strip-debug")
+            .arg(&src)
+            .arg("-o")
+            .arg(dir.join(&name)))?;
+    }
+    Ok(())
 }
 
 /// Runs the tcp-cc example against the objects in `dir`.
@@ -100,26 +108,18 @@ pub fn run_example(dir: &Path, bytes: u64) -> Result<()> {
         .current_dir(workspace_root()))
 }
 
-/// Adds BTF for the kfuncs an object calls, so libbpf loads it too (see `aya_structops::object::ksyms`).
-/// Objects whose kfuncs libbpf can't express (renamed-kfunc alternatives, module kfuncs) stay as built:
-/// aya-structops resolves those itself.
-fn add_kfunc_btf(obj: &Path, vmlinux: &aya_structops::btf::Btf) -> Result<()> {
-    let elf = std::fs::read(obj)?;
-    match aya_structops::object::add_kfunc_btf(&elf, vmlinux) {
-        Ok((out, added)) => {
-            if !added.is_empty() {
-                std::fs::write(obj, out)?;
-                eprintln!(
-                    "xtask: {}: added kfunc BTF for {}",
-                    obj.display(),
-                    added.join(", ")
-                );
-            }
-        }
-        Err(e) => eprintln!(
-            "xtask: {}: no kfunc BTF for libbpf ({e}); aya-structops loads it as is",
-            obj.display()
-        ),
-    }
-    Ok(())
+/// The standalone example's directory (its own Cargo workspace, as a user's project is).
+pub fn standalone_dir() -> PathBuf {
+    workspace_root().join("examples/standalone-cc")
+}
+
+/// Builds and runs `examples/standalone-cc` the way its README section says: `cargo run --release` in its
+/// directory (its `build.rs` builds the BPF crate through `aya-structops-build`). Fails if it fails.
+pub fn run_standalone() -> Result<()> {
+    run(Command::new("cargo")
+        .args(["run", "--release"])
+        .current_dir(standalone_dir())
+        // Its own target directory and toolchain choice, as for a user.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO"))
 }

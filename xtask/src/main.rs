@@ -4,7 +4,8 @@
 //!   LLVM 22 dev files, bpf-linker 0.13 built against LLVM 22, clang-22/bpftool/libbpf for the C corpus,
 //!   bpffs mounted). Caches live under `$AYA_STRUCTOPS_CACHE` (default `/var/cache/aya-structops`), outside
 //!   `target/`.
-//! - `build-ebpf`: builds the Rust BPF objects into `target/bpf/`.
+//! - `build-ebpf`: builds the Rust BPF objects into `target/bpf/` through `aya-structops-build` (the helper
+//!   user projects call from `build.rs`); `--update-testdata` also refreshes `testdata/obj/rust/`.
 //! - `demo`: setup + build + runs the `tcp-cc` example on the host kernel.
 //! - `test`: the whole test suite (unit, host integration, VM integration) — what CI runs.
 //! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels
@@ -43,7 +44,11 @@ enum Cmd {
     /// Install toolchains and tools (idempotent).
     Setup,
     /// Build the Rust BPF objects into target/bpf/.
-    BuildEbpf,
+    BuildEbpf {
+        /// Also refresh the committed objects in testdata/obj/rust/ (DWARF stripped).
+        #[arg(long)]
+        update_testdata: bool,
+    },
     /// Set up, build and run the TCP congestion control demo on the host kernel (root).
     Demo {
         /// Bytes to move over loopback.
@@ -83,9 +88,14 @@ fn run() -> Result<bool> {
         Cmd::Setup => done(setup::all().map(|_| ())),
         Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::Codegen(args) => codegen::run(&args),
-        Cmd::BuildEbpf => {
+        Cmd::BuildEbpf { update_testdata } => {
             let tools = setup::all()?;
-            done(build::ebpf(&tools).map(|_| ()))
+            let dir = build::ebpf(&tools)?;
+            done(if update_testdata {
+                build::update_testdata(&dir)
+            } else {
+                Ok(())
+            })
         }
         Cmd::Demo { bytes } => {
             let tools = setup::all()?;
@@ -96,7 +106,12 @@ fn run() -> Result<bool> {
 }
 
 /// Packages whose unit tests `cargo xtask test` runs (the userspace ones).
-const UNIT_TEST_PACKAGES: &[&str] = &["aya-structops", "aya-structops-ebpf-macros", "xtask"];
+const UNIT_TEST_PACKAGES: &[&str] = &[
+    "aya-structops",
+    "aya-structops-build",
+    "aya-structops-ebpf-macros",
+    "xtask",
+];
 /// Features the unit-test run enables: `cli` builds the `structops` binary its tests (tests/cli.rs) drive.
 const UNIT_TEST_FEATURES: &str = "aya-structops/cli";
 
@@ -144,6 +159,20 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         ),
     ));
 
+    // The standalone example, built and run from its own workspace as a user would (README "Your own
+    // project"); it registers a congestion control and moves data, so it needs root like the host tests.
+    let t = Instant::now();
+    let standalone = build::run_standalone();
+    phases.push((
+        "standalone-cc",
+        t.elapsed().as_secs_f64(),
+        match &standalone {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("FAILED: {e:#}"),
+        },
+    ));
+    let standalone_ok = standalone.is_ok();
+
     let t = Instant::now();
     opts.prepared = true;
     let totals = testrun::integration_test(&opts);
@@ -164,9 +193,9 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     let unit_failed = if unit_ok { unit.1 } else { unit.1.max(1) };
     println!(
         "\ntotal: {} passed, {} failed, {} skipped",
-        unit.0 + it.0,
-        unit_failed + it.1,
+        unit.0 + it.0 + usize::from(standalone_ok),
+        unit_failed + it.1 + usize::from(!standalone_ok),
         unit.2 + it.2
     );
-    Ok(codegen_ok && unit_ok && totals?.1 == 0)
+    Ok(codegen_ok && unit_ok && standalone_ok && totals?.1 == 0)
 }

@@ -7,9 +7,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// The nightly the BPF side is built with. bpf-linker 0.13 must be built against the same LLVM major (22).
-pub const NIGHTLY: &str = "nightly-2026-05-19";
-const BPF_LINKER_VERSION: &str = "0.13.0";
+use aya_structops_build::BPF_LINKER_VERSION;
+/// The nightly the BPF side is built with (one constant, shared with user projects' `build.rs` through
+/// `aya-structops-build`). bpf-linker 0.13 must be built against the same LLVM major (22).
+pub use aya_structops_build::NIGHTLY;
 
 /// Paths to the tools the build uses.
 pub struct Tools {
@@ -19,9 +20,7 @@ pub struct Tools {
 
 /// Where downloads and built tools are cached (outside `target/`, so `cargo clean` costs nothing).
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("AYA_STRUCTOPS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/aya-structops"))
+    aya_structops_build::cache_dir(std::env::var_os(aya_structops_build::CACHE_ENV).as_deref())
 }
 
 /// Runs a command, echoing it, failing with its status.
@@ -118,10 +117,49 @@ pub fn all() -> Result<Tools> {
             .arg(&root)
             .env("PATH", path))?;
     }
+    link_bpf_linker(&bin.join("bpf-linker"))?;
     ensure_bpffs()?;
     Ok(Tools {
         bpf_linker_bin: bin,
     })
+}
+
+/// Puts bpf-linker on `PATH` for other build flows (aya-build, a plain `cargo build` of a BPF crate):
+/// a symlink `$CARGO_HOME/bin/bpf-linker` -> the cached one. `aya-structops-build` finds the cache
+/// without it. A `bpf-linker` there that is not our symlink (the user's own) is left alone, with a note.
+fn link_bpf_linker(cached: &Path) -> Result<()> {
+    let Some(home) = std::env::var_os("CARGO_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    else {
+        eprintln!(
+            "xtask: neither CARGO_HOME nor HOME is set: bpf-linker stays in {}",
+            cached.display()
+        );
+        return Ok(());
+    };
+    let link = home.join("bin/bpf-linker");
+    match std::fs::read_link(&link) {
+        Ok(target) if target == cached => return Ok(()),
+        // Ours, from another cache location.
+        Ok(target) if target.ends_with("bpf-linker/bin/bpf-linker") => std::fs::remove_file(&link)
+            .with_context(|| format!("replacing the stale symlink {}", link.display()))?,
+        _ if link.symlink_metadata().is_ok() => {
+            eprintln!(
+                "xtask: {} exists and is not ours: leaving it (aya-structops-build prefers bpf-linker on \
+                 PATH; make sure it is {BPF_LINKER_VERSION} built against LLVM 22)",
+                link.display()
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(home.join("bin"))?;
+    std::os::unix::fs::symlink(cached, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), cached.display()))?;
+    eprintln!("xtask: linked {} -> {}", link.display(), cached.display());
+    Ok(())
 }
 
 /// Mounts bpffs at /sys/fs/bpf when it isn't (needs root; skipped with a message otherwise).
