@@ -6,7 +6,10 @@ use crate::{BPF_LINKER_VERSION, NIGHTLY};
 
 /// Why a BPF crate could not be built. Each variant names its culprit and, where a tool is missing, the
 /// command that installs it.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message (and its causes) rather than the fields, so that a build script's
+/// `fn main() -> Result<(), aya_structops_build::Error>` fails with a readable sentence.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// Not running inside a build script (`OUT_DIR` is unset), so there is nowhere to put the objects.
     #[error(
@@ -128,6 +131,18 @@ pub enum Error {
         #[source]
         source: aya_structops::btf::BtfError,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            write!(f, "\n  caused by: {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
 }
 
 fn searched_list(paths: &[PathBuf]) -> String {

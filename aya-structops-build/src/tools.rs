@@ -127,7 +127,13 @@ pub(crate) fn toolchain_info(rustup: &Path, toolchain: &str) -> Result<Toolchain
         if !out.status.success() {
             return Err(Error::NightlyMissing {
                 toolchain: toolchain.to_owned(),
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                // rustup's first line ("error: toolchain '...' is not installed"), not its backtrace.
+                detail: String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no output")
+                    .trim()
+                    .to_owned(),
             });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -264,6 +270,8 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("cargo xtask setup"), "{msg}");
         assert!(msg.contains("cargo install bpf-linker --version"), "{msg}");
+        // What a build script returning this error prints.
+        assert_eq!(format!("{err:?}"), msg);
     }
 
     #[test]
