@@ -69,31 +69,34 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Refreshes the committed Rust objects (`testdata/obj/rust/<name>.o`) from `target/bpf/<name>.o`, DWARF
-/// stripped (`.BTF`/`.BTF.ext` stay), so parser tests need no BPF toolchain. Only objects already in
-/// `testdata/obj/rust/` are refreshed: adding one is a deliberate copy.
-pub fn update_testdata(built: &Path) -> Result<()> {
-    let dir = workspace_root().join("testdata/obj/rust");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
+/// Refreshes the committed Rust objects (`testdata/obj/rust/<name>.o`) from the objects as linked (before
+/// kfunc BTF is added: the `ksyms` tests add it themselves), DWARF stripped (`.BTF`/`.BTF.ext` stay), so
+/// parser tests need no BPF toolchain. Only objects already in `testdata/obj/rust/` are refreshed: adding
+/// one is a deliberate copy. Run after [`ebpf`].
+pub fn update_testdata() -> Result<()> {
+    let root = workspace_root();
+    let dir = root.join("testdata/obj/rust");
+    let linked = root.join("target").join(aya_structops_build::TARGET).join("release");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.file_name()))
-        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "o"))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".o").map(str::to_owned))
         .collect();
     names.sort();
     for name in names {
-        let src = built.join(&name);
-        if !src.exists() {
-            anyhow::bail!(
-                "{} has no freshly built {} (not in BPF_CRATES?)",
-                dir.join(&name).display(),
-                src.display()
-            );
-        }
+        let bin = BPF_CRATES
+            .iter()
+            .flat_map(|(_, bins)| bins.iter())
+            .find(|(_, obj)| *obj == name)
+            .map(|(bin, _)| *bin)
+            .with_context(|| {
+                format!("testdata/obj/rust/{name}.o: no binary in BPF_CRATES becomes {name}.o")
+            })?;
         run(Command::new("llvm-strip-22")
             .arg("--strip-debug")
-            .arg(&src)
+            .arg(linked.join(bin))
             .arg("-o")
-            .arg(dir.join(&name)))?;
+            .arg(dir.join(format!("{name}.o"))))?;
     }
     Ok(())
 }

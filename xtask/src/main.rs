@@ -90,9 +90,9 @@ fn run() -> Result<bool> {
         Cmd::Codegen(args) => codegen::run(&args),
         Cmd::BuildEbpf { update_testdata } => {
             let tools = setup::all()?;
-            let dir = build::ebpf(&tools)?;
+            build::ebpf(&tools)?;
             done(if update_testdata {
-                build::update_testdata(&dir)
+                build::update_testdata()
             } else {
                 Ok(())
             })
