@@ -15,6 +15,9 @@ pub enum Error {
     /// The object does not match the kernel.
     #[error(transparent)]
     Match(#[from] MatchError),
+    /// An extern (`__kconfig`, `__ksym`, weak kfunc) could not be resolved against the kernel.
+    #[error(transparent)]
+    Extern(#[from] crate::object::ExternError),
     /// Reading the kernel's BTF failed.
     #[error("reading kernel BTF: {0}")]
     KernelBtf(#[source] crate::btf::BtfError),

@@ -15,7 +15,10 @@ use tracing::{debug, info_span};
 use crate::{
     Error,
     matching::{BtfObject, KernelBtf, Plan},
-    object::{GlobalSymbol, Insn, InsnRef, MapSpec, ObjectSpec},
+    object::{
+        ExternSpec, GlobalSymbol, Insn, InsnRef, MapSpec, ObjectSpec,
+        externs::{self, KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
+    },
     sys::{self, MapCreate, ProgLoad},
 };
 
@@ -281,7 +284,8 @@ fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
 /// Loads what the plan describes.
 pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
-    let module_fds = ModuleBtfFds::open(plan)?;
+    let externs = resolve_externs(spec, kernel, plan)?;
+    let module_fds = ModuleBtfFds::open(plan, externs.ksyms.values())?;
 
     // Object BTF: struct_ops maps need a valid btf_fd.
     let btf = spec
@@ -312,12 +316,15 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             .expect("fields live in parsed sections");
         bytes[*at as usize..*at as usize + 4].copy_from_slice(&offset.to_ne_bytes());
     }
+    // `__kconfig` values: a read-only, frozen `.kconfig` map, like libbpf's.
+    let kconfig =
+        (!externs.kconfig.is_empty()).then(|| (KCONFIG_SEC.to_owned(), externs.kconfig.clone()));
     let mut data = BTreeMap::new();
-    for (name, bytes) in sections {
+    for (name, bytes) in sections.into_iter().chain(kconfig) {
         if bytes.is_empty() {
             continue;
         }
-        let read_only = spec.data[&name].read_only;
+        let read_only = spec.data.get(&name).is_none_or(|d| d.read_only);
         let map_name = data_map_name(&spec.name, &name);
         let fd = sys::map_create(&MapCreate {
             map_type: bpf_map_type::BPF_MAP_TYPE_ARRAY as u32,
@@ -395,6 +402,51 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
                     insns[*insn].imm = map.as_raw_fd();
                 }
+                InsnRef::Extern {
+                    insn,
+                    name: ext,
+                    addend,
+                } => {
+                    let (first, second) = insns.split_at_mut(*insn + 1);
+                    let (ld, next) = (&mut first[*insn], &mut second[0]);
+                    if let Some(off) = externs.kconfig_offsets.get(ext) {
+                        ld.set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                        ld.imm = data[KCONFIG_SEC].fd.as_raw_fd();
+                        next.imm = *off as i32 + addend;
+                        continue;
+                    }
+                    match externs.ksyms.get(ext) {
+                        Some(KsymValue::BtfId { obj, id }) => {
+                            ld.set_src(PSEUDO_BTF_ID);
+                            ld.imm = *id as i32;
+                            next.imm = match obj {
+                                BtfObject::Vmlinux => 0,
+                                module => module_fds.get(module).as_raw_fd(),
+                            };
+                        }
+                        Some(KsymValue::Address(addr)) => {
+                            ld.set_src(0);
+                            ld.imm = *addr as u32 as i32;
+                            next.imm = (*addr >> 32) as u32 as i32;
+                        }
+                        Some(KsymValue::Zero) | None => {
+                            ld.set_src(0);
+                            ld.imm = 0;
+                            next.imm = 0;
+                        }
+                    }
+                }
+                InsnRef::Kfunc { insn, name } if !plan.kfuncs.contains_key(name) => {
+                    // A weak kfunc this kernel lacks (plan() refuses strong ones): libbpf's poisoned
+                    // call, an unknown helper the verifier accepts only in dead code.
+                    let idx = externs.index.get(name).copied().unwrap_or(0) as i32;
+                    insns[*insn] = Insn {
+                        code: crate::object::link_consts::CALL,
+                        regs: 0,
+                        off: 0,
+                        imm: POISON_CALL_KFUNC_BASE + idx,
+                    };
+                }
                 InsnRef::Kfunc { insn, name } => {
                     let target = &plan.kfuncs[name];
                     insns[*insn].set_src(crate::object::link_consts::PSEUDO_KFUNC_CALL);
@@ -418,6 +470,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             fd_array.insert(0, -1);
         }
         let insns = to_bpf_insns(&insns);
+        let (func_info, line_info) = btf_info_records(prog);
         let attach_obj = match &attach.btf_obj {
             BtfObject::Vmlinux => None,
             m => Some(module_fds.get(m).as_fd()),
@@ -432,6 +485,11 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             name,
             sleepable: prog.sleepable,
             fd_array: &fd_array,
+            prog_btf_fd: (!func_info.is_empty()).then(|| btf_fd.as_fd()),
+            func_info: &func_info,
+            func_info_rec_size: FUNC_INFO_REC_SIZE,
+            line_info: &line_info,
+            line_info_rec_size: LINE_INFO_REC_SIZE,
             ..Default::default()
         })
         .map_err(|e| Error::ProgramLoad {
@@ -529,6 +587,57 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     })
 }
 
+/// Size of a `bpf_func_info` record passed to the kernel.
+const FUNC_INFO_REC_SIZE: u32 = 8;
+/// Size of a `bpf_line_info` record passed to the kernel.
+const LINE_INFO_REC_SIZE: u32 = 16;
+/// `src_reg` of an `ld_imm64` of a kernel variable or function by BTF id.
+const PSEUDO_BTF_ID: u8 = 3;
+
+/// The `bpf_func_info` and `bpf_line_info` records of a program (empty when it has none or not one per
+/// function: the kernel wants all or nothing).
+fn btf_info_records(prog: &crate::object::ProgramSpec) -> (Vec<u8>, Vec<u8>) {
+    if !prog.has_btf_info() {
+        return (Vec::new(), Vec::new());
+    }
+    let words = |recs: &[&[u32]]| -> Vec<u8> {
+        recs.iter()
+            .flat_map(|r| r.iter().flat_map(|w| w.to_ne_bytes()))
+            .collect()
+    };
+    let funcs: Vec<&[u32]> = prog.btf_info.funcs.iter().map(|r| &r[..]).collect();
+    let lines: Vec<&[u32]> = prog.btf_info.lines.iter().map(|r| &r[..]).collect();
+    (words(&funcs), words(&lines))
+}
+
+/// Resolves the externs the planned programs use (values from the kernel, its config, kallsyms; the
+/// config set with [`ObjectSpec::set_kernel_config`] if any).
+fn resolve_externs(
+    spec: &ObjectSpec,
+    kernel: &KernelBtf,
+    plan: &Plan,
+) -> Result<ResolvedExterns, Error> {
+    let used: std::collections::BTreeSet<&str> = plan
+        .programs
+        .keys()
+        .filter_map(|p| spec.programs.get(p))
+        .flat_map(|p| p.externs().chain(p.kfuncs()))
+        .collect();
+    let externs: BTreeMap<String, ExternSpec> = spec
+        .externs
+        .iter()
+        .filter(|(n, _)| used.contains(n.as_str()))
+        .map(|(n, e)| (n.clone(), e.clone()))
+        .collect();
+    if externs.is_empty() {
+        return Ok(ResolvedExterns::default());
+    }
+    externs::running_sources(spec.kernel_config.as_ref(), |s| {
+        externs::resolve(&spec.btf, &externs, kernel, s)
+    })
+    .map_err(Error::Extern)
+}
+
 /// Map types whose key/value the kernel will not take as BTF types (`map_check_no_btf`, or keys/values
 /// that are fds): libbpf creates these without BTF, and so does this loader.
 const MAP_TYPES_WITHOUT_BTF: &[bpf_map_type] = &[
@@ -618,10 +727,14 @@ fn create_object_map(m: &MapSpec, btf_fd: BorrowedFd<'_>) -> Result<OwnedFd, Err
 struct ModuleBtfFds(BTreeMap<BtfObject, OwnedFd>);
 
 impl ModuleBtfFds {
-    fn open(plan: &Plan) -> Result<Self, Error> {
+    fn open<'a>(plan: &'a Plan, ksyms: impl Iterator<Item = &'a KsymValue>) -> Result<Self, Error> {
         let mut needed: Vec<&BtfObject> = plan.maps.iter().map(|m| &m.kernel.btf_obj).collect();
         needed.extend(plan.programs.values().map(|p| &p.btf_obj));
         needed.extend(plan.kfuncs.values().map(|k| &k.btf_obj));
+        needed.extend(ksyms.filter_map(|k| match k {
+            KsymValue::BtfId { obj, .. } => Some(obj),
+            _ => None,
+        }));
         let mut out = BTreeMap::new();
         for obj in needed {
             let BtfObject::Module(name) = obj else {
@@ -684,7 +797,11 @@ mod tests {
         assert!(a.btf_fd.is_none());
         assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
         // Types the kernel refuses BTF for: none, even when the definition has them.
-        let m = spec(bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY, Some(2), Some(2));
+        let m = spec(
+            bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+            Some(2),
+            Some(2),
+        );
         let a = object_map_create(&m, fd);
         assert!(a.btf_fd.is_none());
         assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));

@@ -597,6 +597,11 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             if plan.kfuncs.contains_key(kfunc) {
                 continue;
             }
+            // A `__weak` kfunc this kernel lacks: the loader poisons its calls (dead code behind
+            // `bpf_ksym_exists`), like libbpf.
+            if find_kfunc(kernel, kfunc).is_none() && obj.is_weak_extern(kfunc) {
+                continue;
+            }
             let (btf_obj, btf_id) =
                 find_kfunc(kernel, kfunc).ok_or_else(|| MatchError::NoKfunc {
                     program: name.clone(),
@@ -771,7 +776,8 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     let mut kfuncs: Vec<(String, bool)> = Vec::new();
     for p in obj.programs.values() {
         for k in p.kfuncs() {
-            if !kfuncs.iter().any(|(n, _)| n == k) {
+            // Weak kfuncs are reported with the externs (`ObjectSpec::extern_report`).
+            if !kfuncs.iter().any(|(n, _)| n == k) && !obj.is_weak_extern(k) {
                 kfuncs.push((k.to_owned(), find_kfunc(kernel, k).is_some()));
             }
         }

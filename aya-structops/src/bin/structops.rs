@@ -146,6 +146,9 @@ fn describe(e: &Error) -> String {
     }
 }
 
+/// Lines of a verifier or BTF log shown without `-v`.
+const LOG_TAIL_LINES: usize = 20;
+
 fn append_log(s: &mut String, what: &str, log: &str, verbose: bool) {
     let log = log.trim_end();
     if log.is_empty() {
@@ -153,8 +156,20 @@ fn append_log(s: &mut String, what: &str, log: &str, verbose: bool) {
     }
     if verbose {
         s.push_str(&format!("\n{what}:\n{log}"));
+        return;
+    }
+    // The end of a log says why (the verifier's last lines); -v shows it all.
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+    if tail.len() < lines.len() {
+        s.push_str(&format!(
+            "\n{what} (last {} of {} lines; -v for all):\n{}",
+            tail.len(),
+            lines.len(),
+            tail.join("\n")
+        ));
     } else {
-        s.push_str(&format!(" (run with -v for the {what})"));
+        s.push_str(&format!("\n{what}:\n{}", tail.join("\n")));
     }
 }
 
@@ -500,8 +515,14 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
         None => aya_structops::running_kernel().map_err(|e| Fail::from(e).code(2))?,
     };
     let report = matching::check(&spec, &kernel);
+    // Externs: values from this machine for the running kernel; with --btf, where they would come from.
+    let externs = spec.extern_report(&kernel, btf.is_none());
+    let missing_externs: Vec<_> = externs.iter().filter(|e| e.status.is_err()).collect();
+    for e in &externs {
+        println!("{e}");
+    }
     println!("{report}");
-    if report.compatible() {
+    if report.compatible() && missing_externs.is_empty() {
         return Ok(0);
     }
     // One summary line naming what is at fault, as for other failures.
@@ -533,6 +554,11 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
     for (k, ok) in &report.kfuncs {
         if !ok {
             faults.insert(format!("kfunc `{k}` is missing"));
+        }
+    }
+    for e in missing_externs {
+        if let Err(why) = &e.status {
+            faults.insert(why.clone());
         }
     }
     eprintln!(

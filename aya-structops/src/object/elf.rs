@@ -23,7 +23,7 @@ type Elf<'a> = ElfFile64<'a, object::LittleEndian>;
 pub(crate) const FIELD_PREFIX: &str = "__aya_field_";
 
 enum SectionRole {
-    Program { sleepable: bool },
+    Program { sleepable: bool, optional: bool },
     Code,
     StructOps { link: bool, optional: bool },
     Data { read_only: bool },
@@ -56,10 +56,17 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
         return SectionRole::Maps;
     }
     if kind == SectionKind::Text {
-        let sec = name.split('/').next().unwrap_or(name);
+        // `?struct_ops[.s][/...]`: autoload off until a created map references the program.
+        let sec = base.split('/').next().unwrap_or(base);
         return match sec {
-            "struct_ops" => SectionRole::Program { sleepable: false },
-            "struct_ops.s" => SectionRole::Program { sleepable: true },
+            "struct_ops" => SectionRole::Program {
+                sleepable: false,
+                optional,
+            },
+            "struct_ops.s" => SectionRole::Program {
+                sleepable: true,
+                optional,
+            },
             _ => SectionRole::Code,
         };
     }
@@ -171,6 +178,8 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 insns: Insn::parse_all(code),
                 relocs: BTreeMap::new(),
                 core: Vec::new(),
+                func_info: None,
+                line_info: Vec::new(),
             },
         );
     }
@@ -205,6 +214,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         None => None,
     };
     if let Some(ext) = &btf_ext {
+        attach_btf_info(&elf, ext, &mut functions)?;
         for section in elf.sections() {
             let Some(relos) = ext.core_relos.get(section.name()?) else {
                 continue;
@@ -249,10 +259,14 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     let mut referenced = BTreeSet::new();
     for (key, name) in program_keys {
         let f = &functions[&key];
-        let SectionRole::Program { sleepable } = roles[&SectionIndex(key.0)] else {
+        let SectionRole::Program {
+            sleepable,
+            optional,
+        } = roles[&SectionIndex(key.0)]
+        else {
             unreachable!()
         };
-        let (insns, refs) = link(f, &functions).map_err(|e| ParseError::Relocation {
+        let (insns, refs, btf_info) = link(f, &functions).map_err(|e| ParseError::Relocation {
             program: name.clone(),
             insn: e.insn,
             detail: format!("in function `{}`: {}", e.function, e.detail),
@@ -271,8 +285,10 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 name,
                 section: section_name(SectionIndex(key.0)),
                 sleepable,
+                optional,
                 insns,
                 refs,
+                btf_info,
             },
         );
     }
@@ -329,6 +345,20 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 read,
             },
         );
+    }
+
+    // Extern symbols (`__kconfig`, `__ksym`, kfuncs): undefined, global or weak.
+    let mut externs = BTreeMap::new();
+    for sym in elf.symbols() {
+        if !sym.is_undefined() || sym.kind() == SymbolKind::File || sym.is_local() {
+            continue;
+        }
+        let name = sym.name()?;
+        if name.is_empty() {
+            continue;
+        }
+        let spec = super::externs::describe(&btf, name, sym.is_weak())?;
+        externs.insert(name.to_owned(), spec);
     }
 
     // struct_ops maps.
@@ -416,7 +446,12 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         .values()
         .flat_map(|m| m.members.iter().filter_map(|x| x.program.as_deref()))
         .collect();
-    if let Some(orphan) = programs.keys().find(|p| !used.contains(p.as_str())) {
+    // A `?struct_ops` program no map uses is simply not loaded (libbpf: autoload off).
+    if let Some(orphan) = programs
+        .iter()
+        .find(|(p, spec)| !spec.optional && !used.contains(p.as_str()))
+        .map(|(p, _)| p)
+    {
         return Err(ParseError::OrphanProgram(orphan.clone()));
     }
 
@@ -430,9 +465,56 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         maps,
         globals,
         fields,
+        externs,
+        kernel_config: None,
         section_sizes,
         symbol_offsets,
     })
+}
+
+/// Attaches `.BTF.ext` function and line info to the functions they describe (instruction indexes
+/// relative to each function). A function whose start has no `bpf_func_info` record keeps `None`: the
+/// programs that call it are loaded without func/line info.
+fn attach_btf_info(
+    elf: &Elf<'_>,
+    ext: &BtfExt,
+    functions: &mut BTreeMap<(usize, u64), Function>,
+) -> Result<(), ParseError> {
+    for section in elf.sections() {
+        let name = section.name()?;
+        let idx = section.index().0;
+        let in_function = |functions: &BTreeMap<(usize, u64), Function>, off: u64| {
+            functions
+                .range((idx, 0)..=(idx, off))
+                .next_back()
+                .filter(|(_, f)| off < f.offset + 8 * f.insns.len() as u64)
+                .map(|(k, _)| *k)
+        };
+        if let Some(infos) = ext.func_info.get(name) {
+            for fi in infos {
+                if let Some(f) = functions.get_mut(&(idx, u64::from(fi.insn_off))) {
+                    f.func_info = Some(fi.type_id);
+                }
+            }
+        }
+        if let Some(lines) = ext.line_info.get(name) {
+            for li in lines {
+                let off = u64::from(li.insn_off);
+                if !off.is_multiple_of(8) {
+                    continue;
+                }
+                let Some(f) = in_function(functions, off).and_then(|k| functions.get_mut(&k))
+                else {
+                    continue;
+                };
+                f.line_info.push((
+                    ((off - f.offset) / 8) as usize,
+                    [li.file_name_off, li.line_off, li.line_col],
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn classify(
@@ -447,9 +529,7 @@ fn classify(
         return Ok(if insn.code == CALL {
             Target::Kfunc(name)
         } else {
-            Target::Unsupported(format!(
-                "extern variable `{name}` (ksym/kconfig) is not supported"
-            ))
+            Target::Extern(name)
         });
     };
     let _ = elf;
@@ -970,11 +1050,31 @@ mod tests {
         ));
         assert!(matches!(
             role("struct_ops.s/x", SectionKind::Text),
-            SectionRole::Program { sleepable: true }
+            SectionRole::Program {
+                sleepable: true,
+                optional: false
+            }
+        ));
+        assert!(matches!(
+            role("?struct_ops.s/x", SectionKind::Text),
+            SectionRole::Program {
+                sleepable: true,
+                optional: true
+            }
+        ));
+        assert!(matches!(
+            role("?struct_ops", SectionKind::Text),
+            SectionRole::Program {
+                sleepable: false,
+                optional: true
+            }
         ));
         assert!(matches!(
             role("struct_ops", SectionKind::Text),
-            SectionRole::Program { sleepable: false }
+            SectionRole::Program {
+                sleepable: false,
+                optional: false
+            }
         ));
         assert!(matches!(
             role(".rodata.cfg", SectionKind::ReadOnlyData),

@@ -66,6 +66,25 @@ pub(crate) enum InsnRef {
         insn: usize,
         relo: super::btf_ext::CoreRelo,
     },
+    /// `ld_imm64` of an extern (`__kconfig`, `__ksym`, or a kfunc's address for `bpf_ksym_exists`):
+    /// patched once the extern is resolved. `addend` is the offset the instruction adds.
+    Extern {
+        insn: usize,
+        name: String,
+        addend: i32,
+    },
+}
+
+/// `.BTF.ext` function and line info of a linked program, instruction indexes in the linked program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BtfInfo {
+    /// `bpf_func_info`: (instruction, FUNC type id), sorted.
+    pub funcs: Vec<[u32; 2]>,
+    /// `bpf_line_info`: (instruction, file name offset, line offset, line/column), sorted.
+    pub lines: Vec<[u32; 4]>,
+    /// Whether every function of the program has a func_info record (else none is passed to the kernel,
+    /// which requires one per subprogram).
+    pub complete: bool,
 }
 
 /// What a relocation in a function refers to, already classified against the ELF.
@@ -75,6 +94,8 @@ pub(crate) enum Target {
     Code { section: usize, offset: u64 },
     /// A call of an undefined function: a kfunc.
     Kfunc(String),
+    /// A 64-bit load of an undefined symbol: an extern variable (or a kfunc's address).
+    Extern(String),
     /// The address of `offset` bytes into data section `section`.
     Data { section: String, offset: u64 },
     /// A BTF-defined map.
@@ -95,6 +116,10 @@ pub(crate) struct Function {
     pub relocs: BTreeMap<usize, Target>,
     /// CO-RE relocations by instruction index (relative to the function).
     pub core: Vec<(usize, super::btf_ext::CoreRelo)>,
+    /// The `bpf_func_info` type id of the function (a BTF `FUNC`), from `.BTF.ext`.
+    pub func_info: Option<u32>,
+    /// `bpf_line_info` records: (instruction index relative to the function, [file, line, line/col]).
+    pub line_info: Vec<(usize, [u32; 3])>,
 }
 
 /// Why linking failed: the function, its instruction, and what's wrong.
@@ -106,17 +131,31 @@ pub(crate) struct LinkError {
 }
 
 /// Links `root` with every function it calls, transitively: callees are appended once each, calls patched
-/// to relative offsets. Returns the instructions and the references left for the loader.
+/// to relative offsets. Returns the instructions, the references left for the loader, and the
+/// `.BTF.ext` function and line info moved to the linked program's instruction indexes.
 pub(crate) fn link(
     root: &Function,
     functions: &BTreeMap<(usize, u64), Function>,
-) -> Result<(Vec<Insn>, Vec<InsnRef>), LinkError> {
+) -> Result<(Vec<Insn>, Vec<InsnRef>, BtfInfo), LinkError> {
     let mut out = root.insns.clone();
     let mut refs = Vec::new();
+    let mut info = BtfInfo {
+        complete: true,
+        ..Default::default()
+    };
     let mut placed: HashMap<(usize, u64), usize> =
         HashMap::from([((root.section, root.offset), 0)]);
     let mut queue = vec![(root, 0usize)];
     while let Some((f, base)) = queue.pop() {
+        match f.func_info {
+            Some(type_id) => info.funcs.push([base as u32, type_id]),
+            None => info.complete = false,
+        }
+        info.lines.extend(
+            f.line_info
+                .iter()
+                .map(|(i, [file, line, col])| [(base + i) as u32, *file, *line, *col]),
+        );
         refs.extend(f.core.iter().map(|(i, relo)| InsnRef::Core {
             insn: base + i,
             relo: relo.clone(),
@@ -154,6 +193,19 @@ pub(crate) fn link(
                         insn: base + i,
                         section: section.clone(),
                         offset,
+                    });
+                    None
+                }
+                Some(Target::Extern(name)) => {
+                    if insn.code != LD_IMM64 || i + 1 >= f.insns.len() {
+                        return Err(err(format!(
+                            "extern `{name}` is used by an instruction that is not a 64-bit load or a call"
+                        )));
+                    }
+                    refs.push(InsnRef::Extern {
+                        insn: base + i,
+                        name: name.clone(),
+                        addend: insn.imm,
                     });
                     None
                 }
@@ -200,7 +252,13 @@ pub(crate) fn link(
             i += if insn.code == LD_IMM64 { 2 } else { 1 };
         }
     }
-    Ok((out, refs))
+    info.funcs.sort_unstable();
+    info.lines.sort_unstable();
+    if !info.complete {
+        info.funcs.clear();
+        info.lines.clear();
+    }
+    Ok((out, refs, info))
 }
 
 #[cfg(test)]
@@ -230,6 +288,8 @@ mod tests {
             insns,
             relocs: BTreeMap::new(),
             core: Vec::new(),
+            func_info: None,
+            line_info: Vec::new(),
         }
     }
 
@@ -253,7 +313,7 @@ mod tests {
         );
         let helper = func("helper", 2, 0, vec![EXIT]);
         let fns = BTreeMap::from([((2, 0), helper)]);
-        let (insns, refs) = link(&prog, &fns).unwrap();
+        let (insns, refs, _) = link(&prog, &fns).unwrap();
         assert_eq!(insns.len(), 4);
         assert_eq!(insns[0].imm, 2); // 0 + 1 + 2 = 3
         assert_eq!(insns[1].imm, 1); // 1 + 1 + 1 = 3
@@ -278,7 +338,7 @@ mod tests {
             },
         );
         let fns = BTreeMap::from([((2, 0), a), ((2, 16), b)]);
-        let (insns, _) = link(&prog, &fns).unwrap();
+        let (insns, _, _) = link(&prog, &fns).unwrap();
         assert_eq!(insns.len(), 5); // prog(2) a(2) b(1)
         assert_eq!(insns[0].imm, 1); // -> 2
         assert_eq!(insns[2].imm, 1); // at 2 -> 4
@@ -302,7 +362,7 @@ mod tests {
         );
         prog.relocs
             .insert(2, Target::Kfunc("tcp_slow_start".into()));
-        let (_, refs) = link(&prog, &BTreeMap::new()).unwrap();
+        let (_, refs, _) = link(&prog, &BTreeMap::new()).unwrap();
         assert_eq!(
             refs,
             vec![

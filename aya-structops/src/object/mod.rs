@@ -9,6 +9,8 @@
 pub(crate) mod btf_ext;
 mod btf_map;
 mod elf;
+pub mod externs;
+pub mod kconfig;
 pub mod ksyms;
 mod link;
 mod struct_ops;
@@ -16,10 +18,12 @@ mod struct_ops;
 use std::{collections::BTreeMap, ffi::CString, path::Path};
 
 use crate::btf::Btf;
-pub(crate) use link::{Insn, InsnRef};
+pub use externs::{ExternError, ExternKind, ExternReport, ExternSpec};
+pub use kconfig::{KconfigError, KconfigType, KernelConfig};
+pub(crate) use link::{BtfInfo, Insn, InsnRef};
 /// Instruction constants the loader patches with.
 pub(crate) mod link_consts {
-    pub(crate) use super::link::{PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
+    pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub use btf_map::MapSpec;
 pub use ksyms::{KsymsError, add_kfunc_btf};
@@ -134,6 +138,14 @@ pub enum ParseError {
     /// A kernel-field symbol whose name does not decode.
     #[error("malformed kernel field symbol `{0}`")]
     BadFieldSymbol(String),
+    /// An extern symbol (`__kconfig`, `__ksym`) this loader cannot use.
+    #[error("extern `{name}`: {detail}")]
+    BadExtern {
+        /// The symbol.
+        name: String,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// A struct_ops program as found in the object.
@@ -145,16 +157,41 @@ pub struct ProgramSpec {
     pub section: String,
     /// Whether it is sleepable (`struct_ops.s`).
     pub sleepable: bool,
+    /// From a `?struct_ops*` section: loaded only when a created map references it, and no error when
+    /// none does.
+    pub(crate) optional: bool,
     /// Instructions, linked with the subprograms they call.
     pub(crate) insns: Vec<Insn>,
     /// Places the loader patches.
     pub(crate) refs: Vec<InsnRef>,
+    /// Function and line info (`.BTF.ext`) in the linked program's instruction indexes.
+    pub(crate) btf_info: BtfInfo,
 }
 
 impl ProgramSpec {
     /// Number of instructions after linking subprograms.
     pub fn insn_count(&self) -> usize {
         self.insns.len()
+    }
+
+    /// Whether the program comes from a `?struct_ops*` section (autoload off until a created map
+    /// references it).
+    pub fn optional(&self) -> bool {
+        self.optional
+    }
+
+    /// Whether the program is loaded with the object's BTF and `.BTF.ext` function and line info
+    /// (every function it links has a `bpf_func_info` record).
+    pub fn has_btf_info(&self) -> bool {
+        self.btf_info.complete && !self.btf_info.funcs.is_empty()
+    }
+
+    /// Names of the externs (`__kconfig`, `__ksym` variables, kfunc addresses) the program loads.
+    pub fn externs(&self) -> impl Iterator<Item = &str> {
+        self.refs.iter().filter_map(|r| match r {
+            InsnRef::Extern { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
     }
 
     /// Names of the kfuncs the program calls.
@@ -223,6 +260,10 @@ pub struct ObjectSpec {
     pub(crate) maps: BTreeMap<String, MapSpec>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
     pub(crate) fields: Vec<FieldSpec>,
+    /// Extern symbols by name.
+    pub(crate) externs: BTreeMap<String, ExternSpec>,
+    /// The kernel config `__kconfig` externs read, when set by [`ObjectSpec::set_kernel_config`].
+    pub(crate) kernel_config: Option<KernelConfig>,
     /// Every section's size, for BTF DATASEC fix-ups.
     pub(crate) section_sizes: BTreeMap<String, u32>,
     /// Every data symbol's offset in its section, for BTF DATASEC fix-ups.
@@ -310,6 +351,47 @@ impl ObjectSpec {
     /// The object's BTF.
     pub fn btf(&self) -> &Btf {
         &self.btf
+    }
+
+    /// The extern symbols (`__kconfig` and `__ksym` variables, kfuncs), by name.
+    pub fn externs(&self) -> impl Iterator<Item = &ExternSpec> {
+        self.externs.values()
+    }
+
+    /// One extern by name.
+    pub fn extern_spec(&self, name: &str) -> Option<&ExternSpec> {
+        self.externs.get(name)
+    }
+
+    /// Whether `name` is an extern declared `__weak` (it reads 0 when the kernel lacks it).
+    pub fn is_weak_extern(&self, name: &str) -> bool {
+        self.externs.get(name).is_some_and(|e| e.weak)
+    }
+
+    /// Sets the kernel config that `__kconfig` externs read at load, instead of the running kernel's
+    /// (`/proc/config.gz`, `/boot/config-$(uname -r)`). libbpf's virtual `LINUX_*` values still come
+    /// from the kernel.
+    ///
+    /// ```
+    /// # fn f(spec: &mut aya_structops::ObjectSpec) -> Result<(), aya_structops::object::KconfigError> {
+    /// use aya_structops::object::KernelConfig;
+    /// spec.set_kernel_config(KernelConfig::parse("CONFIG_HZ=1000\n")?);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_kernel_config(&mut self, config: KernelConfig) {
+        self.kernel_config = Some(config);
+    }
+
+    /// What each extern would resolve to on `kernel`. With `running_kernel` the values are the ones a
+    /// load on this machine would use (its config, `/proc/kallsyms`, release); otherwise `kernel` is
+    /// another kernel's BTF and the report says where each value would come from, without failing.
+    pub fn extern_report(
+        &self,
+        kernel: &crate::KernelBtf,
+        running_kernel: bool,
+    ) -> Vec<ExternReport> {
+        let running = running_kernel.then_some(self.kernel_config.as_ref());
+        externs::report(&self.btf, &self.externs, kernel, running)
     }
 
     /// Sets the initial bytes of a global variable (typically a `.rodata` constant) before load.

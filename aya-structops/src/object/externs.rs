@@ -1,0 +1,702 @@
+//! Extern symbols: `__kconfig` variables, `__ksym` variables (typed and typeless) and kfuncs, as libbpf
+//! defines them (`bpf_object__collect_externs`, `bpf_object__resolve_externs`).
+//!
+//! An extern is an undefined ELF symbol (`SHN_UNDEF`, binding `GLOBAL` or `WEAK`). clang describes it in
+//! the object BTF: a `VAR` with extern linkage listed by the `.kconfig` or `.ksyms` `DATASEC`, or a `FUNC`
+//! with extern linkage (a kfunc). Rust objects call kfuncs through undefined symbols without BTF; those
+//! are kfuncs too.
+//!
+//! - `.kconfig` variables get their value from the kernel config ([`KernelConfig`]) or, for libbpf's
+//!   virtual `LINUX_*` names, from the kernel itself; the loader lays them out in one read-only, frozen
+//!   `.kconfig` array map and points each `ld_imm64` at its slot (`BPF_PSEUDO_MAP_VALUE`).
+//! - Typed `.ksyms` variables (`extern const struct rq runqueues __ksym;`) resolve by name to a `VAR` in
+//!   vmlinux or module BTF: `ld_imm64` with `BPF_PSEUDO_BTF_ID` (`imm` = BTF id, next `imm` = module BTF
+//!   fd or 0).
+//! - Typeless ones (`extern const void x __ksym;`, the VAR's type is `void`) resolve through
+//!   `/proc/kallsyms`: `ld_imm64` of the address.
+//! - Kfuncs: `call` with `BPF_PSEUDO_KFUNC_CALL`; an `ld_imm64` of a kfunc (`bpf_ksym_exists(f)`) gets
+//!   `BPF_PSEUDO_BTF_ID` of the kernel `FUNC`.
+//! - `__weak` externs that do not resolve are 0: a zero-filled `.kconfig` slot, an `ld_imm64` of 0, and a
+//!   call of a missing weak kfunc is "poisoned" into a call of an invalid helper (libbpf's
+//!   `POISON_CALL_KFUNC_BASE` + index) that the verifier accepts only as dead code, which it is behind
+//!   `if (bpf_ksym_exists(f))`. A strong extern that does not resolve is an error naming it.
+
+use std::collections::BTreeMap;
+
+use super::kconfig::{KconfigError, KconfigType, KernelConfig, kernel_version_code, uname_release};
+use crate::{
+    btf::{Btf, BtfError, BtfKind, Type},
+    matching::{BtfObject, KernelBtf, find_kfunc},
+};
+
+/// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a weak kfunc the kernel lacks becomes a helper call
+/// with this id plus the extern's index, which the verifier refuses unless the call is dead code.
+pub(crate) const POISON_CALL_KFUNC_BASE: i32 = 2002000000;
+/// The `.kconfig` section / map name.
+pub const KCONFIG_SEC: &str = ".kconfig";
+const KSYMS_SEC: &str = ".ksyms";
+/// `BTF_VAR_GLOBAL_EXTERN` / `BTF_FUNC_EXTERN`.
+const LINKAGE_EXTERN: u32 = 2;
+
+/// What an extern is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExternKind {
+    /// A `__kconfig` variable of this type.
+    Kconfig(KconfigType),
+    /// A typed `__ksym` variable; `type_id` is the variable's type in the object BTF.
+    KsymVar {
+        /// The local type.
+        type_id: u32,
+    },
+    /// A typeless `__ksym` variable (`extern const void x __ksym;`), resolved from `/proc/kallsyms`.
+    KsymTypeless,
+    /// A kernel function (kfunc).
+    Kfunc,
+}
+
+impl ExternKind {
+    fn describe(&self) -> String {
+        match self {
+            ExternKind::Kconfig(t) => format!("kconfig {}", t.describe()),
+            ExternKind::KsymVar { .. } => "typed ksym".into(),
+            ExternKind::KsymTypeless => "typeless ksym".into(),
+            ExternKind::Kfunc => "kfunc".into(),
+        }
+    }
+}
+
+/// An extern symbol of the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternSpec {
+    /// The symbol name.
+    pub name: String,
+    /// Declared `__weak`: 0 when it does not resolve.
+    pub weak: bool,
+    /// What it is.
+    pub kind: ExternKind,
+}
+
+/// Why an extern could not be described or resolved. Each names the extern.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternError {
+    /// The kernel config could not be read or parsed.
+    #[error(transparent)]
+    Config(#[from] KconfigError),
+    /// A strong extern that did not resolve.
+    #[error("extern `{name}` ({kind}): {why}; declare it __weak to read 0 instead")]
+    Missing {
+        /// The extern.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// Where it was looked for.
+        why: String,
+    },
+    /// A config value that does not fit the extern's type.
+    #[error("extern `{name}` ({kind}): {reason}")]
+    BadValue {
+        /// The extern.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A `LINUX_*` `__kconfig` extern that is not one of libbpf's virtual values.
+    #[error(
+        "extern `{0}`: unknown virtual __kconfig value (known: LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, LINUX_HAS_SYSCALL_WRAPPER)"
+    )]
+    UnknownVirtual(String),
+    /// A typed ksym whose kernel type is not the kind the object declares.
+    #[error(
+        "extern `{name}` (typed ksym): the object declares {local}, the kernel's variable is {kernel}"
+    )]
+    TypeMismatch {
+        /// The extern.
+        name: String,
+        /// The object's type.
+        local: String,
+        /// The kernel's type.
+        kernel: String,
+    },
+    /// `/proc/kallsyms` names the symbol more than once with different addresses.
+    #[error("extern `{0}` (typeless ksym): /proc/kallsyms has it at different addresses")]
+    Ambiguous(String),
+    /// `/proc/kallsyms` could not be read.
+    #[error("reading /proc/kallsyms for typeless ksyms ({externs}): {source}")]
+    Kallsyms {
+        /// The externs that need it.
+        externs: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// BTF could not be read.
+    #[error("extern `{name}`: {source}")]
+    Btf {
+        /// The extern.
+        name: String,
+        /// The cause.
+        #[source]
+        source: BtfError,
+    },
+}
+
+/// Describes an undefined symbol from the object BTF. `Ok(None)`: not an extern this loader handles
+/// (no BTF and `called` is false: the caller reports it where it is used).
+pub(crate) fn describe(btf: &Btf, name: &str, weak: bool) -> Result<ExternSpec, super::ParseError> {
+    let bad = |detail: String| super::ParseError::BadExtern {
+        name: name.to_owned(),
+        detail,
+    };
+    let kind = if let Some(var) = btf.find(BtfKind::Var, name) {
+        let Type::Var {
+            target, linkage, ..
+        } = btf.type_by_id(var)?
+        else {
+            unreachable!("find(Var) returns a VAR");
+        };
+        if linkage != LINKAGE_EXTERN {
+            return Err(bad(format!("its BTF VAR (type id {var}) is not extern")));
+        }
+        match datasec_of(btf, var)? {
+            Some(sec) if sec == KCONFIG_SEC => ExternKind::Kconfig(kconfig_type(btf, target).map_err(|what| {
+                bad(format!(
+                    "__kconfig type {what} is not supported (bool, char, enum libbpf_tristate, integers of 1, 2, 4 or 8 bytes, char arrays)"
+                ))
+            })?),
+            Some(sec) if sec == KSYMS_SEC => {
+                if btf.skip_mods_and_typedefs(target)? == 0 {
+                    ExternKind::KsymTypeless
+                } else {
+                    ExternKind::KsymVar { type_id: target }
+                }
+            }
+            Some(sec) => {
+                return Err(bad(format!(
+                    "it is in section `{sec}`; externs must be __kconfig (.kconfig) or __ksym (.ksyms)"
+                )));
+            }
+            None => return Err(bad("no BTF DATASEC lists it (.kconfig or .ksyms)".into())),
+        }
+    } else {
+        // A FUNC with extern linkage (C kfunc declaration) or no BTF at all (Rust): a kfunc.
+        ExternKind::Kfunc
+    };
+    Ok(ExternSpec {
+        name: name.to_owned(),
+        weak,
+        kind,
+    })
+}
+
+fn datasec_of(btf: &Btf, var: u32) -> Result<Option<String>, BtfError> {
+    for id in btf.first_id()..btf.len() {
+        if let Type::Datasec { name, vars, .. } = btf.type_by_id(id)?
+            && vars.clone().any(|v| v.type_id == var)
+        {
+            return Ok(Some(name.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// libbpf's `find_kcfg_type`.
+fn kconfig_type(btf: &Btf, id: u32) -> Result<KconfigType, String> {
+    let id = btf.skip_mods_and_typedefs(id).map_err(|e| e.to_string())?;
+    let ty = btf.type_by_id(id).map_err(|e| e.to_string())?;
+    let what = || btf.describe(id);
+    match ty {
+        Type::Int { size, encoding, .. } => {
+            if encoding & 4 != 0 {
+                return if size == 1 {
+                    Ok(KconfigType::Bool)
+                } else {
+                    Err(what())
+                };
+            }
+            match size {
+                1 => Ok(KconfigType::Char),
+                2 | 4 | 8 => Ok(KconfigType::Int {
+                    size,
+                    signed: encoding & 1 != 0,
+                }),
+                _ => Err(what()),
+            }
+        }
+        Type::Enum { name, size: 4, .. } | Type::Enum64 { name, .. }
+            if name == "libbpf_tristate" =>
+        {
+            Ok(KconfigType::Tristate)
+        }
+        Type::Array { elem, nelems, .. } if nelems > 0 => match kconfig_type(btf, elem) {
+            Ok(KconfigType::Char) => Ok(KconfigType::CharArray { len: nelems }),
+            _ => Err(what()),
+        },
+        _ => Err(what()),
+    }
+}
+
+/// What a ksym or kfunc resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KsymValue {
+    /// A kernel `VAR` or `FUNC` by BTF id.
+    BtfId {
+        /// Where it lives.
+        obj: BtfObject,
+        /// Its id there.
+        id: u32,
+    },
+    /// An address from `/proc/kallsyms`.
+    Address(u64),
+    /// A weak extern that did not resolve: 0.
+    Zero,
+}
+
+/// Everything the loader needs to patch extern references.
+#[derive(Debug, Default)]
+pub(crate) struct ResolvedExterns {
+    /// The `.kconfig` map's bytes (empty: no `.kconfig` externs).
+    pub kconfig: Vec<u8>,
+    /// Offset of each `.kconfig` extern in it.
+    pub kconfig_offsets: BTreeMap<String, u32>,
+    /// ksyms and kfuncs.
+    pub ksyms: BTreeMap<String, KsymValue>,
+    /// Index of each extern (for poisoned calls).
+    pub index: BTreeMap<String, usize>,
+    /// Where each kconfig value came from, for reports.
+    pub sources: BTreeMap<String, String>,
+}
+
+/// Where extern values come from: the seams unit tests replace.
+pub(crate) struct ExternSources<'a> {
+    /// The kernel config (called only if a `CONFIG_*` extern exists).
+    pub config: &'a mut dyn FnMut(&[&str]) -> Result<KernelConfig, ExternError>,
+    /// `/proc/kallsyms` text (called only if a typeless ksym exists).
+    pub kallsyms: &'a mut dyn FnMut() -> std::io::Result<String>,
+    /// `uname -r`.
+    pub release: &'a dyn Fn() -> Option<String>,
+}
+
+/// The running system's sources; `config` overrides the kernel config.
+pub(crate) fn running_sources<R>(
+    config: Option<&KernelConfig>,
+    f: impl FnOnce(&mut ExternSources<'_>) -> R,
+) -> R {
+    let mut cfg = |names: &[&str]| -> Result<KernelConfig, ExternError> {
+        match config {
+            Some(c) => Ok(c.clone()),
+            None => Ok(KernelConfig::running(names)?),
+        }
+    };
+    let mut kallsyms = || std::fs::read_to_string("/proc/kallsyms");
+    let release = uname_release;
+    f(&mut ExternSources {
+        config: &mut cfg,
+        kallsyms: &mut kallsyms,
+        release: &release,
+    })
+}
+
+/// Resolves every extern against the kernel.
+pub(crate) fn resolve(
+    obj_btf: &Btf,
+    externs: &BTreeMap<String, ExternSpec>,
+    kernel: &KernelBtf,
+    src: &mut ExternSources<'_>,
+) -> Result<ResolvedExterns, ExternError> {
+    let mut out = ResolvedExterns::default();
+    for (i, name) in externs.keys().enumerate() {
+        out.index.insert(name.clone(), i);
+    }
+    // .kconfig layout: biggest alignment first, then by name (libbpf sorts likewise).
+    let mut kcfg: Vec<(&ExternSpec, KconfigType)> = externs
+        .values()
+        .filter_map(|e| match e.kind {
+            ExternKind::Kconfig(t) => Some((e, t)),
+            _ => None,
+        })
+        .collect();
+    kcfg.sort_by(|a, b| b.1.align().cmp(&a.1.align()).then(a.0.name.cmp(&b.0.name)));
+    let needs_config: Vec<&str> = kcfg
+        .iter()
+        .filter(|(e, _)| !e.name.starts_with("LINUX_"))
+        .map(|(e, _)| e.name.as_str())
+        .collect();
+    let config = if needs_config.is_empty() {
+        None
+    } else {
+        Some((src.config)(&needs_config)?)
+    };
+    let mut off = 0u32;
+    let mut slots = Vec::new();
+    for (e, ty) in &kcfg {
+        let at = off.next_multiple_of(ty.align());
+        off = at + ty.size();
+        out.kconfig_offsets.insert(e.name.clone(), at);
+        slots.push((
+            at,
+            kconfig_value(e, *ty, config.as_ref(), kernel, src, &mut out.sources)?,
+        ));
+    }
+    out.kconfig = vec![0; off as usize];
+    for (at, bytes) in slots {
+        out.kconfig[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+    }
+
+    let typeless: Vec<&str> = externs
+        .values()
+        .filter(|e| e.kind == ExternKind::KsymTypeless)
+        .map(|e| e.name.as_str())
+        .collect();
+    let kallsyms = if typeless.is_empty() {
+        BTreeMap::new()
+    } else {
+        let text = (src.kallsyms)().map_err(|source| ExternError::Kallsyms {
+            externs: typeless.join(", "),
+            source,
+        })?;
+        kallsyms_addresses(&text, &typeless)?
+    };
+    for e in externs.values() {
+        let missing = |why: String| -> Result<KsymValue, ExternError> {
+            if e.weak {
+                Ok(KsymValue::Zero)
+            } else {
+                Err(ExternError::Missing {
+                    name: e.name.clone(),
+                    kind: e.kind.describe(),
+                    why,
+                })
+            }
+        };
+        let value = match e.kind {
+            ExternKind::Kconfig(_) => continue,
+            ExternKind::KsymTypeless => match kallsyms.get(e.name.as_str()) {
+                Some(addr) => KsymValue::Address(*addr),
+                None => missing("/proc/kallsyms has no such symbol".into())?,
+            },
+            ExternKind::Kfunc => match find_kfunc(kernel, &e.name)
+                .or_else(|| find_kfunc(kernel, essential_name(&e.name)))
+            {
+                Some((obj, id)) => KsymValue::BtfId { obj, id },
+                None => {
+                    missing("the kernel BTF (vmlinux and modules) has no such function".into())?
+                }
+            },
+            ExternKind::KsymVar { type_id } => {
+                let found = kernel
+                    .find(BtfKind::Var, &e.name)
+                    .or_else(|| kernel.find(BtfKind::Var, essential_name(&e.name)));
+                match found {
+                    Some((obj, id)) => {
+                        check_var_type(obj_btf, type_id, kernel.btf(&obj), id, &e.name)?;
+                        KsymValue::BtfId { obj, id }
+                    }
+                    None => missing(
+                        "the kernel BTF (vmlinux and modules) has no such variable (only per-CPU variables are in BTF)"
+                            .into(),
+                    )?,
+                }
+            }
+        };
+        out.ksyms.insert(e.name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// `name___flavor` -> `name` (libbpf's "essential" name).
+fn essential_name(name: &str) -> &str {
+    match name.find("___") {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    }
+}
+
+fn kconfig_value(
+    e: &ExternSpec,
+    ty: KconfigType,
+    config: Option<&KernelConfig>,
+    kernel: &KernelBtf,
+    src: &ExternSources<'_>,
+    sources: &mut BTreeMap<String, String>,
+) -> Result<Vec<u8>, ExternError> {
+    let bad = |reason: String| ExternError::BadValue {
+        name: e.name.clone(),
+        kind: format!("kconfig {}", ty.describe()),
+        reason,
+    };
+    let (raw, from): (Option<String>, String) = match e.name.as_str() {
+        "LINUX_KERNEL_VERSION" => {
+            let release = (src.release)().unwrap_or_default();
+            let code = kernel_version_code(&release).ok_or_else(|| {
+                bad(format!(
+                    "the kernel release `{release}` is not <major>.<minor>[.<patch>]"
+                ))
+            })?;
+            (Some(code.to_string()), format!("release {release}"))
+        }
+        "LINUX_HAS_BPF_COOKIE" => {
+            if ty != KconfigType::Bool {
+                return Err(bad("must be a bool".into()));
+            }
+            let has = kernel.enum_has_value("bpf_func_id", "BPF_FUNC_get_attach_cookie");
+            (
+                Some(if has { "y" } else { "n" }.into()),
+                "kernel BTF (bpf_get_attach_cookie)".into(),
+            )
+        }
+        "LINUX_HAS_SYSCALL_WRAPPER" => {
+            if ty != KconfigType::Bool {
+                return Err(bad("must be a bool".into()));
+            }
+            let has = kernel
+                .find(BtfKind::Func, &format!("{}sys_bpf", syscall_prefix()))
+                .is_some();
+            (
+                Some(if has { "y" } else { "n" }.into()),
+                format!("kernel BTF ({}sys_bpf)", syscall_prefix()),
+            )
+        }
+        n if n.starts_with("LINUX_") => return Err(ExternError::UnknownVirtual(n.to_owned())),
+        n => {
+            let c = config.expect("config read when a non-virtual kconfig extern exists");
+            (c.get(n).map(str::to_owned), c.source.clone())
+        }
+    };
+    match raw {
+        Some(raw) => {
+            sources.insert(e.name.clone(), format!("{raw} ({from})"));
+            ty.encode(&raw).map_err(bad)
+        }
+        None if e.weak => {
+            sources.insert(e.name.clone(), format!("not set in {from}: weak, 0"));
+            Ok(vec![0; ty.size() as usize])
+        }
+        None => Err(ExternError::Missing {
+            name: e.name.clone(),
+            kind: format!("kconfig {}", ty.describe()),
+            why: format!("not set in the kernel config ({from})"),
+        }),
+    }
+}
+
+/// The prefix of syscall entry points on this architecture (libbpf's `arch_specific_syscall_pfx`).
+fn syscall_prefix() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "__x64_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_"
+    } else if cfg!(target_arch = "s390x") {
+        "__s390x_"
+    } else if cfg!(target_arch = "riscv64") {
+        "__riscv_"
+    } else if cfg!(target_arch = "powerpc64") {
+        "sys_"
+    } else {
+        "__se_"
+    }
+}
+
+/// A typed ksym's local and kernel types must be of the same kind after modifiers and typedefs (a
+/// shallow form of libbpf's `bpf_core_types_are_compat`; pointers compare their pointees' kinds).
+fn check_var_type(
+    local: &Btf,
+    local_type: u32,
+    kbtf: &Btf,
+    kvar: u32,
+    name: &str,
+) -> Result<(), ExternError> {
+    let berr = |source| ExternError::Btf {
+        name: name.to_owned(),
+        source,
+    };
+    let Type::Var { target, .. } = kbtf.type_by_id(kvar).map_err(berr)? else {
+        return Ok(());
+    };
+    let (mut l, mut k) = (
+        local.skip_mods_and_typedefs(local_type).map_err(berr)?,
+        kbtf.skip_mods_and_typedefs(target).map_err(berr)?,
+    );
+    for _ in 0..8 {
+        let (lt, kt) = (
+            local.type_by_id(l).map_err(berr)?,
+            kbtf.type_by_id(k).map_err(berr)?,
+        );
+        let same = match (lt.kind(), kt.kind()) {
+            (Some(BtfKind::Enum | BtfKind::Enum64), Some(BtfKind::Enum | BtfKind::Enum64)) => true,
+            (Some(BtfKind::Fwd), Some(BtfKind::Struct | BtfKind::Union)) => true,
+            (a, b) => a == b,
+        };
+        if !same {
+            return Err(ExternError::TypeMismatch {
+                name: name.to_owned(),
+                local: local.describe(l),
+                kernel: kbtf.describe(k),
+            });
+        }
+        match (lt, kt) {
+            (Type::Ptr { target: a }, Type::Ptr { target: b }) => {
+                l = local.skip_mods_and_typedefs(a).map_err(berr)?;
+                k = kbtf.skip_mods_and_typedefs(b).map_err(berr)?;
+            }
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// Addresses of `wanted` symbols in `/proc/kallsyms` text (`<hex addr> <type> <name> [module]`).
+pub(crate) fn kallsyms_addresses<'a>(
+    text: &str,
+    wanted: &[&'a str],
+) -> Result<BTreeMap<&'a str, u64>, ExternError> {
+    let mut out: BTreeMap<&'a str, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let (Some(addr), Some(_), Some(sym)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(name) = wanted.iter().find(|w| **w == sym) else {
+            continue;
+        };
+        let Ok(addr) = u64::from_str_radix(addr, 16) else {
+            continue;
+        };
+        match out.get(name) {
+            Some(prev) if *prev != addr => return Err(ExternError::Ambiguous((*name).to_owned())),
+            _ => {
+                out.insert(name, addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One line of `structops check` about an extern: what it needs and, when known, its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternReport {
+    /// The extern.
+    pub name: String,
+    /// `kconfig u64`, `typed ksym`, `typeless ksym`, `kfunc`.
+    pub kind: String,
+    /// Declared `__weak`.
+    pub weak: bool,
+    /// The value or where it comes from, or why it would fail (`Err`).
+    pub status: Result<String, String>,
+}
+
+impl std::fmt::Display for ExternReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let weak = if self.weak { ", weak" } else { "" };
+        match &self.status {
+            Ok(s) => write!(f, "extern {:<26} ({}{weak}) {s}", self.name, self.kind),
+            Err(e) => write!(
+                f,
+                "extern {:<26} ({}{weak}) MISSING: {e}",
+                self.name, self.kind
+            ),
+        }
+    }
+}
+
+/// What each extern of the object needs from `kernel`. With `running` the values are resolved as a
+/// load would (config, kallsyms, release of this machine); without (another kernel's BTF) the report
+/// says where the values would come from and resolves only what that BTF answers.
+pub(crate) fn report(
+    obj_btf: &Btf,
+    externs: &BTreeMap<String, ExternSpec>,
+    kernel: &KernelBtf,
+    running: Option<Option<&KernelConfig>>,
+) -> Vec<ExternReport> {
+    let mut out = Vec::new();
+    // Strong kfuncs are in the report's kfunc list already.
+    for e in externs
+        .values()
+        .filter(|e| e.weak || e.kind != ExternKind::Kfunc)
+    {
+        let one = BTreeMap::from([(e.name.clone(), e.clone())]);
+        let status = match (running, e.kind) {
+            (None, ExternKind::Kconfig(_)) if !e.name.starts_with("LINUX_") => Ok(
+                "read at load from the kernel's config (/proc/config.gz or /boot/config-<release>)"
+                    .into(),
+            ),
+            (None, ExternKind::Kconfig(_)) if e.name == "LINUX_KERNEL_VERSION" => {
+                Ok("from the kernel's release at load".into())
+            }
+            (None, ExternKind::KsymTypeless) => Ok("read at load from /proc/kallsyms".into()),
+            (running, _) => {
+                let mut no_config = |_: &[&str]| -> Result<KernelConfig, ExternError> {
+                    Ok(KernelConfig::default())
+                };
+                let mut no_kallsyms = || Ok(String::new());
+                let no_release = || None;
+                let result = match running {
+                    Some(cfg) => running_sources(cfg, |s| resolve(obj_btf, &one, kernel, s)),
+                    None => resolve(
+                        obj_btf,
+                        &one,
+                        kernel,
+                        &mut ExternSources {
+                            config: &mut no_config,
+                            kallsyms: &mut no_kallsyms,
+                            release: &no_release,
+                        },
+                    ),
+                };
+                result
+                    .map(|r| describe_value(e, &r))
+                    .map_err(|err| err.to_string())
+            }
+        };
+        out.push(ExternReport {
+            name: e.name.clone(),
+            kind: e.kind.describe(),
+            weak: e.weak,
+            status,
+        });
+    }
+    out
+}
+
+fn describe_value(e: &ExternSpec, r: &ResolvedExterns) -> String {
+    if let Some(s) = r.sources.get(&e.name) {
+        return format!("= {s}");
+    }
+    match r.ksyms.get(&e.name) {
+        Some(KsymValue::BtfId { obj, id }) => match obj {
+            BtfObject::Vmlinux => format!("found: vmlinux BTF id {id}"),
+            BtfObject::Module(m) => format!("found: module {m} BTF id {id}"),
+        },
+        Some(KsymValue::Address(a)) => format!("found: address {a:#x}"),
+        Some(KsymValue::Zero) => "not in this kernel: weak, 0 (calls are dead code)".into(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_lookup_and_ambiguity() {
+        let text = "ffffffff81000000 T _stext\nffffffff82000010 D init_net\nffffffffc0001000 t foo\t[mod]\n";
+        let m = kallsyms_addresses(text, &["init_net", "foo", "absent"]).unwrap();
+        assert_eq!(m.get("init_net"), Some(&0xffffffff82000010));
+        assert_eq!(m.get("foo"), Some(&0xffffffffc0001000));
+        assert!(!m.contains_key("absent"));
+        let dup = "1 T x\n2 t x\n";
+        assert!(
+            matches!(kallsyms_addresses(dup, &["x"]), Err(ExternError::Ambiguous(n)) if n == "x")
+        );
+        // The same address twice is not ambiguous.
+        assert!(kallsyms_addresses("1 T x\n1 t x\n", &["x"]).is_ok());
+    }
+
+    #[test]
+    fn essential_names_strip_flavors() {
+        assert_eq!(essential_name("scx_bpf_cpu_node___v2"), "scx_bpf_cpu_node");
+        assert_eq!(essential_name("plain"), "plain");
+        assert_eq!(essential_name("___x"), "___x");
+    }
+}
