@@ -159,6 +159,32 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         ),
     ));
 
+    // Compile-fail tests of the BPF side (aya-structops-ebpf/tests/ui): the macros and ops types need the
+    // pinned nightly (the crate uses nightly features); they check on the host target.
+    let t = Instant::now();
+    let mut cmd = Command::new("cargo");
+    cmd.arg(format!("+{}", setup::NIGHTLY))
+        .args(["test", "-p", "aya-structops-ebpf", "--test", "compile_fail"])
+        .current_dir(build::workspace_root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC");
+    let (ui_ok, ui) = testrun::run_counting(&mut cmd)?;
+    phases.push((
+        "compile-fail",
+        t.elapsed().as_secs_f64(),
+        format!(
+            "{}: {} passed, {} failed",
+            if ui_ok { "ok" } else { "FAILED" },
+            ui.0,
+            ui.1
+        ),
+    ));
+    let (unit_ok, unit) = (
+        unit_ok && ui_ok,
+        testrun::Totals(unit.0 + ui.0, unit.1 + ui.1, unit.2 + ui.2),
+    );
+
     // The standalone example, built and run from its own workspace as a user would (README "Your own
     // project"); it registers a congestion control and moves data, so it needs root like the host tests.
     let t = Instant::now();
