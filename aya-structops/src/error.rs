@@ -23,7 +23,7 @@ pub enum Error {
     KernelBtf(#[source] crate::btf::BtfError),
     /// The verifier rejected a program. The log is the verifier's.
     #[error(
-        "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {io}\nverifier log:\n{log}"
+        "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {}\nverifier log:\n{log}", describe_io_error(.io)
     )]
     ProgramLoad {
         /// The program.
@@ -47,7 +47,7 @@ pub enum Error {
         message: String,
     },
     /// The kernel rejected the object's BTF.
-    #[error("the kernel rejected the object's BTF: {io}\nlog:\n{log}")]
+    #[error("the kernel rejected the object's BTF: {}\nlog:\n{log}", describe_io_error(.io))]
     BtfLoad {
         /// The errno.
         #[source]
@@ -204,4 +204,94 @@ pub enum Error {
     /// A blocking task panicked or was cancelled by the runtime.
     #[error("background task failed: {0}")]
     Task(String),
+}
+
+/// The kernel's internal errnos (`include/linux/errno.h`, 512 and up): they should not reach user
+/// space but some do (a struct_ops program the verifier cannot attach returns `ENOTSUPP`), and libc
+/// has no text for them ("Unknown error 524"). Name and meaning.
+const KERNEL_ERRNOS: &[(i32, &str, &str)] = &[
+    (512, "ERESTARTSYS", "interrupted, restart the system call"),
+    (
+        513,
+        "ERESTARTNOINTR",
+        "interrupted, restart the system call",
+    ),
+    (514, "ERESTARTNOHAND", "interrupted, restart if no handler"),
+    (515, "ENOIOCTLCMD", "no such ioctl command"),
+    (
+        516,
+        "ERESTART_RESTARTBLOCK",
+        "interrupted, restart through restart_syscall",
+    ),
+    (517, "EPROBE_DEFER", "driver probe deferred"),
+    (518, "EOPENSTALE", "open found a stale dentry"),
+    (519, "ENOPARAM", "parameter not supported"),
+    (521, "EBADHANDLE", "illegal NFS file handle"),
+    (522, "ENOTSYNC", "update synchronization mismatch"),
+    (523, "EBADCOOKIE", "cookie is stale"),
+    (524, "ENOTSUPP", "operation is not supported"),
+    (525, "ETOOSMALL", "buffer or request is too small"),
+    (526, "ESERVERFAULT", "an untranslatable error occurred"),
+    (527, "EBADTYPE", "type not supported by server"),
+    (
+        528,
+        "EJUKEBOX",
+        "request initiated, but will not complete before timeout",
+    ),
+    (529, "EIOCBQUEUED", "iocb queued, will get completion event"),
+    (530, "ERECALLCONFLICT", "conflict with recalled state"),
+    (531, "ENOGRACE", "NFS file lock reclaim refused"),
+];
+
+/// The name and meaning of a kernel-internal errno (512..=531), e.g. `ENOTSUPP` for 524.
+pub fn kernel_errno_name(errno: i32) -> Option<(&'static str, &'static str)> {
+    KERNEL_ERRNOS
+        .iter()
+        .find(|(n, _, _)| *n == errno)
+        .map(|(_, name, what)| (*name, *what))
+}
+
+/// An I/O error as text, naming kernel-internal errnos: `ENOTSUPP: operation is not supported
+/// (kernel-internal errno 524)` instead of libc's `Unknown error 524 (os error 524)`.
+pub fn describe_io_error(e: &std::io::Error) -> String {
+    match e
+        .raw_os_error()
+        .and_then(|n| Some((n, kernel_errno_name(n)?)))
+    {
+        Some((n, (name, what))) => format!("{name}: {what} (kernel-internal errno {n})"),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_internal_errnos_are_named() {
+        let e = std::io::Error::from_raw_os_error(524);
+        assert_eq!(
+            describe_io_error(&e),
+            "ENOTSUPP: operation is not supported (kernel-internal errno 524)"
+        );
+        assert_eq!(kernel_errno_name(512).unwrap().0, "ERESTARTSYS");
+        assert_eq!(kernel_errno_name(530).unwrap().0, "ERECALLCONFLICT");
+        assert!(kernel_errno_name(520).is_none());
+        // Ordinary errnos keep libc's text.
+        let e = std::io::Error::from_raw_os_error(libc::EINVAL);
+        assert_eq!(describe_io_error(&e), e.to_string());
+        let sys = SysError {
+            cmd: "BPF_PROG_LOAD",
+            io: std::io::Error::from_raw_os_error(524),
+        };
+        assert!(sys.to_string().contains("ENOTSUPP"), "{sys}");
+        let load = Error::ProgramLoad {
+            program: "p".into(),
+            map: "m".into(),
+            member: "init".into(),
+            io: std::io::Error::from_raw_os_error(524),
+            log: String::new(),
+        };
+        assert!(load.to_string().contains("ENOTSUPP"), "{load}");
+    }
 }

@@ -439,10 +439,13 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         link: None,
         pinned: None,
         detached_here: AtomicBool::new(false),
-        owes_release: true,
+        // A link map is registered only once its link exists: if creating the link fails there is
+        // nothing to unregister (and no warning about it).
+        owes_release: !job.link,
     };
     if job.link {
         reg.link = Some(sys::link_create_struct_ops(job.fd.as_fd()).map_err(fail)?);
+        reg.owes_release = true;
     }
     debug!("struct_ops registered");
     Ok(reg)

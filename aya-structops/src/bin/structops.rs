@@ -132,13 +132,17 @@ fn describe(e: &Error) -> String {
             log,
         } => {
             let mut s = format!(
-                "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {io}"
+                "program `{program}` (map `{map}`, member `{member}`) was rejected by the kernel: {}",
+                aya_structops::describe_io_error(io)
             );
             append_log(&mut s, "verifier log", log, verbose);
             s
         }
         Error::BtfLoad { io, log } => {
-            let mut s = format!("the kernel rejected the object's BTF: {io}");
+            let mut s = format!(
+                "the kernel rejected the object's BTF: {}",
+                aya_structops::describe_io_error(io)
+            );
             append_log(&mut s, "BTF log", log, verbose);
             s
         }

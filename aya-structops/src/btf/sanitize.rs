@@ -44,6 +44,15 @@ impl Btf {
                     let info = make_info(BtfKind::Fwd, 0, false);
                     write_words(&mut types, &[raw.name_off(), info, 0]);
                 }
+                BtfKind::Var
+                    if raw.word(0) == LINKAGE_EXTERN
+                        && self.skip_mods_and_typedefs(raw.size_or_type())? == 0 =>
+                {
+                    // A typeless ksym (`extern const void x __ksym;`) is a VAR of `void`, which the
+                    // kernel refuses ("Invalid type_id"): a forward declaration keeps its name and id.
+                    let info = make_info(BtfKind::Fwd, 0, false);
+                    write_words(&mut types, &[raw.name_off(), info, 0]);
+                }
                 BtfKind::Var if raw.word(0) == LINKAGE_EXTERN => {
                     let header = &raw.bytes[..types::TYPE_HEADER_LEN];
                     types.extend_from_slice(header);

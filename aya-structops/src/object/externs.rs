@@ -669,7 +669,11 @@ fn describe_value(e: &ExternSpec, r: &ResolvedExterns) -> String {
             BtfObject::Module(m) => format!("found: module {m} BTF id {id}"),
         },
         Some(KsymValue::Address(a)) => format!("found: address {a:#x}"),
-        Some(KsymValue::Zero) => "not in this kernel: weak, 0 (calls are dead code)".into(),
+        Some(KsymValue::Zero) if e.kind == ExternKind::Kfunc => {
+            "not in this kernel: weak, bpf_ksym_exists() is false and its calls are removed as dead code"
+                .into()
+        }
+        Some(KsymValue::Zero) => "not in this kernel: weak, its address is 0".into(),
         None => String::new(),
     }
 }

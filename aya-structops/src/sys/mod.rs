@@ -47,7 +47,7 @@ pub(crate) use self::{
 
 /// A failed `bpf(2)` command (or a request this layer refused before reaching the kernel).
 #[derive(Debug, thiserror::Error)]
-#[error("bpf({cmd}) failed: {io}")]
+#[error("bpf({cmd}) failed: {}", crate::error::describe_io_error(.io))]
 pub struct SysError {
     /// The command, e.g. `"BPF_MAP_CREATE"`.
     pub cmd: &'static str,

@@ -57,7 +57,7 @@ pub(crate) struct ProgLoad<'a> {
 
 /// A failed `BPF_PROG_LOAD`, with the verifier log.
 #[derive(Debug, thiserror::Error)]
-#[error("bpf(BPF_PROG_LOAD) failed: {io}")]
+#[error("bpf(BPF_PROG_LOAD) failed: {}", crate::error::describe_io_error(.io))]
 pub struct ProgLoadError {
     /// The error of the first (log-less) attempt, or `InvalidInput` for arguments rejected before
     /// the syscall.
