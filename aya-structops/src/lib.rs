@@ -39,7 +39,7 @@ pub mod tcp;
 
 use std::sync::{Arc, OnceLock};
 
-pub use error::{Error, MatchError, ParseError, SysError};
+pub use error::{Error, MatchError, ParseError, SysError, describe_io_error, kernel_errno_name};
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;
