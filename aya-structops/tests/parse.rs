@@ -373,3 +373,125 @@ fn members_registration_requires_are_reported_before_registering() {
         }
     }
 }
+
+#[test]
+fn externs_are_described_from_btf() {
+    use aya_structops::object::{ExternKind, KconfigType};
+    let spec = obj("cubic_kconfig");
+    let kind = |n: &str| spec.extern_spec(n).unwrap_or_else(|| panic!("{n}")).kind;
+    assert_eq!(
+        kind("CONFIG_HZ"),
+        ExternKind::Kconfig(KconfigType::Int {
+            size: 8,
+            signed: false
+        })
+    );
+    assert_eq!(
+        kind("CONFIG_BPF_SYSCALL"),
+        ExternKind::Kconfig(KconfigType::Bool)
+    );
+    assert_eq!(
+        kind("CONFIG_TCP_CONG_CUBIC"),
+        ExternKind::Kconfig(KconfigType::Tristate)
+    );
+    assert_eq!(
+        kind("CONFIG_DEFAULT_TCP_CONG"),
+        ExternKind::Kconfig(KconfigType::CharArray { len: 16 })
+    );
+    assert!(spec.is_weak_extern("CONFIG_DEFAULT_TCP_CONG"));
+    assert!(!spec.is_weak_extern("CONFIG_HZ"));
+    assert_eq!(kind("tcp_reno_cong_avoid"), ExternKind::Kfunc);
+    let init = spec.program("k_cubic_init").unwrap();
+    let mut ext: Vec<_> = init.externs().collect();
+    ext.sort();
+    ext.dedup();
+    assert!(
+        ext.contains(&"LINUX_KERNEL_VERSION") && ext.contains(&"CONFIG_HZ"),
+        "{ext:?}"
+    );
+
+    let spec = obj("dctcp_storage");
+    let kind = |n: &str| spec.extern_spec(n).unwrap_or_else(|| panic!("{n}")).kind;
+    assert_eq!(kind("tcp_init_sock"), ExternKind::KsymTypeless);
+    assert!(matches!(
+        kind("structops_no_such_ksym_var"),
+        ExternKind::KsymVar { .. }
+    ));
+    assert_eq!(kind("structops_no_such_kfunc"), ExternKind::Kfunc);
+    assert!(spec.is_weak_extern("structops_no_such_kfunc"));
+    let sk = spec.maps().find(|m| m.name == "d_sk_stg").unwrap();
+    assert!(sk.key_type_id.is_some() && sk.value_type_id.is_some());
+    let spec = obj("ksym_typed");
+    assert!(matches!(
+        spec.extern_spec("runqueues").unwrap().kind,
+        ExternKind::KsymVar { .. }
+    ));
+}
+
+#[test]
+fn optional_struct_ops_programs_are_loaded_only_when_used() {
+    let spec = obj("cubic_kconfig");
+    let used = spec.program("k_cubic_cwnd_event").unwrap();
+    assert!(used.optional() && used.section.starts_with("?struct_ops"));
+    // Referenced only by the optional map: parsed, not an orphan, not planned.
+    let spare = spec.program("k_spare_ssthresh").unwrap();
+    assert!(spare.optional());
+    assert!(!spec.program("k_cubic_init").unwrap().optional());
+    let Some(kernel) = kernel() else { return };
+    let plan = matching::plan(&spec, &kernel).unwrap();
+    assert!(plan.programs.contains_key("k_cubic_cwnd_event"));
+    assert!(!plan.programs.contains_key("k_spare_ssthresh"));
+}
+
+#[test]
+fn c_programs_carry_func_and_line_info() {
+    for (o, p) in [
+        ("cubic_kconfig", "k_cubic_cong_avoid"),
+        ("globals", "globals_cong_avoid"),
+        ("tcp_cc", "c_reno_init"),
+    ] {
+        let spec = obj(o);
+        let prog = spec.program(p).unwrap_or_else(|| {
+            panic!(
+                "{o}: no {p}: {:?}",
+                spec.programs().map(|p| &p.name).collect::<Vec<_>>()
+            )
+        });
+        assert!(prog.has_btf_info(), "{o}/{p}");
+    }
+}
+
+#[test]
+fn check_reports_externs_with_and_without_the_running_config() {
+    use aya_structops::object::KernelConfig;
+    let Some(kernel) = kernel() else { return };
+    let mut spec = obj("cubic_kconfig");
+    // Another kernel's BTF (here: this one, as if from --btf): nothing is read, nothing fails.
+    let report = spec.extern_report(&kernel, false);
+    let hz = report.iter().find(|r| r.name == "CONFIG_HZ").unwrap();
+    assert!(hz.status.as_ref().unwrap().contains("read at load"), "{hz}");
+    assert!(report.iter().all(|r| r.status.is_ok()), "{report:?}");
+    // The running kernel, with the config seam: values from the given config.
+    spec.set_kernel_config(
+        KernelConfig::parse("CONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=y\n")
+            .unwrap(),
+    );
+    let report = spec.extern_report(&kernel, true);
+    let line = |n: &str| report.iter().find(|r| r.name == n).unwrap().to_string();
+    assert!(line("CONFIG_HZ").contains("= 300"), "{}", line("CONFIG_HZ"));
+    assert!(
+        line("CONFIG_DEFAULT_TCP_CONG").contains("weak, 0"),
+        "{}",
+        line("CONFIG_DEFAULT_TCP_CONG")
+    );
+    // A strong option the config lacks: reported, naming it.
+    spec.set_kernel_config(
+        KernelConfig::parse("CONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=y\n").unwrap(),
+    );
+    let report = spec.extern_report(&kernel, true);
+    let hz = report.iter().find(|r| r.name == "CONFIG_HZ").unwrap();
+    assert!(
+        hz.status.as_ref().is_err_and(|e| e.contains("CONFIG_HZ")),
+        "{hz}"
+    );
+}

@@ -704,3 +704,132 @@ mod tests {
         assert_eq!(essential_name("___x"), "___x");
     }
 }
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use crate::ObjectSpec;
+
+    fn obj(name: &str) -> ObjectSpec {
+        let path = format!("{}/../testdata/obj/{name}.o", env!("CARGO_MANIFEST_DIR"));
+        ObjectSpec::from_file(&path).unwrap()
+    }
+
+    fn resolve_with(
+        spec: &ObjectSpec,
+        kernel: &KernelBtf,
+        config: &str,
+        kallsyms: &str,
+    ) -> Result<ResolvedExterns, ExternError> {
+        let config = KernelConfig::parse(config).unwrap();
+        let mut cfg = |_: &[&str]| Ok(config.clone());
+        let mut ks = || Ok(kallsyms.to_owned());
+        let release = || Some("6.12.9-amd64".to_owned());
+        resolve(
+            &spec.btf,
+            &spec.externs,
+            kernel,
+            &mut ExternSources {
+                config: &mut cfg,
+                kallsyms: &mut ks,
+                release: &release,
+            },
+        )
+    }
+
+    fn value(r: &ResolvedExterns, name: &str, len: usize) -> Vec<u8> {
+        let at = r.kconfig_offsets[name] as usize;
+        r.kconfig[at..at + len].to_vec()
+    }
+
+    #[test]
+    fn kconfig_values_come_from_the_given_config() {
+        let Ok(kernel) = KernelBtf::running() else {
+            println!("SKIP kconfig_values_come_from_the_given_config: no readable vmlinux BTF");
+            return;
+        };
+        let spec = obj("cubic_kconfig");
+        let config = "CONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=m\n\
+                      CONFIG_DEFAULT_TCP_CONG=\"reno\"\n";
+        let r = resolve_with(&spec, &kernel, config, "").unwrap();
+        assert_eq!(value(&r, "CONFIG_HZ", 8), 300u64.to_ne_bytes());
+        assert_eq!(value(&r, "CONFIG_BPF_SYSCALL", 1), [1]);
+        assert_eq!(value(&r, "CONFIG_TCP_CONG_CUBIC", 4), 2u32.to_ne_bytes());
+        assert_eq!(value(&r, "CONFIG_DEFAULT_TCP_CONG", 5), b"reno\0");
+        assert_eq!(value(&r, "CONFIG_STRUCTOPS_NOT_A_REAL_OPTION", 4), [0; 4]);
+        assert_eq!(
+            value(&r, "LINUX_KERNEL_VERSION", 4),
+            ((6u32 << 16) | (12 << 8) | 9).to_ne_bytes()
+        );
+        // Slots are aligned and do not overlap.
+        let mut slots: Vec<(u32, &String)> =
+            r.kconfig_offsets.iter().map(|(n, o)| (*o, n)).collect();
+        slots.sort();
+        for (off, name) in &slots {
+            let e = &spec.externs[name.as_str()];
+            let ExternKind::Kconfig(t) = e.kind else {
+                panic!("{name}")
+            };
+            assert_eq!(off % t.align(), 0, "{name}");
+        }
+        // A strong option the config lacks is an error naming it; a bad value names it too.
+        let e = resolve_with(
+            &spec,
+            &kernel,
+            "CONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=y\n",
+            "",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("CONFIG_HZ") && e.contains("not set"), "{e}");
+        let e = resolve_with(
+            &spec,
+            &kernel,
+            "CONFIG_HZ=300\nCONFIG_BPF_SYSCALL=m\nCONFIG_TCP_CONG_CUBIC=y\n",
+            "",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("CONFIG_BPF_SYSCALL") && e.contains("bool"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ksyms_resolve_from_btf_and_kallsyms_and_weak_ones_are_zero() {
+        let Ok(kernel) = KernelBtf::running() else {
+            println!("SKIP ksyms_resolve_from_btf_and_kallsyms: no readable vmlinux BTF");
+            return;
+        };
+        let spec = obj("dctcp_storage");
+        let r = resolve_with(&spec, &kernel, "", "ffffffff81234560 T tcp_init_sock\n").unwrap();
+        assert_eq!(
+            r.ksyms["tcp_init_sock"],
+            KsymValue::Address(0xffffffff81234560)
+        );
+        assert_eq!(r.ksyms["structops_no_such_ksym_var"], KsymValue::Zero);
+        assert_eq!(r.ksyms["structops_no_such_kfunc"], KsymValue::Zero);
+        assert!(matches!(
+            r.ksyms["tcp_reno_cong_avoid"],
+            KsymValue::BtfId { .. }
+        ));
+        assert!(r.kconfig.is_empty());
+        // A strong typeless ksym kallsyms lacks is an error naming it.
+        let e = resolve_with(&spec, &kernel, "", "")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tcp_init_sock") && e.contains("kallsyms"), "{e}");
+
+        let spec = obj("ksym_typed");
+        let r = resolve_with(&spec, &kernel, "", "").unwrap();
+        let runqueues = kernel.find(BtfKind::Var, "runqueues").unwrap();
+        assert_eq!(
+            r.ksyms["runqueues"],
+            KsymValue::BtfId {
+                obj: runqueues.0,
+                id: runqueues.1
+            }
+        );
+    }
+}
