@@ -79,6 +79,12 @@ pub mod objects {
         pub const NO_STRUCT_OPS: &[u8] = c_obj!("no_struct_ops");
         /// Global data, a BTF map, a subprogram call, CO-RE.
         pub const GLOBALS: &[u8] = c_obj!("globals");
+        /// `k_cubic`: `__kconfig` externs, `?struct_ops` programs.
+        pub const CUBIC_KCONFIG: &[u8] = c_obj!("cubic_kconfig");
+        /// `c_dctcp`: socket storage, typeless and weak ksyms, a weak kfunc.
+        pub const DCTCP_STORAGE: &[u8] = c_obj!("dctcp_storage");
+        /// `c_ksym`: a typed ksym, `bpf_ksym_exists()` of a present kfunc.
+        pub const KSYM_TYPED: &[u8] = c_obj!("ksym_typed");
     }
 }
 

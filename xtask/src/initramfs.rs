@@ -236,6 +236,10 @@ pub fn for_kernel(common: &Path, kernel: &Kernel, out: &Path) -> Result<()> {
     }
     let dep = fs::read(kernel.dir.join("modules/modules.dep")).unwrap_or_default();
     cpio.file(&format!("{base}/modules.dep"), 0o644, &dep)?;
+    // The kernel's config where libbpf and our loader look for `__kconfig` values.
+    if let Ok(config) = fs::read(kernel.dir.join("config")) {
+        cpio.file(&format!("boot/config-{}", kernel.release), 0o644, &config)?;
+    }
     cpio.file("etc/xtask/modules", 0o644, load.as_bytes())?;
     cpio.finish()?.finish()?.flush()?;
     let mut all = fs::read(common)?;

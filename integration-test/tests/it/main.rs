@@ -3,6 +3,7 @@
 mod dummy_ops;
 mod errors;
 mod features;
+mod libbpf_parity;
 mod lifecycle;
 mod maps;
 mod parity;
