@@ -66,7 +66,8 @@ async fn cubic_reads_kconfig_externs_and_optional_programs_load_only_when_used()
     transfer("k_cubic").await;
     assert!(loaded.global::<u64>("k_init_calls").unwrap() >= 1);
     assert!(loaded.global::<u64>("k_cong_avoid_calls").unwrap() > 0);
-    assert!(loaded.global::<u64>("k_cwnd_event_calls").unwrap() > 0);
+    // `k_cwnd_event_calls` is not asserted: whether the kernel raises a cwnd event during a short
+    // loopback transfer depends on the kernel (6.12 and 6.18 do, 7.3 did not).
 
     let hz: u64 = config.get("CONFIG_HZ").unwrap().parse().unwrap();
     assert_eq!(loaded.global::<u64>("k_hz").unwrap(), hz);
