@@ -33,6 +33,7 @@ pub mod matching;
 pub mod object;
 mod register;
 pub mod ringbuf;
+pub mod sched_ext;
 pub(crate) mod sys;
 pub mod system;
 pub mod tcp;

@@ -47,6 +47,9 @@ pub mod objects {
     pub const TCP_AIMD: &[u8] = rust_obj!("tcp_aimd");
     /// examples/scx-fifo-ebpf: `rust_fifo`, a global-FIFO sched_ext scheduler (link map, renamed kfuncs).
     pub const SCX_FIFO: &[u8] = rust_obj!("scx_fifo");
+    /// examples/scx-vtime-ebpf: `rust_vtime`, a weighted-vtime sched_ext scheduler (shared DSQ, per-CPU
+    /// stats, ring buffers, config, exit record + exit event).
+    pub const SCX_VTIME: &[u8] = rust_obj!("scx_vtime");
     /// C corpus (testdata/README.md says what each exercises).
     pub mod c {
         /// `c_reno` in `.struct_ops`.

@@ -13,6 +13,7 @@ use crate::setup::{Tools, run};
 pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
     ("tcp-cc-ebpf", &[("tcp-cc-ebpf", "tcp_cc")]),
     ("scx-fifo-ebpf", &[("scx-fifo-ebpf", "scx_fifo")]),
+    ("scx-vtime-ebpf", &[("scx-vtime-ebpf", "scx_vtime")]),
     ("tcp-aimd-ebpf", &[("tcp-aimd-ebpf", "tcp_aimd")]),
     (
         "integration-ebpf",

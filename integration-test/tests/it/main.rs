@@ -8,5 +8,6 @@ mod lifecycle;
 mod maps;
 mod parity;
 mod sched_ext;
+mod scx_vtime;
 mod tcp_aimd;
 mod tcp_cc;

@@ -12,8 +12,8 @@ use integration_test::{Held, eventually, kernel_has_struct_ops, objects, skip};
 // The example's own library drives the scheduler here, so the VM suite exercises it too.
 use scx_fifo::{ExitInfo, MAP, NAME, REQUESTED_EXIT_CODE, exit_kind};
 
-/// sched_ext allows one scheduler at a time, and sysrq-S ejects whichever runs.
-static ONE_SCHEDULER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// sched_ext allows one scheduler at a time, and sysrq-S ejects whichever runs (scx_vtime.rs takes it too).
+pub(crate) static ONE_SCHEDULER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Skips (with the reason) unless the kernel has sched_ext.
 fn sched_ext_or_skip(test: &str) -> bool {

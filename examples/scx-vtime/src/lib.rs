@@ -1,0 +1,361 @@
+//! Driving the `rust_vtime` sched_ext scheduler (examples/scx-vtime-ebpf): configuration before load
+//! (FIFO mode, slice, `timeout_ms`, `flags`, `dispatch_max_batch`, name, the kernel's `hotplug_seq`),
+//! starting it only when no other scheduler runs, its per-CPU statistics and task events, awaiting its
+//! ejection, asking it to exit, and workloads to schedule. The demo (`src/main.rs`) and the integration
+//! tests are built on it; the sched_ext pieces any scheduler needs come from
+//! [`aya_structops::sched_ext`].
+
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use aya::maps::{Array, MapData, PerCpuArray};
+use aya_structops::{
+    Loaded, ObjectSpec, Registration, RingBufReader,
+    sched_ext::{self, ExitInfo, ExitWatch, State},
+};
+
+/// The struct_ops map (the ops value) in the object.
+pub const MAP: &str = "RUST_VTIME";
+/// The scheduler's default name (`sched_ext_ops.name`).
+pub const NAME: &str = "rust_vtime";
+/// The ring buffer `exit` pushes its record into.
+pub const EXIT_RING: &str = "EXIT_EVENTS";
+/// The ring buffer of task events (a task used its whole slice).
+pub const EVENT_RING: &str = "EVENTS";
+/// The per-CPU statistics map.
+pub const STATS_MAP: &str = "STATS";
+
+/// How the scheduler is configured before load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// FIFO ordering instead of weighted vtime (the `FIFO` config value).
+    pub fifo: bool,
+    /// The slice every task gets, in ns (the `SLICE_NS` config value).
+    pub slice_ns: u64,
+    /// `sched_ext_ops.timeout_ms`: the watchdog's limit for a runnable task that does not run (0: the
+    /// kernel's default, 30 s).
+    pub timeout_ms: u32,
+    /// `sched_ext_ops.flags` (`aya_structops::sched_ext::ops_flags`).
+    pub flags: u64,
+    /// `sched_ext_ops.dispatch_max_batch` (0: the kernel's default).
+    pub dispatch_max_batch: u32,
+    /// `sched_ext_ops.name` (at most 127 bytes).
+    pub name: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            fifo: false,
+            slice_ns: 20_000_000,
+            timeout_ms: 5_000,
+            flags: 0,
+            dispatch_max_batch: 0,
+            name: NAME.into(),
+        }
+    }
+}
+
+/// Parses the object and applies `opts` and the kernel's current `hotplug_seq` to it (no kernel objects
+/// are created; the spec is ready for `load()`).
+pub fn configure(object: &[u8], opts: &Options) -> Result<ObjectSpec> {
+    let mut spec = ObjectSpec::parse("scx_vtime", object)?;
+    spec.set_global("FIFO", &[opts.fifo as u8])?;
+    spec.set_global("SLICE_NS", &opts.slice_ns.to_ne_bytes())?;
+    if opts.name.is_empty() || opts.name.len() > 127 || opts.name.contains('\0') {
+        bail!(
+            "scheduler name {:?}: it must be 1 to 127 bytes without NUL",
+            opts.name
+        );
+    }
+    let hotplug_seq = sched_ext::hotplug_seq().context("reading the kernel's hotplug_seq")?;
+    let ops = spec
+        .struct_ops_map_mut(MAP)
+        .with_context(|| format!("the object has no struct_ops map {MAP}"))?;
+    ops.set_data("timeout_ms", &opts.timeout_ms.to_ne_bytes())?;
+    ops.set_data("flags", &opts.flags.to_ne_bytes())?;
+    ops.set_data("dispatch_max_batch", &opts.dispatch_max_batch.to_ne_bytes())?;
+    ops.set_data("hotplug_seq", &hotplug_seq.to_ne_bytes())?;
+    ops.set_data("name", opts.name.as_bytes())?;
+    Ok(spec)
+}
+
+/// A registered `rust_vtime`: the loaded object, its registration (dropping it unregisters), its exit
+/// watch and its task events.
+pub struct Scheduler {
+    /// Programs and maps.
+    pub loaded: Loaded,
+    /// The registration (a link): dropping it unregisters the scheduler.
+    pub registration: Registration,
+    /// Resolves when the scheduler exits.
+    pub exits: ExitWatch,
+    /// Task events ([`TaskEvent`]).
+    pub events: RingBufReader,
+    /// The exit record, once [`Scheduler::ejected`] returned it.
+    exited: Option<ExitInfo>,
+}
+
+impl Scheduler {
+    /// Refuses when another scheduler runs (naming it), then loads `spec`, registers it and waits until
+    /// sched_ext reports `enabled`.
+    ///
+    /// # Cancellation safety
+    /// Not cancel-safe between registering and `enabled`: dropping the future then drops the registration,
+    /// which unregisters the scheduler (nothing leaks, but it does not run).
+    pub async fn start(spec: &ObjectSpec) -> Result<Self> {
+        sched_ext::ensure_idle()?;
+        let loaded = spec.load()?;
+        let exits = ExitWatch::new(&loaded, EXIT_RING)?;
+        let events = loaded.ring_buf(EVENT_RING)?;
+        let registration = loaded.register(MAP).await?;
+        let mut me = Self {
+            loaded,
+            registration,
+            exits,
+            events,
+            exited: None,
+        };
+        // Enabling can fail after registration (init's error, a hotplug_seq mismatch): then `exit` ran.
+        let enabled = sched_ext::wait_for_state(State::Enabled, Duration::from_secs(20));
+        tokio::select! {
+            r = enabled => r?,
+            info = me.exits.ejected(&me.loaded) => {
+                let info = info?;
+                bail!("{MAP} exited while being enabled: {info}");
+            }
+        }
+        Ok(me)
+    }
+
+    /// Resolves when the kernel ejects the scheduler (or it exits on its own request) with its exit record.
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe (see [`ExitWatch::ejected`]).
+    pub async fn ejected(&mut self) -> Result<ExitInfo> {
+        if let Some(info) = &self.exited {
+            return Ok(info.clone());
+        }
+        let info = self.exits.ejected(&self.loaded).await?;
+        self.exited = Some(info.clone());
+        Ok(info)
+    }
+
+    /// Unregisters (closes the link) and waits until sched_ext is `disabled`; returns the exit record (the
+    /// ejection's, when the kernel had ejected it before).
+    ///
+    /// # Cancellation safety
+    /// Cancel-safe: the scheduler is unregistered before the first await; a dropped future only stops
+    /// waiting.
+    pub async fn stop(self) -> Result<ExitInfo> {
+        let Self {
+            loaded,
+            registration,
+            mut exits,
+            exited,
+            ..
+        } = self;
+        drop(registration);
+        let info = match exited {
+            Some(info) => info,
+            None => tokio::time::timeout(Duration::from_secs(20), exits.ejected(&loaded))
+                .await
+                .context("no exit record 20 s after unregistering")??,
+        };
+        sched_ext::wait_for_state(State::Disabled, Duration::from_secs(20)).await?;
+        Ok(info)
+    }
+}
+
+/// One CPU's counters (`STATS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Tasks `select_cpu` sent straight to an idle CPU's local queue.
+    pub direct: u64,
+    /// Tasks `enqueue` put into the shared queue.
+    pub shared: u64,
+    /// Tasks `dispatch` moved from the shared queue to this CPU.
+    pub dispatched: u64,
+    /// Slices used up.
+    pub expired: u64,
+}
+
+impl CpuStats {
+    /// The sum over CPUs.
+    pub fn total(all: &[CpuStats]) -> CpuStats {
+        all.iter().fold(CpuStats::default(), |a, s| CpuStats {
+            direct: a.direct + s.direct,
+            shared: a.shared + s.shared,
+            dispatched: a.dispatched + s.dispatched,
+            expired: a.expired + s.expired,
+        })
+    }
+}
+
+impl std::fmt::Display for CpuStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "direct {:>7} shared {:>7} dispatched {:>7} expired {:>6}",
+            self.direct, self.shared, self.dispatched, self.expired
+        )
+    }
+}
+
+/// Reads the per-CPU counters, one entry per possible CPU.
+pub fn stats(loaded: &Loaded) -> Result<Vec<CpuStats>> {
+    let map: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(loaded.aya_map(STATS_MAP)?).context("STATS")?;
+    let get = |i: u32| map.get(&i, 0).with_context(|| format!("STATS[{i}]"));
+    let (d, s, x, e) = (get(0)?, get(1)?, get(2)?, get(3)?);
+    Ok((0..d.len())
+        .map(|c| CpuStats {
+            direct: d[c],
+            shared: s[c],
+            dispatched: x[c],
+            expired: e[c],
+        })
+        .collect())
+}
+
+/// A record of [`EVENT_RING`]: a task used its whole slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// The task.
+    pub pid: i32,
+    /// Its sched_ext weight (100 for nice 0).
+    pub weight: u32,
+    /// Its vtime when it stopped.
+    pub vtime: u64,
+}
+
+impl TaskEvent {
+    /// Decodes a record; `None` when it is too short.
+    pub fn parse(record: &[u8]) -> Option<Self> {
+        Some(Self {
+            pid: i32::from_ne_bytes(record.get(0..4)?.try_into().ok()?),
+            weight: u32::from_ne_bytes(record.get(4..8)?.try_into().ok()?),
+            vtime: u64::from_ne_bytes(record.get(8..16)?.try_into().ok()?),
+        })
+    }
+}
+
+/// Asks the scheduler to exit with `code` (its next `enqueue` calls `scx_bpf_exit_bstr`); the kernel then
+/// unregisters it with kind `UNREG_BPF`. A code with `SCX_ECODE_ACT_RESTART` asks userspace to restart it.
+pub fn request_exit(loaded: &Loaded, code: i64) -> Result<()> {
+    let mut flag: Array<MapData, u64> =
+        Array::try_from(loaded.aya_map(".data.ctl")?).context("EXIT_REQUEST map")?;
+    flag.set(0, (1u64 << 63) | code as u64, 0)
+        .context("setting EXIT_REQUEST")?;
+    Ok(())
+}
+
+/// What [`workload`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    /// Spin rounds done by all threads.
+    pub rounds: u64,
+    /// Sleeps (each one a wakeup to schedule).
+    pub wakeups: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+fn spin_round(x: &mut u64) {
+    for _ in 0..10_000 {
+        *x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+}
+
+/// Runs `sleepers` threads that alternate short CPU bursts and 200 µs sleeps, plus `hogs` threads that only
+/// spin, for `duration`. Blocking.
+pub fn workload(sleepers: usize, hogs: usize, duration: Duration) -> Work {
+    let rounds = AtomicU64::new(0);
+    let wakeups = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..sleepers + hogs {
+            let (rounds, wakeups, stop) = (&rounds, &wakeups, &stop);
+            let hog = t >= sleepers;
+            s.spawn(move || {
+                let mut x = t as u64 + 1;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    spin_round(&mut x);
+                    n += 1;
+                    if !hog && n.is_multiple_of(8) {
+                        std::thread::sleep(Duration::from_micros(200));
+                        wakeups.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                std::hint::black_box(x);
+                rounds.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    });
+    Work {
+        rounds: rounds.into_inner(),
+        wakeups: wakeups.into_inner(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs one CPU hog per entry of `nices`, all pinned to CPU `cpu` and each at its nice value, for
+/// `duration`; returns the spin rounds each did (a measure of the CPU time it got). Blocking; negative nice
+/// values need root.
+pub fn nice_hogs(nices: &[i32], cpu: usize, duration: Duration) -> Result<Vec<u64>> {
+    let stop = AtomicBool::new(false);
+    let ready = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nices
+            .iter()
+            .map(|&nice| {
+                let (stop, ready) = (&stop, &ready);
+                s.spawn(move || -> Result<u64> {
+                    // SAFETY: plain syscalls on this thread; the cpu set is a local.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                            ready.fetch_add(1, Ordering::SeqCst);
+                            bail!(
+                                "pinning a hog to CPU {cpu}: {}",
+                                std::io::Error::last_os_error()
+                            );
+                        }
+                        let tid = libc::gettid();
+                        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
+                            ready.fetch_add(1, Ordering::SeqCst);
+                            bail!("setting nice {nice}: {}", std::io::Error::last_os_error());
+                        }
+                    }
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    let mut x = nice as u64;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        spin_round(&mut x);
+                        n += 1;
+                    }
+                    std::hint::black_box(x);
+                    Ok(n)
+                })
+            })
+            .collect();
+        while ready.load(Ordering::SeqCst) < nices.len() as u64 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a hog panicked"))?)
+            .collect()
+    })
+}

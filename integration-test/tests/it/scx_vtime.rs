@@ -1,0 +1,339 @@
+//! sched_ext for real: the Rust weighted-vtime scheduler `rust_vtime` (examples/scx-vtime-ebpf, driven
+//! through the example's library and `aya_structops::sched_ext`) is configured before load, schedules a
+//! workload, keeps per-CPU statistics, gives more CPU to a heavier task (but not in FIFO mode), is ejected
+//! by sysrq-S and by its own request with the ejection awaited (not polled), restarts on the restart code,
+//! and refuses to start next to another scheduler. Every path ends with sched_ext `disabled`.
+//!
+//! Needs a kernel with `CONFIG_SCHED_CLASS_EXT` (Debian's 7.x); elsewhere each test reports a skip by name.
+//! The tests take turns with the `sched_ext` ones (one scheduler at a time).
+
+use std::{path::Path, time::Duration};
+
+use aya_structops::{
+    ObjectSpec,
+    sched_ext::{self, ExitKind, SCX_ECODE_ACT_RESTART, SchedExtError, State},
+};
+use integration_test::{Held, kernel_has_struct_ops, objects, skip};
+use scx_vtime::{CpuStats, MAP, NAME, Options, Scheduler, TaskEvent};
+
+use crate::sched_ext::ONE_SCHEDULER;
+
+/// Skips (with the reason) unless the kernel has sched_ext.
+fn sched_ext_or_skip(test: &str) -> bool {
+    if kernel_has_struct_ops("sched_ext_ops") {
+        assert!(
+            sched_ext::supported(),
+            "sched_ext_ops in BTF but no /sys/kernel/sched_ext"
+        );
+        return true;
+    }
+    skip(
+        &format!("scx_vtime::{test}"),
+        "no sched_ext (CONFIG_SCHED_CLASS_EXT)",
+    );
+    false
+}
+
+async fn start(opts: &Options) -> Scheduler {
+    let spec = scx_vtime::configure(objects::SCX_VTIME, opts).unwrap();
+    let sched = Scheduler::start(&spec).await.unwrap();
+    assert_eq!(sched_ext::state().unwrap(), State::Enabled);
+    assert_eq!(
+        sched_ext::root_ops().unwrap().as_deref(),
+        Some(opts.name.as_str()),
+        "/sys/kernel/sched_ext/root/ops"
+    );
+    sched
+}
+
+async fn disabled(what: &str) {
+    sched_ext::wait_for_state(State::Disabled, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(sched_ext::root_ops().unwrap(), None, "{what}: root ops");
+}
+
+async fn ejection(sched: &mut Scheduler, what: &str) -> sched_ext::ExitInfo {
+    tokio::time::timeout(Duration::from_secs(20), sched.ejected())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the ejection future did not resolve in 20 s"))
+        .unwrap()
+}
+
+async fn workload(sleepers: usize, hogs: usize, d: Duration) -> scx_vtime::Work {
+    tokio::task::spawn_blocking(move || scx_vtime::workload(sleepers, hogs, d))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn vtime_configured_schedules_and_counts() {
+    const TEST: &str = "vtime_configured_schedules_and_counts";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let opts = Options {
+        name: "rust_vtime_cfg".into(),
+        timeout_ms: 7_000,
+        dispatch_max_batch: 8,
+        ..Options::default()
+    };
+    let spec = scx_vtime::configure(objects::SCX_VTIME, &opts).unwrap();
+    let ops = spec.struct_ops_map(MAP).unwrap();
+    assert_eq!(
+        ops.member_data("timeout_ms").unwrap(),
+        7_000u32.to_ne_bytes()
+    );
+    assert_eq!(
+        ops.member_data("hotplug_seq").unwrap(),
+        sched_ext::hotplug_seq().unwrap().to_ne_bytes(),
+        "hotplug_seq is the kernel's"
+    );
+    let mut sched = start(&opts).await;
+    assert_eq!(sched.loaded.global::<u64>("INITS").unwrap(), 1);
+    let before = CpuStats::total(&scx_vtime::stats(&sched.loaded).unwrap());
+
+    let work = workload(4, 2, Duration::from_secs(2)).await;
+    assert!(work.rounds > 0 && work.wakeups > 0, "{work:?}");
+    let per_cpu = scx_vtime::stats(&sched.loaded).unwrap();
+    let after = CpuStats::total(&per_cpu);
+    println!("rust_vtime stats per CPU: {per_cpu:?}; workload {work:?}");
+    assert!(after.shared > before.shared, "enqueue counted: {after:?}");
+    assert!(
+        after.dispatched > before.dispatched,
+        "dispatch counted: {after:?}"
+    );
+    assert!(
+        after.direct > before.direct,
+        "direct dispatches counted: {after:?}"
+    );
+    assert!(
+        after.expired > before.expired,
+        "hogs used up slices: {after:?}"
+    );
+    assert!(
+        per_cpu.iter().filter(|s| s.dispatched > 0).count() >= 2.min(per_cpu.len()),
+        "more than one CPU dispatched: {per_cpu:?}"
+    );
+    let event = tokio::time::timeout(Duration::from_secs(5), sched.events.next())
+        .await
+        .expect("a slice-expiry event")
+        .unwrap();
+    let event = TaskEvent::parse(&event).expect("event layout");
+    assert!(event.pid > 0 && event.weight > 0, "{event:?}");
+    assert!(
+        sched.exits.try_ejected(&sched.loaded).unwrap().is_none(),
+        "no exit while running"
+    );
+
+    let info = sched.stop().await.unwrap();
+    println!("rust_vtime exit record: {info}");
+    assert_eq!(info.kind, ExitKind::UNREG, "{info}");
+    disabled(TEST).await;
+    held.assert_released(TEST);
+}
+
+/// CPU hogs pinned to one CPU, one at nice -10 and three at nice 10: under weighted vtime the heavy one gets
+/// more of the CPU than each light one; in FIFO mode they share it about equally.
+///
+/// Why three light hogs: when a slice ends, the kernel calls `dispatch` before it puts the running task
+/// back into the shared queue, so the design (scx_simple's) always switches to another queued task; with
+/// one light hog the two would just alternate. With three, the heavy one runs every other slice (about 3x
+/// a light one's share) under vtime, and one slice in four under FIFO.
+#[tokio::test]
+async fn weights_matter_under_vtime_not_fifo() {
+    const TEST: &str = "weights_matter_under_vtime_not_fifo";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let mut ratios = Vec::new();
+    for fifo in [false, true] {
+        let sched = start(&Options {
+            fifo,
+            ..Options::default()
+        })
+        .await;
+        let rounds = tokio::task::spawn_blocking(|| {
+            scx_vtime::nice_hogs(&[-10, 10, 10, 10], 0, Duration::from_secs(3))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let light = rounds[1..].iter().sum::<u64>() as f64 / 3.0;
+        let ratio = rounds[0] as f64 / light.max(1.0);
+        println!(
+            "{}: nice -10 hog {} rounds, nice 10 hogs {:?} rounds: heavy/light {ratio:.2}",
+            if fifo { "fifo" } else { "vtime" },
+            rounds[0],
+            &rounds[1..]
+        );
+        ratios.push(ratio);
+        let mut sched = sched;
+        let mut last = std::collections::BTreeMap::new();
+        while let Some(rec) = sched.events.try_next() {
+            let e = TaskEvent::parse(&rec).unwrap();
+            let entry = last.entry((e.pid, e.weight)).or_insert((0u32, 0u64));
+            entry.0 += 1;
+            entry.1 = e.vtime;
+        }
+        println!("slice expiries by (pid, weight): (count, last vtime) {last:?}");
+        let info = sched.stop().await.unwrap();
+        assert_eq!(info.kind, ExitKind::UNREG, "{info}");
+        disabled(TEST).await;
+    }
+    assert!(
+        ratios[0] > 2.0,
+        "vtime: the heavy hog got {:.2}x",
+        ratios[0]
+    );
+    assert!(
+        ratios[1] < 1.5 && ratios[1] > 1.0 / 1.5,
+        "fifo: the hogs should share the CPU, got {:.2}x",
+        ratios[1]
+    );
+}
+
+#[tokio::test]
+async fn vtime_sysrq_s_resolves_the_ejection() {
+    const TEST: &str = "vtime_sysrq_s_resolves_the_ejection";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    if !Path::new("/proc/sysrq-trigger").exists() {
+        skip(
+            &format!("scx_vtime::{TEST}"),
+            "no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ)",
+        );
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let mut sched = start(&Options::default()).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), sched.ejected())
+            .await
+            .is_err(),
+        "the ejection future resolved while the scheduler ran"
+    );
+    sched_ext::sysrq_eject().unwrap();
+    let info = ejection(&mut sched, TEST).await;
+    println!("rust_vtime after sysrq-S: {info}");
+    assert_eq!(info.kind, ExitKind::SYSRQ, "{info}");
+    assert!(info.reason.contains("sysrq"), "{info}");
+    assert!(!info.should_restart(), "{info}");
+    disabled(TEST).await;
+    drop(sched);
+    held.assert_released(TEST);
+}
+
+#[tokio::test]
+async fn vtime_bpf_exit_resolves_the_ejection() {
+    const TEST: &str = "vtime_bpf_exit_resolves_the_ejection";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let mut sched = start(&Options::default()).await;
+    scx_vtime::request_exit(&sched.loaded, 7).unwrap();
+    let (info, _) = tokio::join!(
+        ejection(&mut sched, TEST),
+        workload(2, 0, Duration::from_millis(300))
+    );
+    println!("rust_vtime after its own exit: {info}");
+    assert_eq!(info.kind, ExitKind::UNREG_BPF, "{info}");
+    assert_eq!(info.code, 7, "{info}");
+    assert_eq!(info.msg, "rust_vtime: exit requested (code 7)", "{info}");
+    assert!(!info.should_restart(), "{info}");
+    disabled(TEST).await;
+    let again = sched.stop().await.unwrap();
+    assert_eq!(
+        again, info,
+        "stop() after an ejection returns the ejection's record"
+    );
+    held.assert_released(TEST);
+}
+
+#[tokio::test]
+async fn vtime_restarts_on_the_restart_code() {
+    const TEST: &str = "vtime_restarts_on_the_restart_code";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let opts = Options::default();
+    let mut sched = start(&opts).await;
+    scx_vtime::request_exit(&sched.loaded, SCX_ECODE_ACT_RESTART as i64).unwrap();
+    let (info, _) = tokio::join!(
+        ejection(&mut sched, TEST),
+        workload(2, 0, Duration::from_millis(300))
+    );
+    println!("rust_vtime asked for a restart: {info}");
+    assert_eq!(info.kind, ExitKind::UNREG_BPF, "{info}");
+    assert!(info.should_restart(), "{info}");
+    drop(sched);
+    disabled(TEST).await;
+
+    // What the example's main loop does on a restart code: configure, load and register again.
+    let sched = start(&opts).await;
+    assert_eq!(sched.loaded.global::<u64>("INITS").unwrap(), 1);
+    workload(2, 1, Duration::from_millis(500)).await;
+    assert!(CpuStats::total(&scx_vtime::stats(&sched.loaded).unwrap()).shared > 0);
+    let info = sched.stop().await.unwrap();
+    assert_eq!(info.kind, ExitKind::UNREG, "{info}");
+    disabled(TEST).await;
+    held.assert_released(TEST);
+}
+
+#[tokio::test]
+async fn a_second_scheduler_is_refused() {
+    const TEST: &str = "a_second_scheduler_is_refused";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let sched = start(&Options::default()).await;
+
+    // Our check, before anything is loaded: names the running scheduler.
+    match sched_ext::ensure_idle() {
+        Err(SchedExtError::Busy { name, state }) => {
+            assert_eq!(name, NAME);
+            assert_eq!(state, State::Enabled);
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    let spec = scx_vtime::configure(objects::SCX_VTIME, &Options::default()).unwrap();
+    let err = Scheduler::start(&spec)
+        .await
+        .err()
+        .expect("second start refused");
+    let text = format!("{err:#}");
+    println!("second rust_vtime refused: {text}");
+    assert!(
+        text.contains("another sched_ext scheduler is running: `rust_vtime`"),
+        "{text}"
+    );
+
+    // The kernel's own refusal, for a loader that does not check first.
+    let fifo = ObjectSpec::parse("scx_fifo", objects::SCX_FIFO)
+        .unwrap()
+        .load()
+        .unwrap();
+    let err = fifo
+        .register(scx_fifo::MAP)
+        .await
+        .expect_err("kernel refuses");
+    println!("kernel refused rust_fifo next to rust_vtime: {err}");
+    assert_eq!(sched_ext::root_ops().unwrap().as_deref(), Some(NAME));
+    drop(fifo);
+
+    let info = sched.stop().await.unwrap();
+    assert_eq!(info.kind, ExitKind::UNREG, "{info}");
+    disabled(TEST).await;
+    held.assert_released(TEST);
+}
