@@ -371,12 +371,28 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     // Programs.
     let mut core = crate::core_reloc::Resolver::new(&spec.btf, kernel);
     let mut programs = BTreeMap::new();
+    // Kernel-field offset slots: their loads become immediates (see `field_imm`).
+    let field_slots: std::collections::HashMap<(&str, u64), u32> = plan
+        .fields
+        .iter()
+        .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
+        .collect();
     for (name, attach) in &plan.programs {
         let prog = &spec.programs[name];
         let mut insns = prog.insns.clone();
+        let inlined = crate::field_imm::inline(&mut insns, &prog.refs, &field_slots);
+        if inlined.loads > 0 {
+            tracing::debug!(
+                program = %name,
+                loads = inlined.loads,
+                removed = inlined.removed.len(),
+                "kernel-field offsets inlined as immediates"
+            );
+        }
         let mut fd_array: Vec<RawFd> = Vec::new();
         for r in &prog.refs {
             match r {
+                InsnRef::Data { insn, .. } if inlined.removed.contains(insn) => {}
                 InsnRef::Data {
                     insn,
                     section,
@@ -475,7 +491,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             BtfObject::Vmlinux => None,
             m => Some(module_fds.get(m).as_fd()),
         };
-        let fd = sys::prog_load(&ProgLoad {
+        let with_btf = ProgLoad {
             prog_type: bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32,
             expected_attach_type: attach.member_index,
             attach_btf_id: attach.attach_btf_id,
@@ -491,14 +507,42 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             line_info: &line_info,
             line_info_rec_size: LINE_INFO_REC_SIZE,
             ..Default::default()
-        })
-        .map_err(|e| Error::ProgramLoad {
+        };
+        let load_err = |io: std::io::Error, log: String| Error::ProgramLoad {
             program: name.clone(),
             map: attach.map.clone(),
             member: attach.member.clone(),
-            io: e.io,
-            log: e.log,
-        })?;
+            io,
+            log,
+        };
+        let fd = match sys::prog_load(&with_btf) {
+            Ok(fd) => fd,
+            Err(e) if with_btf.prog_btf_fd.is_some() && refused_for_btf_info(&e.log) => {
+                // With func_info the verifier checks non-static subprograms as global functions, which
+                // older kernels cannot do for every signature (6.1: "Global function memset() doesn't
+                // return scalar" for Rust's compiler-builtins). Without it they verify as static
+                // subprograms, as before this loader passed BTF info; the first error stands if that
+                // fails too.
+                let without = ProgLoad {
+                    prog_btf_fd: None,
+                    func_info: &[],
+                    line_info: &[],
+                    ..with_btf
+                };
+                match sys::prog_load(&without) {
+                    Ok(fd) => {
+                        tracing::info!(
+                            program = %name,
+                            reason = %e.log.lines().rev().find(|l| refused_for_btf_info(l)).unwrap_or(""),
+                            "program loaded without func/line info after the kernel refused them"
+                        );
+                        fd
+                    }
+                    Err(_) => return Err(load_err(e.io, e.log)),
+                }
+            }
+            Err(e) => return Err(load_err(e.io, e.log)),
+        };
         let verified_insns = sys::prog_info(fd.as_fd())
             .map(|i| i.verified_insns)
             .unwrap_or(0);
@@ -608,6 +652,16 @@ fn btf_info_records(prog: &crate::object::ProgramSpec) -> (Vec<u8>, Vec<u8>) {
     let funcs: Vec<&[u32]> = prog.btf_info.funcs.iter().map(|r| &r[..]).collect();
     let lines: Vec<&[u32]> = prog.btf_info.lines.iter().map(|r| &r[..]).collect();
     (words(&funcs), words(&lines))
+}
+
+/// Whether a verifier log says the program failed because of its BTF function or line info (global
+/// function checks, malformed records) rather than its code.
+fn refused_for_btf_info(log: &str) -> bool {
+    // "Validating memset() func#1...": the verifier was checking a global subprogram on its own (7.x
+    // then fails on pointer arithmetic that is fine in the caller's context).
+    ["Global function", "() func#", "func_info", "line_info"]
+        .iter()
+        .any(|needle| log.contains(needle))
 }
 
 /// Resolves the externs the planned programs use (values from the kernel, its config, kallsyms; the
@@ -805,6 +859,18 @@ mod tests {
         let a = object_map_create(&m, fd);
         assert!(a.btf_fd.is_none());
         assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
+    }
+
+    #[test]
+    fn btf_info_refusals_are_told_from_code_errors() {
+        assert!(refused_for_btf_info(
+            "Validating memset() func#1...\nGlobal function memset() doesn't return scalar. Only those are supported.\n"
+        ));
+        assert!(refused_for_btf_info("missing bpf_line_info for func#1\n"));
+        assert!(refused_for_btf_info("invalid func_info rec size 4\n"));
+        assert!(!refused_for_btf_info(
+            "0: R1=ctx() R10=fp0\ninvalid mem access 'scalar'\n"
+        ));
     }
 
     #[test]
