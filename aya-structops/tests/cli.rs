@@ -604,3 +604,74 @@ fn register_refuses_a_missing_required_member_before_the_kernel() {
     let after = text(&structops(&["list"]).stdout);
     assert!(!after.contains("c_unreg"), "list after failure:\n{after}");
 }
+
+#[test]
+fn check_reports_kconfig_and_ksym_externs() {
+    let obj = c_obj("cubic_kconfig.o");
+    // Another kernel's BTF: the config is not this machine's, so check says where values would come
+    // from and does not fail.
+    let out = structops(&[
+        "check",
+        obj.to_str().unwrap(),
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let row = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("extern {name} ")))
+            .unwrap_or_else(|| panic!("no `{name}` row:\n{report}"))
+            .to_owned()
+    };
+    assert!(
+        row("CONFIG_HZ").contains("read at load"),
+        "{}",
+        row("CONFIG_HZ")
+    );
+    assert!(
+        row("LINUX_KERNEL_VERSION").contains("release"),
+        "{}",
+        row("LINUX_KERNEL_VERSION")
+    );
+    assert!(row("CONFIG_DEFAULT_TCP_CONG").contains("weak"));
+
+    // The running kernel: values from its config, or (no config readable) a failure naming the extern.
+    let out = structops(&["check", obj.to_str().unwrap()]);
+    let report = text(&out.stdout);
+    let hz = report
+        .lines()
+        .find(|l| l.starts_with("extern CONFIG_HZ "))
+        .unwrap_or_else(|| panic!("no CONFIG_HZ row:\n{report}"));
+    if std::path::Path::new("/proc/config.gz").exists() {
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        assert!(hz.contains("= ") && hz.contains("/proc/config.gz"), "{hz}");
+    } else {
+        println!("note: no /proc/config.gz here; {hz}");
+    }
+
+    // ksyms and weak kfuncs.
+    let out = structops(&[
+        "check",
+        c_obj("dctcp_storage.o").to_str().unwrap(),
+        "--btf",
+        "/sys/kernel/btf/vmlinux",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("extern structops_no_such_kfunc ")
+                && l.contains("weak")
+                && l.contains("bpf_ksym_exists")),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("extern tcp_init_sock ") && l.contains("kallsyms")),
+        "{report}"
+    );
+}
