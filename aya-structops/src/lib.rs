@@ -28,6 +28,7 @@ pub mod btf;
 pub mod codegen;
 pub(crate) mod core_reloc;
 mod error;
+mod field_imm;
 mod load;
 pub mod matching;
 pub mod object;
