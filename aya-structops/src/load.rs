@@ -506,7 +506,6 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             func_info_rec_size: FUNC_INFO_REC_SIZE,
             line_info: &line_info,
             line_info_rec_size: LINE_INFO_REC_SIZE,
-            ..Default::default()
         };
         let load_err = |io: std::io::Error, log: String| Error::ProgramLoad {
             program: name.clone(),

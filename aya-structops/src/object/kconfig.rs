@@ -258,7 +258,8 @@ impl KconfigType {
                     v >= 0 && (bits >= 64 && v <= u64::MAX as i128 || v < (1i128 << bits))
                 };
                 // libbpf also takes a negative number for an unsigned extern as its two's complement.
-                if !fits && !(v < 0 && v >= i64::MIN as i128 && bits == 64) {
+                let negative_u64 = v < 0 && v >= i64::MIN as i128 && bits == 64;
+                if !(fits || negative_u64) {
                     return Err(format!("value `{raw}` does not fit {}", self.describe()));
                 }
                 Ok((v as u64).to_ne_bytes()[..isz as usize].to_vec())
