@@ -62,6 +62,20 @@ echo "+ $BPFTOOL btf dump file $VMLINUX_BTF format c > $src/vmlinux.h"
 "$BPFTOOL" btf dump file "$VMLINUX_BTF" format c > "$src/vmlinux.h.tmp"
 mv "$src/vmlinux.h.tmp" "$src/vmlinux.h"
 
+# sched_ext sources (scx_*.bpf.c) include vmlinux_scx.h, generated from the BTF of a kernel with sched_ext
+# (the host may have none): SCX_VMLINUX_BTF, by default the newest cached 7.x test kernel's (`cargo xtask
+# codegen` extracts it next to its vmlinuz). Git-ignored like vmlinux.h.
+SCX_VMLINUX_BTF="${SCX_VMLINUX_BTF:-$(ls /var/cache/aya-structops/kernels/7.*/vmlinux.btf 2>/dev/null | sort -V | tail -n 1)}"
+if compgen -G "$src/scx_*.bpf.c" >/dev/null; then
+	if [ ! -r "$SCX_VMLINUX_BTF" ]; then
+		echo "build.sh: no sched_ext BTF for $src/scx_*.bpf.c: set SCX_VMLINUX_BTF (or run cargo xtask codegen)" >&2
+		exit 1
+	fi
+	echo "+ $BPFTOOL btf dump file $SCX_VMLINUX_BTF format c > $src/vmlinux_scx.h"
+	"$BPFTOOL" btf dump file "$SCX_VMLINUX_BTF" format c > "$src/vmlinux_scx.h.tmp"
+	mv "$src/vmlinux_scx.h.tmp" "$src/vmlinux_scx.h"
+fi
+
 shopt -s nullglob
 sources=("$src"/*.bpf.c)
 if [ "${#sources[@]}" -eq 0 ]; then

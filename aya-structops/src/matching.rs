@@ -421,7 +421,9 @@ pub fn match_members(
                 let kkind = kbtf.kind(kid)?;
                 let kfunc_ptr = match kbtf.type_by_id(kid)? {
                     Type::Ptr { target } => {
-                        kbtf.kind(kbtf.skip_mods_and_typedefs(target)?)? == BtfKind::FuncProto
+                        // `void *` (sched_ext_ops.priv) points at id 0, which has no kind.
+                        let pointee = kbtf.skip_mods_and_typedefs(target)?;
+                        pointee != 0 && kbtf.kind(pointee)? == BtfKind::FuncProto
                     }
                     _ => false,
                 };

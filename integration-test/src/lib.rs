@@ -52,6 +52,8 @@ pub mod objects {
     pub const SCX_VTIME: &[u8] = rust_obj!("scx_vtime");
     /// C corpus (testdata/README.md says what each exercises).
     pub mod c {
+        /// `c_vtime`: examples/scx-vtime-ebpf's scheduler in C (sched_ext, weak renamed kfuncs).
+        pub const SCX_VTIME: &[u8] = c_obj!("scx_vtime");
         /// `c_reno` in `.struct_ops`.
         pub const TCP_CC: &[u8] = c_obj!("tcp_cc");
         /// `c_reno_link` in `.struct_ops.link`.

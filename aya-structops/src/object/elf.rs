@@ -594,7 +594,8 @@ fn map_spec(
             (MemberKind::Bitfield, 0)
         } else if let Type::Ptr { target } = btf.type_by_id(resolved)? {
             let pointee = btf.skip_mods_and_typedefs(target)?;
-            if btf.kind(pointee)? == BtfKind::FuncProto {
+            // `void *` (e.g. sched_ext_ops.priv) points at id 0, which has no kind.
+            if pointee != 0 && btf.kind(pointee)? == BtfKind::FuncProto {
                 (MemberKind::FuncPtr, 8)
             } else {
                 (MemberKind::Data, 8)

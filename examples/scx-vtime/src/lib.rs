@@ -62,6 +62,12 @@ impl Default for Options {
 /// Parses the object and applies `opts` and the kernel's current `hotplug_seq` to it (no kernel objects
 /// are created; the spec is ready for `load()`).
 pub fn configure(object: &[u8], opts: &Options) -> Result<ObjectSpec> {
+    configure_map(object, MAP, opts)
+}
+
+/// [`configure`] for an object whose ops value is the struct_ops map `map` (the C version of this
+/// scheduler, testdata/c/scx_vtime.bpf.c, names it `c_vtime`; it uses the same globals and maps).
+pub fn configure_map(object: &[u8], map: &str, opts: &Options) -> Result<ObjectSpec> {
     let mut spec = ObjectSpec::parse("scx_vtime", object)?;
     spec.set_global("FIFO", &[opts.fifo as u8])?;
     spec.set_global("SLICE_NS", &opts.slice_ns.to_ne_bytes())?;
@@ -73,8 +79,8 @@ pub fn configure(object: &[u8], opts: &Options) -> Result<ObjectSpec> {
     }
     let hotplug_seq = sched_ext::hotplug_seq().context("reading the kernel's hotplug_seq")?;
     let ops = spec
-        .struct_ops_map_mut(MAP)
-        .with_context(|| format!("the object has no struct_ops map {MAP}"))?;
+        .struct_ops_map_mut(map)
+        .with_context(|| format!("the object has no struct_ops map {map}"))?;
     ops.set_data("timeout_ms", &opts.timeout_ms.to_ne_bytes())?;
     ops.set_data("flags", &opts.flags.to_ne_bytes())?;
     ops.set_data("dispatch_max_batch", &opts.dispatch_max_batch.to_ne_bytes())?;
@@ -106,11 +112,19 @@ impl Scheduler {
     /// Not cancel-safe between registering and `enabled`: dropping the future then drops the registration,
     /// which unregisters the scheduler (nothing leaks, but it does not run).
     pub async fn start(spec: &ObjectSpec) -> Result<Self> {
+        Self::start_map(spec, MAP).await
+    }
+
+    /// [`Scheduler::start`] for an object whose ops value is the struct_ops map `map`.
+    ///
+    /// # Cancellation safety
+    /// As [`Scheduler::start`].
+    pub async fn start_map(spec: &ObjectSpec, map: &str) -> Result<Self> {
         sched_ext::ensure_idle()?;
         let loaded = spec.load()?;
         let exits = ExitWatch::new(&loaded, EXIT_RING)?;
         let events = loaded.ring_buf(EVENT_RING)?;
-        let registration = loaded.register(MAP).await?;
+        let registration = loaded.register(map).await?;
         let mut me = Self {
             loaded,
             registration,
@@ -124,7 +138,7 @@ impl Scheduler {
             r = enabled => r?,
             info = me.exits.ejected(&me.loaded) => {
                 let info = info?;
-                bail!("{MAP} exited while being enabled: {info}");
+                bail!("{map} exited while being enabled: {info}");
             }
         }
         Ok(me)
@@ -358,4 +372,51 @@ pub fn nice_hogs(nices: &[i32], cpu: usize, duration: Duration) -> Result<Vec<u6
             .map(|h| h.join().map_err(|_| anyhow::anyhow!("a hog panicked"))?)
             .collect()
     })
+}
+
+/// What the kernel says about one loaded program: instructions verified, translated and JIT-ed sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramSize {
+    /// Program name.
+    pub name: String,
+    /// The ops member it backs (`enqueue`, ...).
+    pub member: String,
+    /// Instructions in the object (after linking).
+    pub insns: usize,
+    /// Instructions the verifier processed (`verified_insns`).
+    pub verified: u32,
+    /// Translated (xlated) size, bytes.
+    pub xlated: u32,
+    /// JIT-ed size, bytes.
+    pub jited: u32,
+}
+
+/// Reads each loaded program's sizes from the kernel (`BPF_OBJ_GET_INFO_BY_FD` through aya), sorted by
+/// member name.
+pub fn program_sizes(loaded: &Loaded) -> Result<Vec<ProgramSize>> {
+    let ids = loaded.program_ids()?;
+    let mut infos = std::collections::BTreeMap::new();
+    for info in aya::programs::loaded_programs() {
+        let info = info.context("listing programs")?;
+        infos.insert(info.id(), info);
+    }
+    let mut out = Vec::new();
+    for p in loaded.programs() {
+        let id = ids[&p.name];
+        let info = infos
+            .get(&id)
+            .with_context(|| format!("program {} (id {id}) not listed", p.name))?;
+        out.push(ProgramSize {
+            name: p.name.clone(),
+            member: p.attach.1.clone(),
+            insns: p.insn_count,
+            verified: info
+                .verified_instruction_count()
+                .unwrap_or(p.verified_insns),
+            xlated: info.size_translated().unwrap_or(0),
+            jited: info.size_jitted(),
+        });
+    }
+    out.sort_by(|a, b| a.member.cmp(&b.member));
+    Ok(out)
 }

@@ -337,3 +337,99 @@ async fn a_second_scheduler_is_refused() {
     disabled(TEST).await;
     held.assert_released(TEST);
 }
+
+/// The same scheduler written in C (testdata/c/scx_vtime.bpf.c, clang-22 -O2, libbpf conventions, map
+/// `c_vtime`) loads and schedules through the same library; prints each program's verified instructions
+/// and translated/JIT-ed sizes, Rust against C, and the workload's progress under the built-in scheduler,
+/// C and Rust, alternating.
+#[tokio::test]
+async fn rust_and_c_sizes_and_workload() {
+    const TEST: &str = "rust_and_c_sizes_and_workload";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let flavours: [(&str, &[u8], &str, &str); 2] = [
+        ("rust", objects::SCX_VTIME, MAP, NAME),
+        ("c", objects::c::SCX_VTIME, "c_vtime", "c_vtime"),
+    ];
+    let mut sizes = Vec::new();
+    for (label, object, map, name) in flavours {
+        let opts = Options {
+            name: name.into(),
+            ..Options::default()
+        };
+        let spec = scx_vtime::configure_map(object, map, &opts).unwrap();
+        let sched = Scheduler::start_map(&spec, map).await.unwrap();
+        assert_eq!(sched_ext::root_ops().unwrap().as_deref(), Some(name));
+        sizes.push(scx_vtime::program_sizes(&sched.loaded).unwrap());
+        workload(2, 1, Duration::from_millis(500)).await;
+        let stats = CpuStats::total(&scx_vtime::stats(&sched.loaded).unwrap());
+        assert!(
+            stats.shared > 0 && stats.dispatched > 0,
+            "{label}: {stats:?}"
+        );
+        let info = sched.stop().await.unwrap();
+        assert_eq!(info.kind, ExitKind::UNREG, "{label}: {info}");
+        disabled(TEST).await;
+    }
+    let (rust, c) = (&sizes[0], &sizes[1]);
+    assert_eq!(rust.len(), 8, "{rust:?}");
+    assert_eq!(c.len(), 8, "{c:?}");
+    println!(
+        "PARITY member      | verified rust/c (ratio) | xlated bytes rust/c (ratio) | jited bytes rust/c (ratio)"
+    );
+    let ratio = |r: u32, c: u32| r as f64 / c.max(1) as f64;
+    for (r, c) in rust.iter().zip(c) {
+        assert_eq!(r.member, c.member);
+        assert!(r.verified > 0 && r.xlated > 0 && r.jited > 0, "{r:?}");
+        println!(
+            "PARITY {:<11} | {:>5}/{:<5} ({:.2}) | {:>5}/{:<5} ({:.2}) | {:>5}/{:<5} ({:.2})",
+            r.member,
+            r.verified,
+            c.verified,
+            ratio(r.verified, c.verified),
+            r.xlated,
+            c.xlated,
+            ratio(r.xlated, c.xlated),
+            r.jited,
+            c.jited,
+            ratio(r.jited, c.jited)
+        );
+    }
+
+    // The workload under each scheduler, alternating, two rounds.
+    for round in 1..=2 {
+        for (label, object, map, name) in [("built-in", &[][..], "", ""), flavours[1], flavours[0]]
+        {
+            let sched = if label == "built-in" {
+                None
+            } else {
+                let opts = Options {
+                    name: name.into(),
+                    ..Options::default()
+                };
+                let spec = scx_vtime::configure_map(object, map, &opts).unwrap();
+                Some(Scheduler::start_map(&spec, map).await.unwrap())
+            };
+            let work = workload(6, 2, Duration::from_secs(2)).await;
+            let stats = sched
+                .as_ref()
+                .map(|s| CpuStats::total(&scx_vtime::stats(&s.loaded).unwrap()));
+            println!(
+                "WORKLOAD round {round} {label:<8}: {:>6} rounds {:>6} wakeups in {:.2} s; stats {}",
+                work.rounds,
+                work.wakeups,
+                work.elapsed.as_secs_f64(),
+                stats.map_or("-".into(), |s| s.to_string())
+            );
+            assert!(work.rounds > 0);
+            if let Some(s) = sched {
+                s.stop().await.unwrap();
+                disabled(TEST).await;
+            }
+        }
+    }
+    held.assert_released(TEST);
+}
