@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context, Result, bail};
 use aya_structops::ObjectSpec;
 use clap::Parser;
-use scx_fifo::{COUNTERS, ExitInfo, MAP, NAME};
+use scx_fifo::{COUNTERS, ExitInfo, MAP, NAME, State};
 
 #[derive(Parser)]
 struct Args {
@@ -85,12 +85,8 @@ async fn main() -> Result<()> {
         // The kernel disables it on its next enqueue. sched_ext leaves the link attached to the map when it
         // ejects a scheduler, so the ejection shows in sysfs and in what `exit` recorded; the link may not
         // be notified.
-        let state = tokio::task::spawn_blocking(|| {
-            scx_fifo::wait_for_state("disabled", Duration::from_secs(10))
-        })
-        .await??;
-        if state != "disabled" {
-            bail!("the scheduler was not ejected within 10 s (state {state})");
+        if let Err(e) = scx_fifo::wait_for_state(State::Disabled, Duration::from_secs(10)).await {
+            bail!("the scheduler was not ejected: {e}");
         }
         match tokio::time::timeout(Duration::from_secs(1), reg.detached()).await {
             Ok(Ok(d)) => println!("ejected; the link of {} was notified", d.map),
@@ -103,11 +99,8 @@ async fn main() -> Result<()> {
         drop(reg);
         println!("unregistered");
     }
-    let state = tokio::task::spawn_blocking(|| {
-        scx_fifo::wait_for_state("disabled", Duration::from_secs(10))
-    })
-    .await??;
-    println!("sched_ext state after: {state}");
+    scx_fifo::wait_for_state(State::Disabled, Duration::from_secs(10)).await?;
+    println!("sched_ext state after: {}", scx_fifo::state()?);
     println!("exit info: {}", ExitInfo::read(&loaded)?);
     Ok(())
 }

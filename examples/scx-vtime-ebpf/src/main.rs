@@ -217,15 +217,18 @@ fn vtime_running(p: *mut task_struct) {
 #[struct_ops]
 fn vtime_stopping(p: *mut task_struct, _runnable: bool) {
     // SAFETY: fields of the task the kernel passed; the verifier lets sched_ext programs write dsq_vtime.
+    // Each field's offset is loaded once (a `kernel_field!` access reads it from `.rodata`).
     unsafe {
         let left = SLICE.read(p);
+        let weight = WEIGHT.read(p);
+        let vtime = DSQ_VTIME.ptr(p);
         if left == 0 {
             stat_inc(stat::EXPIRED);
             if let Some(mut e) = EVENTS.reserve(0) {
                 e.write(TaskEvent {
                     pid: PID.read(p),
-                    weight: WEIGHT.read(p),
-                    vtime: DSQ_VTIME.read(p),
+                    weight,
+                    vtime: *vtime,
                 });
                 e.submit(0);
             }
@@ -233,10 +236,9 @@ fn vtime_stopping(p: *mut task_struct, _runnable: bool) {
         if FIFO.get() != 0 {
             return;
         }
-        // Charge the time used, scaled by the inverse weight (100 = nice 0). BPF division by zero gives 0.
+        // Charge the time used, scaled by the inverse weight (100 = nice 0; the kernel's weights are >= 1).
         let used = SLICE_NS.get().wrapping_sub(left);
-        let charge = (used * 100).checked_div(WEIGHT.read(p) as u64).unwrap_or(0);
-        DSQ_VTIME.write(p, DSQ_VTIME.read(p).wrapping_add(charge));
+        *vtime = vtime.read().wrapping_add(used * 100 / weight.max(1) as u64);
     }
 }
 

@@ -10,7 +10,7 @@ use std::{path::Path, time::Duration};
 use aya_structops::{Loaded, ObjectSpec, Registration};
 use integration_test::{Held, eventually, kernel_has_struct_ops, objects, skip};
 // The example's own library drives the scheduler here, so the VM suite exercises it too.
-use scx_fifo::{ExitInfo, MAP, NAME, REQUESTED_EXIT_CODE, exit_kind};
+use scx_fifo::{ExitInfo, ExitKind, MAP, NAME, REQUESTED_EXIT_CODE, State};
 
 /// sched_ext allows one scheduler at a time, and sysrq-S ejects whichever runs (scx_vtime.rs takes it too).
 pub(crate) static ONE_SCHEDULER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -31,7 +31,7 @@ fn sched_ext_or_skip(test: &str) -> bool {
     false
 }
 
-fn state() -> String {
+fn state() -> State {
     scx_fifo::state().expect("sched_ext state")
 }
 
@@ -44,7 +44,7 @@ fn wait_disabled(what: &str) {
     eventually(
         &format!("{what}: sched_ext state `disabled`"),
         Duration::from_secs(20),
-        || state() == "disabled",
+        || state() == State::Disabled,
     );
 }
 
@@ -58,7 +58,7 @@ fn load() -> Loaded {
 async fn register(loaded: &Loaded) -> Registration {
     let reg = loaded.register(MAP).await.unwrap();
     eventually("sched_ext state `enabled`", Duration::from_secs(20), || {
-        state() == "enabled"
+        state() == State::Enabled
     });
     assert_eq!(
         root_ops().as_deref(),
@@ -111,7 +111,7 @@ async fn fifo_schedules_tasks_then_unregisters() {
     assert!(enqueues > 0, "tasks went through enqueue");
     assert_eq!(
         exit_info(&loaded).kind,
-        exit_kind::NONE,
+        ExitKind::NONE,
         "no exit recorded while running"
     );
 
@@ -121,7 +121,7 @@ async fn fifo_schedules_tasks_then_unregisters() {
     let info = exit_info(&loaded);
     println!("rust_fifo exit info: {info:?}");
     assert_eq!(loaded.global::<u64>("EXITS").unwrap(), 1, "exit ran once");
-    assert_eq!(info.kind, exit_kind::UNREG, "{info:?}");
+    assert_eq!(info.kind, ExitKind::UNREG, "{info:?}");
     assert!(!info.reason.is_empty(), "{info:?}");
     drop(loaded);
     held.assert_released("after unregistering rust_fifo");
@@ -144,7 +144,7 @@ async fn exit_request_ejects_the_scheduler() {
     workload(2, Duration::from_millis(500)).await;
 
     let info = after_ejection(TEST, &loaded, reg).await;
-    assert_eq!(info.kind, exit_kind::UNREG_BPF, "{info:?}");
+    assert_eq!(info.kind, ExitKind::UNREG_BPF, "{info:?}");
     assert_eq!(info.code, REQUESTED_EXIT_CODE, "{info:?}");
     assert!(!info.reason.is_empty(), "{info:?}");
     assert!(
@@ -178,7 +178,7 @@ async fn sysrq_s_ejects_the_scheduler() {
     scx_fifo::sysrq_eject().unwrap();
 
     let info = after_ejection(TEST, &loaded, reg).await;
-    assert_eq!(info.kind, exit_kind::SYSRQ, "{info:?}");
+    assert_eq!(info.kind, ExitKind::SYSRQ, "{info:?}");
     assert!(info.reason.contains("sysrq"), "{info:?}");
     drop(loaded);
     held.assert_released("after sysrq-S");
@@ -204,7 +204,7 @@ async fn after_ejection(test: &str, loaded: &Loaded, reg: Registration) -> ExitI
         ),
     }
     drop(reg); // closing the link of an ejected scheduler changes nothing
-    assert_eq!(state(), "disabled");
+    assert_eq!(state(), State::Disabled);
     let info = exit_info(loaded);
     println!("rust_fifo exit info: {info:?}");
     info
