@@ -42,6 +42,8 @@ pub mod objects {
     pub const MAPS: &[u8] = rust_obj!("maps");
     /// integration-ebpf maps_libbpf: the same programs without aya-log, `rs_maps_lbpf` in `.struct_ops`.
     pub const MAPS_LIBBPF: &[u8] = rust_obj!("maps_libbpf");
+    /// integration-ebpf task_storage: `rs_task_storage`, a sched_ext scheduler with per-task `TaskStorage`.
+    pub const TASK_STORAGE: &[u8] = rust_obj!("task_storage");
     /// examples/tcp-aimd-ebpf: `rust_aimd` (link map), config, per-socket state, samples map, ring buffer,
     /// aya-log, a kernel field declared twice.
     pub const TCP_AIMD: &[u8] = rust_obj!("tcp_aimd");

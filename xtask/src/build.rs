@@ -24,9 +24,10 @@ pub const BPF_CRATES: &[(&str, &[(&str, &str)])] = &[
             ("incomplete", "incomplete"),
             ("dctcp_kfunc", "dctcp_kfunc"),
             ("reno_kfunc_map", "reno_kfunc_map"),
-            ("panics", "panics"),
             ("maps", "maps"),
             ("maps_libbpf", "maps_libbpf"),
+            ("panics", "panics"),
+            ("task_storage", "task_storage"),
         ],
     ),
 ];

@@ -9,5 +9,6 @@ mod maps;
 mod parity;
 mod sched_ext;
 mod scx_vtime;
+mod task_storage;
 mod tcp_aimd;
 mod tcp_cc;
