@@ -32,21 +32,21 @@ extern crate self as aya_structops_ebpf;
 pub mod bindings;
 pub mod ca;
 mod config;
+mod context;
 mod counter;
 mod field;
 pub mod helpers;
 pub mod kfuncs;
 pub mod maps;
-mod context;
 pub mod ops;
 pub mod scx;
 pub mod tcp;
 
-pub use aya_structops_ebpf_macros::{kernel_field, struct_ops, struct_ops_map};
 /// aya-ebpf, the BPF-side library of aya: its maps, helpers and `EbpfContext` work in struct_ops programs.
 pub use aya_ebpf;
-pub use context::StructOpsContext;
+pub use aya_structops_ebpf_macros::{kernel_field, struct_ops, struct_ops_map};
 pub use config::Config;
+pub use context::StructOpsContext;
 pub use counter::Counter;
 pub use field::KernelField;
 

@@ -79,7 +79,10 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
 pub fn update_testdata() -> Result<()> {
     let root = workspace_root();
     let dir = root.join("testdata/obj/rust");
-    let linked = root.join("target").join(aya_structops_build::TARGET).join("release");
+    let linked = root
+        .join("target")
+        .join(aya_structops_build::TARGET)
+        .join("release");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
