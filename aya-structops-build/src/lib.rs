@@ -77,7 +77,8 @@ pub const BPF_LINKER_VERSION: &str = "0.13.0";
 pub struct Package<'a> {
     /// The package name (`[package] name` of its `Cargo.toml`).
     pub name: &'a str,
-    /// The directory holding its `Cargo.toml`.
+    /// The directory holding its `Cargo.toml`, or the root of its workspace: the package is looked up by
+    /// name in the `cargo metadata` of `<root_dir>/Cargo.toml`, and cargo runs from there.
     pub root_dir: &'a str,
     /// Build with `--no-default-features`.
     pub no_default_features: bool,
