@@ -77,6 +77,23 @@ pub enum Error {
         /// What usually causes this errno, or empty.
         hint: String,
     },
+    /// Registering failed because a struct_ops of the same name is already registered (the kernel's
+    /// `EEXIST`): another congestion control or scheduler holds `name`.
+    #[error(
+        "registering struct_ops map `{map}` of type `{type_name}` failed: the name `{name}` is already \
+         registered ({source})"
+    )]
+    NameInUse {
+        /// The name the map registers under (its `name` member).
+        name: String,
+        /// The map.
+        map: String,
+        /// The kernel type.
+        type_name: String,
+        /// The syscall error (`EEXIST`).
+        #[source]
+        source: SysError,
+    },
     /// A syscall failed on a map, program or link.
     #[error("{what}: {source}")]
     Sys {

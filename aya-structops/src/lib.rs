@@ -47,6 +47,11 @@ pub use matching::KernelBtf;
 pub use object::ObjectSpec;
 pub use register::{DetachReason, Detached, Registration};
 pub use ringbuf::RingBufReader;
+/// Test support: make a step of open -> load -> register fail (feature `fault-injection`; not a
+/// stable API).
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use sys::fault as fault_injection;
 
 /// The running kernel's BTF, read once per process.
 pub fn running_kernel() -> Result<Arc<KernelBtf>, Error> {

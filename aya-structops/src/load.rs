@@ -68,6 +68,9 @@ pub struct StructOpsMap {
     pub slots: Vec<(String, String)>,
     /// What the kernel would refuse at registration (checked before registering).
     pub(crate) registration: Vec<crate::matching::RegistrationIssue>,
+    /// The name the struct_ops registers under (its `name` member, e.g. a congestion control's
+    /// name), when the type has one and it is set: what a registration's `EEXIST` is about.
+    pub(crate) ops_name: Option<String>,
 }
 
 impl StructOpsMap {
@@ -616,6 +619,10 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     .map(|s| (s.member.clone(), s.program.clone()))
                     .collect(),
                 registration: m.registration.clone(),
+                ops_name: spec
+                    .struct_ops_map(&m.name)
+                    .and_then(|s| s.member_data("name"))
+                    .and_then(c_string),
             },
         );
     }
@@ -628,6 +635,12 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         globals: spec.globals.clone(),
         _btf: btf_fd,
     })
+}
+
+/// A NUL-terminated (or full) char array as text; `None` when empty.
+fn c_string(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    (end > 0).then(|| String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
 /// Size of a `bpf_func_info` record passed to the kernel.
@@ -870,6 +883,14 @@ mod tests {
         assert!(!refused_for_btf_info(
             "0: R1=ctx() R10=fp0\ninvalid mem access 'scalar'\n"
         ));
+    }
+
+    #[test]
+    fn ops_names_are_read_up_to_the_nul() {
+        assert_eq!(c_string(b"flt_a\0\0\0").as_deref(), Some("flt_a"));
+        assert_eq!(c_string(b"full").as_deref(), Some("full"));
+        assert_eq!(c_string(b"\0abc"), None);
+        assert_eq!(c_string(b""), None);
     }
 
     #[test]

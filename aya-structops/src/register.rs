@@ -109,14 +109,11 @@ impl Registration {
     /// removed; on any other failure the handle stays pinned.
     pub fn unpin(&mut self) -> Result<(), Error> {
         if let Some(path) = &self.pinned {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            match sys::obj_unpin(path) {
+                Err(e) if e.errno() != Some(libc::ENOENT) => {
                     return Err(Error::Pin {
                         path: path.clone(),
-                        source: sys::SysError {
-                            cmd: "unlink",
-                            io: e,
-                        },
+                        source: e,
                     });
                 }
                 _ => self.pinned = None,
@@ -401,6 +398,7 @@ struct Job {
     link: bool,
     fd: Arc<OwnedFd>,
     value: Vec<u8>,
+    ops_name: Option<String>,
     _programs: Vec<Arc<OwnedFd>>,
 }
 
@@ -424,11 +422,19 @@ fn hint(errno: Option<i32>, type_name: &str) -> String {
 fn register_job(job: Job) -> Result<Registration, Error> {
     let _span = info_span!("register", map = %job.map, type_name = %job.type_name, link = job.link)
         .entered();
-    let fail = |source: sys::SysError| Error::Register {
-        map: job.map.clone(),
-        type_name: job.type_name.clone(),
-        hint: hint(source.errno(), &job.type_name),
-        source,
+    let fail = |source: sys::SysError| match (&job.ops_name, source.errno()) {
+        (Some(name), Some(libc::EEXIST)) => Error::NameInUse {
+            name: name.clone(),
+            map: job.map.clone(),
+            type_name: job.type_name.clone(),
+            source,
+        },
+        _ => Error::Register {
+            map: job.map.clone(),
+            type_name: job.type_name.clone(),
+            hint: hint(source.errno(), &job.type_name),
+            source,
+        },
     };
     // For a non-link map this update registers; for a link map it stores the value and the link registers.
     sys::map_update_elem(job.fd.as_fd(), &0u32.to_ne_bytes(), &job.value, 0).map_err(fail)?;
@@ -467,6 +473,7 @@ impl Loaded {
             link: m.link,
             fd: m.fd.clone(),
             value: m.value.clone(),
+            ops_name: m.ops_name.clone(),
             _programs: m.programs.clone(),
         })
     }

@@ -15,6 +15,7 @@
 //! - [`link`](self::link): struct_ops links (`BPF_LINK_CREATE` / `UPDATE` / `DETACH`).
 //! - [`obj`](self::obj): pinning, object info, id iteration.
 //! - [`bpffs`](self::bpffs): detecting and mounting the BPF filesystem.
+//! - `fault` (feature `fault-injection`, tests only): make the n-th call of a command fail.
 
 use std::{
     io,
@@ -25,6 +26,8 @@ use aya_obj::generated::{bpf_attr, bpf_cmd};
 
 pub(crate) mod bpffs;
 pub(crate) mod btf;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub(crate) mod link;
 pub(crate) mod map;
 pub(crate) mod obj;
@@ -40,7 +43,7 @@ pub(crate) use self::{
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{
         FdKind, btf_fd_by_name, fd_kind, link_fd_by_id, link_info, link_next_id, map_fd_by_id,
-        map_info, map_next_id, obj_get, obj_pin, prog_fd_by_id, prog_info, prog_next_id,
+        map_info, map_next_id, obj_get, obj_pin, obj_unpin, prog_fd_by_id, prog_info, prog_next_id,
     },
     prog::{ProgLoad, prog_load, prog_test_run},
 };
@@ -135,6 +138,10 @@ pub(crate) fn zeroed_attr() -> bpf_attr {
 /// Every pointer stored in `attr` (as a `u64`) must be valid for the reads and writes the kernel
 /// performs for `cmd`, with the lengths stored alongside it, for the duration of the call.
 unsafe fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(err) = fault::Step::of_cmd(cmd).and_then(fault::intercept) {
+        return Err(err);
+    }
     // SAFETY: `attr` is a valid, exclusively borrowed `bpf_attr` of the size we pass; the pointers
     // it carries are the caller's responsibility.
     let ret = unsafe {

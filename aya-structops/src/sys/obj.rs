@@ -21,7 +21,7 @@ fn c_path(cmd: bpf_cmd, path: &Path) -> Result<CString, SysError> {
 
 /// Pins the object behind `fd` (map, program, link, BTF) at `path`, which must be on a bpffs
 /// (see [`ensure_bpffs`](super::ensure_bpffs)) and not exist yet. Remove the pin with
-/// `std::fs::remove_file`.
+/// [`obj_unpin`].
 pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SysError> {
     let cmd = bpf_cmd::BPF_OBJ_PIN;
     let path = c_path(cmd, path)?;
@@ -30,6 +30,16 @@ pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SysError> {
     attr.__bindgen_anon_4.bpf_fd = fd_u32(fd);
     // SAFETY: `pathname` is a NUL-terminated string alive for the call.
     unsafe { bpf_checked(cmd, &mut attr) }.map(drop)
+}
+
+/// Removes the pin at `path` (`unlink(2)`; the object lives on while other references hold it).
+/// Errors carry the command name `"unlink"`.
+pub(crate) fn obj_unpin(path: &Path) -> Result<(), SysError> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(io) = super::fault::intercept(super::fault::Step::Unpin) {
+        return Err(SysError { cmd: "unlink", io });
+    }
+    std::fs::remove_file(path).map_err(|io| SysError { cmd: "unlink", io })
 }
 
 /// Opens the object pinned at `path` (read-write) and returns a new fd to it.
