@@ -15,7 +15,8 @@
  *    bpf_ksym_exists() (the new name when the kernel has it, else the old one),
  *    as scx's compat headers do;
  *  - per-CPU counters in STATS, slice expiries in the EVENTS ring buffer,
- *    config FIFO and SLICE_NS in .rodata, EXIT_REQUEST in .data.ctl, and an
+ *    config FIFO and SLICE_NS in .rodata, EXIT_REQUEST in .data.ctl, STALL
+ *    (dispatch stops moving tasks) in .data.stall, and an
  *    exit callback that fills EXIT_INFO_* and pushes { kind, pad, code } into
  *    EXIT_EVENTS (the conventions of aya_structops::sched_ext).
  *
@@ -108,6 +109,7 @@ u64 VTIME_NOW;
 u64 INITS;
 u64 EXITS;
 u64 EXIT_REQUEST SEC(".data.ctl");
+u64 STALL SEC(".data.stall");
 char EXIT_FMT[] = "c_vtime: exit requested (code %llx)";
 u32 EXIT_INFO_KIND;
 s64 EXIT_INFO_CODE;
@@ -168,6 +170,8 @@ void BPF_PROG(c_vtime_enqueue, struct task_struct *p, u64 enq_flags)
 SEC("struct_ops/c_vtime_dispatch")
 void BPF_PROG(c_vtime_dispatch, s32 cpu, struct task_struct *prev)
 {
+	if (*(volatile u64 *)&STALL)
+		return;
 	if (move_to_local(SHARED_DSQ))
 		stat_inc(VT_DISPATCHED);
 }

@@ -15,7 +15,8 @@
 //!   pushes an [`ExitEvent`] into the [`EXIT_EVENTS`] ring buffer, so userspace wakes on an ejection.
 //!
 //! Per-CPU statistics live in [`STATS`]; tasks that used up their slice are reported through [`EVENTS`].
-//! Userspace may make the scheduler exit with a code of its choice (`EXIT_REQUEST`, in `.data.ctl`).
+//! Userspace may make the scheduler exit with a code of its choice (`EXIT_REQUEST`, in `.data.ctl`), or
+//! stall the tasks of the shared queue so that the watchdog ejects it (`STALL`, in `.data.stall`).
 #![no_std]
 #![no_main]
 
@@ -113,6 +114,13 @@ static EXITS: Counter = Counter::new();
 #[unsafe(link_section = ".data.ctl")]
 static mut EXIT_REQUEST: u64 = 0;
 
+/// Set by userspace to make `dispatch` stop moving tasks from the shared queue (`--stall-test`): the tasks
+/// left there stall, and the kernel's watchdog ejects the scheduler after `timeout_ms` (`ERROR_STALL`).
+/// In a section of its own, like `EXIT_REQUEST`.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".data.stall")]
+static mut STALL: u64 = 0;
+
 /// The message of a requested exit (kernel format; `char *` for the kfunc, hence writable `.data`).
 #[unsafe(no_mangle)]
 static mut EXIT_FMT: [u8; 39] = *b"rust_vtime: exit requested (code %llx)\0";
@@ -195,6 +203,10 @@ fn vtime_enqueue(p: *mut task_struct, enq_flags: u64) {
 
 #[struct_ops]
 fn vtime_dispatch(_cpu: i32, _prev: *mut task_struct) {
+    // SAFETY: our own global.
+    if unsafe { core::ptr::read_volatile(&raw const STALL) } != 0 {
+        return;
+    }
     // SAFETY: kfunc, called from dispatch.
     if unsafe { scx_bpf_dsq_move_to_local(SHARED_DSQ) } {
         stat_inc(stat::DISPATCHED);

@@ -266,6 +266,15 @@ pub fn request_exit(loaded: &Loaded, code: i64) -> Result<()> {
     Ok(())
 }
 
+/// Makes `dispatch` stop moving tasks from the shared queue: the tasks left there stall, and the kernel's
+/// watchdog ejects the scheduler after `timeout_ms` with kind `ERROR_STALL`.
+pub fn stall(loaded: &Loaded) -> Result<()> {
+    let mut flag: Array<MapData, u64> =
+        Array::try_from(loaded.aya_map(".data.stall")?).context("STALL map")?;
+    flag.set(0, 1, 0).context("setting STALL")?;
+    Ok(())
+}
+
 /// What [`workload`] did.
 #[derive(Debug, Clone, Copy)]
 pub struct Work {
@@ -419,4 +428,160 @@ pub fn program_sizes(loaded: &Loaded) -> Result<Vec<ProgramSize>> {
     }
     out.sort_by(|a, b| a.member.cmp(&b.member));
     Ok(out)
+}
+
+/// What [`run`] does besides running the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunOptions {
+    /// Stop (unregister) this long after the first registration; `None`: run until Ctrl-C or an ejection
+    /// that asks no restart.
+    pub duration: Option<Duration>,
+    /// Run [`workload`] with this many sleepers and hogs meanwhile (for `duration`, or an hour).
+    pub workload: Option<(usize, usize)>,
+    /// This long after the first start, make the scheduler ask for a restart (exit code with
+    /// `SCX_ECODE_ACT_RESTART`), to show one.
+    pub restart_after: Option<Duration>,
+    /// This long after the first start, make `dispatch` stall (see [`stall`]): the watchdog ejects the
+    /// scheduler `timeout_ms` later with `ERROR_STALL`.
+    pub stall_after: Option<Duration>,
+    /// Give up restarting after this many restarts.
+    pub max_restarts: u32,
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Restarts done.
+    pub restarts: u32,
+    /// The last exit record.
+    pub exit: ExitInfo,
+    /// Whether the kernel (or the scheduler itself) ended the last run, rather than userspace.
+    pub ejected: bool,
+    /// Whether userspace should report failure: the last exit was an error.
+    pub failed: bool,
+}
+
+/// The demo's main loop: configures and starts the scheduler (refusing when another one runs), prints
+/// the per-CPU statistics every second, restarts it when it exits with `SCX_ECODE_ACT_RESTART` (at most
+/// `max_restarts` times), and unregisters it on Ctrl-C or after `duration`. Ends with sched_ext
+/// `disabled`.
+///
+/// # Cancellation safety
+/// Dropping the future drops the running scheduler's registration, which unregisters it; the workload
+/// thread, if any, runs to its end.
+pub async fn run(object: &[u8], opts: &Options, run: &RunOptions) -> Result<RunOutcome> {
+    // The duration counts from the first registration (loading can take seconds on a busy machine).
+    let mut deadline = None;
+    let workload = run.workload.map(|(sleepers, hogs)| {
+        let d = run.duration.unwrap_or(Duration::from_secs(3600));
+        std::thread::spawn(move || workload(sleepers, hogs, d))
+    });
+    let mut restarts = 0;
+    let outcome = loop {
+        let spec = configure(object, opts)?;
+        let mut sched = Scheduler::start(&spec).await?;
+        deadline = deadline.or(run.duration.map(|d| tokio::time::Instant::now() + d));
+        println!(
+            "{} registered ({} mode, slice {} µs, timeout {} ms): sched_ext {}, root ops {}",
+            opts.name,
+            if opts.fifo { "fifo" } else { "vtime" },
+            opts.slice_ns / 1000,
+            opts.timeout_ms,
+            sched_ext::state()?,
+            sched_ext::root_ops()?.unwrap_or_default()
+        );
+        let at = |d: Option<Duration>| {
+            d.filter(|_| restarts == 0)
+                .map(|d| tokio::time::Instant::now() + d)
+        };
+        let (mut restart_at, mut stall_at) = (at(run.restart_after), at(run.stall_after));
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut expiries = 0u64;
+        let mut watch_ctrl_c = true;
+        let ejected = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    while let Some(rec) = sched.events.try_next() {
+                        expiries += u64::from(TaskEvent::parse(&rec).is_some());
+                    }
+                    let all = stats(&sched.loaded)?;
+                    for (cpu, s) in all.iter().enumerate() {
+                        println!("  cpu{cpu:<3} {s}");
+                    }
+                    println!("  total  {}  ({expiries} slice-expiry events)", CpuStats::total(&all));
+                }
+                _ = async { tokio::time::sleep_until(restart_at.unwrap()).await }, if restart_at.is_some() => {
+                    println!("asking {} to exit with SCX_ECODE_ACT_RESTART", opts.name);
+                    request_exit(&sched.loaded, sched_ext::SCX_ECODE_ACT_RESTART as i64)?;
+                    restart_at = None;
+                }
+                _ = async { tokio::time::sleep_until(stall_at.unwrap()).await }, if stall_at.is_some() => {
+                    println!("stalling {}: dispatch stops; the watchdog should eject it in {} ms", opts.name, opts.timeout_ms);
+                    stall(&sched.loaded)?;
+                    stall_at = None;
+                }
+                info = sched.ejected() => break Some(info?),
+                sig = tokio::signal::ctrl_c(), if watch_ctrl_c => match sig {
+                    Ok(()) => {
+                        println!("Ctrl-C");
+                        break None;
+                    }
+                    Err(e) => {
+                        println!("not watching Ctrl-C: {e}");
+                        watch_ctrl_c = false;
+                    }
+                },
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                    println!("{:?} are up", run.duration.unwrap_or_default());
+                    break None;
+                }
+            }
+        };
+        match ejected {
+            None => {
+                let exit = sched.stop().await?;
+                println!(
+                    "unregistered: sched_ext {}; exit record: {exit}",
+                    sched_ext::state()?
+                );
+                break RunOutcome {
+                    restarts,
+                    exit,
+                    ejected: false,
+                    failed: false,
+                };
+            }
+            Some(exit) => {
+                println!("ejected: {exit}");
+                drop(sched);
+                sched_ext::wait_for_state(State::Disabled, Duration::from_secs(20)).await?;
+                if exit.should_restart() && restarts < run.max_restarts {
+                    restarts += 1;
+                    println!("the scheduler asked for a restart: loading it again ({restarts})");
+                    continue;
+                }
+                let failed = exit.kind.is_error();
+                break RunOutcome {
+                    restarts,
+                    exit,
+                    ejected: true,
+                    failed,
+                };
+            }
+        }
+    };
+    println!("sched_ext state: {}", sched_ext::state()?);
+    if let Some(w) = workload.filter(|_| run.duration.is_some()) {
+        let work = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("the workload panicked"))?;
+        println!(
+            "workload: {} rounds, {} wakeups in {:.1} s",
+            work.rounds,
+            work.wakeups,
+            work.elapsed.as_secs_f64()
+        );
+    }
+    Ok(outcome)
 }

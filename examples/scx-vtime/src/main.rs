@@ -8,9 +8,9 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context, Result};
-use aya_structops::sched_ext::{self, SCX_ECODE_ACT_RESTART};
+use aya_structops::sched_ext;
 use clap::Parser;
-use scx_vtime::{CpuStats, Options, Scheduler, TaskEvent};
+use scx_vtime::{Options, RunOptions};
 
 #[derive(Parser)]
 struct Args {
@@ -44,6 +44,10 @@ struct Args {
     /// After this many seconds, make the scheduler ask to exit with the restart code (shows a restart).
     #[arg(long)]
     restart_after: Option<u64>,
+    /// After this many seconds, stop dispatching (tasks stall) so that the watchdog ejects the scheduler
+    /// after `--timeout-ms` (exit kind ERROR_STALL, exit status 2).
+    #[arg(long, value_name = "SECONDS")]
+    stall_test: Option<u64>,
     /// Give up after this many restarts.
     #[arg(long, default_value_t = 3)]
     max_restarts: u32,
@@ -66,7 +70,7 @@ async fn main() -> Result<ExitCode> {
         .init();
     let args = Args::parse();
     if !sched_ext::supported() {
-        anyhow::bail!(sched_ext::SchedExtError::Unsupported);
+        return Err(sched_ext::SchedExtError::Unsupported.into());
     }
     let object = std::fs::read(&args.object)
         .with_context(|| format!("reading {}", args.object.display()))?;
@@ -76,95 +80,19 @@ async fn main() -> Result<ExitCode> {
         timeout_ms: args.timeout_ms,
         flags: args.flags,
         dispatch_max_batch: args.dispatch_max_batch,
-        name: args.name.clone(),
+        name: args.name,
     };
-    let deadline =
-        (args.seconds > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(args.seconds));
-    let workload = args.workload.map(|(sleepers, hogs)| {
-        let secs = if args.seconds > 0 { args.seconds } else { 3600 };
-        std::thread::spawn(move || scx_vtime::workload(sleepers, hogs, Duration::from_secs(secs)))
-    });
-    let mut restarts = 0;
-    let status = loop {
-        let spec = scx_vtime::configure(&object, &opts)?;
-        let mut sched = Scheduler::start(&spec).await?;
-        println!(
-            "{} registered ({} mode, slice {} µs, timeout {} ms): sched_ext {}, root ops {}",
-            opts.name,
-            if opts.fifo { "fifo" } else { "vtime" },
-            args.slice_us,
-            opts.timeout_ms,
-            sched_ext::state()?,
-            sched_ext::root_ops()?.unwrap_or_default()
-        );
-        let restart_at = args
-            .restart_after
-            .filter(|_| restarts == 0)
-            .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let mut expired_events = 0u64;
-        let outcome = loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    while let Some(rec) = sched.events.try_next() {
-                        if TaskEvent::parse(&rec).is_some() {
-                            expired_events += 1;
-                        }
-                    }
-                    let all = scx_vtime::stats(&sched.loaded)?;
-                    for (cpu, s) in all.iter().enumerate() {
-                        println!("  cpu{cpu:<3} {s}");
-                    }
-                    println!("  total  {}  ({expired_events} slice-expiry events)", CpuStats::total(&all));
-                }
-                _ = async { tokio::time::sleep_until(restart_at.unwrap()).await }, if restart_at.is_some() => {
-                    println!("asking {} to exit with SCX_ECODE_ACT_RESTART", opts.name);
-                    scx_vtime::request_exit(&sched.loaded, SCX_ECODE_ACT_RESTART as i64)?;
-                }
-                info = sched.ejected() => break Some(info?),
-                _ = tokio::signal::ctrl_c() => break None,
-                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => break None,
-            }
-        };
-        match outcome {
-            None => {
-                let info = sched.stop().await?;
-                println!(
-                    "unregistered: sched_ext {}; exit record: {info}",
-                    sched_ext::state()?
-                );
-                break ExitCode::SUCCESS;
-            }
-            Some(info) => {
-                println!("ejected: {info}");
-                drop(sched);
-                sched_ext::wait_for_state(sched_ext::State::Disabled, Duration::from_secs(20))
-                    .await?;
-                if info.should_restart() && restarts < args.max_restarts {
-                    restarts += 1;
-                    println!("the scheduler asked for a restart: loading it again ({restarts})");
-                    continue;
-                }
-                break if info.kind.is_error() {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
-            }
-        }
+    let run = RunOptions {
+        duration: (args.seconds > 0).then(|| Duration::from_secs(args.seconds)),
+        workload: args.workload,
+        restart_after: args.restart_after.map(Duration::from_secs),
+        stall_after: args.stall_test.map(Duration::from_secs),
+        max_restarts: args.max_restarts,
     };
-    println!("sched_ext state: {}", sched_ext::state()?);
-    if let Some(w) = workload.filter(|_| args.seconds > 0) {
-        let work = w
-            .join()
-            .map_err(|_| anyhow::anyhow!("the workload panicked"))?;
-        println!(
-            "workload: {} rounds, {} wakeups in {:.1} s",
-            work.rounds,
-            work.wakeups,
-            work.elapsed.as_secs_f64()
-        );
-    }
-    Ok(status)
+    let outcome = scx_vtime::run(&object, &opts, &run).await?;
+    Ok(if outcome.failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -433,3 +433,64 @@ async fn rust_and_c_sizes_and_workload() {
     }
     held.assert_released(TEST);
 }
+
+/// The demo's main loop (`scx_vtime::run`, what `cargo run -p scx-vtime` does): prints statistics, asks for
+/// a restart after one second, restarts, and unregisters after the duration.
+#[tokio::test]
+async fn demo_loop_restarts_then_unregisters() {
+    const TEST: &str = "demo_loop_restarts_then_unregisters";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let run = scx_vtime::RunOptions {
+        duration: Some(Duration::from_secs(5)),
+        workload: Some((3, 1)),
+        restart_after: Some(Duration::from_secs(1)),
+        stall_after: None,
+        max_restarts: 1,
+    };
+    let outcome = scx_vtime::run(objects::SCX_VTIME, &Options::default(), &run)
+        .await
+        .unwrap();
+    println!("demo loop: {outcome:?}");
+    assert_eq!(outcome.restarts, 1, "{outcome:?}");
+    assert!(!outcome.ejected && !outcome.failed, "{outcome:?}");
+    assert_eq!(outcome.exit.kind, ExitKind::UNREG, "{outcome:?}");
+    disabled(TEST).await;
+    held.assert_released(TEST);
+}
+
+/// `--stall-test`: `dispatch` stops moving tasks, the watchdog ejects the scheduler after `timeout_ms`,
+/// and the ejection future resolves with `ERROR_STALL` (an error: the demo exits with status 2).
+#[tokio::test]
+async fn vtime_watchdog_stall_resolves_the_ejection() {
+    const TEST: &str = "vtime_watchdog_stall_resolves_the_ejection";
+    if !sched_ext_or_skip(TEST) {
+        return;
+    }
+    let _one = ONE_SCHEDULER.lock().await;
+    let held = Held::now();
+    let mut sched = start(&Options {
+        timeout_ms: 1_000,
+        ..Options::default()
+    })
+    .await;
+    scx_vtime::stall(&sched.loaded).unwrap();
+    // Hogs keep the shared queue populated; the ones left there stall.
+    let (info, _) = tokio::join!(
+        ejection(&mut sched, TEST),
+        workload(0, 3, Duration::from_secs(3))
+    );
+    println!("rust_vtime after the watchdog: {info}");
+    assert_eq!(info.kind, ExitKind::ERROR_STALL, "{info}");
+    assert!(info.kind.is_error() && !info.should_restart(), "{info}");
+    assert!(
+        !info.msg.is_empty(),
+        "the watchdog names the stalled task: {info}"
+    );
+    disabled(TEST).await;
+    drop(sched);
+    held.assert_released(TEST);
+}
