@@ -343,6 +343,10 @@ pub fn find_kfunc(kernel: &KernelBtf, symbol: &str) -> Option<(BtfObject, u32)> 
         .find_map(|name| kernel.find(BtfKind::Func, name))
 }
 
+/// Largest struct_ops value type accepted (16 MiB; real ones are a few KiB): the loader allocates a
+/// value of this size, so a hostile `--btf` must not choose it.
+const MAX_VALUE_SIZE: u32 = 16 << 20;
+
 /// Finds a struct_ops type in the kernel.
 pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsType, BtfError> {
     let value_name = format!("bpf_struct_ops_{type_name}");
@@ -355,8 +359,21 @@ pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsT
             })?;
     let btf = kernel.btf(&btf_obj);
     let Type::Struct(value) = btf.type_by_id(value_type_id)? else {
-        unreachable!("found as struct")
+        return Err(BtfError::UnexpectedKind {
+            id: value_type_id,
+            expected: "struct",
+            found: btf.kind(value_type_id).map_or("void", BtfKind::as_str),
+        });
     };
+    if value.size > MAX_VALUE_SIZE {
+        return Err(BtfError::Malformed {
+            id: value_type_id,
+            detail: format!(
+                "struct {value_name} is {} bytes, more than the {MAX_VALUE_SIZE} a struct_ops value may be",
+                value.size
+            ),
+        });
+    }
     for m in value.members() {
         let id = btf.skip_mods_and_typedefs(m.type_id)?;
         if let Type::Struct(c) = btf.type_by_id(id)?
@@ -398,9 +415,22 @@ pub fn match_members(
 ) -> Result<MemberMatch, BtfError> {
     let kbtf = kernel.btf(&kty.btf_obj);
     let Type::Struct(kstruct) = kbtf.type_by_id(kty.type_id)? else {
-        unreachable!()
+        return Err(BtfError::UnexpectedKind {
+            id: kty.type_id,
+            expected: "struct",
+            found: kbtf.kind(kty.type_id).map_or("void", BtfKind::as_str),
+        });
     };
     let obtf = obj.btf();
+    if kty.value_size > MAX_VALUE_SIZE {
+        return Err(BtfError::Malformed {
+            id: kty.value_type_id,
+            detail: format!(
+                "the struct_ops value type is {} bytes, more than {MAX_VALUE_SIZE}",
+                kty.value_size
+            ),
+        });
+    }
     let mut value = vec![0u8; kty.value_size as usize];
     let mut slots = Vec::new();
     let mut verdicts = Vec::new();
@@ -427,7 +457,28 @@ pub fn match_members(
                     }
                     _ => false,
                 };
-                let offset = kty.data_offset + km.bit_offset / 8;
+                // Where the member's bytes go in the kernel value; they must lie inside it.
+                let offset = kty.data_offset.checked_add(km.bit_offset / 8);
+                // The kernel member's own size (its BTF must be consistent whatever the object has).
+                let width = kbtf.size_of(kid).unwrap_or(0) as usize;
+                let Some(offset) = offset.filter(|o| {
+                    (*o as usize)
+                        .checked_add(width)
+                        .is_some_and(|end| end <= value.len())
+                }) else {
+                    return Err(BtfError::Malformed {
+                        id: kty.type_id,
+                        detail: format!(
+                            "member `{}` ({width} bytes at bit {} of the ops struct, which starts at byte {} \
+                             of its value type id {}) lies past the value type's {} bytes",
+                            m.name,
+                            km.bit_offset,
+                            kty.data_offset,
+                            kty.value_type_id,
+                            kty.value_size
+                        ),
+                    });
+                };
                 match m.kind {
                     MemberKind::FuncPtr if !kfunc_ptr => MemberStatus::Incompatible(format!(
                         "the object has a function pointer, the kernel a {}",
@@ -465,7 +516,10 @@ pub fn match_members(
                             ))
                         } else {
                             let at = offset as usize;
-                            value[at..at + bytes.len()].copy_from_slice(bytes);
+                            // In range: checked where `offset` was computed.
+                            if let Some(dst) = value.get_mut(at..at + bytes.len()) {
+                                dst.copy_from_slice(bytes);
+                            }
                             MemberStatus::Matched(idx as u32)
                         }
                     }

@@ -146,12 +146,24 @@ pub enum BtfError {
         /// The id where resolution started.
         id: u32,
     },
+    /// A type whose values are inconsistent (a member outside its struct, a size past a sane
+    /// limit): corrupt or hostile BTF.
+    #[error("malformed BTF type id {id}: {detail}")]
+    Malformed {
+        /// The type id at fault.
+        id: u32,
+        /// What is wrong.
+        detail: String,
+    },
     /// The operation needs base BTF but was given split BTF.
     #[error("{operation} needs base BTF, not split BTF")]
     SplitNotSupported {
         /// The operation that was refused.
         operation: &'static str,
     },
+    /// A BTF file was refused before parsing: not a regular file, too large, or no BTF header.
+    #[error(transparent)]
+    File(#[from] crate::object::FileError),
     /// Reading a BTF file failed.
     #[error("reading BTF from {}: {source}", path.display())]
     Io {

@@ -235,9 +235,18 @@ impl Btf {
         Btf::parse_split(read_file(&path)?, vmlinux)
     }
 
-    /// Reads and parses a base BTF file.
+    /// Reads and parses a base BTF file: a regular file of at most
+    /// [`DEFAULT_MAX_FILE_SIZE`](crate::object::DEFAULT_MAX_FILE_SIZE) bytes with a BTF header (see
+    /// [`read_input`](crate::object::read_input) for the checks).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
-        Btf::parse(read_file(path.as_ref())?)
+        Btf::from_path_with_limit(path, crate::object::DEFAULT_MAX_FILE_SIZE)
+    }
+
+    /// Like [`Btf::from_path`] with another size limit in bytes.
+    pub fn from_path_with_limit(path: impl AsRef<Path>, max_size: u64) -> Result<Btf, BtfError> {
+        let bytes =
+            crate::object::read_input(path.as_ref(), crate::object::InputKind::Btf, max_size)?;
+        Btf::parse(bytes)
     }
 
     /// Names of the kernel modules that expose BTF in `/sys/kernel/btf` (all entries but
@@ -304,7 +313,8 @@ impl Btf {
     /// blob's. If the type section is corrupt no own types are counted; [`Btf::validate`] tells.
     pub fn len(&self) -> u32 {
         let own = self.index().map_or(0, TypeIndex::count);
-        self.first_id() + own as u32
+        self.first_id()
+            .saturating_add(u32::try_from(own).unwrap_or(u32::MAX))
     }
 
     /// Whether this blob has no types of its own.
@@ -318,8 +328,10 @@ impl Btf {
     }
 
     /// One past the last string offset of this blob (offsets continue in split BTF on top).
+    /// Saturates at `u32::MAX`: strings past it are unaddressable anyway.
     fn str_end(&self) -> u32 {
-        self.inner.str_base + self.inner.strings.len() as u32
+        let len = u32::try_from(self.inner.strings.len()).unwrap_or(u32::MAX);
+        self.inner.str_base.saturating_add(len)
     }
 
     /// The type index, built on first call.
@@ -383,7 +395,13 @@ impl Btf {
         let owner = self.owner(id)?;
         let local = (id - owner.first_id()) as usize;
         let offsets = &owner.index()?.offsets;
-        let bytes = &owner.inner.types[offsets[local] as usize..offsets[local + 1] as usize];
+        let out_of_range = || BtfError::IdOutOfRange {
+            id,
+            len: self.len(),
+        };
+        let start = *offsets.get(local).ok_or_else(out_of_range)? as usize;
+        let end = *offsets.get(local + 1).ok_or_else(out_of_range)? as usize;
+        let bytes = owner.inner.types.get(start..end).ok_or_else(out_of_range)?;
         Ok((RawType { bytes }, owner))
     }
 
@@ -499,7 +517,10 @@ impl Btf {
                 | BtfKind::Float => raw.size_or_type(),
                 BtfKind::Ptr => 8,
                 BtfKind::Array => {
-                    count *= u64::from(raw.word(2));
+                    count = count
+                        .checked_mul(u64::from(raw.word(2)))
+                        .filter(|n| *n <= u64::from(u32::MAX))
+                        .ok_or(BtfError::SizeOverflow { id })?;
                     cur = raw.word(0);
                     continue;
                 }
@@ -519,7 +540,9 @@ impl Btf {
                     });
                 }
             };
-            let total = count * u64::from(elem_size);
+            let total = count
+                .checked_mul(u64::from(elem_size))
+                .ok_or(BtfError::SizeOverflow { id })?;
             return u32::try_from(total).map_err(|_| BtfError::SizeOverflow { id });
         }
         Err(BtfError::TooDeep { id })
@@ -538,8 +561,9 @@ impl Btf {
                 path: path.join("."),
                 missing: (*element).to_owned(),
             };
+            let mut searched = std::collections::HashSet::new();
             let member = self
-                .find_member(&composite, element, 0)?
+                .find_member(composite_id, &composite, element, 0, &mut searched)?
                 .ok_or_else(not_found)?;
             if self.is_bitfield(&member)? {
                 let member = path[..=depth].join(".");
@@ -548,7 +572,7 @@ impl Btf {
                     member,
                 });
             }
-            bit_offset += u64::from(member.bit_offset);
+            bit_offset = bit_offset.saturating_add(u64::from(member.bit_offset));
             type_id = member.type_id;
         }
         let byte_offset =
@@ -573,16 +597,27 @@ impl Btf {
         }
     }
 
-    /// Finds member `name` in `composite` or, recursively, in its anonymous struct/union
-    /// members. The returned bit offset is relative to `composite`.
+    /// Finds member `name` in `composite` (type `composite_id`) or, recursively, in its anonymous
+    /// struct/union members. The returned bit offset is relative to `composite`.
+    ///
+    /// `searched` holds the composites already searched for `name` without success: the answer
+    /// for a type does not depend on where it is nested, so each is searched at most once and
+    /// the cost is linear in the members of the distinct types reached (anonymous members that
+    /// fan out to the same types do not multiply the work). A type that contains itself is
+    /// still reported as [`BtfError::TooDeep`] by the depth bound.
     fn find_member<'a>(
         &'a self,
+        composite_id: u32,
         composite: &Composite<'a>,
         name: &str,
         depth: usize,
+        searched: &mut std::collections::HashSet<u32>,
     ) -> Result<Option<Member<'a>>, BtfError> {
         if depth > MAX_ANON_DEPTH {
-            return Err(BtfError::TooDeep { id: 0 });
+            return Err(BtfError::TooDeep { id: composite_id });
+        }
+        if searched.contains(&composite_id) {
+            return Ok(None);
         }
         for member in composite.members() {
             if member.name == name {
@@ -595,15 +630,19 @@ impl Btf {
             if !matches!(self.kind(resolved), Ok(BtfKind::Struct | BtfKind::Union)) {
                 continue;
             }
-            let (_, inner) = self.composite(resolved)?;
-            if let Some(found) = self.find_member(&inner, name, depth + 1)? {
-                let bit_offset = found.bit_offset + member.bit_offset;
+            let (inner_id, inner) = self.composite(resolved)?;
+            if let Some(found) = self.find_member(inner_id, &inner, name, depth + 1, searched)? {
+                let bit_offset = found
+                    .bit_offset
+                    .checked_add(member.bit_offset)
+                    .ok_or(BtfError::SizeOverflow { id: composite_id })?;
                 return Ok(Some(Member {
                     bit_offset,
                     ..found
                 }));
             }
         }
+        searched.insert(composite_id);
         Ok(None)
     }
 
@@ -617,7 +656,7 @@ impl Btf {
         Ok(match self.type_by_id(resolved)? {
             Type::Int {
                 size, bits, offset, ..
-            } => offset != 0 || u32::from(bits) != size * 8,
+            } => offset != 0 || u64::from(bits) != u64::from(size) * 8,
             _ => false,
         })
     }

@@ -21,12 +21,13 @@ impl NameIndex {
         let Ok(index) = btf.index() else {
             return NameIndex { slots: vec![EMPTY] };
         };
-        let capacity = (index.named + index.named / 2).max(1).next_power_of_two();
+        // Strictly more slots than names (at least one stays empty), so every probe sequence ends.
+        let capacity = (index.named + index.named / 2 + 1).next_power_of_two();
         let mut table = NameIndex {
             slots: vec![EMPTY; capacity],
         };
         let types = &btf.inner.types;
-        for (local, &offset) in index.offsets[..index.count()].iter().enumerate() {
+        for (local, &offset) in index.offsets.iter().take(index.count()).enumerate() {
             let name_off = types::le_u32(types, offset as usize);
             if name_off == 0 {
                 continue;
@@ -41,18 +42,26 @@ impl NameIndex {
     fn insert(&mut self, hash: u64, id: u32) {
         let mask = self.slots.len() - 1;
         let mut slot = hash as usize & mask;
-        while self.slots[slot] != EMPTY {
-            slot = (slot + 1) & mask;
+        // `build` sizes the table above the number of names, so an empty slot exists.
+        for _ in 0..self.slots.len() {
+            match self.slots.get_mut(slot) {
+                Some(s) if *s == EMPTY => {
+                    *s = id;
+                    return;
+                }
+                _ => slot = (slot + 1) & mask,
+            }
         }
-        self.slots[slot] = id;
     }
 
     /// The lowest own id of `kind` named `name`.
     pub fn find(&self, btf: &Btf, kind: BtfKind, name: &str) -> Option<u32> {
         let mask = self.slots.len() - 1;
         let mut slot = hash(name.as_bytes()) as usize & mask;
-        loop {
-            let id = self.slots[slot];
+        // At most one pass over the table: `build` leaves a slot empty, this bound keeps a lookup
+        // finite even if it did not.
+        for _ in 0..self.slots.len() {
+            let id = self.slots.get(slot).copied().unwrap_or(EMPTY);
             if id == EMPTY {
                 return None;
             }
@@ -64,6 +73,7 @@ impl NameIndex {
             }
             slot = (slot + 1) & mask;
         }
+        None
     }
 }
 

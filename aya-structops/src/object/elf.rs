@@ -22,6 +22,25 @@ type Elf<'a> = ElfFile64<'a, object::LittleEndian>;
 /// Prefix of `kernel_field!` symbols (see aya-structops-ebpf).
 pub(crate) const FIELD_PREFIX: &str = "__aya_field_";
 
+/// Largest data section (`.bss`, `.data*`, `.rodata*`) accepted: 64 MiB. The kernel caps an array
+/// map's value at `KMALLOC_MAX_SIZE` (4 MiB on x86-64), so a larger one could never load; a `.bss`
+/// (NOBITS) declares its size without bytes in the file, so this bound is what keeps parsing from
+/// allocating whatever a hostile header says.
+pub(crate) const MAX_DATA_SECTION: u64 = 64 << 20;
+/// Most instructions one linked program may have: the kernel's `BPF_COMPLEXITY_LIMIT_INSNS`.
+pub(crate) const MAX_PROGRAM_INSNS: usize = 1_000_000;
+/// Most instructions all linked programs of one object may have together (subprograms are copied
+/// into every program that calls them): 4M instructions, 32 MiB.
+pub(crate) const MAX_LINKED_INSNS: usize = 4_000_000;
+
+fn malformed(section: &str, offset: u64, detail: impl Into<String>) -> ParseError {
+    ParseError::Malformed {
+        section: section.to_owned(),
+        offset,
+        detail: detail.into(),
+    }
+}
+
 enum SectionRole {
     Program { sleepable: bool, optional: bool },
     Code,
@@ -111,17 +130,26 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         if matches!(sym.kind(), SymbolKind::Data | SymbolKind::Unknown)
             && sym.is_definition()
             && let Ok(name) = sym.name()
+            && let Ok(offset) = u32::try_from(sym.address())
         {
-            symbol_offsets.insert(name.to_owned(), sym.address() as u32);
+            // A symbol past 4 GiB lies outside any section we accept; the checks below name it.
+            symbol_offsets.insert(name.to_owned(), offset);
         }
     }
     for section in elf.sections() {
         let name = section.name()?;
-        section_sizes.insert(name.to_owned(), section.size() as u32);
         let r = role(name, section.kind());
         if let SectionRole::Data { read_only } = r {
+            if section.size() > MAX_DATA_SECTION {
+                return Err(ParseError::TooLarge {
+                    what: format!("data section {name}"),
+                    size: section.size(),
+                    limit: MAX_DATA_SECTION,
+                });
+            }
             let bytes = if section.kind() == SectionKind::UninitializedData {
-                vec![0; section.size() as usize]
+                // Bounded just above; NOBITS has no bytes in the file to compare with.
+                vec![0; usize::try_from(section.size()).unwrap_or(0)]
             } else {
                 section.data()?.to_vec()
             };
@@ -133,6 +161,10 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                     read_only,
                 },
             );
+        }
+        // Sizes only matter for sections a DATASEC describes; a larger one is refused when used.
+        if let Ok(size) = u32::try_from(section.size()) {
+            section_sizes.insert(name.to_owned(), size);
         }
         roles.insert(section.index(), r);
     }
@@ -146,6 +178,9 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     // Functions in executable sections, with their relocations classified.
     let mut functions: BTreeMap<(usize, u64), Function> = BTreeMap::new();
     let mut program_keys = Vec::new();
+    // Bytes of code copied per section: overlapping function symbols would copy the same bytes once
+    // each, so the total is held to the section's size (the file's bytes, copied once).
+    let mut copied: HashMap<usize, u64> = HashMap::new();
     for sym in elf.symbols() {
         if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.size() == 0 {
             continue;
@@ -155,27 +190,56 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         };
         let section = elf.section_by_index(idx)?;
         let sdata = section.data()?;
-        let (start, end) = (
-            sym.address() as usize,
-            (sym.address() + sym.size()) as usize,
-        );
-        let Some(code) = sdata.get(start..end) else {
-            return Err(ParseError::NotBpf(format!(
-                "function {} is out of its section",
-                sym.name()?
-            )));
+        let out_of_section = || {
+            malformed(
+                &section_name(idx),
+                sym.address(),
+                format!(
+                    "function `{}` ({} bytes) lies outside its section ({} bytes)",
+                    sym.name().unwrap_or("?"),
+                    sym.size(),
+                    sdata.len()
+                ),
+            )
         };
+        let start = usize::try_from(sym.address()).map_err(|_| out_of_section())?;
+        let len = usize::try_from(sym.size()).map_err(|_| out_of_section())?;
+        let code = start
+            .checked_add(len)
+            .and_then(|end| sdata.get(start..end))
+            .ok_or_else(out_of_section)?;
         let key = (idx.0, sym.address());
         if let Some(SectionRole::Program { .. }) = roles.get(&idx) {
             program_keys.push((key, sym.name()?.to_owned()));
         }
+        // An alias (a second symbol at the same address) reuses the instructions already read.
+        let insns = match functions.remove(&key) {
+            Some(f) if f.insns.len() * 8 == code.len() => f.insns,
+            _ => {
+                let total = copied.entry(idx.0).or_default();
+                *total += sym.size();
+                if *total > sdata.len() as u64 {
+                    return Err(malformed(
+                        &section_name(idx),
+                        sym.address(),
+                        format!(
+                            "function `{}` overlaps other functions: the section's function symbols \
+                             cover more than its {} bytes",
+                            sym.name()?,
+                            sdata.len()
+                        ),
+                    ));
+                }
+                Insn::parse_all(code)
+            }
+        };
         functions.insert(
             key,
             Function {
                 name: sym.name()?.to_owned(),
                 section: idx.0,
                 offset: sym.address(),
-                insns: Insn::parse_all(code),
+                insns,
                 relocs: BTreeMap::new(),
                 core: Vec::new(),
                 func_info: None,
@@ -187,7 +251,6 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         if section.kind() != SectionKind::Text {
             continue;
         }
-        let sdata = section.data()?;
         for (offset, rel) in section.relocations() {
             let RelocationTarget::Symbol(sym_idx) = rel.target() else {
                 continue;
@@ -197,12 +260,25 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             let Some((_, f)) = functions
                 .range_mut((section.index().0, 0)..=(section.index().0, offset))
                 .next_back()
-                .filter(|(_, f)| offset < f.offset + 8 * f.insns.len() as u64)
+                .filter(|(_, f)| offset - f.offset < 8 * f.insns.len() as u64)
             else {
                 continue;
             };
-            let insn_idx = ((offset - f.offset) / 8) as usize;
-            let insn = Insn::from_bytes(&sdata[offset as usize..offset as usize + 8]);
+            let rel_off = offset - f.offset;
+            let insn = usize::try_from(rel_off / 8)
+                .ok()
+                .filter(|_| rel_off.is_multiple_of(8))
+                .and_then(|i| f.insns.get(i).map(|insn| (i, *insn)));
+            let Some((insn_idx, insn)) = insn else {
+                return Err(malformed(
+                    section.name()?,
+                    offset,
+                    format!(
+                        "relocation is not on an instruction boundary of function `{}`",
+                        f.name
+                    ),
+                ));
+            };
             let target = classify(&elf, &roles, &sym, insn, &section_name)?;
             f.relocs.insert(insn_idx, target);
         }
@@ -221,11 +297,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             };
             let idx = section.index().0;
             for relo in relos {
-                let off = relo.insn_off as u64;
+                let off = u64::from(relo.insn_off);
                 let Some((_, f)) = functions
                     .range_mut((idx, 0)..=(idx, off))
                     .next_back()
-                    .filter(|(_, f)| off < f.offset + 8 * f.insns.len() as u64)
+                    .filter(|(_, f)| off - f.offset < 8 * f.insns.len() as u64)
                 else {
                     continue;
                 };
@@ -257,20 +333,38 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     // Programs, linked.
     let mut programs = BTreeMap::new();
     let mut referenced = BTreeSet::new();
+    let mut linked_total = 0usize;
     for (key, name) in program_keys {
-        let f = &functions[&key];
-        let SectionRole::Program {
-            sleepable,
-            optional,
-        } = roles[&SectionIndex(key.0)]
+        let (
+            Some(f),
+            Some(SectionRole::Program {
+                sleepable,
+                optional,
+            }),
+        ) = (functions.get(&key), roles.get(&SectionIndex(key.0)))
         else {
-            unreachable!()
+            continue;
         };
-        let (insns, refs, btf_info) = link(f, &functions).map_err(|e| ParseError::Relocation {
-            program: name.clone(),
-            insn: e.insn,
-            detail: format!("in function `{}`: {}", e.function, e.detail),
-        })?;
+        let (sleepable, optional) = (*sleepable, *optional);
+        let budget = MAX_PROGRAM_INSNS.min(MAX_LINKED_INSNS - linked_total);
+        let (insns, refs, btf_info) =
+            link(f, &functions, budget).map_err(|e| match e.too_large {
+                Some(size) => ParseError::TooLarge {
+                    what: if budget == MAX_PROGRAM_INSNS {
+                        format!("linked program `{name}`")
+                    } else {
+                        format!("the linked programs up to `{name}`")
+                    },
+                    size: (size as u64) * 8,
+                    limit: (budget as u64) * 8,
+                },
+                None => ParseError::Relocation {
+                    program: name.clone(),
+                    insn: e.insn,
+                    detail: format!("in function `{}`: {}", e.function, e.detail),
+                },
+            })?;
+        linked_total += insns.len();
         for r in &refs {
             if let super::InsnRef::Data {
                 section, offset, ..
@@ -314,12 +408,14 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             let parts = decode_field_path(encoded)
                 .filter(|p| p.len() >= 2)
                 .ok_or_else(|| ParseError::BadFieldSymbol(name.to_owned()))?;
-            let bytes = &data[&section].data;
-            let at = sym.address() as usize + 4;
-            let size = bytes
-                .get(at..at + 4)
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-                .unwrap_or(0);
+            let size = data
+                .get(&section)
+                .and_then(|d| {
+                    let at = usize::try_from(sym.address()).ok()?.checked_add(4)?;
+                    d.data.get(at..at.checked_add(4)?)
+                })
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes);
             fields.push(FieldSpec {
                 symbol: name.to_owned(),
                 type_name: parts[0].clone(),
@@ -329,6 +425,22 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 offset: sym.address(),
                 size,
             });
+        }
+        // Every global lies inside its section's bytes: `set_global` and reading it back rely on it.
+        let section_len = data.get(&section).map_or(0, |d| d.data.len() as u64);
+        if sym
+            .address()
+            .checked_add(sym.size())
+            .is_none_or(|end| end > section_len)
+        {
+            return Err(malformed(
+                &section,
+                sym.address(),
+                format!(
+                    "global `{name}` ({} bytes) lies outside its section ({section_len} bytes)",
+                    sym.size()
+                ),
+            ));
         }
         // Read when an instruction loads an address inside it (arrays and structs: any offset in it).
         let (start, end) = (sym.address(), sym.address() + sym.size().max(1));
@@ -378,10 +490,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 let sym = elf.symbol_by_index(idx)?;
                 let name = if sym.kind() == SymbolKind::Section {
                     // The addend (REL: stored in place) is the function's offset in that section.
-                    let addend = sdata
-                        .get(offset as usize..offset as usize + 8)
-                        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-                        .unwrap_or(0);
+                    let addend = usize::try_from(offset)
+                        .ok()
+                        .and_then(|at| sdata.get(at..at.checked_add(8)?))
+                        .and_then(|b| b.try_into().ok())
+                        .map_or(0, u64::from_le_bytes);
                     sym.section_index()
                         .and_then(|i| functions.get(&(i.0, addend)))
                         .map(|f| f.name.clone())
@@ -487,7 +600,7 @@ fn attach_btf_info(
             functions
                 .range((idx, 0)..=(idx, off))
                 .next_back()
-                .filter(|(_, f)| off < f.offset + 8 * f.insns.len() as u64)
+                .filter(|(_, f)| off - f.offset < 8 * f.insns.len() as u64)
                 .map(|(k, _)| *k)
         };
         if let Some(infos) = ext.func_info.get(name) {
@@ -581,14 +694,17 @@ fn map_spec(
     let Type::Struct(c) = btf.type_by_id(ty)? else {
         return Err(not_struct(format!("type id {ty} is a {}", btf.kind(ty)?)));
     };
-    let size = c.size as u64;
-    let data = sdata
-        .get(addr as usize..(addr + size) as usize)
+    let size = u64::from(c.size);
+    let data = usize::try_from(addr)
+        .ok()
+        .and_then(|at| sdata.get(at..at.checked_add(c.size as usize)?))
         .ok_or_else(|| not_struct(format!("{size} bytes at {addr} exceed section {section}")))?
         .to_vec();
     let mut members = Vec::new();
     for m in c.members() {
         let offset = m.bit_offset / 8;
+        // Every member's bytes lie inside the value: editing and relocating members index by them.
+        let outside = |msize: u32| u64::from(offset) + u64::from(msize) > size;
         let resolved = btf.skip_mods_and_typedefs(m.type_id)?;
         let (kind, msize) = if m.bitfield_size != 0 || m.bit_offset % 8 != 0 {
             (MemberKind::Bitfield, 0)
@@ -603,6 +719,17 @@ fn map_spec(
         } else {
             (MemberKind::Data, btf.size_of(resolved)?)
         };
+        if outside(msize) {
+            return Err(malformed(
+                section,
+                addr.saturating_add(u64::from(offset)),
+                format!(
+                    "struct_ops map `{map}`: member `{}` ({msize} bytes at byte {offset}) lies outside its \
+                     type {} ({size} bytes)",
+                    m.name, c.name
+                ),
+            ));
+        }
         members.push(ObjMember {
             name: m.name.to_owned(),
             offset,
@@ -613,7 +740,7 @@ fn map_spec(
         });
     }
     for (roff, target) in relocs {
-        if *roff < addr || *roff >= addr + size {
+        if *roff < addr || *roff - addr >= size {
             continue;
         }
         let rel = (*roff - addr) as u32;
@@ -636,7 +763,10 @@ fn map_spec(
     // Program slots hold relocation addends in the file; they mean nothing to the kernel.
     let mut data = data;
     for m in members.iter().filter(|m| m.program.is_some()) {
-        data[m.offset as usize..m.offset as usize + 8].fill(0);
+        // Function pointers are 8 bytes inside the value (checked above).
+        if let Some(slot) = data.get_mut(m.offset as usize..m.offset as usize + 8) {
+            slot.fill(0);
+        }
     }
     Ok(StructOpsSpec {
         name: map.to_owned(),
@@ -657,13 +787,14 @@ pub(crate) fn decode_field_path(mut s: &str) -> Option<Vec<String>> {
     // consumed by its length, so a `_` where a length should start ends the path.
     while !s.is_empty() && !s.starts_with('_') {
         let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-        let len: usize = s[..digits].parse().ok()?;
-        let rest = &s[digits..];
-        if len == 0 || rest.len() < len {
+        let len: usize = s.get(..digits)?.parse().ok()?;
+        let rest = s.get(digits..)?;
+        if len == 0 {
             return None;
         }
-        parts.push(rest[..len].to_owned());
-        s = &rest[len..];
+        // `get` refuses a length that ends inside a multi-byte character.
+        parts.push(rest.get(..len)?.to_owned());
+        s = rest.get(len..)?;
     }
     Some(parts)
 }

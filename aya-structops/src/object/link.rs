@@ -128,15 +128,30 @@ pub(crate) struct LinkError {
     pub function: String,
     pub insn: usize,
     pub detail: String,
+    /// Set when the linked program would exceed the instruction budget: the size it reached.
+    pub too_large: Option<usize>,
 }
 
 /// Links `root` with every function it calls, transitively: callees are appended once each, calls patched
 /// to relative offsets. Returns the instructions, the references left for the loader, and the
 /// `.BTF.ext` function and line info moved to the linked program's instruction indexes.
+///
+/// The linked program may have at most `budget` instructions; a larger one fails with
+/// [`LinkError::too_large`] set before anything past the budget is copied.
 pub(crate) fn link(
     root: &Function,
     functions: &BTreeMap<(usize, u64), Function>,
+    budget: usize,
 ) -> Result<(Vec<Insn>, Vec<InsnRef>, BtfInfo), LinkError> {
+    let over = |function: &Function, size: usize| LinkError {
+        function: function.name.clone(),
+        insn: 0,
+        detail: format!("the linked program would have {size} instructions, more than {budget}"),
+        too_large: Some(size),
+    };
+    if root.insns.len() > budget {
+        return Err(over(root, root.insns.len()));
+    }
     let mut out = root.insns.clone();
     let mut refs = Vec::new();
     let mut info = BtfInfo {
@@ -167,6 +182,7 @@ pub(crate) fn link(
                 function: f.name.clone(),
                 insn: i,
                 detail,
+                too_large: None,
             };
             let call_target = match f.relocs.get(&i) {
                 Some(Target::Code { section, offset }) => {
@@ -188,7 +204,7 @@ pub(crate) fn link(
                     if insn.code != LD_IMM64 || i + 1 >= f.insns.len() {
                         return Err(err(format!("reference to {section} is not a 64-bit load")));
                     }
-                    let offset = offset + insn.imm as u32 as u64;
+                    let offset = offset.wrapping_add(u64::from(insn.imm as u32));
                     refs.push(InsnRef::Data {
                         insn: base + i,
                         section: section.clone(),
@@ -239,6 +255,9 @@ pub(crate) fn link(
                             ))
                         })?;
                         let start = out.len();
+                        if start + callee.insns.len() > budget {
+                            return Err(over(callee, start + callee.insns.len()));
+                        }
                         out.extend_from_slice(&callee.insns);
                         placed.insert(key, start);
                         queue.push((callee, start));
@@ -264,6 +283,8 @@ pub(crate) fn link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAX: usize = 1_000_000;
 
     fn call(imm: i32, src: u8) -> Insn {
         Insn {
@@ -313,7 +334,7 @@ mod tests {
         );
         let helper = func("helper", 2, 0, vec![EXIT]);
         let fns = BTreeMap::from([((2, 0), helper)]);
-        let (insns, refs, _) = link(&prog, &fns).unwrap();
+        let (insns, refs, _) = link(&prog, &fns, MAX).unwrap();
         assert_eq!(insns.len(), 4);
         assert_eq!(insns[0].imm, 2); // 0 + 1 + 2 = 3
         assert_eq!(insns[1].imm, 1); // 1 + 1 + 1 = 3
@@ -338,7 +359,7 @@ mod tests {
             },
         );
         let fns = BTreeMap::from([((2, 0), a), ((2, 16), b)]);
-        let (insns, _, _) = link(&prog, &fns).unwrap();
+        let (insns, _, _) = link(&prog, &fns, MAX).unwrap();
         assert_eq!(insns.len(), 5); // prog(2) a(2) b(1)
         assert_eq!(insns[0].imm, 1); // -> 2
         assert_eq!(insns[2].imm, 1); // at 2 -> 4
@@ -362,7 +383,7 @@ mod tests {
         );
         prog.relocs
             .insert(2, Target::Kfunc("tcp_slow_start".into()));
-        let (_, refs, _) = link(&prog, &BTreeMap::new()).unwrap();
+        let (_, refs, _) = link(&prog, &BTreeMap::new(), MAX).unwrap();
         assert_eq!(
             refs,
             vec![
@@ -389,7 +410,26 @@ mod tests {
                 offset: 40,
             },
         );
-        let e = link(&prog, &BTreeMap::new()).unwrap_err();
+        let e = link(&prog, &BTreeMap::new(), MAX).unwrap_err();
         assert_eq!((e.function.as_str(), e.insn), ("prog", 0));
+    }
+
+    #[test]
+    fn linking_past_the_budget_fails_before_copying() {
+        let mut prog = func("prog", 3, 0, vec![call(-1, 1), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::Code {
+                section: 2,
+                offset: 0,
+            },
+        );
+        let helper = func("helper", 2, 0, vec![EXIT; 10]);
+        let fns = BTreeMap::from([((2, 0), helper)]);
+        assert_eq!(link(&prog, &fns, 12).unwrap().0.len(), 12);
+        let e = link(&prog, &fns, 11).unwrap_err();
+        assert_eq!((e.function.as_str(), e.too_large), ("helper", Some(12)));
+        let e = link(&prog, &fns, 1).unwrap_err();
+        assert_eq!((e.function.as_str(), e.too_large), ("prog", Some(2)));
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod btf_ext;
 mod btf_map;
 mod elf;
 pub mod externs;
+mod file;
 pub mod kconfig;
 pub mod ksyms;
 mod link;
@@ -26,6 +27,7 @@ pub(crate) mod link_consts {
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub use btf_map::MapSpec;
+pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input};
 pub use ksyms::{KsymsError, add_kfunc_btf};
 /// Prefix of the symbols `kernel_field!` emits (the loader writes them itself).
 pub(crate) const FIELD_SYMBOL_PREFIX: &str = elf::FIELD_PREFIX;
@@ -46,6 +48,10 @@ pub enum ParseError {
     /// Not a little-endian 64-bit BPF ELF.
     #[error("not a BPF object: {0}")]
     NotBpf(String),
+    /// The file was refused before parsing: not a regular file, too large, or not an ELF BPF header
+    /// (see [`read_input`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The ELF could not be parsed.
     #[error("malformed ELF: {0}")]
     Elf(#[from] object::Error),
@@ -138,6 +144,28 @@ pub enum ParseError {
     /// A kernel-field symbol whose name does not decode.
     #[error("malformed kernel field symbol `{0}`")]
     BadFieldSymbol(String),
+    /// A section, symbol or relocation whose values do not fit the file or sane limits (a corrupt or
+    /// hostile object): named by section and byte offset.
+    #[error("malformed object: section `{section}`, byte {offset}: {detail}")]
+    Malformed {
+        /// The ELF section at fault (or holding the symbol or relocation at fault).
+        section: String,
+        /// The byte offset in that section (of the symbol, relocation or record), 0 for the whole section.
+        offset: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The object is larger than the work this loader accepts for one object (a bound on what parsing
+    /// may allocate).
+    #[error("object too large: {what} is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// What exceeded the limit, e.g. `section .bss` or `linked program p`.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// An extern symbol (`__kconfig`, `__ksym`) this loader cannot use.
     #[error("extern `{name}`: {detail}")]
     BadExtern {
@@ -284,13 +312,16 @@ impl ObjectSpec {
         Ok(spec)
     }
 
-    /// Reads and parses an object file.
+    /// Reads and parses an object file: a regular file of at most [`DEFAULT_MAX_FILE_SIZE`] bytes
+    /// (see [`read_input`] for the checks).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ParseError> {
+        Self::from_file_with_limit(path, DEFAULT_MAX_FILE_SIZE)
+    }
+
+    /// Like [`ObjectSpec::from_file`] with another size limit in bytes.
+    pub fn from_file_with_limit(path: impl AsRef<Path>, max_size: u64) -> Result<Self, ParseError> {
         let path = path.as_ref();
-        let data = std::fs::read(path).map_err(|source| ParseError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let data = read_input(path, InputKind::Object, max_size)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -417,12 +448,13 @@ impl ObjectSpec {
                 got: bytes.len() as u64,
             });
         }
-        let section = self
-            .data
-            .get_mut(&sym.section)
-            .expect("globals point at parsed sections");
-        let at = sym.offset as usize;
-        section.data[at..at + bytes.len()].copy_from_slice(bytes);
+        // Parsing checks that every global lies inside its section, so this finds the bytes.
+        let slot = self.data.get_mut(&sym.section).and_then(|section| {
+            let at = usize::try_from(sym.offset).ok()?;
+            section.data.get_mut(at..at.checked_add(bytes.len())?)
+        });
+        let slot = slot.ok_or_else(|| crate::Error::NoSuchGlobal(name.to_owned()))?;
+        slot.copy_from_slice(bytes);
         Ok(())
     }
 }
