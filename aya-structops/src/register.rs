@@ -340,9 +340,14 @@ impl Registration {
             Some(link) => drop(link),
             None => {
                 sys::map_delete_elem(self.map_fd.as_fd(), &0u32.to_ne_bytes()).map_err(
-                    |source| Error::Sys {
-                        what: format!("unregistering struct_ops map `{}`", self.map),
-                        source,
+                    |source| {
+                        // Still registered (unless the kernel says it is on its way out,
+                        // EINPROGRESS): still owed, so dropping the handle tries once more.
+                        self.owes_release = source.errno() != Some(libc::EINPROGRESS);
+                        Error::Sys {
+                            what: format!("unregistering struct_ops map `{}`", self.map),
+                            source,
+                        }
                     },
                 )?;
             }
@@ -437,7 +442,13 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         },
     };
     // For a non-link map this update registers; for a link map it stores the value and the link registers.
-    sys::map_update_elem(job.fd.as_fd(), &0u32.to_ne_bytes(), &job.value, 0).map_err(fail)?;
+    // A link map whose value is in place already (an earlier attempt whose link creation failed, or a
+    // live link: the link creation below then says why) answers EBUSY: the value is there, go on.
+    match sys::map_update_elem(job.fd.as_fd(), &0u32.to_ne_bytes(), &job.value, 0) {
+        Ok(()) => {}
+        Err(e) if job.link && e.errno() == Some(libc::EBUSY) => {}
+        Err(e) => return Err(fail(e)),
+    }
     let mut reg = Registration {
         map: job.map.clone(),
         type_name: job.type_name.clone(),

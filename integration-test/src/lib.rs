@@ -229,3 +229,131 @@ pub fn require_struct_ops_link(test: &str) -> bool {
     }
     ok
 }
+
+/// The highest map and program ids when taken: kernel ids only grow (until they wrap at `i32::MAX`),
+/// so objects created afterwards have larger ids.
+#[derive(Debug, Clone, Copy)]
+pub struct IdMark {
+    map: u32,
+    prog: u32,
+}
+
+impl IdMark {
+    /// Marks the current highest ids.
+    pub fn now() -> Self {
+        let map = aya::maps::loaded_maps()
+            .filter_map(Result::ok)
+            .map(|m| m.id())
+            .max()
+            .unwrap_or(0);
+        let prog = aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .map(|p| p.id())
+            .max()
+            .unwrap_or(0);
+        Self { map, prog }
+    }
+
+    /// Maps and programs (any type) created after the mark that still exist and whose kernel name is
+    /// one of `names` (compared as the kernel stores them: at most 15 bytes), as `map NAME (id N)` /
+    /// `program NAME (id N)`. Other processes' objects are told apart by name.
+    pub fn remaining(&self, names: &BTreeSet<String>) -> Vec<String> {
+        let short: BTreeSet<String> = names.iter().map(|n| kernel_name(n)).collect();
+        let mut out = Vec::new();
+        for m in aya::maps::loaded_maps().filter_map(Result::ok) {
+            if m.id() > self.map && m.name_as_str().is_some_and(|n| short.contains(n)) {
+                out.push(format!("map {} (id {})", m.name_as_str().unwrap(), m.id()));
+            }
+        }
+        for p in aya::programs::loaded_programs().filter_map(Result::ok) {
+            if p.id() > self.prog && p.name_as_str().is_some_and(|n| short.contains(n)) {
+                out.push(format!(
+                    "program {} (id {})",
+                    p.name_as_str().unwrap(),
+                    p.id()
+                ));
+            }
+        }
+        out
+    }
+
+    /// Asserts (waiting for the kernel's deferred frees) that [`IdMark::remaining`] becomes empty.
+    pub fn assert_none_remain(&self, what: &str, names: &BTreeSet<String>) {
+        let start = Instant::now();
+        loop {
+            let left = self.remaining(names);
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what}: kernel objects left: {left:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A name as the kernel stores it for maps and programs: non-`[A-Za-z0-9_.]` chars become `_`, cut
+/// to 15 bytes.
+pub fn kernel_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(15)
+        .collect()
+}
+
+/// Every kernel object name an object can create: its programs, struct_ops maps, BTF-defined maps and
+/// global-data maps (`<object prefix><section>`, as the loader names them, and `.kconfig`).
+pub fn object_names(spec: &aya_structops::ObjectSpec) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = spec.programs().map(|p| p.name.clone()).collect();
+    names.extend(spec.struct_ops().map(|m| m.name.clone()));
+    names.extend(spec.maps().map(|m| m.name.clone()));
+    // Global-data maps are named `<prefix><section>`; match on the section part with any prefix the
+    // loader may choose by listing the usual sections under the object's first 8 chars.
+    let prefix: String = spec.name.chars().take(8).collect();
+    for s in spec.data_sections() {
+        let cut: String = spec
+            .name
+            .chars()
+            .take(15usize.saturating_sub(s.name.len()).min(8))
+            .collect();
+        names.insert(format!("{cut}{}", s.name));
+        names.insert(format!("{prefix}{}", s.name));
+    }
+    for s in [".kconfig", ".rodata", ".data", ".bss"] {
+        let cut: String = spec
+            .name
+            .chars()
+            .take(15usize.saturating_sub(s.len()).min(8))
+            .collect();
+        names.insert(format!("{cut}{s}"));
+    }
+    names
+}
+
+/// Resident set size of this process in KiB (`VmRSS` of /proc/self/status).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A 16-byte `name` member value (`tcp_congestion_ops.name`) for `name`.
+pub fn ops_name(name: &str) -> [u8; 16] {
+    assert!(name.len() < 16, "`{name}` does not fit a 16-byte name");
+    let mut out = [0u8; 16];
+    out[..name.len()].copy_from_slice(name.as_bytes());
+    out
+}

@@ -2,6 +2,7 @@
 
 mod dummy_ops;
 mod errors;
+mod faults;
 mod features;
 mod libbpf_parity;
 mod lifecycle;
