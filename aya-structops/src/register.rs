@@ -407,8 +407,13 @@ struct Job {
     _programs: Vec<Arc<OwnedFd>>,
 }
 
-fn hint(errno: Option<i32>, type_name: &str) -> String {
+fn hint(errno: Option<i32>, type_name: &str, link: bool) -> String {
     match errno {
+        Some(libc::EBUSY) if !link => {
+            " (this map is registered, or was: a .struct_ops map registers \
+            once, the kernel refuses it after its unregistration; load the object again)"
+                .into()
+        }
         Some(libc::EINVAL) => format!(
             " (the kernel refused the value: a mandatory member of `{type_name}` may be missing or a data member invalid)"
         ),
@@ -437,7 +442,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         _ => Error::Register {
             map: job.map.clone(),
             type_name: job.type_name.clone(),
-            hint: hint(source.errno(), &job.type_name),
+            hint: hint(source.errno(), &job.type_name, job.link),
             source,
         },
     };

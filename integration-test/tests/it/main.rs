@@ -1,5 +1,6 @@
 //! Integration tests: one file per feature. Run as root: `cargo xtask integration-test`.
 
+mod churn;
 mod dummy_ops;
 mod errors;
 mod faults;
