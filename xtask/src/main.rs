@@ -8,6 +8,8 @@
 //!   user projects call from `build.rs`); `--update-testdata` also refreshes `testdata/obj/rust/`.
 //! - `demo`: setup + build + runs the `tcp-cc` example on the host kernel.
 //! - `test`: the whole test suite (unit, host integration, VM integration) — what CI runs.
+//! - `run`: boots a Debian kernel in QEMU with one example and streams its output
+//!   (`cargo xtask run --kernel 7 -- scx-vtime --seconds 20`; see `run.rs`).
 //! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels
 //!   (`--kernel host|6.1|6.12|7|<any Debian version prefix>`, repeatable; `-- <libtest args>`).
 //!   Kernels are cached in `<cache>/kernels` (package index refreshed at most daily; `--offline` never);
@@ -18,8 +20,10 @@
 mod bench;
 mod build;
 mod codegen;
+mod fuzz;
 mod initramfs;
 mod kernels;
+mod run;
 mod setup;
 mod testrun;
 mod vm;
@@ -59,12 +63,21 @@ enum Cmd {
     ///
     /// Example: `cargo xtask integration-test --kernel 6.1 --kernel 7 -- tcp_`
     IntegrationTest(testrun::Options),
+    /// Boot a Debian kernel in QEMU with one example (and a background workload), stream its output, and
+    /// power off when it exits; `--sysrq-after SECS` presses sysrq-S (disable sched_ext) mid-run.
+    ///
+    /// Example: `cargo xtask run --kernel 7 --sysrq-after 14 -- scx-vtime --seconds 20 --workload 3,1`
+    Run(run::Options),
     /// Everything CI runs: unit tests, then the integration tests on host, 6.1, 6.12 and 7.
     Test(testrun::Options),
     /// Loader benchmarks against libbpf/bpftool (root); rewrites the results in BENCHMARKS.md.
     Bench(bench::Options),
     /// Regenerate aya-structops-ebpf/src/ops/ from the tested Debian kernels' BTF (`--check`: compare only).
     Codegen(codegen::Args),
+    /// Run the cargo-fuzz targets in fuzz/ (pinned nightly), seeded from testdata.
+    ///
+    /// Example: `cargo xtask fuzz --time 600 --target btf`
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -84,10 +97,12 @@ fn run() -> Result<bool> {
     let done = |r: Result<()>| r.map(|()| true);
     match cli.cmd {
         Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.1 == 0),
+        Cmd::Run(opts) => run::run(&opts),
         Cmd::Test(opts) => test(opts),
         Cmd::Setup => done(setup::all().map(|_| ())),
         Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::Codegen(args) => codegen::run(&args),
+        Cmd::Fuzz(opts) => fuzz::run(&opts),
         Cmd::BuildEbpf { update_testdata } => {
             let tools = setup::all()?;
             build::ebpf(&tools)?;

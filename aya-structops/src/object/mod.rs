@@ -176,6 +176,16 @@ pub enum ParseError {
     },
 }
 
+/// Parses a `.BTF.ext` section against the object BTF `btf` (whose strings it names) and returns the
+/// number of records. For fuzzing; the loader parses `.BTF.ext` as part of [`ObjectSpec::parse`].
+#[doc(hidden)]
+pub fn parse_btf_ext(data: &[u8], btf: &Btf) -> Result<usize, crate::btf::BtfError> {
+    let ext = btf_ext::parse(data, btf)?;
+    Ok(ext.func_info.values().map(Vec::len).sum::<usize>()
+        + ext.line_info.values().map(Vec::len).sum::<usize>()
+        + ext.core_relos.values().map(Vec::len).sum::<usize>())
+}
+
 /// A struct_ops program as found in the object.
 #[derive(Debug, Clone)]
 pub struct ProgramSpec {
@@ -372,6 +382,11 @@ impl ObjectSpec {
     /// Global variables by name.
     pub fn global(&self, name: &str) -> Option<&GlobalSymbol> {
         self.globals.get(name)
+    }
+
+    /// All global variables, by name.
+    pub fn globals(&self) -> impl Iterator<Item = (&str, &GlobalSymbol)> {
+        self.globals.iter().map(|(name, g)| (name.as_str(), g))
     }
 
     /// Kernel fields the object's programs read.
