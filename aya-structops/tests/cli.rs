@@ -675,3 +675,375 @@ fn check_reports_kconfig_and_ksym_externs() {
         "{report}"
     );
 }
+
+// --- hostile use: symlinks, signals, closed streams ---------------------------------------------------
+
+/// `c_reno_link` (a `.struct_ops.link` map): only these tests register it.
+const LINK_OBJ: &str = "tcp_cc_link.o";
+const LINK_CC: &str = "c_reno_link";
+const LINK_MAP: &str = "c_reno_link";
+
+fn bpffs_root_dir(test: &str) -> Option<PathBuf> {
+    let dir = PinDir::new(test)?;
+    let path = dir.0.clone();
+    std::mem::forget(dir);
+    Some(path)
+}
+
+/// `unregister` refuses symbolic links (on bpffs or elsewhere, dangling or not), regular files, directories
+/// and paths outside bpffs, deleting nothing; on the real pin it unregisters, checks, and removes the
+/// directory `register --pin` created (not one that existed before).
+#[test]
+fn unregister_refuses_what_is_not_a_pin_and_removes_only_what_register_created() {
+    let test = "unregister_refuses_what_is_not_a_pin_and_removes_only_what_register_created";
+    let Some(_g) = privileged(test) else { return };
+    let Some(root) = bpffs_root_dir("symlink") else {
+        return;
+    };
+    let _cleanup = PinDir(root.clone());
+    std::fs::create_dir_all(&root).unwrap();
+    let created = root.join("made/by/register");
+    let out = structops(&[
+        "register",
+        c_obj(LINK_OBJ).to_str().unwrap(),
+        "--pin",
+        created.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let pin = created.join(LINK_MAP);
+    assert!(pin.exists() && available(LINK_CC));
+
+    let tmp = std::env::temp_dir().join(format!("structops-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let bpffs_link = root.join("link-to-pin");
+    let tmp_link = tmp.join("link-to-pin");
+    let dangling = tmp.join("dangling");
+    let plain = tmp.join("plain-file");
+    std::os::unix::fs::symlink(&pin, &bpffs_link).unwrap();
+    std::os::unix::fs::symlink(&pin, &tmp_link).unwrap();
+    std::os::unix::fs::symlink(tmp.join("nothing"), &dangling).unwrap();
+    std::fs::write(&plain, b"not a pin").unwrap();
+    let refused = [
+        (&bpffs_link, "symbolic link"),
+        (&tmp_link, "symbolic link"),
+        (&dangling, "symbolic link"),
+        (&plain, "not on a bpffs"),
+        (&created, "a directory"),
+        (&tmp, "a directory"),
+    ];
+    for (path, why) in refused {
+        let out = structops(&["unregister", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(why) && err.contains(path.to_str().unwrap()),
+            "{}: {err}",
+            path.display()
+        );
+        assert_eq!(
+            text(&out.stdout),
+            "",
+            "{}: says nothing on stdout",
+            path.display()
+        );
+        assert!(
+            std::fs::symlink_metadata(path).is_ok(),
+            "{} was deleted",
+            path.display()
+        );
+        assert!(pin.exists(), "the pin went away ({})", path.display());
+        assert!(
+            available(LINK_CC),
+            "unregistered through {}",
+            path.display()
+        );
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::remove_file(&bpffs_link).unwrap();
+
+    let out = structops(&["unregister", pin.to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with(&format!("unregistered {LINK_MAP} (")),
+        "{said}"
+    );
+    assert!(
+        !available(LINK_CC),
+        "said unregistered while still registered"
+    );
+    assert!(!pin.exists());
+    // made/by/register was created by register --pin: removed, deepest first; root was not.
+    for d in ["made/by/register", "made/by", "made"] {
+        assert!(
+            said.contains(&format!("removed {}", root.join(d).display())),
+            "{said}"
+        );
+        assert!(!root.join(d).exists(), "{d} left behind");
+    }
+    assert!(
+        root.exists(),
+        "a directory register did not create was removed"
+    );
+
+    // A directory that existed before register --pin stays.
+    let own = root.join("own");
+    std::fs::create_dir(&own).unwrap();
+    let out = structops(&[
+        "register",
+        c_obj(LINK_OBJ).to_str().unwrap(),
+        "--pin",
+        own.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let out = structops(&["unregister", own.join(LINK_MAP).to_str().unwrap()]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("removed"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(own.is_dir(), "the user's directory was removed");
+    assert!(!available(LINK_CC));
+}
+
+/// A `register` child with core dumps off (SIGQUIT's default action dumps core).
+fn spawn_register(args: &[&str]) -> Running {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &zero);
+            Ok(())
+        });
+    }
+    Running(Some(cmd.spawn().expect("spawn structops")))
+}
+
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT at several points of `register` (while it loads, registers,
+/// waits, and with `--pin` while it pins): afterwards the congestion control is not registered, or, for
+/// `--pin` when the signal came after the command finished, it is registered and pinned and the command
+/// said so. Never anything in between.
+#[test]
+fn signals_at_any_point_of_register_leave_nothing_behind() {
+    let test = "signals_at_any_point_of_register_leave_nothing_behind";
+    let Some(_g) = privileged(test) else { return };
+    let Some(root) = bpffs_root_dir("signals") else {
+        return;
+    };
+    let _cleanup = PinDir(root.clone());
+    let obj = c_obj(LINK_OBJ);
+    let signals = [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGQUIT, "SIGQUIT"),
+    ];
+    let delays_us = [0u64, 500, 2_000, 5_000, 10_000, 20_000, 50_000];
+    let (mut cleanly, mut by_signal, mut pinned) = (0, 0, 0);
+    for (sig, name) in signals {
+        for pin in [false, true] {
+            for delay in delays_us {
+                let dir = root.join(format!("{name}-{delay}"));
+                let mut args = vec!["register", obj.to_str().unwrap()];
+                if pin {
+                    args.extend(["--pin", dir.to_str().unwrap()]);
+                }
+                let run = spawn_register(&args);
+                thread::sleep(Duration::from_micros(delay));
+                // SAFETY: signalling our own child (it may have exited already: ESRCH is fine).
+                unsafe { libc::kill(run.pid(), sig) };
+                let out = run.wait(Duration::from_secs(20));
+                let what = format!("{name} after {delay} us (pin: {pin})");
+                let err = text(&out.stderr);
+                assert!(!err.contains("panicked"), "{what}: {err}");
+                let pin_path = dir.join(LINK_MAP);
+                if pin && text(&out.stdout).contains("pinned ") && pin_path.exists() {
+                    // Done before the signal: registered and pinned, as asked.
+                    assert!(out.status.success(), "{what}: {err}");
+                    assert!(available(LINK_CC), "{what}: pinned but not registered");
+                    let un = structops(&["unregister", pin_path.to_str().unwrap()]);
+                    assert!(un.status.success(), "{what}: {}", text(&un.stderr));
+                    pinned += 1;
+                } else {
+                    assert!(
+                        !pin_path.exists(),
+                        "{what}: pinned but the command did not say so"
+                    );
+                    match out.status.code() {
+                        Some(0) => cleanly += 1,
+                        // Killed before the handlers were installed (while parsing): nothing was loaded.
+                        None => by_signal += 1,
+                        Some(c) => panic!("{what}: exit {c}: {err}"),
+                    }
+                }
+                assert!(
+                    wait_available(LINK_CC, false, Duration::from_secs(2)),
+                    "{what}: {LINK_CC} still registered; stderr: {err}"
+                );
+                assert!(
+                    !dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(),
+                    "{what}: something left in {}",
+                    dir.display()
+                );
+            }
+        }
+    }
+    println!(
+        "{test}: {} runs: {cleanly} unregistered on the signal, {by_signal} killed before loading, {pinned} \
+         pinned before the signal",
+        signals.len() * 2 * delays_us.len()
+    );
+    assert!(cleanly > 0, "no run caught a signal after loading");
+}
+
+/// Runs `structops` with stdout and/or stderr closed (`close(fd)`) or broken (a pipe whose reader is gone).
+fn run_with_streams(args: &[&str], stdout: Stream, stderr: Stream) -> Output {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (fd, how) in [(1, stdout), (2, stderr)] {
+        match how {
+            Stream::Captured => {
+                if fd == 1 {
+                    cmd.stdout(Stdio::piped());
+                } else {
+                    cmd.stderr(Stdio::piped());
+                }
+            }
+            Stream::Broken => {
+                let mut p = [0; 2];
+                // SAFETY: a valid two-int array.
+                assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+                // SAFETY: closing the read end we own: writes then fail with EPIPE.
+                unsafe { libc::close(p[0]) };
+                // SAFETY: the write end is ours; Stdio takes ownership.
+                let w =
+                    unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(p[1]) };
+                if fd == 1 {
+                    cmd.stdout(Stdio::from(w));
+                } else {
+                    cmd.stderr(Stdio::from(w));
+                }
+            }
+            Stream::Closed => {}
+        }
+    }
+    let close: Vec<i32> = [(1, stdout), (2, stderr)]
+        .iter()
+        .filter(|(_, h)| matches!(h, Stream::Closed))
+        .map(|(fd, _)| *fd)
+        .collect();
+    // SAFETY: close(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &close {
+                libc::close(*fd);
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run structops")
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Captured,
+    Closed,
+    Broken,
+}
+
+/// No command panics when stdout or stderr is closed or broken; `register` still unregisters.
+#[test]
+fn closed_or_broken_stdout_and_stderr_never_panic() {
+    let test = "closed_or_broken_stdout_and_stderr_never_panic";
+    let obj = c_obj("tcp_cc.o");
+    let mut cases: Vec<(Vec<&str>, Option<i32>)> = vec![
+        (vec!["check", obj.to_str().unwrap()], None),
+        (vec!["unregister", "/nonexistent/pin"], Some(1)),
+        (vec!["codegen", "tcp_congestion_ops"], Some(0)),
+        (vec!["--help"], Some(0)),
+        (vec!["no-such-command"], Some(2)),
+    ];
+    let guard = privileged(test);
+    let link_obj = c_obj(LINK_OBJ);
+    if guard.is_some() {
+        cases.push((vec!["list"], Some(0)));
+        cases.push((
+            vec!["register", link_obj.to_str().unwrap(), "--duration", "0"],
+            Some(0),
+        ));
+    }
+    let mut runs = 0;
+    for (args, code) in &cases {
+        for (o, e) in [
+            (Stream::Closed, Stream::Captured),
+            (Stream::Broken, Stream::Captured),
+            (Stream::Captured, Stream::Closed),
+            (Stream::Captured, Stream::Broken),
+            (Stream::Closed, Stream::Closed),
+            (Stream::Broken, Stream::Broken),
+        ] {
+            let out = run_with_streams(args, o, e);
+            let what = format!("{args:?} with stdout {o:?}, stderr {e:?}");
+            assert_ne!(out.status.code(), Some(101), "{what}: panicked");
+            assert!(
+                out.status.code().is_some(),
+                "{what}: killed by {:?}",
+                out.status
+            );
+            assert!(
+                !text(&out.stderr).contains("panicked"),
+                "{what}: {}",
+                text(&out.stderr)
+            );
+            if let Some(c) = code {
+                assert_eq!(out.status.code(), Some(*c), "{what}");
+            }
+            if args[0] == "register" {
+                assert!(!available(LINK_CC), "{what}: left registered");
+            }
+            runs += 1;
+        }
+    }
+    println!("{test}: {runs} runs, none panicked");
+}
+
+/// `OBJ` and `--btf` that are not sane files fail fast with a message naming them: `/dev/zero` (endless),
+/// a FIFO (would block), a directory.
+#[test]
+fn obj_and_btf_must_be_regular_files() {
+    let fifo = std::env::temp_dir().join(format!("structops-fifo-{}", std::process::id()));
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let obj = c_obj("tcp_cc.o");
+    for bad in ["/dev/zero", fifo.to_str().unwrap(), "/tmp"] {
+        for args in [
+            vec!["check", bad],
+            vec!["check", obj.to_str().unwrap(), "--btf", bad],
+            vec!["register", bad, "--duration", "0"],
+        ] {
+            let t0 = Instant::now();
+            let out = structops(&args);
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{args:?} took {:?}",
+                t0.elapsed()
+            );
+            assert!(!out.status.success(), "{args:?}");
+            assert!(
+                text(&out.stderr).contains(bad),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+    std::fs::remove_file(&fifo).unwrap();
+}

@@ -177,6 +177,31 @@ fn append_log(s: &mut String, what: &str, log: &str, verbose: bool) {
     }
 }
 
+/// Writes `text` to stdout. A closed stdout (`EBADF`) or a reader that went away (`EPIPE`: `| head`, a
+/// closed terminal) drops the output quietly instead of panicking as `println!` does: the command
+/// goes on, so `register` still unregisters what it registered.
+fn write_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// [`write_out`] for stderr.
+fn write_err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `println!` that never panics (see [`write_out`]).
+macro_rules! say {
+    ($($arg:tt)*) => { write_out(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` that never panics (see [`write_out`]).
+macro_rules! warn {
+    ($($arg:tt)*) => { write_err(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     VERBOSE.store(cli.verbose, Ordering::Relaxed);
@@ -199,7 +224,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.msg);
+            warn!("error: {}", f.msg);
             ExitCode::from(f.code)
         }
     }
@@ -273,30 +298,38 @@ fn register(
         .build()
         .map_err(|e| Fail::new(format!("starting the async runtime: {e}")))?;
     rt.block_on(async move {
-        // Listen before registering, so a signal that arrives while we register is not lost (and does
-        // not kill us with something registered).
-        let sig = |kind: SignalKind, name: &str| {
-            signal(kind).map_err(|e| Fail::new(format!("installing the {name} handler: {e}")))
-        };
-        let mut sigint = sig(SignalKind::interrupt(), "SIGINT")?;
-        let mut sigterm = sig(SignalKind::terminate(), "SIGTERM")?;
+        // Listen before loading, so a signal that arrives while we load or register is not lost (and does
+        // not kill us with something registered): SIGINT (Ctrl-C), SIGTERM, SIGHUP (the terminal went
+        // away), SIGQUIT (Ctrl-\\). Each ends the command; what it registered is unregistered.
+        let mut signals = Signals::install()?;
 
         let loaded = spec.load()?;
+        if let Some(name) = signals.pending() {
+            tracing::debug!(signal = name, "signal while loading: nothing registered");
+            return Ok(0);
+        }
         let mut regs: Vec<Registration> = Vec::new();
         for m in loaded.maps() {
             // On error, `regs` is dropped, which unregisters those done so far.
             regs.push(loaded.register_blocking(&m.name)?);
+            if let Some(name) = signals.pending() {
+                // Stop registering: unregister what is done and leave.
+                return unregister_all(regs, Some(name));
+            }
         }
         for r in &regs {
             let mut line = format!("{} {} id {}", r.map_name(), r.type_name(), r.map_id()?);
             if let Some(link) = r.link_id()? {
                 line.push_str(&format!(" link {link}"));
             }
-            println!("{line}");
+            say!("{line}");
         }
 
         if let Some(dir) = pin {
-            return pin_all(dir, regs);
+            return pin_all(dir, regs, &mut signals);
+        }
+        if let Some(name) = signals.pending() {
+            return unregister_all(regs, Some(name));
         }
 
         // Registered link maps the kernel may drop (sched_ext ejects schedulers, BPF_LINK_DETACH).
@@ -324,30 +357,82 @@ fn register(
                 None => future::pending().await,
             }
         };
+        let mut signal = None;
         tokio::select! {
             biased;
+            name = signals.recv() => signal = Some(name),
             _ = timeout => tracing::debug!("duration elapsed"),
-            _ = sigint.recv() => tracing::debug!("SIGINT"),
-            _ = sigterm.recv() => tracing::debug!("SIGTERM"),
             (map, _, _) = detached => {
-                eprintln!("structops: the kernel unregistered struct_ops map `{map}`");
+                warn!("structops: the kernel unregistered struct_ops map `{map}`");
             }
         }
-
-        let mut failed = Vec::new();
-        for r in regs {
-            let name = r.map_name().to_owned();
-            if let Err(e) = r.unregister() {
-                failed.push(format!("unregistering `{name}`: {}", describe(&e)));
-            }
-        }
+        let res = unregister_all(regs, signal);
         drop(loaded);
-        if failed.is_empty() {
-            Ok(0)
-        } else {
-            Err(Fail::new(failed.join("; ")))
-        }
+        res
     })
+}
+
+/// The signals that end `register`, listened to from before loading until the end.
+struct Signals(Vec<(&'static str, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn install() -> Result<Self, Fail> {
+        let kinds = [
+            ("SIGINT", SignalKind::interrupt()),
+            ("SIGTERM", SignalKind::terminate()),
+            ("SIGHUP", SignalKind::hangup()),
+            ("SIGQUIT", SignalKind::quit()),
+        ];
+        kinds
+            .into_iter()
+            .map(|(name, kind)| {
+                signal(kind)
+                    .map(|s| (name, s))
+                    .map_err(|e| Fail::new(format!("installing the {name} handler: {e}")))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// A signal that arrived (and was not consumed yet), without waiting.
+    fn pending(&mut self) -> Option<&'static str> {
+        self.0
+            .iter_mut()
+            .find_map(|(name, s)| s.recv().now_or_never().map(|_| *name))
+    }
+
+    /// Waits for one of the signals; returns its name.
+    ///
+    /// Cancel-safe: `Signal::recv` is, and nothing else is awaited.
+    async fn recv(&mut self) -> &'static str {
+        future::select_all(
+            self.0
+                .iter_mut()
+                .map(|(name, s)| async move { s.recv().await.map(|_| *name) }.boxed_local()),
+        )
+        .await
+        .0
+        .unwrap_or("a signal")
+    }
+}
+
+/// Unregisters every registration (after `signal`, if one ended the command); exit code 0 when all went.
+fn unregister_all(regs: Vec<Registration>, signal: Option<&str>) -> Result<u8, Fail> {
+    if let Some(name) = signal {
+        tracing::debug!(signal = name, "unregistering on signal");
+    }
+    let mut failed = Vec::new();
+    for r in regs {
+        let name = r.map_name().to_owned();
+        if let Err(e) = r.unregister() {
+            failed.push(format!("unregistering `{name}`: {}", describe(&e)));
+        }
+    }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        Err(Fail::new(failed.join("; ")))
+    }
 }
 
 /// `DIR` must be on a bpffs, or not exist below one.
@@ -373,42 +458,102 @@ fn check_pin_dir(dir: &Path) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Pins every registration at `dir/<map>`. On failure nothing stays pinned or registered.
-fn pin_all(dir: &Path, mut regs: Vec<Registration>) -> Result<u8, Fail> {
-    // The first directory we create, to remove on failure.
-    let created = dir
+/// Where `register --pin` records the directories it created, one path per line, so that `unregister`
+/// removes them once empty (and leaves directories someone else made). /run, like bpffs, is emptied at
+/// boot.
+const CREATED_DIRS: &str = "/run/aya-structops/pin-dirs";
+
+fn created_dirs() -> Vec<PathBuf> {
+    std::fs::read_to_string(CREATED_DIRS)
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn write_created_dirs(dirs: &[PathBuf]) {
+    let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
+    let res = std::fs::create_dir_all(Path::new(CREATED_DIRS).parent().unwrap_or(Path::new("/")))
+        .and_then(|()| std::fs::write(CREATED_DIRS, text));
+    if let Err(e) = res {
+        // Only the cleanup of empty directories depends on it.
+        tracing::warn!(file = CREATED_DIRS, error = %e, "cannot record pin directories");
+    }
+}
+
+/// Removes `dir` and its recorded ancestors while they were created by `register --pin` and are
+/// empty (`rmdir` only: nothing else is ever deleted). Returns the directories removed.
+fn remove_created_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut recorded = created_dirs();
+    let mut removed = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if !recorded.iter().any(|r| r == d) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        recorded.retain(|r| r != d);
+        removed.push(d.to_owned());
+        cur = d.parent();
+    }
+    if !removed.is_empty() {
+        write_created_dirs(&recorded);
+    }
+    removed
+}
+
+/// Pins every registration at `dir/<map>`. On failure, or if a signal arrives before it is done, nothing
+/// stays pinned or registered and the directories it created are removed.
+fn pin_all(dir: &Path, mut regs: Vec<Registration>, signals: &mut Signals) -> Result<u8, Fail> {
+    // The directories we create (deepest first), to remove on failure or record on success.
+    let created: Vec<PathBuf> = dir
         .ancestors()
-        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
-        .last()
-        .map(Path::to_owned);
-    let undo = |regs: Vec<Registration>, msg: String| {
-        for r in regs {
-            let name = r.map_name().to_owned();
-            if let Err(e) = r.unregister() {
-                eprintln!(
-                    "error: unregistering `{name}` after a failure: {}",
-                    describe(&e)
-                );
+        .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+        .map(Path::to_owned)
+        .collect();
+    let undo = |mut regs: Vec<Registration>, msg: Option<String>| {
+        for r in &mut regs {
+            // Unpinning first: a pinned handle does not unregister.
+            if let Err(e) = r.unpin() {
+                warn!("error: {}", describe(&e));
             }
         }
-        if let Some(c) = &created {
-            let _ = std::fs::remove_dir_all(c);
+        let failed = unregister_all(regs, None);
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
         }
-        Err(Fail::new(msg))
+        match (msg, failed) {
+            (Some(msg), _) => Err(Fail::new(msg)),
+            (None, res) => res,
+        }
     };
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return undo(regs, format!("--pin: creating {}: {e}", dir.display()));
+        return undo(
+            regs,
+            Some(format!("--pin: creating {}: {e}", dir.display())),
+        );
     }
     let mut paths = Vec::new();
     for i in 0..regs.len() {
         let path = dir.join(regs[i].map_name());
         if let Err(e) = regs[i].pin(&path) {
-            return undo(regs, describe(&e));
+            return undo(regs, Some(describe(&e)));
         }
         paths.push(path);
+        if let Some(name) = signals.pending() {
+            warn!("structops: {name}: unregistering, nothing stays pinned");
+            return undo(regs, None);
+        }
+    }
+    if !created.is_empty() {
+        let mut recorded = created_dirs();
+        recorded.extend(created.iter().cloned());
+        write_created_dirs(&recorded);
     }
     for p in paths {
-        println!("pinned {}", p.display());
+        say!("pinned {}", p.display());
     }
     // Dropping pinned registrations leaves them registered.
     drop(regs);
@@ -421,24 +566,9 @@ fn pin_all(dir: &Path, mut regs: Vec<Registration>) -> Result<u8, Fail> {
 fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
     let mut failed = Vec::new();
     for path in pins {
-        let reg = match Registration::from_pin(path) {
-            Ok(r) => r,
-            Err(e) => {
-                failed.push(describe(&e));
-                continue;
-            }
-        };
-        let name = reg.map_name().to_owned();
-        match reg.unregister() {
-            Ok(()) => println!("unregistered {name} ({})", path.display()),
-            // The pin is gone; the map had been unregistered already (e.g. `unregister --id`).
-            Err(Error::Sys { source, .. }) if source.errno() == Some(libc::EINPROGRESS) => {
-                println!(
-                    "unpinned {name} ({}): it was not registered any more",
-                    path.display()
-                )
-            }
-            Err(e) => failed.push(describe(&e)),
+        match unregister_pin(path) {
+            Ok(msg) => say!("{msg}"),
+            Err(msg) => failed.push(msg),
         }
     }
     if failed.is_empty() {
@@ -448,11 +578,89 @@ fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
     }
 }
 
+/// How long `unregister` waits for the kernel to finish an unregistration before saying it did not.
+const GONE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Unregisters the registration pinned at `path`, which must be a struct_ops pin on a bpffs itself (a
+/// symbolic link is refused, never followed), then checks that the kernel no longer has it registered,
+/// and removes the directory `register --pin` created for it once empty.
+fn unregister_pin(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(format!(
+            "{shown} is a symbolic link (to {target}), not a pin: give the pin's own path \
+             (unregister never follows links)"
+        ));
+    }
+    if !ft.is_file() {
+        let what = if ft.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("{shown} is {what}, not a pin"));
+    }
+    if !system::is_bpffs(path) {
+        return Err(format!(
+            "{shown} is not on a bpffs, so it is not a pin (registrations are pinned on a bpffs)"
+        ));
+    }
+    // Refuses (NotStructOps) any other BPF object.
+    let reg = Registration::from_pin(path).map_err(|e| describe(&e))?;
+    let name = reg.map_name().to_owned();
+    let map_id = reg.map_id().map_err(|e| describe(&e))?;
+    let link_id = reg.link_id().map_err(|e| describe(&e))?;
+    let mut msg = match reg.unregister() {
+        Ok(()) => format!("unregistered {name} ({shown})"),
+        // The pin is gone; the map had been unregistered already (e.g. `unregister --id`).
+        Err(Error::Sys { source, .. }) if source.errno() == Some(libc::EINPROGRESS) => {
+            format!("unpinned {name} ({shown}): it was not registered any more")
+        }
+        Err(e) => return Err(describe(&e)),
+    };
+    // Say "unregistered" only once the kernel agrees: another pin of the same link, or another process
+    // holding it, keeps the registration alive.
+    let t0 = std::time::Instant::now();
+    loop {
+        let list = system::struct_ops().map_err(|e| describe(&e))?;
+        let still = list.iter().find(|i| {
+            i.map_id == map_id
+                && match link_id {
+                    Some(l) => i.link_ids.contains(&l),
+                    None => i.registered(),
+                }
+        });
+        let Some(info) = still else { break };
+        if t0.elapsed() > GONE_TIMEOUT {
+            let holder = match link_id {
+                Some(l) => format!("link {l} is still held (another pin or process has it)"),
+                None => "the map is still registered".into(),
+            };
+            return Err(format!(
+                "{shown}: the pin is removed but `{}` (map id {map_id}) is still registered: {holder}",
+                info.map_name
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(dir) = path.parent() {
+        for d in remove_created_dirs(dir) {
+            msg.push_str(&format!("\nremoved {}", d.display()));
+        }
+    }
+    Ok(msg)
+}
+
 fn unregister_id(id: u32) -> Result<u8, Fail> {
     let info = system::unregister_by_id(id)?;
     let name = &info.map_name;
-    println!("unregistered {name} (id {id})");
-    eprintln!("note: if `{name}` is pinned, remove its pin to free the map");
+    say!("unregistered {name} (id {id})");
+    warn!("note: if `{name}` is pinned, remove its pin to free the map");
     Ok(0)
 }
 
@@ -500,9 +708,9 @@ fn list() -> Result<u8, Fail> {
         }
         s
     };
-    println!("{}", line(header));
+    say!("{}", line(header));
     for r in &rows {
-        println!("{}", line(r.each_ref().map(String::as_str)));
+        say!("{}", line(r.each_ref().map(String::as_str)));
     }
     Ok(0)
 }
@@ -523,9 +731,9 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
     let externs = spec.extern_report(&kernel, btf.is_none());
     let missing_externs: Vec<_> = externs.iter().filter(|e| e.status.is_err()).collect();
     for e in &externs {
-        println!("{e}");
+        say!("{e}");
     }
-    println!("{report}");
+    say!("{report}");
     if report.compatible() && missing_externs.is_empty() {
         return Ok(0);
     }
@@ -565,7 +773,7 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
             faults.insert(why.clone());
         }
     }
-    eprintln!(
+    warn!(
         "error: {} is incompatible: {}",
         obj.display(),
         faults.into_iter().collect::<Vec<_>>().join("; ")

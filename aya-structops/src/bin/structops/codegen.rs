@@ -79,7 +79,8 @@ pub fn run(args: &Args) -> Result<u8, String> {
     let text = codegen::generate(&btf, &opts).map_err(|e| e.to_string())?;
     match &args.output {
         Some(path) => std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?,
-        None => print!("{text}"),
+        // A closed or broken stdout (`| head`) drops the text quietly.
+        None => super::write_out(&text),
     }
     Ok(0)
 }
