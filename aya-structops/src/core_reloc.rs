@@ -48,6 +48,8 @@ use crate::{
 const MAX_SPEC_LEN: usize = 64;
 /// Deepest pointer/array/prototype chain followed when comparing types.
 const MAX_DEPTH: u32 = 32;
+/// Most type comparisons one `type_matches` relocation may make against one candidate.
+const TYPE_MATCH_BUDGET: u32 = 100_000;
 /// `call 0xbad2310` ("bad relo"): what a poisoned instruction becomes.
 pub(crate) const POISON_IMM: i32 = 0x0bad_2310;
 
@@ -378,7 +380,7 @@ fn parse_local<'a>(btf: &'a Btf, relo: &CoreRelo) -> R<Spec<'a>> {
         return Ok(spec);
     }
 
-    spec.bit_offset = u64::from(first) * u64::from(btf.size_of(id)?) * 8;
+    spec.bit_offset = elem_bits(first, btf.size_of(id)?)?;
     for step in 1..spec.raw.len() {
         let idx = spec.raw[step];
         let (cur, t) = skip(btf, id)?;
@@ -386,7 +388,7 @@ fn parse_local<'a>(btf: &'a Btf, relo: &CoreRelo) -> R<Spec<'a>> {
             let m = c.members().get(idx as usize).ok_or_else(|| {
                 Fail::Msg(format!("member index {idx} out of range at step {step}"))
             })?;
-            spec.bit_offset += u64::from(m.bit_offset);
+            spec.bit_offset = add_bits(spec.bit_offset, u64::from(m.bit_offset))?;
             if !m.name.is_empty() {
                 spec.acc.push(Accessor {
                     type_id: cur,
@@ -407,7 +409,7 @@ fn parse_local<'a>(btf: &'a Btf, relo: &CoreRelo) -> R<Spec<'a>> {
                 idx,
                 name: None,
             });
-            spec.bit_offset += u64::from(idx) * u64::from(btf.size_of(elem)?) * 8;
+            spec.bit_offset = add_bits(spec.bit_offset, elem_bits(idx, btf.size_of(elem)?)?)?;
             id = elem;
         } else {
             return fail(format!(
@@ -517,10 +519,27 @@ fn names_match(local: &str, target: &str) -> bool {
 /// `type_matches`: same names (modulo flavor), kinds, int sizes and signedness, array lengths,
 /// prototypes; every local member/enumerator present in the target. Behind a pointer, structs
 /// and unions only need names and kinds (or a matching forward declaration).
-fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32, behind_ptr: bool, level: u32) -> R<bool> {
+///
+/// `budget` counts the comparisons left: nested members and parameters fan out, so depth alone
+/// does not bound the work on hostile BTF.
+fn types_match(
+    lb: &Btf,
+    lid: u32,
+    tb: &Btf,
+    tid: u32,
+    behind_ptr: bool,
+    level: u32,
+    budget: &mut u32,
+) -> R<bool> {
     if level == 0 {
         return fail("types nested too deeply");
     }
+    if *budget == 0 {
+        return fail(format!(
+            "type comparison needs more than {TYPE_MATCH_BUDGET} steps"
+        ));
+    }
+    *budget -= 1;
     let (mut lid, mut tid, mut behind_ptr) = (lid, tid, behind_ptr);
     for _ in 0..MAX_DEPTH {
         let (_, lt) = skip(lb, lid)?;
@@ -551,7 +570,7 @@ fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32, behind_ptr: bool, level: 
                 let Some(tc) = composite(&tt).filter(|_| same_kind) else {
                     return Ok(false);
                 };
-                return composites_match(lb, lc, tb, tc, behind_ptr, level);
+                return composites_match(lb, lc, tb, tc, behind_ptr, level, budget);
             }
             (
                 Type::Int {
@@ -602,7 +621,7 @@ fn types_match(lb: &Btf, lid: u32, tb: &Btf, tid: u32, behind_ptr: bool, level: 
                     return Ok(false);
                 }
                 for (l, t) in lp.clone().zip(tp.clone()) {
-                    if !types_match(lb, l.type_id, tb, t.type_id, behind_ptr, level - 1)? {
+                    if !types_match(lb, l.type_id, tb, t.type_id, behind_ptr, level - 1, budget)? {
                         return Ok(false);
                     }
                 }
@@ -656,6 +675,7 @@ fn composites_match(
     tc: &Composite<'_>,
     behind_ptr: bool,
     level: u32,
+    budget: &mut u32,
 ) -> R<bool> {
     if lc.len() > tc.len() {
         return Ok(false);
@@ -664,7 +684,15 @@ fn composites_match(
         let mut matched = false;
         for tm in tc.members() {
             if names_match(lm.name, tm.name)
-                && types_match(lb, lm.type_id, tb, tm.type_id, behind_ptr, level - 1)?
+                && types_match(
+                    lb,
+                    lm.type_id,
+                    tb,
+                    tm.type_id,
+                    behind_ptr,
+                    level - 1,
+                    budget,
+                )?
             {
                 matched = true;
                 break;
@@ -680,26 +708,34 @@ fn composites_match(
 /// Finds the member named by `local_acc` in the target composite `targ_id` (searching anonymous
 /// members recursively), extending `spec`. Returns the member's type id when found and
 /// compatible.
+///
+/// `searched` holds the target composites already searched without success (`spec` is restored
+/// after each): each is searched once, so anonymous members fanning out to the same types cost
+/// linear work; the access-path bound stops a type that contains itself.
 fn match_member<'t>(
     lb: &Btf,
     local_acc: &Accessor<'_>,
     tb: &'t Btf,
     targ_id: u32,
     spec: &mut Spec<'t>,
+    searched: &mut std::collections::HashSet<u32>,
 ) -> R<Option<u32>> {
     let (targ_id, tt) = skip(tb, targ_id)?;
     let Some(tc) = composite(&tt) else {
         return Ok(None);
     };
+    if searched.contains(&targ_id) {
+        return Ok(None);
+    }
     let local_type = lb.type_by_id(local_acc.type_id)?;
     let local_member = composite(&local_type)
         .and_then(|c| c.members().get(local_acc.idx as usize))
         .ok_or_else(|| Fail::Msg("local member vanished".into()))?;
     for (i, m) in tc.members().enumerate() {
         spec.push_raw(i as u32)?;
-        spec.bit_offset += u64::from(m.bit_offset);
+        spec.bit_offset = add_bits(spec.bit_offset, u64::from(m.bit_offset))?;
         if m.name.is_empty() {
-            if let Some(found) = match_member(lb, local_acc, tb, m.type_id, spec)? {
+            if let Some(found) = match_member(lb, local_acc, tb, m.type_id, spec, searched)? {
                 return Ok(Some(found));
             }
         } else if m.name == local_member.name {
@@ -718,6 +754,7 @@ fn match_member<'t>(
         spec.bit_offset -= u64::from(m.bit_offset);
         spec.raw.pop();
     }
+    searched.insert(targ_id);
     Ok(None)
 }
 
@@ -731,7 +768,15 @@ fn match_candidate<'t>(
     let mut spec = Spec::new(tb, targ_root);
     if kind.is_type() {
         let ok = if kind == CoreReloKind::TypeMatches {
-            types_match(local.btf, local.root_id, tb, targ_root, false, MAX_DEPTH)?
+            types_match(
+                local.btf,
+                local.root_id,
+                tb,
+                targ_root,
+                false,
+                MAX_DEPTH,
+                &mut TYPE_MATCH_BUDGET.clone(),
+            )?
         } else {
             types_compat(local.btf, local.root_id, tb, targ_root, MAX_DEPTH)?
         };
@@ -762,7 +807,14 @@ fn match_candidate<'t>(
         let (tid, tt) = skip(tb, targ_id)?;
         targ_id = tid;
         if la.name.is_some() {
-            match match_member(local.btf, la, tb, targ_id, &mut spec)? {
+            match match_member(
+                local.btf,
+                la,
+                tb,
+                targ_id,
+                &mut spec,
+                &mut std::collections::HashSet::new(),
+            )? {
                 Some(next) => targ_id = next,
                 None => return Ok(None),
             }
@@ -783,9 +835,24 @@ fn match_candidate<'t>(
             idx: la.idx,
             name: None,
         });
-        spec.bit_offset += u64::from(la.idx) * u64::from(tb.size_of(targ_id)?) * 8;
+        spec.bit_offset = add_bits(spec.bit_offset, elem_bits(la.idx, tb.size_of(targ_id)?)?)?;
     }
     Ok(Some(spec))
+}
+
+/// Bits of `index` elements of `size` bytes; an error past `u64` (hostile BTF or access strings).
+fn elem_bits(index: u32, size: u32) -> R<u64> {
+    u64::try_from(u128::from(index) * u128::from(size) * 8).or_else(|_| {
+        fail(format!(
+            "offset of element {index} of {size} bytes overflows"
+        ))
+    })
+}
+
+/// A bit offset plus more bits; an error past `u64`.
+fn add_bits(a: u64, b: u64) -> R<u64> {
+    a.checked_add(b)
+        .map_or_else(|| fail("bit offset overflows"), Ok)
 }
 
 /// One side's computed value.
@@ -856,7 +923,8 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec<'_>>) -> R<Computed> {
             return fail("bitfield of a zero-sized type");
         }
         let mut byte_off = bit_off / 8 / byte_sz * byte_sz;
-        while bit_off + bit_sz - byte_off * 8 > byte_sz * 8 {
+        let field_end = add_bits(bit_off, bit_sz)?;
+        while field_end - byte_off * 8 > byte_sz * 8 {
             if byte_sz >= 8 {
                 return fail("bitfield can't be read with a 64-bit load");
             }
@@ -889,7 +957,7 @@ fn calc_field(kind: CoreReloKind, spec: Option<&Spec<'_>>) -> R<Computed> {
         }
         CoreReloKind::FieldLshiftU64 => {
             // Little endian: the bits above the field in a u64 load at `byte_off`.
-            out.val = 64u64.wrapping_sub(bit_off + bit_sz - byte_off * 8) & 0xffff_ffff;
+            out.val = 64u64.wrapping_sub(add_bits(bit_off, bit_sz)? - byte_off * 8) & 0xffff_ffff;
         }
         CoreReloKind::FieldRshiftU64 => {
             out.val = 64u64.wrapping_sub(bit_sz) & 0xffff_ffff;
@@ -1757,6 +1825,87 @@ mod tests {
         let r = relo(&f.local, 5, "0:0", FieldByteOffset);
         let e = resolve(&r, &f.local, &f.kernel).unwrap_err().to_string();
         assert!(e.contains("anonymous"), "{e}");
+    }
+
+    #[test]
+    fn hostile_kernel_btf_costs_bounded_work() {
+        use std::time::{Duration, Instant};
+        // Field lookup: the kernel's `s` reaches its members through 16 anonymous members per level,
+        // 30 levels deep, and has no `zz` (16^30 visits before member searches were memoized).
+        let mut l = BtfBuilder::new();
+        let int = l.int("int", 4, true);
+        let s = l.strukt("s", 4, &[("zz", int, 0)]);
+        let local = l.parse();
+        let mut k = BtfBuilder::new();
+        let kint = k.int("int", 4, true);
+        let mut below = k.strukt("", 4, &[("other", kint, 0)]);
+        for level in 0..30 {
+            let name = if level == 29 { "s" } else { "" };
+            let members: Vec<(&str, u32, u32)> = (0..16).map(|_| ("", below, 0)).collect();
+            below = k.strukt(name, 4, &members);
+        }
+        let kern = kernel(&k);
+        let start = Instant::now();
+        let r = resolve(&relo(&local, s, "0:0", FieldByteOffset), &local, &kern);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(r.as_ref().is_ok_and(|v| v.poison) || r.is_err(), "{r:?}");
+
+        // type_matches: 16 same-named members per level, 5 levels, differing only at the bottom: every
+        // pair is compared ((16*16)^5 comparisons without a budget).
+        let chain = |b: &mut BtfBuilder, signed: bool| {
+            let int = b.int("int", 4, signed);
+            let mut below = b.strukt("t", 4, &[("x", int, 0)]);
+            for _ in 0..5 {
+                let members: Vec<(&str, u32, u32)> = (0..16).map(|_| ("m", below, 0)).collect();
+                below = b.strukt("t", 4, &members);
+            }
+            below
+        };
+        let mut l = BtfBuilder::new();
+        let root = chain(&mut l, true);
+        let local = l.parse();
+        let mut k = BtfBuilder::new();
+        chain(&mut k, false);
+        let kern = kernel(&k);
+        let start = Instant::now();
+        let e = resolve(&relo(&local, root, "0", TypeMatches), &local, &kern);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("type comparison needs more than 100000 steps"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn overflowing_field_offsets_are_errors() {
+        // An access string indexing element u32::MAX - 1 of an array of huge elements.
+        let mut l = BtfBuilder::new();
+        let int = l.int("int", 4, true);
+        let big = l.array(int, int, 1 << 30);
+        let arr = l.array(big, int, u32::MAX);
+        let s = l.strukt("s", 0, &[("a", arr, 0)]);
+        let local = l.parse();
+        let mut k = BtfBuilder::new();
+        let kint = k.int("int", 4, true);
+        k.strukt("s", 4, &[("a", kint, 0)]);
+        let kern = kernel(&k);
+        let e = resolve(
+            &relo(&local, s, "4294967295:0", FieldByteOffset),
+            &local,
+            &kern,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overflows"), "{e}");
     }
 
     #[test]

@@ -202,6 +202,12 @@ fn datasec_of(btf: &Btf, var: u32) -> Result<Option<String>, BtfError> {
 }
 
 /// libbpf's `find_kcfg_type`.
+/// Longest `char[]` `__kconfig` extern accepted: config strings are short, and the `.kconfig` map is
+/// allocated from the declared sizes.
+const MAX_KCONFIG_STRING: u32 = 64 << 10;
+/// Largest `.kconfig` map (all `__kconfig` externs together).
+const MAX_KCONFIG_MAP: u32 = 1 << 20;
+
 fn kconfig_type(btf: &Btf, id: u32) -> Result<KconfigType, String> {
     let id = btf.skip_mods_and_typedefs(id).map_err(|e| e.to_string())?;
     let ty = btf.type_by_id(id).map_err(|e| e.to_string())?;
@@ -229,10 +235,12 @@ fn kconfig_type(btf: &Btf, id: u32) -> Result<KconfigType, String> {
         {
             Ok(KconfigType::Tristate)
         }
-        Type::Array { elem, nelems, .. } if nelems > 0 => match kconfig_type(btf, elem) {
-            Ok(KconfigType::Char) => Ok(KconfigType::CharArray { len: nelems }),
-            _ => Err(what()),
-        },
+        Type::Array { elem, nelems, .. } if nelems > 0 && nelems <= MAX_KCONFIG_STRING => {
+            match kconfig_type(btf, elem) {
+                Ok(KconfigType::Char) => Ok(KconfigType::CharArray { len: nelems }),
+                _ => Err(what()),
+            }
+        }
         _ => Err(what()),
     }
 }
@@ -332,7 +340,16 @@ pub(crate) fn resolve(
     let mut slots = Vec::new();
     for (e, ty) in &kcfg {
         let at = off.next_multiple_of(ty.align());
-        off = at + ty.size();
+        off = at
+            .checked_add(ty.size())
+            .filter(|end| *end <= MAX_KCONFIG_MAP)
+            .ok_or_else(|| ExternError::BadValue {
+                name: e.name.clone(),
+                kind: format!("kconfig {}", ty.describe()),
+                reason: format!(
+                    "the __kconfig externs up to this one need more than {MAX_KCONFIG_MAP} bytes"
+                ),
+            })?;
         out.kconfig_offsets.insert(e.name.clone(), at);
         slots.push((
             at,
@@ -341,7 +358,10 @@ pub(crate) fn resolve(
     }
     out.kconfig = vec![0; off as usize];
     for (at, bytes) in slots {
-        out.kconfig[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+        // Each value is its type's size, laid out above.
+        if let Some(dst) = out.kconfig.get_mut(at as usize..at as usize + bytes.len()) {
+            dst.copy_from_slice(&bytes);
+        }
     }
 
     let typeless: Vec<&str> = externs

@@ -295,7 +295,10 @@ impl<'a> Layout<'a> {
             }
             pos = end;
         }
-        unreachable!("id is one of the object's own types")
+        Err(KsymsError::ObjectBtf(BtfError::IdOutOfRange {
+            id,
+            len: obj.len(),
+        }))
     }
 }
 
