@@ -138,10 +138,10 @@ pub struct GuestBinary {
 
 /// Test binaries without debug info (a fraction of the size; symbols stay for backtraces).
 fn stripped(path: &Path, scratch: &Path) -> Result<Vec<u8>> {
-    let out = scratch.join(format!(
-        "{}.stripped",
-        path.file_name().unwrap().to_string_lossy()
-    ));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} names no file", path.display()))?;
+    let out = scratch.join(format!("{}.stripped", name.to_string_lossy()));
     let ok = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
@@ -149,27 +149,30 @@ fn stripped(path: &Path, scratch: &Path) -> Result<Vec<u8>> {
         .arg(path)
         .status()
         .is_ok_and(|s| s.success());
-    let data = fs::read(if ok { &out } else { path })?;
+    let data = fs::read(if ok { &out } else { path })
+        .with_context(|| format!("reading {}", path.display()))?;
     let _ = fs::remove_file(&out);
     Ok(data)
 }
 
-/// Builds the common part: busybox, /init, /etc, the test binaries and the test arguments.
-pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Result<()> {
+/// The static busybox the guest runs as its shell and tools.
+fn busybox() -> Result<Vec<u8>> {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(Path::new)
         .find(|p| p.exists())
         .context("busybox not found (apt-get install busybox-static)")?;
-    let bb = fs::read(busybox)?;
     if !is_static(busybox)? {
         bail!(
             "{} is not statically linked (apt-get install busybox-static)",
             busybox.display()
         );
     }
-    let scratch = out.parent().unwrap();
-    let mut cpio = Cpio::new(gz_file(out)?);
+    fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))
+}
+
+/// What every guest image holds: the directories, device nodes, busybox, `/init` and `/etc`.
+fn base<W: Write>(cpio: &mut Cpio<W>, busybox: &[u8], init: &str) -> Result<()> {
     for d in [
         "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "root", "mnt",
         "tests",
@@ -178,9 +181,9 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
     }
     cpio.chardev("dev/console", 0o600, 5, 1)?;
     cpio.chardev("dev/null", 0o666, 1, 3)?;
-    cpio.file("bin/busybox", 0o755, &bb)?;
+    cpio.file("bin/busybox", 0o755, busybox)?;
     cpio.symlink("bin/sh", "busybox")?;
-    cpio.file("init", 0o755, INIT.as_bytes())?;
+    cpio.file("init", 0o755, init.as_bytes())?;
     cpio.file(
         "etc/hosts",
         0o644,
@@ -196,16 +199,29 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
         "etc/nsswitch.conf",
         0o644,
         b"passwd: files\ngroup: files\nhosts: files\n",
-    )?;
-    let mut args = String::new();
-    for a in test_args {
+    )
+}
+
+/// Arguments as the guest's init reads them: one a line (so none may hold a newline).
+pub fn args_file(args: &[String]) -> Result<Vec<u8>> {
+    let mut out = String::new();
+    for a in args {
         if a.contains('\n') {
-            bail!("test argument {a:?} contains a newline");
+            bail!("argument {a:?} contains a newline");
         }
-        args.push_str(a);
-        args.push('\n');
+        out.push_str(a);
+        out.push('\n');
     }
-    cpio.file("etc/xtask/args", 0o644, args.as_bytes())?;
+    Ok(out.into_bytes())
+}
+
+/// Builds the common part: busybox, /init, /etc, the test binaries and the test arguments.
+pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Result<()> {
+    let bb = busybox()?;
+    let scratch = out.parent().unwrap();
+    let mut cpio = Cpio::new(gz_file(out)?);
+    base(&mut cpio, &bb, INIT)?;
+    cpio.file("etc/xtask/args", 0o644, &args_file(test_args)?)?;
     let mut libs = BTreeSet::new();
     for b in binaries {
         let data = stripped(&b.path, scratch)?;
@@ -220,6 +236,82 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
         cpio.file(&lib, 0o755, &data)?;
     }
     cpio.finish()?.finish()?.flush()?;
+    Ok(())
+}
+
+/// Where an extra file of a guest image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// An executable from the host, stripped of debug info; a dynamic one brings its shared libraries.
+    Executable(PathBuf),
+    /// A regular file from the host, copied as it is (mode 0644).
+    HostFile(PathBuf),
+    /// Bytes made here (mode 0644).
+    Bytes(Vec<u8>),
+}
+
+/// One extra file of a guest image: its path in the guest (relative to `/`) and its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFile {
+    /// Path inside the guest, without the leading `/`.
+    pub path: String,
+    /// What it holds.
+    pub content: Content,
+}
+
+/// Builds the common part of a guest that runs `init` as PID 1 with `files` besides the base (busybox,
+/// `/etc`, device nodes). The per-kernel part comes from [`for_kernel`], as for the test guests.
+pub fn image(out: &Path, init: &str, files: &[GuestFile]) -> Result<()> {
+    let bb = busybox()?;
+    let scratch = out.parent().context("the image path has no directory")?;
+    let mut cpio = Cpio::new(gz_file(out)?);
+    write_image(&mut cpio, &bb, init, files, scratch)?;
+    cpio.finish()?.finish()?.flush()?;
+    Ok(())
+}
+
+fn write_image<W: Write>(
+    cpio: &mut Cpio<W>,
+    busybox: &[u8],
+    init: &str,
+    files: &[GuestFile],
+    scratch: &Path,
+) -> Result<()> {
+    base(cpio, busybox, init)?;
+    let mut libs = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let path = f.path.trim_start_matches('/');
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            bail!("guest path {:?} is not a plain relative path", f.path);
+        }
+        if !seen.insert(path.to_owned()) {
+            bail!("guest path {path:?} is given twice");
+        }
+        match &f.content {
+            Content::Executable(host) => {
+                let data = stripped(host, scratch)
+                    .with_context(|| format!("reading {}", host.display()))?;
+                cpio.file(path, 0o755, &data)?;
+                if !is_static(host)? {
+                    libs.extend(shared_libs(host)?);
+                }
+            }
+            Content::HostFile(host) => {
+                let data = fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+                cpio.file(path, 0o644, &data)?;
+            }
+            Content::Bytes(data) => cpio.file(path, 0o644, data)?,
+        }
+    }
+    for lib in libs {
+        let data = fs::read(&lib).with_context(|| format!("reading {lib}"))?;
+        cpio.file(&lib, 0o755, &data)?;
+    }
     Ok(())
 }
 
@@ -303,5 +395,99 @@ mod tests {
         assert_eq!(v.len() % 4, 0);
         // dir "a", file "a/b", trailer
         assert_eq!(v.windows(6).filter(|w| w == b"070701").count(), 3);
+    }
+
+    /// The entries of a newc archive: (name, mode, data).
+    fn entries(mut v: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+        let field = |h: &[u8], i: usize| {
+            u32::from_str_radix(std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).unwrap(), 16)
+                .unwrap()
+        };
+        let pad = |n: usize| n.div_ceil(4) * 4;
+        let mut out = Vec::new();
+        loop {
+            assert_eq!(&v[..6], b"070701");
+            let (mode, size, namesize) = (field(v, 1), field(v, 6) as usize, field(v, 11) as usize);
+            let name = String::from_utf8(v[110..110 + namesize - 1].to_vec()).unwrap();
+            let data_at = pad(110 + namesize);
+            let data = v[data_at..data_at + size].to_vec();
+            v = &v[pad(data_at + size)..];
+            if name == "TRAILER!!!" {
+                assert!(v.is_empty());
+                return out;
+            }
+            out.push((name, mode, data));
+        }
+    }
+
+    #[test]
+    fn image_layout() {
+        let dir = std::env::temp_dir().join(format!("xtask-initramfs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let obj = dir.join("x.o");
+        fs::write(&obj, b"ELF?").unwrap();
+        let files = [
+            GuestFile {
+                path: "root/target/bpf/x.o".into(),
+                content: Content::HostFile(obj.clone()),
+            },
+            GuestFile {
+                path: "etc/xtask/args".into(),
+                content: Content::Bytes(args_file(&["a b".into(), "c".into()]).unwrap()),
+            },
+        ];
+        let mut c = Cpio::new(Vec::new());
+        write_image(&mut c, b"BB", "#!/bin/sh\n", &files, &dir).unwrap();
+        let v = c.finish().unwrap();
+        let e = entries(&v);
+        let find = |n: &str| {
+            e.iter()
+                .find(|(name, ..)| name == n)
+                .unwrap_or_else(|| panic!("{n}: {e:?}"))
+        };
+        assert_eq!(find("init").1, S_IFREG | 0o755);
+        assert_eq!(find("init").2, b"#!/bin/sh\n");
+        assert_eq!(find("bin/busybox").2, b"BB");
+        assert_eq!(find("bin/sh").1, S_IFLNK | 0o777);
+        assert_eq!(find("dev/console").1, S_IFCHR | 0o600);
+        assert_eq!(find("root/target/bpf/x.o").2, b"ELF?");
+        assert_eq!(find("root/target/bpf/x.o").1, S_IFREG | 0o644);
+        assert_eq!(find("etc/xtask/args").2, b"a b\nc\n");
+        // Every parent directory comes before its files, once.
+        for d in ["root", "root/target", "root/target/bpf", "etc", "etc/xtask"] {
+            let at = e
+                .iter()
+                .position(|(n, ..)| n == d)
+                .unwrap_or_else(|| panic!("{d}"));
+            assert_eq!(e[at].1, S_IFDIR | 0o755);
+            assert_eq!(e.iter().filter(|(n, ..)| n == d).count(), 1, "{d}");
+        }
+        let pos = |n: &str| e.iter().position(|(name, ..)| name == n).unwrap();
+        assert!(pos("root/target/bpf") < pos("root/target/bpf/x.o"));
+
+        // Bad guest paths and duplicates are refused by name; a missing host file is named.
+        for (bad, why) in [
+            ("../x", "not a plain"),
+            ("a//b", "not a plain"),
+            ("", "not a plain"),
+        ] {
+            let f = [GuestFile {
+                path: bad.into(),
+                content: Content::Bytes(Vec::new()),
+            }];
+            let err = write_image(&mut Cpio::new(Vec::new()), b"", "", &f, &dir).unwrap_err();
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+        let twice = [files[1].clone(), files[1].clone()];
+        let err = write_image(&mut Cpio::new(Vec::new()), b"", "", &twice, &dir).unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+        let missing = [GuestFile {
+            path: "a".into(),
+            content: Content::HostFile(dir.join("missing.o")),
+        }];
+        let err = write_image(&mut Cpio::new(Vec::new()), b"", "", &missing, &dir).unwrap_err();
+        assert!(format!("{err:#}").contains("missing.o"), "{err:#}");
+        assert!(args_file(&["a\nb".into()]).is_err());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
