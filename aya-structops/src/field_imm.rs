@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::object::{Insn, InsnRef};
+use crate::object::{BtfInfo, Insn, InsnRef};
 
 const CLASS_LD: u8 = 0x00;
 const CLASS_LDX: u8 = 0x01;
@@ -35,7 +35,10 @@ const CLASS_ALU64: u8 = 0x07;
 const LD_IMM64: u8 = 0x18;
 const LDX_W: u8 = 0x61;
 const MOV64_X: u8 = 0xbf;
+const MOV64_K: u8 = 0xb7;
 const MOV32_K: u8 = 0xb4;
+const ADD64_X: u8 = 0x0f;
+const MODE_MEM: u8 = 0x60;
 const JA: u8 = 0x05;
 const OP_JA: u8 = 0x00;
 const OP_CALL: u8 = 0x80;
@@ -49,9 +52,22 @@ const NREGS: usize = 11;
 pub(crate) struct Inlined {
     /// Offset loads that became `mov` immediates.
     pub loads: usize,
+    /// Pointer additions of a field offset folded into the offset of the access that follows them.
+    pub folded: usize,
     /// Address loads (`ld_imm64`) that became no-ops; their data references must not be patched.
     pub removed: BTreeSet<usize>,
 }
+
+/// A register's value where the analysis knows it on every path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val<'a> {
+    /// The address of `(section, offset)` in global data.
+    Addr(&'a str, u64),
+    /// A constant.
+    Const(i64),
+}
+
+type State<'a> = [Option<Val<'a>>; NREGS];
 
 /// Rewrites the kernel-field offset loads of one linked program.
 ///
@@ -84,9 +100,149 @@ pub(crate) fn inline(
         return out;
     };
 
-    // Forward must-analysis: which registers hold which data address.
-    type State<'a> = [Option<(&'a str, u64)>; NREGS];
-    let mut state_in: Vec<Option<State<'_>>> = vec![None; insns.len()];
+    // 1. Offset loads from a known slot become immediates.
+    let state_in = analyze(insns, &cfg, &addr_loads);
+    let mut created = BTreeSet::new();
+    for i in 0..insns.len() {
+        let insn = insns[i];
+        if insn.code != LDX_W || cfg.pair_second[i] {
+            continue;
+        }
+        let Some(st) = &state_in[i] else { continue };
+        let Some(Some(Val::Addr(section, addr))) = st.get(usize::from(insn.rs())) else {
+            continue;
+        };
+        let Some(at) = addr.checked_add_signed(i64::from(insn.off)) else {
+            continue;
+        };
+        if let Some(value) = slots.get(&(*section, at)) {
+            insns[i] = Insn {
+                code: MOV32_K,
+                regs: insn.regs & 0x0f,
+                off: 0,
+                imm: *value as i32,
+            };
+            created.insert(i);
+            out.loads += 1;
+        }
+    }
+    if out.loads == 0 {
+        return out;
+    }
+
+    // 2. `rA = rP; rA += <offset>; access [rA + o]` and `rP += <offset>; access [rP + o]` become
+    //    `access [rP + offset + o]` (what CO-RE gives C), when the added-to register is dead afterwards.
+    let state_in = analyze(insns, &cfg, &addr_loads);
+    let live_out = liveness(insns, &cfg);
+    let konst = |i: usize, r: u8| match state_in[i].as_ref().and_then(|s| s[usize::from(r)]) {
+        Some(Val::Const(c)) => Some(c),
+        _ => None,
+    };
+    let nop = Insn {
+        code: JA,
+        ..Insn::default()
+    };
+    let mut i = 0;
+    while i + 1 < insns.len() {
+        let (a, b) = (insns[i], insns[i + 1]);
+        // Three-instruction form: a copy, then the add, then the access.
+        if a.code == MOV64_X
+            && a.off == 0
+            && i + 2 < insns.len()
+            && b.code == ADD64_X
+            && b.rd() == a.rd()
+            && a.rd() != a.rs()
+            && !cfg.targets.contains(&(i + 1))
+            && !cfg.targets.contains(&(i + 2))
+        {
+            if let Some(c) = konst(i + 1, b.rs())
+                && let Some(m) = fold_access(insns[i + 2], a.rd(), a.rs(), c)
+                && live_out[i + 2] & (1 << a.rd()) == 0
+            {
+                insns[i] = nop;
+                insns[i + 1] = nop;
+                insns[i + 2] = m;
+                out.folded += 1;
+                i += 3;
+                continue;
+            }
+        }
+        // Two-instruction form: the add in place, then the access.
+        if a.code == ADD64_X && a.rd() != a.rs() && !cfg.targets.contains(&(i + 1)) {
+            if let Some(c) = konst(i, a.rs())
+                && let Some(m) = fold_access(b, a.rd(), a.rd(), c)
+                && live_out[i + 1] & (1 << a.rd()) == 0
+            {
+                insns[i] = nop;
+                insns[i + 1] = m;
+                out.folded += 1;
+                i += 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+
+    // 3. Offset immediates and address loads nothing reads any more become no-ops.
+    let live_out = liveness(insns, &cfg);
+    for &i in &created {
+        if live_out[i] & (1 << insns[i].rd()) == 0 {
+            insns[i] = nop;
+        }
+    }
+    for (&i, addr) in &addr_loads {
+        let insn = insns[i];
+        if insn.code == LD_IMM64
+            && slots.contains_key(addr)
+            && live_out[i] & (1 << insn.rd()) == 0
+            && !cfg.targets.contains(&(i + 1))
+        {
+            insns[i] = nop;
+            insns[i + 1] = nop;
+            out.removed.insert(i);
+        }
+    }
+    out
+}
+
+/// The memory access `m` with base `base` rebased on `new_base` at `off + c`, if `m` is an access through
+/// `base` that does not also read `base` as its value, and the new offset fits.
+fn fold_access(m: Insn, base: u8, new_base: u8, c: i64) -> Option<Insn> {
+    let class = m.code & 0x07;
+    let mode = m.code & 0xe0;
+    if mode != MODE_MEM {
+        return None;
+    }
+    let off = i16::try_from(i64::from(m.off).checked_add(c)?).ok()?;
+    match class {
+        // `dst = *(base + off)`
+        CLASS_LDX if m.rs() == base => Some(Insn {
+            regs: (new_base << 4) | (m.regs & 0x0f),
+            off,
+            ..m
+        }),
+        // `*(base + off) = src` / `= imm`
+        CLASS_STX if m.rd() == base && m.rs() != base => Some(Insn {
+            regs: (m.regs & 0xf0) | new_base,
+            off,
+            ..m
+        }),
+        CLASS_ST if m.rd() == base => Some(Insn {
+            regs: (m.regs & 0xf0) | new_base,
+            off,
+            ..m
+        }),
+        _ => None,
+    }
+}
+
+/// Forward must-analysis: which registers hold a data address or a constant on every path.
+fn analyze<'a>(
+    insns: &[Insn],
+    cfg: &Cfg,
+    addr_loads: &HashMap<usize, (&'a str, u64)>,
+) -> Vec<Option<State<'a>>> {
+    let mut state_in: Vec<Option<State<'a>>> = vec![None; insns.len()];
     let mut work: Vec<usize> = Vec::new();
     for &e in &cfg.entries {
         state_in[e] = Some([None; NREGS]);
@@ -95,12 +251,16 @@ pub(crate) fn inline(
     while let Some(i) = work.pop() {
         let Some(mut st) = state_in[i] else { continue };
         let insn = insns[i];
-        let dst = usize::from(insn.regs & 0x0f).min(NREGS - 1);
-        let src = usize::from(insn.src()).min(NREGS - 1);
+        let dst = usize::from(insn.rd());
+        let src = usize::from(insn.rs());
         if insn.code == LD_IMM64 {
-            st[dst] = addr_loads.get(&i).copied();
+            st[dst] = addr_loads.get(&i).map(|(s, a)| Val::Addr(s, *a));
         } else if insn.code == MOV64_X && insn.off == 0 {
             st[dst] = st[src];
+        } else if insn.code == MOV32_K {
+            st[dst] = Some(Val::Const(i64::from(insn.imm as u32)));
+        } else if insn.code == MOV64_K {
+            st[dst] = Some(Val::Const(i64::from(insn.imm)));
         } else {
             for d in defs(&insn) {
                 st[d] = None;
@@ -125,36 +285,11 @@ pub(crate) fn inline(
             }
         }
     }
+    state_in
+}
 
-    // Offset loads from a known slot become immediates.
-    for i in 0..insns.len() {
-        let insn = insns[i];
-        if insn.code != LDX_W || cfg.pair_second[i] {
-            continue;
-        }
-        let Some(st) = &state_in[i] else { continue };
-        let src = usize::from(insn.src());
-        let Some(Some((section, addr))) = st.get(src) else {
-            continue;
-        };
-        let Some(at) = addr.checked_add_signed(i64::from(insn.off)) else {
-            continue;
-        };
-        if let Some(value) = slots.get(&(*section, at)) {
-            insns[i] = Insn {
-                code: MOV32_K,
-                regs: insn.regs & 0x0f,
-                off: 0,
-                imm: *value as i32,
-            };
-            out.loads += 1;
-        }
-    }
-    if out.loads == 0 {
-        return out;
-    }
-
-    // Backward liveness: an address load whose register nothing reads any more is removed.
+/// Backward may-analysis: the registers live after each instruction, as bit sets.
+fn liveness(insns: &[Insn], cfg: &Cfg) -> Vec<u16> {
     let mut live_out: Vec<u16> = vec![0; insns.len()];
     let mut live_in: Vec<u16> = vec![0; insns.len()];
     let mut changed = true;
@@ -175,24 +310,137 @@ pub(crate) fn inline(
             }
         }
     }
-    for (&i, addr) in &addr_loads {
-        let insn = insns[i];
-        let dst = (insn.regs & 0x0f).min(10);
-        if insn.code == LD_IMM64
-            && slots.contains_key(addr)
-            && live_out[i] & (1 << dst) == 0
-            && !cfg.targets.contains(&(i + 1))
-        {
-            let nop = Insn {
-                code: JA,
-                ..Insn::default()
-            };
-            insns[i] = nop;
-            insns[i + 1] = nop;
-            out.removed.insert(i);
+    live_out
+}
+
+/// Removes the `ja +0` no-ops from a linked, patched program (the ones [`inline`] leaves, and any other), so
+/// the verifier neither walks nor counts them: jump offsets, subprogram calls, callback addresses and the
+/// BTF function and line records move with the instructions. A program whose jumps leave it is left as it is.
+pub(crate) fn compact(insns: &mut Vec<Insn>, info: &mut BtfInfo) -> usize {
+    let n = insns.len();
+    let is_nop = |i: &Insn| i.code == JA && i.regs == 0 && i.off == 0 && i.imm == 0;
+    let mut pair_second = vec![false; n];
+    let mut i = 0;
+    while i < n {
+        if insns[i].code == LD_IMM64 && i + 1 < n {
+            pair_second[i + 1] = true;
+            i += 2;
+        } else {
+            i += 1;
         }
     }
-    out
+    let removed: Vec<bool> = (0..n)
+        .map(|i| !pair_second[i] && is_nop(&insns[i]))
+        .collect();
+    let count = removed.iter().filter(|r| **r).count();
+    if count == 0 {
+        return 0;
+    }
+    // new_at[old]: the new index of the first kept instruction at or after `old` (n: the new length).
+    let mut new_at = vec![0usize; n + 1];
+    let mut kept_before = 0usize;
+    for old in 0..n {
+        new_at[old] = kept_before;
+        if !removed[old] {
+            kept_before += 1;
+        }
+    }
+    new_at[n] = kept_before;
+    let retarget = |i: usize, rel: i64| -> Option<i64> {
+        let t = usize::try_from(i64::try_from(i).ok()? + rel + 1).ok()?;
+        let nt = *new_at.get(t)?;
+        Some(i64::try_from(nt).ok()? - i64::try_from(new_at[i]).ok()? - 1)
+    };
+    let mut out = Vec::with_capacity(n - count);
+    for (i, insn) in insns.iter().enumerate() {
+        if removed[i] {
+            continue;
+        }
+        let mut insn = *insn;
+        let class = insn.code & 0x07;
+        let op = insn.code & 0xf0;
+        if pair_second[i] {
+            out.push(insn);
+            continue;
+        }
+        if insn.code == LD_IMM64 && insn.src() == SRC_PSEUDO_FUNC {
+            let Some(rel) = retarget(i, i64::from(insn.imm)).and_then(|r| i32::try_from(r).ok())
+            else {
+                return 0;
+            };
+            insn.imm = rel;
+        } else if class == CLASS_JMP || class == CLASS_JMP32 {
+            match op {
+                OP_EXIT => {}
+                OP_CALL if insn.src() == SRC_PSEUDO_CALL => {
+                    let Some(rel) =
+                        retarget(i, i64::from(insn.imm)).and_then(|r| i32::try_from(r).ok())
+                    else {
+                        return 0;
+                    };
+                    insn.imm = rel;
+                }
+                OP_CALL => {}
+                OP_JA if class == CLASS_JMP32 => {
+                    let Some(rel) =
+                        retarget(i, i64::from(insn.imm)).and_then(|r| i32::try_from(r).ok())
+                    else {
+                        return 0;
+                    };
+                    insn.imm = rel;
+                }
+                _ => {
+                    let Some(rel) =
+                        retarget(i, i64::from(insn.off)).and_then(|r| i16::try_from(r).ok())
+                    else {
+                        return 0;
+                    };
+                    insn.off = rel;
+                }
+            }
+        }
+        out.push(insn);
+    }
+    let new_len = out.len();
+    let remap = |at: u32| -> Option<u32> {
+        let nt = *new_at.get(usize::try_from(at).ok()?)?;
+        (nt < new_len).then(|| u32::try_from(nt).ok()).flatten()
+    };
+    let mut funcs = Vec::with_capacity(info.funcs.len());
+    for f in &info.funcs {
+        let Some(at) = remap(f[0]) else { return 0 };
+        funcs.push([at, f[1]]);
+    }
+    // Several line records may now start at one instruction: the last (the kept instruction's own) wins.
+    let mut lines: Vec<[u32; 4]> = Vec::with_capacity(info.lines.len());
+    for l in &info.lines {
+        let Some(at) = remap(l[0]) else { continue };
+        let rec = [at, l[1], l[2], l[3]];
+        match lines.last_mut() {
+            Some(last) if last[0] == at => *last = rec,
+            _ => lines.push(rec),
+        }
+    }
+    *insns = out;
+    info.funcs = funcs;
+    info.lines = lines;
+    count
+}
+
+/// Register fields of an instruction, clamped to the registers that exist (r0-r10), so malformed input can't
+/// index past the register file.
+trait Regs {
+    fn rd(&self) -> u8;
+    fn rs(&self) -> u8;
+}
+
+impl Regs for Insn {
+    fn rd(&self) -> u8 {
+        (self.regs & 0x0f).min(10)
+    }
+    fn rs(&self) -> u8 {
+        self.src().min(10)
+    }
 }
 
 /// The control-flow graph of a linked program.
@@ -388,6 +636,7 @@ mod tests {
             insn(0x15, 1, 0, 1, 0),
             insn(0x85, 0, 0, 0, 5),
             insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 0, 1, 0, 0),
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 1484)]);
@@ -444,6 +693,137 @@ mod tests {
         assert!(r.removed.is_empty());
         assert_eq!(p[0].code, LD_IMM64);
         assert_eq!(p[3].code, LDX_W);
+    }
+
+    #[test]
+    fn copy_add_access_folds_into_the_access_offset() {
+        // r7 = &slot; w1 = *(r7 + 0); r2 = r6; r2 += r1; w3 = *(u32 *)(r2 + 4); r0 = r3; exit
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 2, 6, 0, 0),
+            insn(0x0f, 2, 1, 0, 0),
+            insn(LDX_W, 3, 2, 4, 0),
+            insn(MOV64_X, 0, 3, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 1444)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 1));
+        assert_eq!(r.removed, BTreeSet::from([0]));
+        // Everything but the access (now through r6 at 1448) and the tail is a no-op.
+        assert!(p[..5].iter().all(|i| i.code == JA), "{p:?}");
+        assert_eq!(p[5], insn(LDX_W, 3, 6, 1448, 0));
+    }
+
+    #[test]
+    fn in_place_add_then_store_folds() {
+        // w1 = C (via slot); r6 += r1; *(u32 *)(r6 + 0) = w3; exit
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(0x0f, 6, 1, 0, 0),
+            insn(0x63, 6, 3, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 100)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!(r.folded, 1);
+        assert_eq!(p[4], insn(0x63, 6, 3, 100, 0));
+    }
+
+    #[test]
+    fn added_pointer_still_live_is_not_folded() {
+        // r2 = r6; r2 += r1; w3 = *(r2 + 0); r0 = r2 (r2 is used after the access)
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 2, 6, 0, 0),
+            insn(0x0f, 2, 1, 0, 0),
+            insn(LDX_W, 3, 2, 0, 0),
+            insn(MOV64_X, 0, 2, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 8)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 0));
+        assert_eq!(p[2], insn(MOV32_K, 1, 0, 0, 8));
+        assert_eq!(p[4], insn(0x0f, 2, 1, 0, 0));
+    }
+
+    #[test]
+    fn offset_that_overflows_the_access_offset_is_not_folded() {
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(0x0f, 6, 1, 0, 0),
+            insn(LDX_W, 0, 6, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 40_000)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 0));
+        assert_eq!(p[3], insn(0x0f, 6, 1, 0, 0));
+    }
+
+    #[test]
+    fn compact_removes_nops_and_moves_jumps_calls_and_btf_records() {
+        // 0: if r1 == 0 goto 3 | 1: ja 0 | 2: ja 0 | 3: call pc+2 (-> 6) | 4: ja 0 | 5: exit | 6: r0 = 0 | 7: exit
+        let nop = Insn {
+            code: JA,
+            ..Insn::default()
+        };
+        let mut p = vec![
+            insn(0x15, 1, 0, 2, 0),
+            nop,
+            nop,
+            insn(0x85, 0, SRC_PSEUDO_CALL, 0, 2),
+            nop,
+            EXIT,
+            insn(0xb7, 0, 0, 0, 0),
+            EXIT,
+        ];
+        let mut info = BtfInfo {
+            funcs: vec![[0, 10], [6, 11]],
+            lines: vec![
+                [0, 1, 2, 3],
+                [1, 1, 2, 4],
+                [3, 1, 2, 5],
+                [4, 1, 2, 6],
+                [6, 1, 2, 7],
+            ],
+            complete: true,
+        };
+        assert_eq!(compact(&mut p, &mut info), 3);
+        assert_eq!(p.len(), 5);
+        assert_eq!(p[0], insn(0x15, 1, 0, 0, 0), "goto 3 is now goto 1");
+        assert_eq!(
+            p[1],
+            insn(0x85, 0, SRC_PSEUDO_CALL, 0, 1),
+            "call 6 is now call 3"
+        );
+        assert_eq!(info.funcs, vec![[0, 10], [3, 11]]);
+        // The nop's line record at 1 collapses onto instruction 1's own (old 3); old 4's goes onto exit.
+        assert_eq!(
+            info.lines,
+            vec![[0, 1, 2, 3], [1, 1, 2, 5], [2, 1, 2, 6], [3, 1, 2, 7]]
+        );
+    }
+
+    #[test]
+    fn compact_keeps_ld_imm64_halves_and_programs_without_nops() {
+        let mut p = vec![insn(LD_IMM64, 1, 0, 0, 0), Insn::default(), EXIT];
+        let mut info = BtfInfo::default();
+        assert_eq!(compact(&mut p, &mut info), 0);
+        assert_eq!(p.len(), 3);
     }
 
     #[test]

@@ -388,6 +388,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             tracing::debug!(
                 program = %name,
                 loads = inlined.loads,
+                folded = inlined.folded,
                 removed = inlined.removed.len(),
                 "kernel-field offsets inlined as immediates"
             );
@@ -488,8 +489,11 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         if !fd_array.is_empty() {
             fd_array.insert(0, -1);
         }
+        // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
+        let mut btf_info = prog.btf_info.clone();
+        crate::field_imm::compact(&mut insns, &mut btf_info);
         let insns = to_bpf_insns(&insns);
-        let (func_info, line_info) = btf_info_records(prog);
+        let (func_info, line_info) = btf_info_records(prog, &btf_info);
         let attach_obj = match &attach.btf_obj {
             BtfObject::Vmlinux => None,
             m => Some(module_fds.get(m).as_fd()),
@@ -652,7 +656,10 @@ const PSEUDO_BTF_ID: u8 = 3;
 
 /// The `bpf_func_info` and `bpf_line_info` records of a program (empty when it has none or not one per
 /// function: the kernel wants all or nothing).
-fn btf_info_records(prog: &crate::object::ProgramSpec) -> (Vec<u8>, Vec<u8>) {
+fn btf_info_records(
+    prog: &crate::object::ProgramSpec,
+    info: &crate::object::BtfInfo,
+) -> (Vec<u8>, Vec<u8>) {
     if !prog.has_btf_info() {
         return (Vec::new(), Vec::new());
     }
@@ -661,8 +668,8 @@ fn btf_info_records(prog: &crate::object::ProgramSpec) -> (Vec<u8>, Vec<u8>) {
             .flat_map(|r| r.iter().flat_map(|w| w.to_ne_bytes()))
             .collect()
     };
-    let funcs: Vec<&[u32]> = prog.btf_info.funcs.iter().map(|r| &r[..]).collect();
-    let lines: Vec<&[u32]> = prog.btf_info.lines.iter().map(|r| &r[..]).collect();
+    let funcs: Vec<&[u32]> = info.funcs.iter().map(|r| &r[..]).collect();
+    let lines: Vec<&[u32]> = info.lines.iter().map(|r| &r[..]).collect();
     (words(&funcs), words(&lines))
 }
 
