@@ -282,6 +282,31 @@ fn ops_struct_smaller_than_a_relocated_slot() {
     );
 }
 
+#[test]
+fn committed_objects_are_within_every_bound() {
+    // The bounds must not refuse real objects: none of the corpus is malformed or too large.
+    let mut n = 0;
+    for dir in ["obj", "obj/rust"] {
+        for e in std::fs::read_dir(testdata(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "o") {
+                continue;
+            }
+            match ObjectSpec::from_file(&path) {
+                Err(
+                    e @ (ParseError::Malformed { .. }
+                    | ParseError::TooLarge { .. }
+                    | ParseError::File(_)),
+                ) => {
+                    panic!("{}: {e}", path.display())
+                }
+                _ => n += 1,
+            }
+        }
+    }
+    assert!(n >= 25, "{n} objects");
+}
+
 // ---------------------------------------------------------------------------------------------
 // BTF
 

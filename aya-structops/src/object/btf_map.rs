@@ -183,8 +183,10 @@ pub(crate) fn legacy_map_spec(
             "definition is {size} bytes, a bpf_map_def has at least {LEGACY_DEF_MIN}"
         )));
     }
-    let bytes = data
-        .get(offset as usize..(offset + size) as usize)
+    let bytes = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(size).ok())
+        .and_then(|(at, len)| data.get(at..at.checked_add(len)?))
         .ok_or_else(|| {
             bad(format!(
                 "{size} bytes at {offset} exceed the section ({} bytes)",
@@ -248,6 +250,11 @@ mod tests {
         let err = legacy_map_spec("SHORT", &data, 0, 8).unwrap_err();
         assert!(err.to_string().contains("SHORT") && err.to_string().contains("8 bytes"));
         let err = legacy_map_spec("PAST", &data, 20, 28).unwrap_err();
+        assert!(err.to_string().contains("exceed"), "{err}");
+        // An offset or size near u64::MAX: no overflow, the same error.
+        let err = legacy_map_spec("WRAP", &data, u64::MAX - 4, 28).unwrap_err();
+        assert!(err.to_string().contains("exceed"), "{err}");
+        let err = legacy_map_spec("HUGE", &data, 4, u64::MAX).unwrap_err();
         assert!(err.to_string().contains("exceed"), "{err}");
         let err = legacy_map_spec("UNSPEC", &def(&[0; 7]), 0, 28).unwrap_err();
         assert!(err.to_string().contains("UNSPEC"), "{err}");

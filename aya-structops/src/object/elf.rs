@@ -305,6 +305,18 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 else {
                     continue;
                 };
+                // One relocation per instruction at most: every program calling the function copies
+                // them, so their number must not grow past the code's.
+                if f.core.len() >= f.insns.len() {
+                    return Err(malformed(
+                        section.name()?,
+                        off,
+                        format!(
+                            "function `{}` has more CO-RE relocations in .BTF.ext than instructions",
+                            f.name
+                        ),
+                    ));
+                }
                 f.core.push((((off - f.offset) / 8) as usize, relo.clone()));
             }
         }
@@ -620,6 +632,16 @@ fn attach_btf_info(
                 else {
                     continue;
                 };
+                if f.line_info.len() >= f.insns.len() {
+                    return Err(malformed(
+                        name,
+                        off,
+                        format!(
+                            "function `{}` has more line info records in .BTF.ext than instructions",
+                            f.name
+                        ),
+                    ));
+                }
                 f.line_info.push((
                     ((off - f.offset) / 8) as usize,
                     [li.file_name_off, li.line_off, li.line_col],
