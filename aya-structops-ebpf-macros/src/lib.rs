@@ -31,7 +31,7 @@ use proc_macro::TokenStream;
 /// The program's code is placed in the ELF section `struct_ops/<name>` (`struct_ops.s/<name>` when
 /// `sleepable`) under the unmangled symbol `<name>` (the function's own name unless `name = "..."` is given).
 /// Its arguments are read from the program context, the kernel's array of `u64` arguments, and converted with
-/// `aya_structops_ebpf::FromArg`; its return value is converted with `aya_structops_ebpf::IntoRet`.
+/// `aya_structops_ebpf::FromArg`; the entry point returns the function's own return type (`aya_structops_ebpf::IntoRet`).
 ///
 /// The function's name becomes a unit struct implementing `aya_structops_ebpf::Program`, whose `Signature`
 /// is the function's type (`fn(*mut sock, u32, u32)` above) and whose `PROG` is the entry point.

@@ -190,12 +190,21 @@ impl StructOps {
                     #(#fn_attrs)*
                     #[unsafe(export_name = #symbol)]
                     #[unsafe(link_section = #section)]
-                    extern "C" fn #entry(ctx: *const u64) -> u64 {
+                    extern "C" fn #entry(
+                        ctx: *const u64,
+                    ) -> <#output as ::aya_structops_ebpf::IntoRet>::Ret {
                         #[inline(always)]
                         #unsafety fn #inner(#inputs) -> #output #block
                         #into_ret(#call)
                     }
-                    #entry
+                    // SAFETY: only the kernel calls the entry point, with the argument array, and it reads
+                    // `r0` as the member's return type, which is what the entry point returns.
+                    unsafe {
+                        ::core::mem::transmute::<
+                            extern "C" fn(*const u64) -> <#output as ::aya_structops_ebpf::IntoRet>::Ret,
+                            ::aya_structops_ebpf::ProgFn,
+                        >(#entry)
+                    }
                 };
             }
         }
@@ -229,7 +238,9 @@ mod tests {
                 const PROG: ::aya_structops_ebpf::ProgFn = {
                     #[unsafe(export_name = "cong_avoid")]
                     #[unsafe(link_section = "struct_ops/cong_avoid")]
-                    extern "C" fn cong_avoid(ctx: *const u64) -> u64 {
+                    extern "C" fn cong_avoid(
+                        ctx: *const u64,
+                    ) -> <() as ::aya_structops_ebpf::IntoRet>::Ret {
                         #[inline(always)]
                         fn __cong_avoid_inner(sk: *mut sock, ack: u32) -> () { body() }
                         ::aya_structops_ebpf::IntoRet::into_ret(__cong_avoid_inner(
@@ -241,7 +252,12 @@ mod tests {
                             )
                         ))
                     }
-                    cong_avoid
+                    unsafe {
+                        ::core::mem::transmute::<
+                            extern "C" fn(*const u64) -> <() as ::aya_structops_ebpf::IntoRet>::Ret,
+                            ::aya_structops_ebpf::ProgFn,
+                        >(cong_avoid)
+                    }
                 };
             }
         };

@@ -92,10 +92,16 @@ pub trait FromArg {
     fn from_arg(raw: u64) -> Self;
 }
 
-/// Converts a program's return value into the `u64` the kernel reads from `r0`.
+/// The return types a struct_ops program may have, and what its entry point returns in `r0`.
+///
+/// The entry point returns the member's own type (`()` for a `void` member, which leaves `r0` unset as C
+/// programs do; `i32` without sign extension, the kernel reads the low 32 bits as the member's `int`), so no
+/// conversion instruction is emitted.
 pub trait IntoRet {
+    /// What the entry point returns.
+    type Ret;
     /// Converts the return value.
-    fn into_ret(self) -> u64;
+    fn into_ret(self) -> Self::Ret;
 }
 
 macro_rules! int_args {
@@ -105,8 +111,9 @@ macro_rules! int_args {
             fn from_arg(raw: u64) -> Self { raw as $t }
         }
         impl IntoRet for $t {
+            type Ret = $t;
             #[inline(always)]
-            fn into_ret(self) -> u64 { self as u64 }
+            fn into_ret(self) -> $t { self }
         }
     )*};
 }
@@ -134,16 +141,32 @@ impl FromArg for bool {
 }
 
 impl IntoRet for bool {
+    type Ret = bool;
     #[inline(always)]
-    fn into_ret(self) -> u64 {
-        self as u64
+    fn into_ret(self) -> bool {
+        self
     }
 }
 
 impl IntoRet for () {
+    type Ret = ();
     #[inline(always)]
-    fn into_ret(self) -> u64 {
-        0
+    fn into_ret(self) {}
+}
+
+impl<T> IntoRet for *mut T {
+    type Ret = *mut T;
+    #[inline(always)]
+    fn into_ret(self) -> *mut T {
+        self
+    }
+}
+
+impl<T> IntoRet for *const T {
+    type Ret = *const T;
+    #[inline(always)]
+    fn into_ret(self) -> *const T {
+        self
     }
 }
 
