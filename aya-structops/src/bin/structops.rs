@@ -48,8 +48,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load an object and register its struct_ops maps; stay until SIGINT/SIGTERM or --duration, then
-    /// unregister. With --pin, pin them and exit leaving them registered.
+    /// Load an object and register its struct_ops maps; stay until SIGINT/SIGTERM/SIGHUP/SIGQUIT or
+    /// --duration, then unregister (a signal at any earlier point unregisters too). With --pin, pin them
+    /// and exit leaving them registered.
     Register {
         /// The BPF object file.
         obj: PathBuf,
@@ -63,7 +64,9 @@ enum Cmd {
         #[arg(long, value_name = "SECS", value_parser = parse_duration)]
         duration: Option<Duration>,
     },
-    /// Unregister pinned registrations (removing their pins), or a registered non-link map by id.
+    /// Unregister pinned registrations (removing their pins, and the directories `register --pin` made
+    /// once empty), or a registered non-link map by id. A PIN_PATH must be the pin itself on a bpffs:
+    /// symbolic links and other files are refused, never followed or deleted.
     #[command(group(ArgGroup::new("what").required(true).args(["pins", "id"])))]
     Unregister {
         /// bpffs paths made by `register --pin`.
