@@ -1241,6 +1241,41 @@ fn obj_name(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the pure steps of loading `obj` on `kernel`, without any syscall: [`plan`], then for every
+/// planned program the kernel-field inlining and the resolution and patching of its CO-RE relocations.
+/// Returns the number of instructions prepared. For fuzzing: the path from untrusted object and BTF
+/// to patched instructions, all of which must fail with typed errors, never panic.
+#[doc(hidden)]
+pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Error> {
+    let plan = plan(obj, kernel)?;
+    let slots: std::collections::HashMap<(&str, u64), u32> = plan
+        .fields
+        .iter()
+        .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
+        .collect();
+    let mut core = crate::core_reloc::Resolver::new(obj.btf(), kernel);
+    let mut total = 0;
+    for name in plan.programs.keys() {
+        let Some(prog) = obj.program(name) else {
+            continue;
+        };
+        let mut insns = prog.insns.clone();
+        crate::field_imm::inline(&mut insns, &prog.refs, &slots);
+        for r in &prog.refs {
+            if let crate::object::InsnRef::Core { insn, relo } = r {
+                let core_err = |e: crate::core_reloc::CoreError| crate::Error::Core {
+                    program: name.clone(),
+                    message: e.to_string(),
+                };
+                let value = core.resolve(relo).map_err(core_err)?;
+                crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
+            }
+        }
+        total += insns.len();
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1475,39 +1510,4 @@ mod tests {
                 .any(|s| s.contains("bpf_qdisc_validate"))
         );
     }
-}
-
-/// Runs the pure steps of loading `obj` on `kernel`, without any syscall: [`plan`], then for every
-/// planned program the kernel-field inlining and the resolution and patching of its CO-RE relocations.
-/// Returns the number of instructions prepared. For fuzzing: the path from untrusted object and BTF
-/// to patched instructions, all of which must fail with typed errors, never panic.
-#[doc(hidden)]
-pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Error> {
-    let plan = plan(obj, kernel)?;
-    let slots: std::collections::HashMap<(&str, u64), u32> = plan
-        .fields
-        .iter()
-        .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
-        .collect();
-    let mut core = crate::core_reloc::Resolver::new(obj.btf(), kernel);
-    let mut total = 0;
-    for name in plan.programs.keys() {
-        let Some(prog) = obj.program(name) else {
-            continue;
-        };
-        let mut insns = prog.insns.clone();
-        crate::field_imm::inline(&mut insns, &prog.refs, &slots);
-        for r in &prog.refs {
-            if let crate::object::InsnRef::Core { insn, relo } = r {
-                let core_err = |e: crate::core_reloc::CoreError| crate::Error::Core {
-                    program: name.clone(),
-                    message: e.to_string(),
-                };
-                let value = core.resolve(relo).map_err(core_err)?;
-                crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
-            }
-        }
-        total += insns.len();
-    }
-    Ok(total)
 }

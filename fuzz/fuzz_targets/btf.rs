@@ -1,6 +1,6 @@
 //! BTF bytes -> `Btf::parse`, validation, and every query the loader makes: decode each type, sizes,
-//! modifier chains, member paths through anonymous members, name lookups; then the same bytes as split
-//! BTF on top of the fixed kernel fixture.
+//! modifier chains, member paths through anonymous members, name lookups, sanitizing for the kernel;
+//! then the same bytes as split BTF on top of the fixed kernel fixture.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -56,6 +56,8 @@ fn exercise(btf: &Btf) {
             _ => {}
         }
     }
+    // What the loader gives the kernel: DATASEC sizes/offsets fixed up, externs rewritten.
+    let _ = btf.sanitize_for_kernel(&|_| Some(64), &|_| Some(0));
     let _ = btf.find(BtfKind::Struct, "tcp_congestion_ops");
     let _ = btf.find(BtfKind::Func, "missing");
 }

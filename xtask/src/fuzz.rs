@@ -232,7 +232,7 @@ fn run_target(
     eprintln!("xtask: $ {cmd:?}");
     let started = Instant::now();
     let output = cmd.output().with_context(|| format!("spawning {cmd:?}"))?;
-    let seconds = started.elapsed().as_secs_f64();
+    let wall = started.elapsed().as_secs_f64();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     let log_path = root.join("target/fuzz").join(target).join("last-run.log");
     std::fs::write(&log_path, &log)?;
@@ -240,7 +240,7 @@ fn run_target(
         log.lines()
             .filter_map(|l| l.strip_prefix(&format!("stat::{name}:")))
             .filter_map(|v| v.trim().parse().ok())
-            .last()
+            .next_back()
             .unwrap_or(0)
     };
     let crashed = if output.status.success() {
@@ -249,7 +249,7 @@ fn run_target(
         let artifact = log
             .lines()
             .filter_map(|l| l.split("Test unit written to ").nth(1))
-            .last()
+            .next_back()
             .map(str::to_owned);
         if artifact.is_none() && stat("number_of_executed_units") == 0 {
             bail!(
@@ -260,6 +260,13 @@ fn run_target(
         }
         Some(artifact.unwrap_or_else(|| format!("see {}", log_path.display())))
     };
+    // libFuzzer's own time (`Done N runs in S second(s)`), without the build; wall time if absent.
+    let seconds = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("Done ")?.split(" runs in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<f64>().ok())
+        .next_back()
+        .unwrap_or(wall);
     Ok(Outcome {
         target: target.to_owned(),
         seconds,
