@@ -151,34 +151,34 @@ pub(crate) fn inline(
             && i + 2 < insns.len()
             && b.code == ADD64_X
             && b.rd() == a.rd()
+            && b.rs() != a.rd()
             && a.rd() != a.rs()
             && !cfg.targets.contains(&(i + 1))
             && !cfg.targets.contains(&(i + 2))
+            && let Some(c) = konst(i + 1, b.rs())
+            && let Some(m) = fold_access(insns[i + 2], a.rd(), a.rs(), c)
+            && live_out[i + 2] & (1 << a.rd()) == 0
         {
-            if let Some(c) = konst(i + 1, b.rs())
-                && let Some(m) = fold_access(insns[i + 2], a.rd(), a.rs(), c)
-                && live_out[i + 2] & (1 << a.rd()) == 0
-            {
-                insns[i] = nop;
-                insns[i + 1] = nop;
-                insns[i + 2] = m;
-                out.folded += 1;
-                i += 3;
-                continue;
-            }
+            insns[i] = nop;
+            insns[i + 1] = nop;
+            insns[i + 2] = m;
+            out.folded += 1;
+            i += 3;
+            continue;
         }
         // Two-instruction form: the add in place, then the access.
-        if a.code == ADD64_X && a.rd() != a.rs() && !cfg.targets.contains(&(i + 1)) {
-            if let Some(c) = konst(i, a.rs())
-                && let Some(m) = fold_access(b, a.rd(), a.rd(), c)
-                && live_out[i + 1] & (1 << a.rd()) == 0
-            {
-                insns[i] = nop;
-                insns[i + 1] = m;
-                out.folded += 1;
-                i += 2;
-                continue;
-            }
+        if a.code == ADD64_X
+            && a.rd() != a.rs()
+            && !cfg.targets.contains(&(i + 1))
+            && let Some(c) = konst(i, a.rs())
+            && let Some(m) = fold_access(b, a.rd(), a.rd(), c)
+            && live_out[i + 1] & (1 << a.rd()) == 0
+        {
+            insns[i] = nop;
+            insns[i + 1] = m;
+            out.folded += 1;
+            i += 2;
+            continue;
         }
         i += 1;
     }
