@@ -1,7 +1,7 @@
 //! Fault injection for tests (feature `fault-injection`, not a stable API).
 //!
-//! Every `bpf(2)` command of this crate goes through one function ([`super::bpf`]), and removing a
-//! pin goes through [`super::obj_unpin`]; both ask [`intercept`] first. A test arms one fault with
+//! Every `bpf(2)` command of this crate goes through one function (`sys::bpf`), and removing a
+//! pin goes through `sys::obj_unpin`; both ask this module first. A test arms one fault with
 //! [`inject`]: the `nth` call (1-based, counted from arming) of the chosen [`Step`] and every later
 //! call of that step fail with the given errno, as if the kernel had refused, without reaching the
 //! kernel. Every other call goes to the real kernel. The fault is sticky from the `nth` call on so
