@@ -120,6 +120,22 @@ impl StructOpsMap {
         } = self;
         let type_name = &ty.segments.last().expect("a path has a segment").ident;
         let module = format_ident!("__struct_ops_{}", name);
+        // Inside `#module` the struct named after the kernel type shadows a single-segment path such as
+        // `tcp_congestion_ops`: such a path gets a name of its own; longer paths stay as written (so errors
+        // name them as the user wrote them).
+        let alias = format_ident!("__struct_ops_{}_ops", name);
+        let (ops_use, ops) = if ty.segments.len() == 1 && ty.leading_colon.is_none() {
+            (
+                quote! {
+                    #[doc(hidden)]
+                    #[allow(unused_imports, non_camel_case_types)]
+                    use #ty as #alias;
+                },
+                quote!(#alias),
+            )
+        } else {
+            (quote!(), quote!(#ty))
+        };
         let section = format!(
             "{}{}",
             if *optional { "?" } else { "" },
@@ -130,7 +146,7 @@ impl StructOpsMap {
             }
         );
         let symbol = name.to_string();
-        let fields = members.iter().map(|(m, _)| quote!(pub #m: #ty::#m));
+        let fields = members.iter().map(|(m, _)| quote!(pub #m: #ops::#m));
         let values = members.iter().map(|(m, v)| match v {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(s), ..
@@ -151,7 +167,7 @@ impl StructOpsMap {
                         where
                             ::aya_structops_ebpf::Signature<
                                 <P as ::aya_structops_ebpf::Program>::Signature,
-                            >: #ty::signatures::#m,
+                            >: #ops::signatures::#m,
                         {
                             <P as ::aya_structops_ebpf::Program>::PROG
                         }
@@ -162,6 +178,7 @@ impl StructOpsMap {
             _ => quote!(#m: #v),
         });
         quote! {
+            #ops_use
             #[doc(hidden)]
             #[allow(non_snake_case)]
             mod #module {
@@ -179,11 +196,7 @@ impl StructOpsMap {
             #(#attrs)*
             #[unsafe(export_name = #symbol)]
             #[unsafe(link_section = #section)]
-            #vis static #name: #module::#type_name = {
-                #[allow(unused_imports)]
-                use #module::*;
-                #module::#type_name { #(#values),* }
-            };
+            #vis static #name: #module::#type_name = #module::#type_name { #(#values),* };
         }
     }
 }
@@ -222,9 +235,7 @@ mod tests {
             /// docs
             #[unsafe(export_name = "RENO")]
             #[unsafe(link_section = ".struct_ops.link")]
-            pub static RENO: __struct_ops_RENO::tcp_congestion_ops = {
-                #[allow(unused_imports)]
-                use __struct_ops_RENO::*;
+            pub static RENO: __struct_ops_RENO::tcp_congestion_ops =
                 __struct_ops_RENO::tcp_congestion_ops {
                     ssthresh: {
                         const fn __check<P: ::aya_structops_ebpf::Program>(
@@ -241,8 +252,7 @@ mod tests {
                     },
                     name: ::aya_structops_ebpf::cstr("reno"),
                     flags: 0
-                }
-            };
+                };
         };
         assert_eq!(m.expand().to_string(), expected.to_string());
     }
@@ -269,6 +279,14 @@ mod tests {
         assert!(s.contains("ops :: t :: signatures :: init"), "{s}");
         assert!(s.contains("__check (& progs :: my_init)"), "{s}");
         assert!(s.contains("__check (& r#yield_prog)"), "{s}");
+        // A one-segment ops path gets a name the struct named after the kernel type can't shadow.
+        let m = StructOpsMap::parse(quote!(static Y: t = { init: my_init };)).unwrap();
+        let s = m.expand().to_string();
+        assert!(s.contains("use t as __struct_ops_Y_ops"), "{s}");
+        assert!(
+            s.contains("__struct_ops_Y_ops :: signatures :: init"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@
 
 use core::marker::PhantomData;
 
-use crate::{bindings::sock, kernel_field};
+use crate::kernel_field;
 
 /// Bytes the kernel reserves per socket for its congestion control (`ICSK_CA_PRIV_SIZE`, 13 * 8 since 5.x).
 pub const ICSK_CA_PRIV_SIZE: usize = 104;
@@ -67,12 +67,13 @@ impl<T: Copy> CaState<T> {
         Self(PhantomData)
     }
 
-    /// A pointer to `sk`'s state.
+    /// A pointer to `sk`'s state. `S` is whichever binding of `struct sock` (or `tcp_sock`) the program
+    /// uses: ours (`ops::tcp_congestion_ops::sock`) or one generated into your crate.
     ///
     /// # Safety
     /// `sk` must be the socket a `tcp_congestion_ops` program received.
     #[inline(always)]
-    pub unsafe fn ptr(&self, sk: *mut sock) -> *mut T {
+    pub unsafe fn ptr<S>(&self, sk: *mut S) -> *mut T {
         let () = Self::FITS;
         // SAFETY: the caller vouches for `sk`; the area holds at least size_of::<T>() bytes (FITS).
         unsafe { ICSK_CA_PRIV.ptr(sk).cast::<T>() }
@@ -84,7 +85,7 @@ impl<T: Copy> CaState<T> {
     /// `sk` must be the socket a `tcp_congestion_ops` program received, and the state must have been
     /// initialised (by [`CaState::zero`] or [`CaState::set`] in `init`) for the bytes to be a valid `T`.
     #[inline(always)]
-    pub unsafe fn get<'a>(&self, sk: *mut sock) -> &'a mut T {
+    pub unsafe fn get<'a, S>(&self, sk: *mut S) -> &'a mut T {
         // SAFETY: see above; the kernel owns the socket for the program's duration.
         unsafe { &mut *self.ptr(sk) }
     }
@@ -94,7 +95,7 @@ impl<T: Copy> CaState<T> {
     /// # Safety
     /// As for [`CaState::ptr`].
     #[inline(always)]
-    pub unsafe fn zero(&self, sk: *mut sock) {
+    pub unsafe fn zero<S>(&self, sk: *mut S) {
         let p = unsafe { self.ptr(sk) }.cast::<u8>();
         let size = core::mem::size_of::<T>();
         let mut i = 0;
@@ -116,7 +117,7 @@ impl<T: Copy> CaState<T> {
     /// # Safety
     /// As for [`CaState::ptr`].
     #[inline(always)]
-    pub unsafe fn set(&self, sk: *mut sock, value: T) {
+    pub unsafe fn set<S>(&self, sk: *mut S, value: T) {
         let p = unsafe { self.ptr(sk) }.cast::<u8>();
         let src = (&raw const value).cast::<u8>();
         let size = core::mem::size_of::<T>();

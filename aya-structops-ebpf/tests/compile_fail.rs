@@ -8,4 +8,6 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
+    // What must compile: an ops module generated into a user's crate, referred to by a one-segment path.
+    t.pass("tests/pass/*.rs");
 }
