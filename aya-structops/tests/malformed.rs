@@ -549,7 +549,11 @@ fn input_files_must_be_regular_and_sane() {
 // What the fuzzers found: each committed input and the error it must give.
 
 /// (target directory, file, expected error substring).
-const FUZZ_CASES: &[(&str, &str, &str)] = &[];
+const FUZZ_CASES: &[(&str, &str, &str)] = &[(
+    "check",
+    "call_target_overflow.o",
+    "object BTF: invalid BTF string at offset 5313363",
+)];
 
 #[test]
 fn fuzz_regressions() {

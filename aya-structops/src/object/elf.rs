@@ -837,11 +837,13 @@ fn callees(f: &Function) -> Vec<(usize, (usize, u64))> {
         let insn = f.insns[i];
         match f.relocs.get(&i) {
             Some(Target::Code { section, offset }) => {
-                let target = *offset as i64 + (insn.imm as i64 + 1) * 8;
+                // Wrapping: a hostile address or immediate gives a key that starts no function.
+                let target = (*offset as i64).wrapping_add((i64::from(insn.imm) + 1) * 8);
                 out.push((i, (*section, target as u64)));
             }
             None if insn.code == CALL && insn.src() == PSEUDO_CALL => {
-                let target = f.offset as i64 + (i as i64 + 1 + insn.imm as i64) * 8;
+                let target =
+                    (f.offset as i64).wrapping_add((i as i64 + 1 + i64::from(insn.imm)) * 8);
                 out.push((i, (f.section, target as u64)));
             }
             _ => {}

@@ -187,7 +187,8 @@ pub(crate) fn link(
             let call_target = match f.relocs.get(&i) {
                 Some(Target::Code { section, offset }) => {
                     // REL relocations keep the addend in `imm`, in instructions minus one.
-                    let target = *offset as i64 + (insn.imm as i64 + 1) * 8;
+                    // Wrapping: a hostile address or immediate gives a key that starts no function.
+                    let target = (*offset as i64).wrapping_add((i64::from(insn.imm) + 1) * 8);
                     Some((*section, target as u64))
                 }
                 Some(Target::Kfunc(name)) => {
@@ -239,7 +240,9 @@ pub(crate) fn link(
                 }
                 Some(Target::Unsupported(detail)) => return Err(err(detail.clone())),
                 None if insn.code == CALL && insn.src() == PSEUDO_CALL => {
-                    let here = f.offset as i64 + (i as i64 + 1 + insn.imm as i64) * 8;
+                    // Wrapping: a hostile address or immediate gives a key that starts no function.
+                    let here =
+                        (f.offset as i64).wrapping_add((i as i64 + 1 + i64::from(insn.imm)) * 8);
                     Some((f.section, here as u64))
                 }
                 None => None,
