@@ -5,6 +5,8 @@ use types::{RawType, make_info};
 
 /// `BTF_FUNC_STATIC` / `BTF_VAR_STATIC`.
 const LINKAGE_STATIC: u32 = 0;
+/// `BTF_FUNC_GLOBAL`.
+const LINKAGE_GLOBAL: u32 = 1;
 /// `BTF_FUNC_EXTERN` / `BTF_VAR_GLOBAL_EXTERN`.
 const LINKAGE_EXTERN: u32 = 2;
 
@@ -18,6 +20,8 @@ impl Btf {
     ///   STRUCT with no members and size 0, and so does one whose name has characters other than
     ///   `[A-Za-z0-9_.]` (`?.struct_ops.link`), which older kernels reject.
     /// - FUNC with extern linkage (kfunc declarations) becomes FWD; VAR with extern linkage becomes static.
+    /// - A global FUNC that does not return a scalar (the compiler's `memset` &c. in Rust objects) becomes
+    ///   static: the verifier checks global functions on their own and refuses those.
     ///
     /// Only base BTF can be sanitized.
     pub fn sanitize_for_kernel(
@@ -44,6 +48,17 @@ impl Btf {
                     let info = make_info(BtfKind::Fwd, 0, false);
                     write_words(&mut types, &[raw.name_off(), info, 0]);
                 }
+                BtfKind::Func
+                    if raw.vlen() as u32 == LINKAGE_GLOBAL
+                        && !self.returns_scalar(raw.size_or_type())? =>
+                {
+                    // The verifier checks a global function on its own and only if it returns a scalar
+                    // ("Global function memset() doesn't return scalar": the compiler's mem* functions in
+                    // Rust objects). As a static function it is verified in each caller's context, which is
+                    // what the code needs; the program then keeps its func and line info.
+                    let info = make_info(BtfKind::Func, LINKAGE_STATIC as usize, false);
+                    write_words(&mut types, &[raw.name_off(), info, raw.size_or_type()]);
+                }
                 BtfKind::Var
                     if raw.word(0) == LINKAGE_EXTERN
                         && self.skip_mods_and_typedefs(raw.size_or_type())? == 0 =>
@@ -66,6 +81,23 @@ impl Btf {
         out.extend_from_slice(&types);
         out.extend_from_slice(strings);
         Ok(out)
+    }
+
+    /// Whether the FUNC_PROTO `proto` returns an integer or an enum (what the verifier accepts of a global
+    /// function). Anything unexpected counts as scalar, so the FUNC is left as it is.
+    fn returns_scalar(&self, proto: u32) -> Result<bool, BtfError> {
+        if self.kind(proto)? != BtfKind::FuncProto {
+            return Ok(true);
+        }
+        let (raw, _) = self.raw_type(proto)?;
+        let ret = self.skip_mods_and_typedefs(raw.size_or_type())?;
+        if ret == 0 {
+            return Ok(false);
+        }
+        Ok(matches!(
+            self.kind(ret)?,
+            BtfKind::Int | BtfKind::Enum | BtfKind::Enum64
+        ))
     }
 
     fn write_datasec(
