@@ -248,8 +248,10 @@ fn init_tracing() {
 
 fn open(obj: &Path) -> Result<ObjectSpec, Fail> {
     ObjectSpec::from_file(obj).map_err(|e| match e {
-        // The Io variant names the path already; name it for the others too.
-        aya_structops::ParseError::Io { .. } => Fail::new(e.to_string()),
+        // The Io and File variants name the path already; name it for the others too.
+        aya_structops::ParseError::Io { .. } | aya_structops::ParseError::File(_) => {
+            Fail::new(e.to_string())
+        }
         e => Fail::new(format!("{}: {e}", obj.display())),
     })
 }

@@ -56,7 +56,12 @@ pub fn run(args: &Args) -> Result<u8, String> {
                 Btf::from_path(first).map_err(|e| format!("--btf {}: {e}", first.display()))?;
             let mut names = vec![first.display().to_string()];
             for m in modules {
-                let data = std::fs::read(m).map_err(|e| format!("--btf {}: {e}", m.display()))?;
+                let data = aya_structops::object::read_input(
+                    m,
+                    aya_structops::object::InputKind::Btf,
+                    aya_structops::object::DEFAULT_MAX_FILE_SIZE,
+                )
+                .map_err(|e| format!("--btf: {e}"))?;
                 btf = Btf::parse_split(data, &btf).map_err(|e| {
                     format!(
                         "--btf {} (module BTF on top of {}): {e}",
