@@ -15,7 +15,7 @@
 //!   Kernels are cached in `<cache>/kernels` (package index refreshed at most daily; `--offline` never);
 //!   the Debian mirror comes from the system's apt sources (override: `AYA_STRUCTOPS_DEBIAN_MIRROR`,
 //!   `AYA_STRUCTOPS_DEBIAN_SECURITY_MIRROR`). Guests run under KVM only where it can boot stock kernels,
-//!   else TCG. Logs, per-kernel console/results/dmesg and `matrix.md` go to `target/xtask-vm/`.
+//!   else TCG. Logs, per-kernel console/results/dmesg and `matrix.md` go to `target/xtask-vm/` (or `$XTASK_VM_DIR`).
 
 mod bench;
 mod build;

@@ -329,7 +329,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         );
     }
 
-    let out = root.join("target/xtask-vm");
+    let out = crate::testrun::out_dir();
     fs::create_dir_all(&out)?;
     let files = layout(
         &program,

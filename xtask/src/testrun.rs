@@ -286,8 +286,13 @@ fn prebuilt(paths: &[PathBuf]) -> Result<Vec<GuestBinary>> {
         .collect()
 }
 
-fn out_dir() -> PathBuf {
-    workspace_root().join("target/xtask-vm")
+/// Where VM runs write logs, initramfs images and reports: `target/xtask-vm`, or `$XTASK_VM_DIR` (so that
+/// two runs at once, e.g. by two developers on one tree, don't overwrite each other's logs).
+pub(crate) fn out_dir() -> PathBuf {
+    match std::env::var_os("XTASK_VM_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target/xtask-vm"),
+    }
 }
 
 fn uname_r() -> String {
