@@ -225,6 +225,13 @@ impl KernelBtf {
         }
     }
 
+    /// Looks up these names in vmlinux in one pass (see [`Btf::find_all`]) so that the [`KernelBtf::find`]
+    /// calls that follow are answered from memory, without building vmlinux's name index. What a one-shot
+    /// loader (the CLI) wants; later lookups of other names still work (they scan, then index).
+    pub fn prefetch(&self, names: &[(BtfKind, &str)]) {
+        self.vmlinux.find_all(names);
+    }
+
     /// Finds a type or function by kind and name: vmlinux first, then modules.
     pub fn find(&self, kind: BtfKind, name: &str) -> Option<(BtfObject, u32)> {
         if let Some(id) = self.vmlinux.find(kind, name) {
@@ -544,8 +551,66 @@ pub fn match_members(
     })
 }
 
+/// Every name [`plan`] (`all_maps == false`: created maps only) or [`check`] (`all_maps`) looks up in the
+/// kernel's BTF for `obj`, so that one pass over vmlinux finds them all ([`KernelBtf::prefetch`]).
+fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> {
+    let mut names = Vec::new();
+    let maps: Vec<&StructOpsSpec> = obj
+        .struct_ops
+        .values()
+        .filter(|m| all_maps || m.autocreate)
+        .collect();
+    for map in &maps {
+        let type_name = map.kernel_type_name();
+        names.push((BtfKind::Struct, format!("bpf_struct_ops_{type_name}")));
+        if let Some((_, rules)) = REGISTRATION_RULES.iter().find(|(t, _)| *t == type_name) {
+            for (rule, _) in *rules {
+                match rule {
+                    Rule::ProgramWithoutValidate(_) => {
+                        names.push((BtfKind::Struct, "bpf_struct_ops".to_owned()));
+                    }
+                    Rule::FlagsWithin(_, Mask::Enumerator(e, _))
+                    | Rule::FlagNeedsPrograms { enum_name: e, .. }
+                    | Rule::FlagWithProgramNeedsFlag { enum_name: e, .. } => {
+                        names.push((BtfKind::Enum, (*e).to_owned()));
+                        names.push((BtfKind::Enum64, (*e).to_owned()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if maps.iter().any(|m| m.link) {
+        names.push((BtfKind::Struct, "bpf_struct_ops_link".to_owned()));
+        names.push((BtfKind::Func, "bpf_struct_ops_link_create".to_owned()));
+    }
+    for field in obj.fields.iter().filter(|f| f.used) {
+        names.push((BtfKind::Struct, field.type_name.clone()));
+        names.push((BtfKind::Union, field.type_name.clone()));
+    }
+    for p in obj.programs.values() {
+        for k in p.kfuncs() {
+            names.extend(
+                k.split(KFUNC_ALTERNATIVES)
+                    .map(|n| (BtfKind::Func, n.to_owned())),
+            );
+        }
+    }
+    names.sort_by(|a, b| (&a.1, a.0.as_raw()).cmp(&(&b.1, b.0.as_raw())));
+    names.dedup();
+    names
+}
+
+/// [`KernelBtf::prefetch`] of [`kernel_names`].
+fn prefetch(obj: &ObjectSpec, kernel: &KernelBtf, all_maps: bool) {
+    let names = kernel_names(obj, all_maps);
+    let names: Vec<(BtfKind, &str)> = names.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    kernel.prefetch(&names);
+}
+
 /// Matches an object against a kernel: every created map, its programs, kernel fields and kfuncs.
 pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
+    prefetch(obj, kernel, false);
     let mut plan = Plan::default();
     let mut users: BTreeMap<String, (String, String, u32, u32)> = BTreeMap::new();
     for map in obj.struct_ops.values().filter(|m| m.autocreate) {
@@ -787,6 +852,7 @@ impl std::fmt::Display for CompatReport {
 /// Reports, without loading anything, whether each map, member, kernel field and kfunc of `obj` matches
 /// `kernel` (the running kernel, or another kernel's BTF from [`KernelBtf::from_file`]).
 pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
+    prefetch(obj, kernel, true);
     let mut maps = Vec::new();
     for map in obj.struct_ops.values() {
         let type_name = map.kernel_type_name().to_owned();

@@ -6,19 +6,21 @@
 //! Until then a corrupt type section goes unnoticed: [`Btf::validate`] forces the pass. Types are decoded only when asked for and
 //! returned as borrowed [`Type`] views.
 //!
-//! Name lookups ([`Btf::find`]) use a name index built once, on the first lookup: an
-//! open-addressing hash table of type ids keyed by a hash of the name bytes (see `names.rs`).
-//! Measured on this host's vmlinux (126k types, 71k named, release build): reading the file
-//! ~4.3 ms, type index ~1.1 ms, name index ~3.5 ms, then ~0.5 µs per lookup. A scan comparing
-//! name bytes in the string table needs no index but costs ~0.8 ms *per lookup*; a loader makes
-//! many (value types, ops types, kfuncs, again in module BTFs), so the index pays off after about
-//! five lookups and keeps later ones free.
+//! Name lookups ([`Btf::find`]) start without a name index: each is a scan for that name (its
+//! string offsets by substring search, then one pass over the type section comparing words; see
+//! `lookup.rs`), ~0.25 ms on vmlinux, and its answer is memoized. [`Btf::find_all`] finds a batch
+//! of names in one such pass. After [`lookup::SCAN_BUDGET`] scans the next miss builds the name
+//! index: an open-addressing hash table of type ids keyed by a hash of the name bytes (see
+//! `names.rs`), ~3.5 ms once for vmlinux's 71k named types, then ~0.5 µs per lookup.
+//! [`Btf::index_names`] builds it up front. A one-shot process (the `structops` CLI, which needs a
+//! handful of names) so never pays for the index; a long-lived one that keeps asking pays it once.
 //!
 //! Split BTF (kernel module BTF under `/sys/kernel/btf/<module>`) continues the type ids and the
 //! string offsets of its base: its own types start at `base.len()` and string offsets at or
 //! above the base's string section length refer to its own strings.
 
 mod error;
+mod lookup;
 mod names;
 mod sanitize;
 #[cfg(test)]
@@ -29,7 +31,7 @@ use std::{
     ffi::CStr,
     fmt,
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use bytes::Bytes;
@@ -74,6 +76,26 @@ struct Inner {
     /// Where each own type starts; built on first use.
     index: OnceLock<Result<TypeIndex, IndexError>>,
     names: OnceLock<NameIndex>,
+    /// Answers of scans made before the name index exists.
+    scanned: Mutex<Scanned>,
+}
+
+/// Memoized scan answers ([`Btf::find_own`] before the name index is built).
+#[derive(Default)]
+struct Scanned {
+    /// `(kind, name) -> lowest own id`, in lookup order (a handful of entries).
+    found: Vec<(BtfKind, Box<str>, Option<u32>)>,
+    /// Scans made so far; at [`lookup::SCAN_BUDGET`] the next miss builds the name index.
+    scans: u32,
+}
+
+impl Scanned {
+    fn get(&self, kind: BtfKind, name: &str) -> Option<Option<u32>> {
+        self.found
+            .iter()
+            .find(|(k, n, _)| *k == kind && **n == *name)
+            .map(|(_, _, id)| *id)
+    }
 }
 
 /// Where a member lies, from [`Btf::member_path`].
@@ -288,6 +310,7 @@ impl Btf {
             str_base,
             index: OnceLock::new(),
             names: OnceLock::new(),
+            scanned: Mutex::new(Scanned::default()),
         };
         Ok(Btf {
             inner: Arc::new(inner),
@@ -462,11 +485,109 @@ impl Btf {
     }
 
     /// First type of `kind` called `name` among this blob's own types (not the base's).
+    ///
+    /// Scans for the name until the name index exists (see the module docs); the answer is the same
+    /// either way.
     pub fn find_own(&self, kind: BtfKind, name: &str) -> Option<u32> {
+        if let Some(names) = self.inner.names.get() {
+            return names.find(self, kind, name);
+        }
+        {
+            let scanned = self.scanned();
+            if let Some(id) = scanned.get(kind, name) {
+                return id;
+            }
+            if scanned.scans >= lookup::SCAN_BUDGET {
+                drop(scanned);
+                return self.name_index().find(self, kind, name);
+            }
+        }
+        self.scan_own(&[(kind, name)])[0]
+    }
+
+    /// [`Btf::find`] for several names at once: the ids in the same order, `None` where absent.
+    ///
+    /// Until the name index exists, one pass over the type section finds them all (memoized, so
+    /// later [`Btf::find`] calls for these names cost nothing): the cheap way for a one-shot
+    /// process to look up the handful of names an object needs.
+    pub fn find_all(&self, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
+        let mut found: Vec<Option<u32>> = match self.base() {
+            Some(base) => base.find_all(names),
+            None => vec![None; names.len()],
+        };
+        let missing: Vec<usize> = (0..names.len()).filter(|&i| found[i].is_none()).collect();
+        if missing.is_empty() {
+            return found;
+        }
+        if let Some(index) = self.inner.names.get() {
+            for i in missing {
+                found[i] = index.find(self, names[i].0, names[i].1);
+            }
+            return found;
+        }
+        let unknown: Vec<(BtfKind, &str)> = {
+            let scanned = self.scanned();
+            missing
+                .iter()
+                .filter_map(|&i| match scanned.get(names[i].0, names[i].1) {
+                    Some(id) => {
+                        found[i] = id;
+                        None
+                    }
+                    None => Some(names[i]),
+                })
+                .collect()
+        };
+        if unknown.len() > lookup::MAX_BATCH {
+            // So many names that the index is the cheaper way (and the memo stays small).
+            let index = self.name_index();
+            for i in missing {
+                found[i] = index.find(self, names[i].0, names[i].1);
+            }
+            return found;
+        }
+        if !unknown.is_empty() {
+            self.scan_own(&unknown);
+        }
+        let scanned = self.scanned();
+        for i in missing {
+            if found[i].is_none() {
+                found[i] = scanned.get(names[i].0, names[i].1).flatten();
+            }
+        }
+        found
+    }
+
+    /// Builds the name index now, for a long-lived process about to look up many names (without it,
+    /// the first [`lookup::SCAN_BUDGET`] lookups scan, then the next one builds it).
+    pub fn index_names(&self) {
+        self.name_index();
+    }
+
+    fn name_index(&self) -> &NameIndex {
+        self.inner.names.get_or_init(|| NameIndex::build(self))
+    }
+
+    fn scanned(&self) -> std::sync::MutexGuard<'_, Scanned> {
+        // The memo holds plain answers: one left by a panicking thread is still right.
         self.inner
-            .names
-            .get_or_init(|| NameIndex::build(self))
-            .find(self, kind, name)
+            .scanned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Scans own types for `names` (one pass) and memoizes the answers.
+    fn scan_own(&self, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
+        let found = lookup::scan(self, names);
+        tracing::trace!(?names, ?found, "BTF name scan");
+        let mut scanned = self.scanned();
+        scanned.scans = scanned.scans.saturating_add(1);
+        for (&(kind, name), id) in names.iter().zip(&found) {
+            if scanned.get(kind, name).is_none() {
+                scanned.found.push((kind, name.into(), *id));
+            }
+        }
+        found
     }
 
     /// Like [`Btf::find`], but a miss is a [`BtfError::NotFound`].

@@ -397,6 +397,149 @@ fn find_returns_first_of_duplicates() {
     assert_ne!(s1, s2);
 }
 
+/// The scan (before the name index exists) and the index give the same answers: lowest id of the
+/// kind, names that are suffixes of other strings or share them, members named like the type,
+/// absent names, empty names and names with a NUL.
+#[test]
+fn scan_and_index_agree() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    // "ops" is stored only as the tail of "tcp_ops": a type may point into the middle of a string.
+    let tcp_ops_off = b.str("tcp_ops");
+    let ops = b.raw(
+        tcp_ops_off + 4,
+        BtfKind::Struct.as_raw(),
+        1,
+        false,
+        4,
+        &[
+            b.strings.len() as u32 - 4, // member name "ops" too (the same string)
+            int,
+            0,
+        ],
+    );
+    let tcp_ops = b.raw(tcp_ops_off, BtfKind::Struct.as_raw(), 0, false, 0, &[]);
+    let f1 = b.simple(BtfKind::Func, "ops", 0);
+    let s2 = b.strukt("ops", 4, &[("int", int, 0)]);
+    let btf_scan = b.parse();
+    let btf_index = b.parse();
+    btf_index.index_names();
+    let queries = [
+        (BtfKind::Struct, "ops"),
+        (BtfKind::Struct, "tcp_ops"),
+        (BtfKind::Func, "ops"),
+        (BtfKind::Int, "int"),
+        (BtfKind::Struct, "int"),
+        (BtfKind::Struct, "cp_ops"),
+        (BtfKind::Struct, "absent"),
+        (BtfKind::Struct, ""),
+        (BtfKind::Struct, "ops\0"),
+    ];
+    let expect = [
+        Some(ops),
+        Some(tcp_ops),
+        Some(f1),
+        Some(int),
+        None,
+        None,
+        None,
+        None,
+        None,
+    ];
+    assert_ne!(ops, s2);
+    let batch = btf_scan.find_all(&queries);
+    assert_eq!(batch, expect);
+    for ((kind, name), want) in queries.iter().zip(expect) {
+        assert_eq!(btf_index.find(*kind, name), want, "index: {kind} {name:?}");
+        assert_eq!(
+            btf_scan.find(*kind, name),
+            want,
+            "scan memo: {kind} {name:?}"
+        );
+        let fresh = b.parse();
+        assert_eq!(
+            fresh.find(*kind, name),
+            want,
+            "single scan: {kind} {name:?}"
+        );
+    }
+    assert!(
+        btf_scan.inner.names.get().is_none(),
+        "a batch and its memo need no index"
+    );
+}
+
+/// After `SCAN_BUDGET` scans a lookup builds the name index; the answers do not change.
+#[test]
+fn scans_switch_to_the_index() {
+    let mut b = Builder::new();
+    let ids: Vec<u32> = (0..lookup::SCAN_BUDGET + 4)
+        .map(|i| b.int(&format!("t{i}"), 4, false))
+        .collect();
+    let btf = b.parse();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(btf.find(BtfKind::Int, &format!("t{i}")), Some(*id));
+        let indexed = btf.inner.names.get().is_some();
+        assert_eq!(indexed, i as u32 >= lookup::SCAN_BUDGET, "lookup {i}");
+    }
+    // A batch larger than MAX_BATCH goes to the index at once.
+    let btf = b.parse();
+    let names: Vec<String> = (0..=lookup::MAX_BATCH).map(|i| format!("x{i}")).collect();
+    let queries: Vec<(BtfKind, &str)> = names.iter().map(|n| (BtfKind::Int, n.as_str())).collect();
+    assert!(btf.find_all(&queries).iter().all(Option::is_none));
+    assert!(btf.inner.names.get().is_some());
+}
+
+/// Split BTF: own types named by base strings or own strings are found by the scan, base types
+/// first.
+#[test]
+fn scan_finds_split_types_by_base_and_own_strings() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    let base_ops = b.strukt("base_ops", 4, &[("x", int, 0)]);
+    let base = b.parse();
+    let mut s = Builder::split(&base);
+    // An own FUNC named by the base's "base_ops" string, an own struct with its own string.
+    let base_ops_off = base.find(BtfKind::Struct, "base_ops").map(|id| {
+        let (raw, _) = base.raw_type(id).unwrap();
+        raw.name_off()
+    });
+    let f = s.raw(
+        base_ops_off.unwrap(),
+        BtfKind::Func.as_raw(),
+        0,
+        false,
+        0,
+        &[],
+    );
+    let own = s.strukt("mod_ops", 4, &[("x", int, 0)]);
+    let module = Btf::parse_split(s.build(), &base).unwrap();
+    let queries = [
+        (BtfKind::Struct, "base_ops"),
+        (BtfKind::Func, "base_ops"),
+        (BtfKind::Struct, "mod_ops"),
+        (BtfKind::Int, "int"),
+    ];
+    assert_eq!(
+        module.find_all(&queries),
+        [Some(base_ops), Some(f), Some(own), Some(int)]
+    );
+    let module = Btf::parse_split(s.build(), &base).unwrap();
+    assert_eq!(module.find_own(BtfKind::Func, "base_ops"), Some(f));
+    assert_eq!(module.find_own(BtfKind::Struct, "base_ops"), None);
+}
+
+/// A corrupt type section finds nothing, by scan as by index.
+#[test]
+fn scan_of_corrupt_types_finds_nothing() {
+    let mut b = Builder::new();
+    b.int("int", 4, true);
+    b.raw(0, 25, 0, false, 0, &[]);
+    let btf = b.parse();
+    assert_eq!(btf.find_all(&[(BtfKind::Int, "int")]), [None]);
+    assert_eq!(btf.find(BtfKind::Int, "int"), None);
+}
+
 /// struct outer {                    // size 32
 ///     int a;                        // 0
 ///     union {                       // 4
@@ -904,6 +1047,40 @@ fn sysfs_name_index_matches_scan() {
         checked += 1;
     }
     assert!(checked > 50, "{checked}");
+}
+
+/// On vmlinux, batches of scanned names (including absent ones and short names that end many
+/// strings) agree with the name index.
+#[test]
+fn sysfs_scan_matches_name_index() {
+    let Some(indexed) = vmlinux("sysfs_scan_matches_name_index") else {
+        return;
+    };
+    indexed.index_names();
+    let mut queries: Vec<(BtfKind, String)> = (1..indexed.len())
+        .step_by(1999)
+        .filter_map(|id| {
+            let name = indexed.name_of(id).ok()?;
+            let kind = indexed.kind(id).ok()?;
+            (!name.is_empty()).then(|| (kind, name.to_owned()))
+        })
+        .collect();
+    queries.extend([
+        (BtfKind::Struct, "sk".to_owned()),
+        (BtfKind::Struct, "no_such_type_anywhere".to_owned()),
+        (BtfKind::Func, "tcp_sock".to_owned()),
+        (BtfKind::Struct, "tcp_sock".to_owned()),
+        (BtfKind::Typedef, "u32".to_owned()),
+    ]);
+    assert!(queries.len() > 20, "{}", queries.len());
+    let queries: Vec<(BtfKind, &str)> = queries.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let expect: Vec<Option<u32>> = queries.iter().map(|(k, n)| indexed.find(*k, n)).collect();
+    assert!(expect.iter().filter(|e| e.is_some()).count() > 20);
+    for chunk in queries.chunks(7).zip(expect.chunks(7)) {
+        let fresh = Btf::from_sys_fs().unwrap();
+        assert_eq!(fresh.find_all(chunk.0), chunk.1);
+        assert!(fresh.inner.names.get().is_none());
+    }
 }
 
 fn scan_find(btf: &Btf, kind: BtfKind, name: &str) -> Option<u32> {
