@@ -9,7 +9,8 @@
 //!    only string starts: a type's `name_off` may point into the middle of a string, and the name index
 //!    would find it there too;
 //! 2. one pass over the type section as aligned words, comparing each with those offsets (~0.2 ms for
-//!    3.2 MB); a hit is a type only if the type index has a record starting there, of the wanted kind.
+//!    3.2 MB); a hit is a type only if a record starts there (checked from the type index's nearest
+//!    checkpoint) and has the wanted kind.
 //!
 //! The answers are exactly the name index's: the lowest own id of that kind whose name is `name`.
 //! [`Btf`] memoizes them and switches to the name index after [`SCAN_BUDGET`] scans, so a long-lived
@@ -64,10 +65,9 @@ pub(super) fn scan(btf: &Btf, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
     all.dedup();
 
     let types = &btf.inner.types[..];
-    let offsets = &index.offsets[..index.count()];
     let mut consider = |pos: usize, word: u32| {
         // A record starts here? (Records are 4-byte multiples, so their starts are aligned words.)
-        let Ok(local) = offsets.binary_search(&(pos as u32)) else {
+        let Some(local) = index.at(types, pos) else {
             return;
         };
         let kind = super::types::raw_kind(super::types::le_u32(types, pos + 4));

@@ -109,19 +109,100 @@ pub struct MemberLocation {
     pub size: u32,
 }
 
-/// The result of the one pass over the type section.
+/// Own types per checkpoint of the sparse type index: a type is found by walking at most this many
+/// records from the checkpoint before it.
+const STRIDE: usize = 16;
+
+/// The result of the one pass over the type section: where every [`STRIDE`]th type starts (a
+/// sparse index: vmlinux's 126k types need 32 KiB, not 500 KiB of fresh pages a one-shot process
+/// would fault in), and, once many types have been looked up, where every type starts.
 struct TypeIndex {
-    /// Offset of each own type in the type section, plus the section's length.
-    offsets: Vec<u32>,
+    /// Offset of own types 0, STRIDE, 2 * STRIDE, ... in the type section.
+    sparse: Vec<u32>,
+    /// Number of own types.
+    count: usize,
+    /// Length of the type section (all of it is records).
+    end: u32,
     /// How many own types have a name (sizes the name index).
     named: usize,
+    /// Offset of every own type plus the section's length; built after [`TypeIndex::full_after`]
+    /// lookups through the sparse index (a scan over all ids, CO-RE's candidate search, codegen).
+    full: OnceLock<Vec<u32>>,
+    /// Lookups served by walking from a checkpoint.
+    walks: std::sync::atomic::AtomicUsize,
 }
 
 impl TypeIndex {
     /// Number of own types.
     fn count(&self) -> usize {
-        self.offsets.len() - 1
+        self.count
     }
+
+    /// Walked lookups after which the full index is built: by then the walks cost about as much as
+    /// building it (each walks STRIDE / 2 records on average, building walks them all once).
+    fn full_after(&self) -> usize {
+        (self.count / STRIDE).max(64) * 2
+    }
+
+    /// Byte range of own type `local` in `types`.
+    fn range(&self, types: &[u8], local: usize) -> Option<(usize, usize)> {
+        if local >= self.count {
+            return None;
+        }
+        if let Some(full) = self.full.get() {
+            return Some((*full.get(local)? as usize, *full.get(local + 1)? as usize));
+        }
+        let mut pos = *self.sparse.get(local / STRIDE)? as usize;
+        for _ in 0..local % STRIDE {
+            pos += record_len(types, pos);
+        }
+        let walks = self
+            .walks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if walks >= self.full_after() {
+            self.full.get_or_init(|| self.offsets(types).collect());
+        }
+        Some((pos, pos + record_len(types, pos)))
+    }
+
+    /// The local index of the own type starting at byte `pos`, if a record starts there.
+    fn at(&self, types: &[u8], pos: usize) -> Option<usize> {
+        if let Some(full) = self.full.get() {
+            return full[..self.count].binary_search(&(pos as u32)).ok();
+        }
+        let checkpoint = self
+            .sparse
+            .partition_point(|&o| o as usize <= pos)
+            .checked_sub(1)?;
+        let mut at = *self.sparse.get(checkpoint)? as usize;
+        let mut local = checkpoint * STRIDE;
+        while at < pos && local < self.count {
+            at += record_len(types, at);
+            local += 1;
+        }
+        (at == pos && local < self.count).then_some(local)
+    }
+
+    /// The offset of every own type in order, then the section's length.
+    fn offsets<'a>(&'a self, types: &'a [u8]) -> impl Iterator<Item = u32> + 'a {
+        let mut pos = 0usize;
+        (0..self.count)
+            .map(move |_| {
+                let at = pos;
+                pos += record_len(types, pos);
+                at as u32
+            })
+            .chain(std::iter::once(self.end))
+    }
+}
+
+/// Length of the (indexed, so well-formed) record at `pos`; 12 for anything unreadable, so a walk
+/// always advances.
+fn record_len(types: &[u8], pos: usize) -> usize {
+    let info = types::le_u32(types, pos + 4);
+    let trailing = BtfKind::from_raw(types::raw_kind(info))
+        .map_or(0, |kind| kind.trailing_len(types::vlen(info)));
+    TYPE_HEADER_LEN + trailing
 }
 
 /// A failure of the index pass; kept so every later access reports it again.
@@ -366,12 +447,13 @@ impl Btf {
     /// One pass over the type section reading only the `name_off` and `info` words.
     fn build_index(&self) -> Result<TypeIndex, IndexError> {
         let types = &self.inner.types[..];
-        let mut offsets = Vec::with_capacity(types.len() / 32);
+        let mut sparse = Vec::with_capacity(types.len() / 32 / STRIDE + 1);
+        let mut count = 0usize;
         let mut named = 0;
         let mut pos = 0usize;
         while pos < types.len() {
             // Records are at least 12 bytes and the section at most 4 GiB: no overflow.
-            let id = self.first_id().saturating_add(offsets.len() as u32);
+            let id = self.first_id().saturating_add(count as u32);
             let truncated = IndexError::Truncated {
                 offset: self.inner.types_start + pos,
             };
@@ -386,12 +468,21 @@ impl Btf {
             if types.len() - pos < len {
                 return Err(truncated);
             }
-            offsets.push(pos as u32);
+            if count % STRIDE == 0 {
+                sparse.push(pos as u32);
+            }
+            count += 1;
             named += usize::from(types::le_u32(types, pos) != 0);
             pos += len;
         }
-        offsets.push(pos as u32);
-        Ok(TypeIndex { offsets, named })
+        Ok(TypeIndex {
+            sparse,
+            count,
+            end: pos as u32,
+            named,
+            full: OnceLock::new(),
+            walks: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// The blob that owns `id`, walking down the base chain.
@@ -417,14 +508,16 @@ impl Btf {
     fn raw_type(&self, id: u32) -> Result<(RawType<'_>, &Btf), BtfError> {
         let owner = self.owner(id)?;
         let local = (id - owner.first_id()) as usize;
-        let offsets = &owner.index()?.offsets;
+        let types = &owner.inner.types[..];
         let out_of_range = || BtfError::IdOutOfRange {
             id,
             len: self.len(),
         };
-        let start = *offsets.get(local).ok_or_else(out_of_range)? as usize;
-        let end = *offsets.get(local + 1).ok_or_else(out_of_range)? as usize;
-        let bytes = owner.inner.types.get(start..end).ok_or_else(out_of_range)?;
+        let (start, end) = owner
+            .index()?
+            .range(types, local)
+            .ok_or_else(out_of_range)?;
+        let bytes = types.get(start..end).ok_or_else(out_of_range)?;
         Ok((RawType { bytes }, owner))
     }
 

@@ -27,7 +27,7 @@ impl NameIndex {
             slots: vec![EMPTY; capacity],
         };
         let types = &btf.inner.types;
-        for (local, &offset) in index.offsets.iter().take(index.count()).enumerate() {
+        for (local, offset) in index.offsets(types).take(index.count()).enumerate() {
             let name_off = types::le_u32(types, offset as usize);
             if name_off == 0 {
                 continue;

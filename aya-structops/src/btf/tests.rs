@@ -469,6 +469,61 @@ fn scan_and_index_agree() {
     );
 }
 
+/// The sparse type index (checkpoints every `STRIDE` types) and the full one built after many
+/// lookups give the same records; `at` finds record starts and nothing else.
+#[test]
+fn sparse_and_full_type_index_agree() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    for i in 0..(STRIDE * 7 + 3) {
+        // Records of 12 to 12 + 12 * 3 bytes.
+        let members: Vec<(String, u32, u32)> = (0..i % 4)
+            .map(|m| (format!("m{m}"), int, 32 * m as u32))
+            .collect();
+        let members: Vec<(&str, u32, u32)> = members
+            .iter()
+            .map(|(n, t, o)| (n.as_str(), *t, *o))
+            .collect();
+        match i % 3 {
+            0 => b.strukt(&format!("s{i}"), 16, &members),
+            1 => b.simple(BtfKind::Ptr, "", int),
+            _ => b.int(&format!("i{i}"), 8, false),
+        };
+    }
+    let btf = b.parse();
+    let index = btf.index().unwrap();
+    assert!(index.full.get().is_none());
+    let sparse: Vec<Vec<u8>> = (1..btf.len())
+        .map(|id| btf.raw_type(id).unwrap().0.bytes.to_vec())
+        .collect();
+    assert!(index.full.get().is_none(), "{} lookups", sparse.len());
+    let starts: Vec<u32> = index.offsets(&btf.inner.types).collect();
+    assert_eq!(starts.len(), index.count() + 1);
+    for pos in 0..btf.inner.types.len() + 8 {
+        let want = starts[..index.count()]
+            .iter()
+            .position(|&s| s as usize == pos);
+        assert_eq!(index.at(&btf.inner.types, pos), want, "sparse at {pos}");
+    }
+    while index.full.get().is_none() {
+        btf.type_by_id(2).unwrap();
+    }
+    let full: Vec<Vec<u8>> = (1..btf.len())
+        .map(|id| btf.raw_type(id).unwrap().0.bytes.to_vec())
+        .collect();
+    assert_eq!(sparse, full);
+    for pos in 0..btf.inner.types.len() + 8 {
+        let want = starts[..index.count()]
+            .iter()
+            .position(|&s| s as usize == pos);
+        assert_eq!(index.at(&btf.inner.types, pos), want, "full at {pos}");
+    }
+    assert!(matches!(
+        btf.type_by_id(btf.len()),
+        Err(BtfError::IdOutOfRange { .. })
+    ));
+}
+
 /// After `SCAN_BUDGET` scans a lookup builds the name index; the answers do not change.
 #[test]
 fn scans_switch_to_the_index() {
