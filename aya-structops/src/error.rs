@@ -122,6 +122,11 @@ pub enum Error {
     /// No program of that name.
     #[error("no struct_ops program named `{0}`")]
     NoSuchProgram(String),
+    /// [`crate::Loaded::test_run_syscall`] on a program that is not a `SEC("syscall")` one.
+    #[error(
+        "program `{0}` is not a SEC(\"syscall\") program: only those run with test_run_syscall"
+    )]
+    NotASyscallProgram(String),
     /// No member of that name in the map's type.
     #[error("struct_ops map `{map}` has no member `{member}`")]
     NoSuchMember {

@@ -34,6 +34,8 @@ pub struct LoadedProgram {
     pub verified_insns: u32,
     /// Sleepable.
     pub sleepable: bool,
+    /// A `SEC("syscall")` program (run with [`Loaded::test_run_syscall`]); `attach` is empty then.
+    pub syscall: bool,
     /// Map and member it was loaded for (the first one, if shared).
     pub attach: (String, String),
 }
@@ -238,6 +240,30 @@ impl Loaded {
             },
         )?;
         Ok(value[sym.offset as usize..(sym.offset + sym.size) as usize].to_vec())
+    }
+
+    /// Runs a loaded `SEC("syscall")` program once (`BPF_PROG_TEST_RUN`) with `ctx` as its context (the
+    /// bytes of the struct its argument points at, e.g. scx_bpfland's `struct cpu_arg`); returns the
+    /// program's return value as the `int` it is. This is how scx userspace initialises a scheduler's CPU
+    /// masks between load and attach.
+    ///
+    /// Errors: [`Error::NoSuchProgram`] when no loaded program has that name,
+    /// [`Error::NotASyscallProgram`] when it is a struct_ops one, [`Error::Sys`] when the kernel refuses
+    /// the run.
+    pub fn test_run_syscall(&self, program: &str, ctx: &[u8]) -> Result<i32, Error> {
+        let p = self
+            .programs
+            .get(program)
+            .ok_or_else(|| Error::NoSuchProgram(program.into()))?;
+        if !p.syscall {
+            return Err(Error::NotASyscallProgram(program.into()));
+        }
+        sys::prog_test_run(p.fd.as_fd(), ctx)
+            .map(|r| r as i32)
+            .map_err(|source| Error::Sys {
+                what: format!("test run of syscall program `{program}`"),
+                source,
+            })
     }
 
     /// Program-test-runs a loaded program (`BPF_PROG_TEST_RUN`), e.g. a `bpf_dummy_ops` one, with the
@@ -499,10 +525,14 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             m => Some(module_fds.get(m).as_fd()),
         };
         let with_btf = ProgLoad {
-            prog_type: bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32,
+            prog_type: if attach.syscall {
+                bpf_prog_type::BPF_PROG_TYPE_SYSCALL as u32
+            } else {
+                bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32
+            },
             expected_attach_type: attach.member_index,
             attach_btf_id: attach.attach_btf_id,
-            attach_btf_obj_fd: attach_obj,
+            attach_btf_obj_fd: if attach.syscall { None } else { attach_obj },
             insns: &insns,
             license: &spec.license,
             name,
@@ -514,10 +544,18 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             line_info: &line_info,
             line_info_rec_size: LINE_INFO_REC_SIZE,
         };
+        let (err_map, err_member) = if attach.syscall {
+            (
+                "(none: a SEC(\"syscall\") program)".to_owned(),
+                "(none)".to_owned(),
+            )
+        } else {
+            (attach.map.clone(), attach.member.clone())
+        };
         let load_err = |io: std::io::Error, log: String| Error::ProgramLoad {
             program: name.clone(),
-            map: attach.map.clone(),
-            member: attach.member.clone(),
+            map: err_map.clone(),
+            member: err_member.clone(),
             io,
             log,
         };
@@ -569,6 +607,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                 insn_count: insns.len(),
                 verified_insns,
                 sleepable: prog.sleepable,
+                syscall: attach.syscall,
                 attach: (attach.map.clone(), attach.member.clone()),
             },
         );

@@ -313,6 +313,9 @@ pub struct ProgramAttach {
     pub map: String,
     /// The member name.
     pub member: String,
+    /// A `SEC("syscall")` program (`BPF_PROG_TYPE_SYSCALL`, sleepable): no kernel type or member; `map`
+    /// and `member` are empty.
+    pub syscall: bool,
 }
 
 /// A resolved kfunc.
@@ -681,6 +684,7 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                             member_index: *idx,
                             map: map.name.clone(),
                             member: slot.member.clone(),
+                            syscall: false,
                         },
                     );
                 }
@@ -695,6 +699,20 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
             slots,
             registration: registration_issues(map, kernel),
         });
+    }
+    // `SEC("syscall")` programs load with the object whatever maps are created (libbpf autoloads them).
+    for (name, prog) in obj.programs.iter().filter(|(_, p)| p.syscall) {
+        plan.programs.insert(
+            name.clone(),
+            ProgramAttach {
+                btf_obj: BtfObject::Vmlinux,
+                attach_btf_id: 0,
+                member_index: 0,
+                map: String::new(),
+                member: String::new(),
+                syscall: prog.syscall,
+            },
+        );
     }
     for field in obj.fields.iter().filter(|f| f.used) {
         let path = field.path.join(".");

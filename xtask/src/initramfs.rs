@@ -230,6 +230,19 @@ pub fn common(out: &Path, binaries: &[GuestBinary], test_args: &[String]) -> Res
             libs.extend(shared_libs(&b.path)?);
         }
     }
+    // The outside test's scx scheduler objects (fetched and built into the cache; see scx.rs).
+    for f in crate::scx::guest_files() {
+        match &f.content {
+            Content::HostFile(p) => cpio.file(&f.path, 0o644, &fs::read(p)?)?,
+            Content::Bytes(b) => cpio.file(&f.path, 0o644, b)?,
+            Content::Executable(p) => {
+                cpio.file(&f.path, 0o755, &stripped(p, scratch)?)?;
+                if !is_static(p)? {
+                    libs.extend(shared_libs(p)?);
+                }
+            }
+        }
+    }
     // Dynamically linked test binaries get their libraries at the paths the loader expects.
     for lib in libs {
         let data = fs::read(&lib).with_context(|| format!("reading {lib}"))?;

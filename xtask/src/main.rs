@@ -24,6 +24,7 @@ mod fuzz;
 mod initramfs;
 mod kernels;
 mod run;
+mod scx;
 mod setup;
 mod testrun;
 mod vm;

@@ -42,10 +42,21 @@ fn malformed(section: &str, offset: u64, detail: impl Into<String>) -> ParseErro
 }
 
 enum SectionRole {
-    Program { sleepable: bool, optional: bool },
+    Program {
+        sleepable: bool,
+        optional: bool,
+    },
+    /// `syscall` (libbpf: `BPF_PROG_TYPE_SYSCALL`, always sleepable): run by the loader's user through
+    /// `BPF_PROG_TEST_RUN` (scx schedulers initialise CPU masks this way).
+    Syscall,
     Code,
-    StructOps { link: bool, optional: bool },
-    Data { read_only: bool },
+    StructOps {
+        link: bool,
+        optional: bool,
+    },
+    Data {
+        read_only: bool,
+    },
     Maps,
     Other,
 }
@@ -86,6 +97,8 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
                 sleepable: true,
                 optional,
             },
+            // libbpf's `SEC("syscall")` has no suffix and no `?` form.
+            "syscall" if base == "syscall" && !optional => SectionRole::Syscall,
             _ => SectionRole::Code,
         };
     }
@@ -209,7 +222,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             .and_then(|end| sdata.get(start..end))
             .ok_or_else(out_of_section)?;
         let key = (idx.0, sym.address());
-        if let Some(SectionRole::Program { .. }) = roles.get(&idx) {
+        if let Some(SectionRole::Program { .. } | SectionRole::Syscall) = roles.get(&idx) {
             program_keys.push((key, sym.name()?.to_owned()));
         }
         // An alias (a second symbol at the same address) reuses the instructions already read.
@@ -347,17 +360,17 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     let mut referenced = BTreeSet::new();
     let mut linked_total = 0usize;
     for (key, name) in program_keys {
-        let (
-            Some(f),
+        let (sleepable, optional, syscall) = match roles.get(&SectionIndex(key.0)) {
             Some(SectionRole::Program {
                 sleepable,
                 optional,
-            }),
-        ) = (functions.get(&key), roles.get(&SectionIndex(key.0)))
-        else {
+            }) => (*sleepable, *optional, false),
+            Some(SectionRole::Syscall) => (true, false, true),
+            _ => continue,
+        };
+        let Some(f) = functions.get(&key) else {
             continue;
         };
-        let (sleepable, optional) = (*sleepable, *optional);
         let budget = MAX_PROGRAM_INSNS.min(MAX_LINKED_INSNS - linked_total);
         let (insns, refs, btf_info) =
             link(f, &functions, budget).map_err(|e| match e.too_large {
@@ -392,6 +405,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 section: section_name(SectionIndex(key.0)),
                 sleepable,
                 optional,
+                syscall,
                 insns,
                 refs,
                 btf_info,
@@ -574,7 +588,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     // A `?struct_ops` program no map uses is simply not loaded (libbpf: autoload off).
     if let Some(orphan) = programs
         .iter()
-        .find(|(p, spec)| !spec.optional && !used.contains(p.as_str()))
+        .find(|(p, spec)| !spec.optional && !spec.syscall && !used.contains(p.as_str()))
         .map(|(p, _)| p)
     {
         return Err(ParseError::OrphanProgram(orphan.clone()));
@@ -669,15 +683,27 @@ fn classify(
     };
     let _ = elf;
     Ok(match roles.get(&idx) {
-        Some(SectionRole::Program { .. } | SectionRole::Code) if insn.code == CALL => {
+        Some(SectionRole::Program { .. } | SectionRole::Syscall | SectionRole::Code)
+            if insn.code == CALL =>
+        {
             Target::Code {
                 section: idx.0,
                 offset: sym.address(),
             }
         }
-        Some(SectionRole::Program { .. } | SectionRole::Code) => Target::Unsupported(format!(
-            "taking the address of function `{name}` is not supported"
-        )),
+        Some(SectionRole::Program { .. } | SectionRole::Syscall | SectionRole::Code)
+            if insn.code == LD_IMM64 =>
+        {
+            Target::FuncAddr {
+                section: idx.0,
+                offset: sym.address(),
+            }
+        }
+        Some(SectionRole::Program { .. } | SectionRole::Syscall | SectionRole::Code) => {
+            Target::Unsupported(format!(
+                "function `{name}` is used by an instruction that is neither a call nor a 64-bit load"
+            ))
+        }
         Some(SectionRole::Data { .. }) => Target::Data {
             section: section_name(idx),
             offset: sym.address(),
@@ -840,6 +866,12 @@ fn callees(f: &Function) -> Vec<(usize, (usize, u64))> {
                 // Wrapping: a hostile address or immediate gives a key that starts no function.
                 let target = (*offset as i64).wrapping_add((i64::from(insn.imm) + 1) * 8);
                 out.push((i, (*section, target as u64)));
+            }
+            Some(Target::FuncAddr { section, offset }) => {
+                out.push((
+                    i,
+                    (*section, offset.wrapping_add(i64::from(insn.imm) as u64)),
+                ));
             }
             None if insn.code == CALL && insn.src() == PSEUDO_CALL => {
                 let target =
@@ -1190,6 +1222,19 @@ mod tests {
 
     #[test]
     fn section_roles() {
+        assert!(matches!(
+            role("syscall", SectionKind::Text),
+            SectionRole::Syscall
+        ));
+        // libbpf knows `syscall` only without suffix or `?`: anything else is plain code.
+        assert!(matches!(
+            role("syscall/x", SectionKind::Text),
+            SectionRole::Code
+        ));
+        assert!(matches!(
+            role("?syscall", SectionKind::Text),
+            SectionRole::Code
+        ));
         assert!(matches!(
             role("?.struct_ops.link", SectionKind::Data),
             SectionRole::StructOps {

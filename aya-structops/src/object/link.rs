@@ -14,6 +14,9 @@ pub(crate) const PSEUDO_KFUNC_CALL: u8 = 2;
 pub(crate) const PSEUDO_MAP_VALUE: u8 = 2;
 /// `src_reg` of a 64-bit load of a map (`imm` = map fd).
 pub(crate) const PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of a 64-bit load of a subprogram's address (`imm` = instructions from the next one to it):
+/// callbacks of `bpf_loop`, `bpf_for_each_map_elem`, timers, `bpf_rbtree_add`.
+pub(crate) const PSEUDO_FUNC: u8 = 4;
 
 /// One BPF instruction, in the kernel's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -92,6 +95,9 @@ pub(crate) struct BtfInfo {
 pub(crate) enum Target {
     /// A call of code at `offset` bytes into ELF section `section`.
     Code { section: usize, offset: u64 },
+    /// A 64-bit load of the address of code at `offset` bytes (plus the instruction's byte addend) into
+    /// ELF section `section`: a callback passed to a helper or kfunc.
+    FuncAddr { section: usize, offset: u64 },
     /// A call of an undefined function: a kfunc.
     Kfunc(String),
     /// A 64-bit load of an undefined symbol: an extern variable (or a kfunc's address).
@@ -191,6 +197,15 @@ pub(crate) fn link(
                     let target = (*offset as i64).wrapping_add((i64::from(insn.imm) + 1) * 8);
                     Some((*section, target as u64))
                 }
+                Some(Target::FuncAddr { section, offset }) => {
+                    if insn.code != LD_IMM64 || i + 1 >= f.insns.len() {
+                        return Err(err(format!(
+                            "the address of code in section {section} is not taken by a 64-bit load"
+                        )));
+                    }
+                    // REL relocations of 64-bit loads keep the addend in `imm`, in bytes.
+                    Some((*section, offset.wrapping_add(i64::from(insn.imm) as u64)))
+                }
                 Some(Target::Kfunc(name)) => {
                     if insn.code != CALL {
                         return Err(err(format!("`{name}` is undefined but not called")));
@@ -268,7 +283,11 @@ pub(crate) fn link(
                     }
                 };
                 let at = base + i;
-                out[at].set_src(PSEUDO_CALL);
+                out[at].set_src(if insn.code == LD_IMM64 {
+                    PSEUDO_FUNC
+                } else {
+                    PSEUDO_CALL
+                });
                 out[at].imm = (start as i64 - (at as i64 + 1)) as i32;
             }
             i += if insn.code == LD_IMM64 { 2 } else { 1 };
@@ -400,6 +419,74 @@ mod tests {
                     name: "tcp_slow_start".into()
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn callback_address_becomes_pseudo_func_to_the_appended_callee() {
+        // prog: r2 = &.text+16 (callback `cb`); call bpf_loop (helper 181); exit. `.text`: a at 0, cb at 16.
+        let ld = Insn {
+            code: LD_IMM64,
+            regs: 2,
+            off: 0,
+            imm: 16,
+        };
+        let helper = Insn {
+            code: CALL,
+            regs: 0,
+            off: 0,
+            imm: 181,
+        };
+        let mut prog = func("prog", 3, 0, vec![ld, Insn::default(), helper, EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::FuncAddr {
+                section: 2,
+                offset: 0,
+            },
+        );
+        let a = func("a", 2, 0, vec![EXIT, EXIT]);
+        let cb = func("cb", 2, 16, vec![EXIT]);
+        let fns = BTreeMap::from([((2, 0), a), ((2, 16), cb)]);
+        let (insns, refs, _) = link(&prog, &fns, MAX).unwrap();
+        // Only the callback is appended (at 4), and the load points at it relative to the next insn.
+        assert_eq!(insns.len(), 5);
+        assert_eq!(insns[0].src(), PSEUDO_FUNC);
+        assert_eq!(insns[0].imm, 3); // 0 + 1 + 3 = 4
+        assert_eq!(insns[2], helper, "a helper call is left alone");
+        assert!(refs.is_empty());
+        // The same target as a call elsewhere does not copy it twice.
+        let mut prog2 = prog.clone();
+        prog2.insns.insert(3, call(0, 0));
+        prog2.relocs.insert(
+            3,
+            Target::Code {
+                section: 2,
+                offset: 8,
+            },
+        );
+        let (insns, _, _) = link(&prog2, &fns, MAX).unwrap();
+        assert_eq!(insns.len(), 6);
+        assert_eq!(insns[3].src(), PSEUDO_CALL);
+        assert_eq!(insns[3].imm, 1); // 3 + 1 + 1 = 5
+    }
+
+    #[test]
+    fn address_of_code_not_loaded_by_ld_imm64_is_an_error() {
+        let mut prog = func("prog", 3, 0, vec![call(-1, 0), EXIT]);
+        prog.relocs.insert(
+            0,
+            Target::FuncAddr {
+                section: 2,
+                offset: 0,
+            },
+        );
+        let fns = BTreeMap::from([((2, 0), func("cb", 2, 0, vec![EXIT]))]);
+        let e = link(&prog, &fns, MAX).unwrap_err();
+        assert!(
+            e.detail.contains("not taken by a 64-bit load"),
+            "{}",
+            e.detail
         );
     }
 

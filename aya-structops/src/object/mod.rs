@@ -198,6 +198,9 @@ pub struct ProgramSpec {
     /// From a `?struct_ops*` section: loaded only when a created map references it, and no error when
     /// none does.
     pub(crate) optional: bool,
+    /// From a `syscall` section: a `BPF_PROG_TYPE_SYSCALL` program, loaded with the object and run with
+    /// [`crate::Loaded::test_run_syscall`], not a struct_ops member.
+    pub(crate) syscall: bool,
     /// Instructions, linked with the subprograms they call.
     pub(crate) insns: Vec<Insn>,
     /// Places the loader patches.
@@ -216,6 +219,12 @@ impl ProgramSpec {
     /// references it).
     pub fn optional(&self) -> bool {
         self.optional
+    }
+
+    /// Whether the program is a `SEC("syscall")` one (`BPF_PROG_TYPE_SYSCALL`): loaded with the object,
+    /// run on demand with [`crate::Loaded::test_run_syscall`] (scx schedulers initialise through them).
+    pub fn is_syscall(&self) -> bool {
+        self.syscall
     }
 
     /// Whether the program is loaded with the object's BTF and `.BTF.ext` function and line info
