@@ -1,15 +1,32 @@
-//! `cargo xtask bench`: loader benchmarks (root). Rewrites the results section of `BENCHMARKS.md`.
+//! `cargo xtask bench`: loader and program benchmarks (root). Rewrites the results section of
+//! `BENCHMARKS.md` (or prints it only, `--no-write`).
 //!
-//! 1. CLI against libbpf, with `hyperfine`, on the same object in the same run: `structops register OBJ
-//!    --duration 0` (open + match + load + register + unregister, one process) against `bpftool struct_ops
-//!    register OBJ && bpftool struct_ops unregister name MAP` (libbpf, the same kernel work in two
-//!    processes). Also `bpftool struct_ops register` alone, its unregistration moved out of the timing
-//!    (`--prepare`), as a lower bound for libbpf. Wall time and user/system CPU time per run.
-//! 2. The in-process stage breakdown `cargo bench -p aya-structops --bench load`.
+//! 1. **Loader against a current libbpf**, per object: `structops register OBJ --duration 0` and
+//!    `libbpf-ref OBJ` (bench/libbpf-ref: libbpf 1.7 through libbpf-sys, open + load + attach every
+//!    struct_ops map + detach + close, one process) run alternately by our own runner
+//!    ([`runner`]: fork + exec + `wait4`), each run from process start to exit: wall, user and system
+//!    CPU, peak RSS, minor and major page faults; medians. The sched_ext objects (no sched_ext on the
+//!    host) on their `structops check` path, against the 7.x BTF and the host's.
+//! 2. **Second reference, Debian's bpftool** (libbpf 1.1), with hyperfine, on the objects it can
+//!    register: `bpftool struct_ops register OBJ && bpftool struct_ops unregister name MAP`, and
+//!    `bpftool struct_ops register` alone.
+//! 3. **Where the time goes**: `cargo bench -p aya-structops --bench load -- OBJ`.
+//! 4. **Rust against C programs**: the Rust `reno_map` and its C twin `testdata/obj/reno.o`, both
+//!    registered on the host: per program the kernel's verified-instruction count, translated and
+//!    JIT-ed sizes ([`progs`]); loopback TCP throughput with each against the kernel's own `reno`
+//!    ([`tput`]), alternating, with the kernel's per-program run-time statistics.
 //!
-//! Goals (from the issue): our CPU time (user + sys) at most half of bpftool's, wall time at most 0.8x.
+//! Goals (issue 12): CPU at most 0.5x of libbpf's, wall at most 0.8x, peak RSS and page faults at
+//! most libbpf's; Rust programs at most 1.05x of C's sizes; Rust Reno throughput at least 0.97x of the
+//! built-in reno's.
+
+mod progs;
+mod runner;
+mod tput;
 
 use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
     path::{Path, PathBuf},
     process::Command,
 };
@@ -18,6 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use crate::{build::workspace_root, setup};
+use runner::{Sample, Spec, median};
 
 /// Marks the part of BENCHMARKS.md this command rewrites.
 const BEGIN: &str =
@@ -26,7 +44,12 @@ const END: &str = "<!-- xtask-bench:end -->";
 
 const CPU_GOAL: f64 = 0.5;
 const WALL_GOAL: f64 = 0.8;
+const RSS_GOAL: f64 = 1.0;
+const FAULTS_GOAL: f64 = 1.0;
+const SIZE_GOAL: f64 = 1.05;
+const TPUT_GOAL: f64 = 0.97;
 
+/// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Options {
     /// Timed runs per command.
@@ -35,42 +58,44 @@ pub struct Options {
     /// Warmup runs per command.
     #[arg(long, default_value_t = 3)]
     warmup: u32,
-    /// An object to measure (a `.struct_ops` one bpftool can register); repeatable. Default: the C
-    /// testdata/obj/tcp_cc.o (six programs) and the Rust target/bpf/reno_map.o (four programs).
+    /// An object both loaders register on this host, to measure instead of the default set
+    /// (testdata/obj/tcp_cc.o, target/bpf/reno_map.o, testdata/obj/reno.o, testdata/obj/dctcp_storage.o);
+    /// repeatable.
     #[arg(long = "object", value_name = "PATH")]
     objects: Vec<PathBuf>,
+    /// Throughput rounds (each round runs every congestion control once).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
+    /// Seconds per throughput run.
+    #[arg(long, default_value_t = 2.0)]
+    round_secs: f64,
     /// Print the results only; leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
 }
 
-/// One hyperfine result.
-struct Timing {
-    name: String,
-    command: String,
-    mean: f64,
-    stddev: f64,
-    median: f64,
-    min: f64,
-    user: f64,
-    system: f64,
+/// Paths of the built tools.
+struct Tools {
+    root: PathBuf,
+    structops: PathBuf,
+    libbpf_ref: PathBuf,
+    /// The timing helper, `xtask-bench-exec`.
+    exec: PathBuf,
+    scratch: PathBuf,
 }
 
-impl Timing {
-    fn cpu(&self) -> f64 {
-        self.user + self.system
+impl Tools {
+    fn rel(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
     }
 }
 
 fn euid_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -92,6 +117,20 @@ fn sh(script: &str) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+fn path_str(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("path {} is not UTF-8", p.display()))
+}
+
+/// Cargo's target directory for this workspace (`CARGO_TARGET_DIR` when set).
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
 }
 
 /// Unregisters the object's struct_ops maps by name with bpftool when they are still registered, on
@@ -140,6 +179,522 @@ impl Drop for Cleanup {
     }
 }
 
+fn ms(s: f64) -> String {
+    format!("{:.1}", s * 1e3)
+}
+
+fn verdict(r: f64, goal: f64, at_most: bool) -> &'static str {
+    let met = if at_most { r <= goal } else { r >= goal };
+    if met { "**met**" } else { "**missed**" }
+}
+
+/// The machine, for the record.
+fn machine(tools: &Tools) -> Vec<(&'static str, String)> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo");
+    let libbpf = std::fs::read_to_string(tools.root.join("bench/libbpf-ref/Cargo.lock"))
+        .ok()
+        .and_then(|l| {
+            l.split("[[package]]")
+                .find(|p| p.contains("name = \"libbpf-sys\""))
+                .and_then(|p| p.lines().find(|l| l.starts_with("version = ")))
+                .map(|v| {
+                    v.trim_start_matches("version = ")
+                        .trim_matches('"')
+                        .to_owned()
+                })
+        })
+        .unwrap_or_else(|| "?".into());
+    vec![
+        ("date (UTC)", sh("date -u '+%Y-%m-%d %H:%M'")),
+        ("CPU", format!("{cpu}, {} CPUs online", sh("nproc"))),
+        ("memory", mem),
+        ("kernel", format!("{} ({})", sh("uname -r"), sh("uname -v"))),
+        ("OS", sh(". /etc/os-release && echo \"$PRETTY_NAME\"")),
+        ("systemd-detect-virt", {
+            let v = sh("systemd-detect-virt 2>/dev/null");
+            if v.is_empty() { "unknown".into() } else { v }
+        }),
+        ("rustc", sh("rustc --version")),
+        ("clang", sh("clang-22 --version | head -1")),
+        (
+            "libbpf-ref",
+            format!(
+                "libbpf-sys {libbpf} (vendored libbpf, static libelf and zlib), {} bytes",
+                std::fs::metadata(&tools.libbpf_ref).map_or(0, |m| m.len())
+            ),
+        ),
+        (
+            "structops",
+            format!(
+                "release build, {} bytes",
+                std::fs::metadata(&tools.structops).map_or(0, |m| m.len())
+            ),
+        ),
+        ("bpftool", sh("bpftool version | head -2 | tr '\\n' ' '")),
+        ("hyperfine", sh("hyperfine --version")),
+        ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),
+    ]
+}
+
+/// Builds our release CLI, the reference loader, the Rust BPF objects and the in-process benchmark.
+fn build(root: &Path) -> Result<(Tools, PathBuf)> {
+    setup::apt_install(&["hyperfine", "bpftool", "libelf-dev", "zlib1g-dev", "make"])?;
+    let bpf = crate::build::ebpf(&setup::all()?)?;
+    let target = target_dir(root);
+    setup::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "aya-structops",
+        "--features",
+        "cli",
+        "--bin",
+        "structops",
+    ]))?;
+    // Its own workspace; run from its directory so that its .cargo/config.toml applies.
+    let ref_target = target.join("libbpf-ref");
+    setup::run(
+        Command::new("cargo")
+            .current_dir(root.join("bench/libbpf-ref"))
+            .args(["build", "--release", "--locked"])
+            .env("CARGO_TARGET_DIR", &ref_target),
+    )?;
+    // The timing helper (same profile as this xtask: its dependencies are built already).
+    setup::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "xtask",
+        "--bin",
+        "xtask-bench-exec",
+    ]))?;
+    // Build the in-process benchmark now, so a build failure stops us before the long runs.
+    setup::run(Command::new("cargo").current_dir(root).args([
+        "bench",
+        "--no-run",
+        "--quiet",
+        "-p",
+        "aya-structops",
+        "--bench",
+        "load",
+    ]))?;
+    let scratch = target.join("bench");
+    std::fs::create_dir_all(&scratch)?;
+    Ok((
+        Tools {
+            root: root.to_owned(),
+            structops: target.join("release/structops"),
+            libbpf_ref: ref_target.join("release/libbpf-ref"),
+            exec: target.join("debug/xtask-bench-exec"),
+            scratch,
+        },
+        bpf,
+    ))
+}
+
+/// `cargo xtask bench`.
+pub fn run(opts: &Options) -> Result<()> {
+    if !euid_is_root() {
+        bail!("`cargo xtask bench` loads and registers struct_ops: run it as root");
+    }
+    let root = workspace_root();
+    let started = std::time::Instant::now();
+    let (tools, bpf) = build(&root)?;
+    let objects = if opts.objects.is_empty() {
+        vec![
+            root.join("testdata/obj/tcp_cc.o"),
+            bpf.join("reno_map.o"),
+            root.join("testdata/obj/reno.o"),
+            root.join("testdata/obj/dctcp_storage.o"),
+        ]
+    } else {
+        opts.objects.clone()
+    };
+
+    let mut md = String::new();
+    md.push_str(BEGIN);
+    md.push_str("\n\n## Results\n\n### Machine\n\n| | |\n|---|---|\n");
+    for (k, v) in &machine(&tools) {
+        writeln!(md, "| {k} | {v} |")?;
+    }
+    let mut summary: Vec<String> = Vec::new();
+
+    let floor = process_floor(&tools, opts)?;
+    md.push_str(&floor);
+    md.push_str(
+        "\n### Loader against libbpf 1.7 (our runner: alternating, medians, process start to exit)\n",
+    );
+    let mut per_object = Vec::new();
+    for object in &objects {
+        let (section, maps) = loader_section(&tools, object, opts, &mut summary)?;
+        per_object.push((object.clone(), maps));
+        md.push_str(&section);
+    }
+    md.push_str(&scx_section(&tools, &bpf, opts)?);
+
+    md.push_str("\n### Second reference: Debian's bpftool (libbpf 1.1, hyperfine)\n");
+    for (object, maps) in &per_object {
+        md.push_str(&bpftool_section(&tools, object, maps, opts)?);
+    }
+
+    md.push_str(
+        "\n### Where the time goes (in process, `cargo bench -p aya-structops --bench load -- OBJ`)\n",
+    );
+    for (object, maps) in &per_object {
+        md.push_str(&breakdown_section(&tools, object, maps));
+    }
+
+    md.push_str(&reno_section(&tools, &bpf, opts, &mut summary)?);
+
+    md.push_str(
+        "\n### Goals at a glance (this run)\n\n| measure | ratio | goal | |\n|---|---:|---:|---|\n",
+    );
+    for s in &summary {
+        md.push_str(s);
+    }
+    writeln!(
+        md,
+        "\n`cargo xtask bench` took {:.0} s (builds included).\n",
+        started.elapsed().as_secs_f64()
+    )?;
+    md.push_str(END);
+    md.push('\n');
+
+    println!("{md}");
+    if !opts.no_write {
+        let path = root.join("BENCHMARKS.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
+        let new = match (old.find(BEGIN), old.find(END)) {
+            (Some(b), Some(e)) if b < e => {
+                let rest = &old[e + END.len()..];
+                format!(
+                    "{}{md}{}",
+                    &old[..b],
+                    rest.strip_prefix('\n').unwrap_or(rest)
+                )
+            }
+            _ => format!("{}\n{md}", old.trim_end()),
+        };
+        std::fs::write(&path, new)?;
+        eprintln!("xtask: wrote the results section of {}", path.display());
+    }
+    Ok(())
+}
+
+/// Medians of one command's samples.
+struct Medians {
+    wall: f64,
+    user: f64,
+    sys: f64,
+    cpu: f64,
+    rss_kib: f64,
+    minflt: f64,
+    majflt: f64,
+}
+
+impl Medians {
+    fn of(s: &[Sample]) -> Self {
+        Self {
+            wall: median(s, |x| x.wall),
+            user: median(s, |x| x.user),
+            sys: median(s, |x| x.sys),
+            cpu: median(s, Sample::cpu),
+            rss_kib: median(s, |x| x.maxrss_kib as f64),
+            minflt: median(s, |x| x.minflt as f64),
+            majflt: median(s, |x| x.majflt as f64),
+        }
+    }
+
+    fn faults(&self) -> f64 {
+        self.minflt + self.majflt
+    }
+}
+
+const SAMPLE_HEADER: &str = "| command | wall ms | user ms | sys ms | CPU ms | peak RSS MiB | minor faults | major faults |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+
+fn sample_row(name: &str, m: &Medians) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} |\n",
+        ms(m.wall),
+        ms(m.user),
+        ms(m.sys),
+        ms(m.cpu),
+        m.rss_kib / 1024.0,
+        m.minflt,
+        m.majflt
+    )
+}
+
+/// `/bin/true` through the runner: what every row carries of process creation (and of this
+/// process's own memory folded into `ru_maxrss`).
+fn process_floor(tools: &Tools, opts: &Options) -> Result<String> {
+    let spec = Spec {
+        name: "/bin/true".into(),
+        argv: vec!["/bin/true".into()],
+        expect_code: 0,
+    };
+    let s = runner::alternate(
+        &tools.exec,
+        std::slice::from_ref(&spec),
+        opts.warmup,
+        opts.runs,
+        &tools.scratch,
+        || Ok(()),
+    )?;
+    let m = Medians::of(&s[0]);
+    let mut md = String::from(
+        "\n### Process floor\n\n`/bin/true` through the same runner (fork + exec + wait4): the cost of \
+         starting and reaping any process, included in every row below.\n\n",
+    );
+    md.push_str(SAMPLE_HEADER);
+    md.push_str(&sample_row("/bin/true", &m));
+    Ok(md)
+}
+
+/// Registers the object once with each loader (both must work), then alternates them.
+fn loader_section(
+    tools: &Tools,
+    object: &Path,
+    opts: &Options,
+    summary: &mut Vec<String>,
+) -> Result<(String, Vec<String>)> {
+    let object = object
+        .canonicalize()
+        .with_context(|| format!("object {}", object.display()))?;
+    let obj = path_str(&object)?;
+    let rel = tools.rel(&object);
+    let so = path_str(&tools.structops)?;
+    let lr = path_str(&tools.libbpf_ref)?;
+
+    // Our output names the maps (`<map> <type> id <id>...`), which the cleanup and bpftool use.
+    let out = output(Command::new(&tools.structops).args(["register", &obj, "--duration", "0"]))?;
+    let maps: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    if maps.is_empty() {
+        bail!("`structops register {obj}` registered nothing");
+    }
+    let cleanup = Cleanup {
+        structops: tools.structops.clone(),
+        maps: maps.clone(),
+    };
+    let specs = [
+        Spec {
+            name: "structops register".into(),
+            argv: vec![
+                so,
+                "register".into(),
+                obj.clone(),
+                "--duration".into(),
+                "0".into(),
+            ],
+            expect_code: 0,
+        },
+        Spec {
+            name: "libbpf-ref (libbpf 1.7)".into(),
+            argv: vec![lr, obj.clone()],
+            expect_code: 0,
+        },
+    ];
+    eprintln!("xtask: {rel}: alternating structops and libbpf-ref");
+    let samples = runner::alternate(
+        &tools.exec,
+        &specs,
+        opts.warmup,
+        opts.runs,
+        &tools.scratch,
+        || Ok(()),
+    )?;
+    cleanup.run();
+    if let Some(m) = cleanup.registered() {
+        bail!("`{m}` is still registered after the runs");
+    }
+    drop(cleanup);
+
+    let (ours, lib) = (Medians::of(&samples[0]), Medians::of(&samples[1]));
+    let mut md = format!(
+        "\n#### `{rel}` (maps {}): {} runs each after {} warmups\n\n",
+        maps.join(", "),
+        opts.runs,
+        opts.warmup
+    );
+    md.push_str(SAMPLE_HEADER);
+    md.push_str(&sample_row(&specs[0].name, &ours));
+    md.push_str(&sample_row(&specs[1].name, &lib));
+    let ratios = [
+        ("CPU (user+sys)", ours.cpu / lib.cpu, CPU_GOAL),
+        ("wall", ours.wall / lib.wall, WALL_GOAL),
+        ("peak RSS", ours.rss_kib / lib.rss_kib, RSS_GOAL),
+        (
+            "page faults (minor+major)",
+            ours.faults() / lib.faults(),
+            FAULTS_GOAL,
+        ),
+    ];
+    md.push('\n');
+    for (what, r, goal) in ratios {
+        writeln!(
+            md,
+            "- {what}, structops / libbpf: **{r:.2}x** (goal ≤ {goal}x): {}",
+            verdict(r, goal, true)
+        )?;
+        summary.push(format!(
+            "| `{rel}`: {what}, structops / libbpf 1.7 | {r:.2}x | ≤ {goal}x | {} |\n",
+            verdict(r, goal, true)
+        ));
+    }
+    md.push_str("\n```sh\n");
+    for s in &specs {
+        writeln!(md, "{}", s.display(&tools.root))?;
+    }
+    md.push_str("```\n");
+    Ok((md, maps))
+}
+
+/// The sched_ext objects on their `check` path (the host has no sched_ext): against the newest
+/// cached 7.x kernel's BTF (compatible) and the host's (incompatible, exit 1); libbpf has no check, its
+/// row is open + load up to its first refusal on this host.
+fn scx_section(tools: &Tools, bpf: &Path, opts: &Options) -> Result<String> {
+    let mut md =
+        String::from("\n#### sched_ext objects: `structops check` (no sched_ext on the host)\n\n");
+    let kernels = setup::cache_dir().join("kernels");
+    let mut btfs: Vec<PathBuf> = std::fs::read_dir(&kernels)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("7."))
+                .map(|e| e.path().join("vmlinux.btf"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    btfs.sort();
+    let Some(btf7) = btfs.last() else {
+        md.push_str(&format!(
+            "Not measured: no 7.x kernel BTF in {} (run `cargo xtask codegen` or `cargo xtask \
+             integration-test --kernel 7` to fetch one).\n",
+            kernels.display()
+        ));
+        return Ok(md);
+    };
+    let btf_name = btf7
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    md.push_str(&format!(
+        "`--btf` is the cached Debian {btf_name} kernel's BTF (sched_ext built in); without it the \
+         host's BTF is read and the object is reported incompatible (exit 1, expected). libbpf has no \
+         check: its row is `libbpf-ref OBJ`, open + load up to libbpf's first refusal on this host \
+         (quoted), so that ratio compares different work and is not held to the goals.\n"
+    ));
+    let so = path_str(&tools.structops)?;
+    let lr = path_str(&tools.libbpf_ref)?;
+    let btf = path_str(btf7)?;
+    for object in [
+        tools.root.join("testdata/obj/scx_vtime.o"),
+        bpf.join("scx_vtime.o"),
+    ] {
+        let obj = path_str(&object)?;
+        let rel = tools.rel(&object);
+        let specs = [
+            Spec {
+                name: format!("structops check --btf {btf_name}"),
+                argv: vec![
+                    so.clone(),
+                    "check".into(),
+                    obj.clone(),
+                    "--btf".into(),
+                    btf.clone(),
+                ],
+                expect_code: 0,
+            },
+            Spec {
+                name: "structops check (host BTF)".into(),
+                argv: vec![so.clone(), "check".into(), obj.clone()],
+                expect_code: 1,
+            },
+            Spec {
+                name: "libbpf-ref (refused on the host)".into(),
+                argv: vec![lr.clone(), obj.clone()],
+                expect_code: 1,
+            },
+        ];
+        // Where libbpf stops, for the record.
+        let refusal = Command::new(&tools.libbpf_ref)
+            .arg(&obj)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .find(|l| l.starts_with("libbpf: "))
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        eprintln!("xtask: {rel}: structops check and libbpf-ref");
+        let samples = runner::alternate(
+            &tools.exec,
+            &specs,
+            opts.warmup,
+            opts.runs,
+            &tools.scratch,
+            || Ok(()),
+        )?;
+        let m: Vec<Medians> = samples.iter().map(|s| Medians::of(s)).collect();
+        writeln!(
+            md,
+            "\n`{rel}`, {} runs each after {} warmups; libbpf stopped at `{refusal}`\n",
+            opts.runs, opts.warmup
+        )?;
+        md.push_str(SAMPLE_HEADER);
+        for (s, m) in specs.iter().zip(&m) {
+            md.push_str(&sample_row(&s.name, m));
+        }
+        writeln!(
+            md,
+            "\n- check against the 7.x BTF / libbpf's refused load: CPU {:.2}x, wall {:.2}x, RSS {:.2}x, faults {:.2}x",
+            m[0].cpu / m[2].cpu,
+            m[0].wall / m[2].wall,
+            m[0].rss_kib / m[2].rss_kib,
+            m[0].faults() / m[2].faults()
+        )?;
+        md.push_str("\n```sh\n");
+        for s in &specs {
+            writeln!(md, "{}", s.display(&tools.root))?;
+        }
+        md.push_str("```\n");
+    }
+    Ok(md)
+}
+
+/// One hyperfine result.
+struct Timing {
+    name: String,
+    command: String,
+    mean: f64,
+    stddev: f64,
+    median: f64,
+    min: f64,
+    user: f64,
+    system: f64,
+}
+
+impl Timing {
+    fn cpu(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
 fn hyperfine(
     out_json: &Path,
     opts: &Options,
@@ -183,156 +738,49 @@ fn hyperfine(
         .collect()
 }
 
-fn ms(s: f64) -> String {
-    format!("{:.1}", s * 1e3)
-}
-
-/// The machine, for the record.
-fn machine() -> Vec<(&'static str, String)> {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "?".into());
-    let mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo");
-    vec![
-        ("date (UTC)", sh("date -u '+%Y-%m-%d %H:%M'")),
-        ("CPU", format!("{cpu}, {} CPUs online", sh("nproc"))),
-        ("memory", mem),
-        ("kernel", format!("{} ({})", sh("uname -r"), sh("uname -v"))),
-        ("OS", sh(". /etc/os-release && echo \"$PRETTY_NAME\"")),
-        ("systemd-detect-virt", {
-            let v = sh("systemd-detect-virt 2>/dev/null");
-            if v.is_empty() { "unknown".into() } else { v }
-        }),
-        ("rustc", sh("rustc --version")),
-        ("bpftool", sh("bpftool version | head -2 | tr '\\n' ' '")),
-        ("hyperfine", sh("hyperfine --version")),
-        ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),
-    ]
-}
-
-pub fn run(opts: &Options) -> Result<()> {
-    if !euid_is_root() {
-        bail!("`cargo xtask bench` loads and registers struct_ops: run it as root");
-    }
-    setup::apt_install(&["hyperfine", "bpftool"])?;
-    let root = workspace_root();
-    let objects = if opts.objects.is_empty() {
-        let bpf = crate::build::ebpf(&setup::all()?)?;
-        vec![root.join("testdata/obj/tcp_cc.o"), bpf.join("reno_map.o")]
-    } else {
-        opts.objects.clone()
-    };
-
-    setup::run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "aya-structops",
-        "--features",
-        "cli",
-        "--bin",
-        "structops",
-    ]))?;
-    // Build the in-process benchmark now, so a build failure stops us before the long runs.
-    setup::run(Command::new("cargo").current_dir(&root).args([
-        "bench",
-        "--no-run",
-        "--quiet",
-        "-p",
-        "aya-structops",
-        "--bench",
-        "load",
-    ]))?;
-    let structops = root.join("target/release/structops");
-
-    let mut md = String::new();
-    md.push_str(BEGIN);
-    md.push_str("\n\n## Results\n\n### Machine\n\n| | |\n|---|---|\n");
-    for (k, v) in &machine() {
-        md.push_str(&format!("| {k} | {v} |\n"));
-    }
-    for object in &objects {
-        md.push_str(&object_section(&root, &structops, object, opts)?);
-    }
-    md.push('\n');
-    md.push_str(END);
-    md.push('\n');
-
-    println!("{md}");
-    if !opts.no_write {
-        let path = root.join("BENCHMARKS.md");
-        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".into());
-        let new = match (old.find(BEGIN), old.find(END)) {
-            (Some(b), Some(e)) if b < e => {
-                let rest = &old[e + END.len()..];
-                format!(
-                    "{}{md}{}",
-                    &old[..b],
-                    rest.strip_prefix('\n').unwrap_or(rest)
-                )
-            }
-            _ => format!("{}\n{md}", old.trim_end()),
-        };
-        std::fs::write(&path, new)?;
-        eprintln!("xtask: wrote the results section of {}", path.display());
-    }
-    Ok(())
-}
-
-/// Measures one object: hyperfine of both tools, then the in-process breakdown. Returns its markdown.
-fn object_section(root: &Path, structops: &Path, object: &Path, opts: &Options) -> Result<String> {
-    let object = object
-        .canonicalize()
-        .with_context(|| format!("object {}", object.display()))?;
-    let obj = object
-        .to_str()
-        .context("object path is not UTF-8")?
-        .to_owned();
+/// Our CLI against Debian's bpftool with hyperfine, where bpftool can register the object.
+fn bpftool_section(
+    tools: &Tools,
+    object: &Path,
+    maps: &[String],
+    opts: &Options,
+) -> Result<String> {
+    let object = object.canonicalize()?;
+    let obj = path_str(&object)?;
+    let rel = tools.rel(&object);
     let stem = object
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("object")
         .to_owned();
-    let so = structops.to_str().context("path is not UTF-8")?.to_owned();
-
-    // One registration with each tool: both must work on this object. Our output names the maps
-    // (`<map> <type> id <id>...`), which bpftool uses too.
-    let out = output(Command::new(structops).args(["register", &obj, "--duration", "0"]))?;
-    let maps: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect();
-    if maps.is_empty() {
-        bail!("`structops register {obj}` registered nothing");
-    }
+    let so = path_str(&tools.structops)?;
     let cleanup = Cleanup {
-        structops: structops.to_owned(),
-        maps: maps.clone(),
+        structops: tools.structops.clone(),
+        maps: maps.to_vec(),
     };
+    let mut md = format!("\n#### `{rel}`\n\n");
     if let Err(e) = output(Command::new("bpftool").args(["struct_ops", "register", &obj])) {
-        return Err(e.context("bpftool cannot register this object (it needs `.struct_ops` maps)"));
+        cleanup.run();
+        let why = format!("{e:#}");
+        let line = why
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        writeln!(md, "bpftool 7.1 (libbpf 1.1) cannot register it: `{line}`")?;
+        return Ok(md);
     }
-    for map in &maps {
+    for map in maps {
         output(Command::new("bpftool").args(["struct_ops", "unregister", "name", map]))?;
     }
     if let Some(m) = cleanup.registered() {
         bail!("`{m}` is still registered after bpftool unregistered it");
     }
-    eprintln!("xtask: both tools register {}", maps.join(", "));
-
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
     let (loader_json, reg_only_json) = (
         format!("loader-{stem}.json"),
         format!("bpftool-register-only-{stem}.json"),
     );
-
     let ours_cmd = format!("{so} register {obj} --duration 0");
     let unregister = |quiet: bool| {
         maps.iter()
@@ -349,17 +797,14 @@ fn object_section(root: &Path, structops: &Path, object: &Path, opts: &Options) 
     let bpftool_pair = format!("bpftool struct_ops register {obj} && {}", unregister(false));
     let unregister_quiet = unregister(true);
     let pair = hyperfine(
-        &dir.join(&loader_json),
+        &tools.scratch.join(&loader_json),
         opts,
         &[],
-        &[
-            ("structops", ours_cmd.clone()),
-            ("bpftool", bpftool_pair.clone()),
-        ],
+        &[("structops", ours_cmd), ("bpftool", bpftool_pair)],
     )?;
     cleanup.run();
     let reg_only = hyperfine(
-        &dir.join(&reg_only_json),
+        &tools.scratch.join(&reg_only_json),
         opts,
         &[
             "--prepare",
@@ -373,11 +818,64 @@ fn object_section(root: &Path, structops: &Path, object: &Path, opts: &Options) 
         )],
     )?;
     cleanup.run();
+    drop(cleanup);
 
-    // In-process breakdown.
-    let bench = output(
+    let (ours, lib) = (&pair[0], &pair[1]);
+    md.push_str("| command | wall mean ± σ ms | wall median ms | wall min ms | user ms | sys ms | user+sys ms |\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for t in pair.iter().chain(&reg_only) {
+        writeln!(
+            md,
+            "| {} | {} ± {} | {} | {} | {} | {} | {} |",
+            t.name,
+            ms(t.mean),
+            ms(t.stddev),
+            ms(t.median),
+            ms(t.min),
+            ms(t.user),
+            ms(t.system),
+            ms(t.cpu())
+        )?;
+    }
+    let r = &reg_only[0];
+    writeln!(
+        md,
+        "\n- structops / bpftool register + unregister: CPU {:.2}x, wall (mean) {:.2}x; / `bpftool \
+         register` alone (its unregistration not timed): CPU {:.2}x, wall {:.2}x",
+        ours.cpu() / lib.cpu(),
+        ours.mean / lib.mean,
+        ours.cpu() / r.cpu(),
+        ours.mean / r.mean
+    )?;
+    md.push_str("\n```sh\n");
+    for t in pair.iter().chain(&reg_only) {
+        writeln!(
+            md,
+            "# {}\n{}",
+            t.name,
+            t.command
+                .replace(&format!("{}/", tools.root.display()), "./")
+        )?;
+    }
+    writeln!(
+        md,
+        "# bpftool register only: --prepare / --cleanup\n{unregister_quiet}\n```\n\nRaw data: \
+         `target/bench/{loader_json}`, `target/bench/{reg_only_json}`."
+    )?;
+    Ok(md)
+}
+
+/// `cargo bench -p aya-structops --bench load -- OBJ`, its output as is (or its failure, recorded).
+fn breakdown_section(tools: &Tools, object: &Path, maps: &[String]) -> String {
+    let rel = tools.rel(object);
+    eprintln!("xtask: cargo bench --bench load -- {rel}");
+    let cleanup = Cleanup {
+        structops: tools.structops.clone(),
+        maps: maps.to_vec(),
+    };
+    let out = output(
         Command::new("cargo")
-            .current_dir(root)
+            .current_dir(&tools.root)
             .args([
                 "bench",
                 "--quiet",
@@ -387,72 +885,293 @@ fn object_section(root: &Path, structops: &Path, object: &Path, opts: &Options) 
                 "load",
                 "--",
             ])
-            .arg(&object)
+            .arg(object)
             .env("BENCH_ITERS", "50"),
-    )?;
-    cleanup.run();
-    drop(cleanup);
-
-    // The report.
-    let (ours, lib) = (&pair[0], &pair[1]);
-    let cpu_ratio = ours.cpu() / lib.cpu();
-    let wall_ratio = ours.mean / lib.mean;
-    let verdict = |r: f64, goal: f64| if r <= goal { "**met**" } else { "**missed**" };
-    let mut md = String::new();
-    md.push_str(&format!(
-        "\n### `{}`: loader against libbpf (hyperfine, {} runs after {} warmups, times per run)\n\n",
-        object.strip_prefix(root).unwrap_or(&object).display(),
-        opts.runs,
-        opts.warmup,
-    ));
-    md.push_str("| command | wall mean ± σ ms | wall median ms | wall min ms | user ms | sys ms | user+sys ms |\n");
-    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
-    for t in pair.iter().chain(&reg_only) {
-        md.push_str(&format!(
-            "| {} | {} ± {} | {} | {} | {} | {} | {} |\n",
-            t.name,
-            ms(t.mean),
-            ms(t.stddev),
-            ms(t.median),
-            ms(t.min),
-            ms(t.user),
-            ms(t.system),
-            ms(t.cpu())
-        ));
-    }
-    md.push_str(&format!(
-        "\n- CPU time (user+sys), structops / bpftool: **{cpu_ratio:.2}x** (goal ≤ {CPU_GOAL}x): {}\n",
-        verdict(cpu_ratio, CPU_GOAL)
-    ));
-    md.push_str(&format!(
-        "- wall time (mean), structops / bpftool: **{wall_ratio:.2}x** (goal ≤ {WALL_GOAL}x): {}\n",
-        verdict(wall_ratio, WALL_GOAL)
-    ));
-    let r = &reg_only[0];
-    md.push_str(&format!(
-        "- against `bpftool register` alone (its unregistration not timed): CPU {:.2}x, wall {:.2}x\n",
-        ours.cpu() / r.cpu(),
-        ours.mean / r.mean
-    ));
-    md.push_str(
-        "\nCommands (run through hyperfine's default shell, its spawn time subtracted):\n\n```sh\n",
     );
-    for t in pair.iter().chain(&reg_only) {
-        md.push_str(&format!(
-            "# {}\n{}\n",
-            t.name,
-            t.command.replace(&root.display().to_string(), ".")
-        ));
+    cleanup.run();
+    let body = match out {
+        Ok(o) => o
+            .trim()
+            .replace(&format!("{}/", tools.root.display()), "./")
+            .replace(&tools.root.display().to_string(), "."),
+        Err(e) => format!("`cargo bench` failed on this object: {e:#}"),
+    };
+    format!("\n#### `{rel}`\n\n{body}\n")
+}
+
+/// Restores `kernel.bpf_stats_enabled` on drop.
+struct BpfStats {
+    old: Option<String>,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn enable() -> Self {
+        let old = std::fs::read_to_string(BPF_STATS).ok();
+        if let Err(e) = std::fs::write(BPF_STATS, "1") {
+            eprintln!("xtask: cannot enable {BPF_STATS}: {e}");
+        }
+        Self { old }
     }
-    md.push_str(&format!(
-        "# bpftool register only: --prepare / --cleanup\n{}\n```\n",
-        unregister_quiet
-    ));
-    md.push_str(&format!(
-        "\nRaw data: `target/bench/{loader_json}`, `target/bench/{reg_only_json}`.\n\n\
-         #### Where the time goes (in process, `cargo bench -p aya-structops --bench load`)\n\n{}\n",
-        bench.trim().replace(&root.display().to_string(), ".")
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.old {
+            let _ = std::fs::write(BPF_STATS, old.trim());
+        }
+    }
+}
+
+/// One side of the Rust/C comparison: the object, its map, its congestion control name and its
+/// programs by member.
+struct Twin {
+    label: &'static str,
+    object: PathBuf,
+    map: &'static str,
+    cc: &'static str,
+    /// (member, program name)
+    progs: [(&'static str, &'static str); 4],
+}
+
+/// Rust Reno against its C twin: program info, loopback throughput against the built-in reno, and
+/// the kernel's run-time statistics per program.
+fn reno_section(
+    tools: &Tools,
+    bpf: &Path,
+    opts: &Options,
+    summary: &mut Vec<String>,
+) -> Result<String> {
+    let twins = [
+        Twin {
+            label: "Rust",
+            object: bpf.join("reno_map.o"),
+            map: "RS_RENO_MAP",
+            cc: "rs_reno_map",
+            progs: [
+                ("init", "rs_map_init"),
+                ("ssthresh", "rs_map_ssthresh"),
+                ("cong_avoid", "rs_map_cong_avoid"),
+                ("undo_cwnd", "rs_map_undo_cwnd"),
+            ],
+        },
+        Twin {
+            label: "C",
+            object: tools.root.join("testdata/obj/reno.o"),
+            map: "c_reno_twin",
+            cc: "reno_c",
+            progs: [
+                ("init", "c_twin_init"),
+                ("ssthresh", "c_twin_ssthresh"),
+                ("cong_avoid", "c_twin_cong_avoid"),
+                ("undo_cwnd", "c_twin_undo_cwnd"),
+            ],
+        },
+    ];
+    // Load and register both in this process: the registrations unregister when dropped, on every
+    // path out of this function.
+    let mut held = Vec::new();
+    let mut ids: Vec<BTreeMap<String, u32>> = Vec::new();
+    for t in &twins {
+        let spec = aya_structops::ObjectSpec::from_file(&t.object)
+            .with_context(|| format!("opening {}", t.object.display()))?;
+        let loaded = spec
+            .load()
+            .with_context(|| format!("loading {}", t.object.display()))?;
+        let reg = loaded
+            .register_blocking(t.map)
+            .with_context(|| format!("registering {} of {}", t.map, t.object.display()))?;
+        ids.push(loaded.program_ids()?);
+        held.push((loaded, reg));
+    }
+    let available = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .unwrap_or_default();
+    for t in &twins {
+        if !available.split_whitespace().any(|c| c == t.cc) {
+            bail!(
+                "`{}` is not in tcp_available_congestion_control: {available}",
+                t.cc
+            );
+        }
+    }
+    let id_of = |i: usize, prog: &str| -> Result<u32> {
+        ids[i]
+            .get(prog)
+            .copied()
+            .with_context(|| format!("{} has no program {prog}: {:?}", twins[i].label, ids[i]))
+    };
+
+    // Program info.
+    let mut md = String::from(
+        "\n### Rust Reno against the same algorithm in C\n\n`target/bpf/reno_map.o` (Rust, \
+         `integration-ebpf/src/bin/reno_map.rs`) and `testdata/obj/reno.o` (C, `testdata/c/reno.bpf.c`, \
+         clang-22 -O2, CO-RE through vmlinux.h), both loaded and registered on the host by our library; \
+         figures from the kernel's program info (`BPF_OBJ_GET_INFO_BY_FD`).\n\n\
+         | program | verified insns Rust / C | xlated bytes Rust / C | JIT-ed bytes Rust / C |\n\
+         |---|---:|---:|---:|\n",
+    );
+    let ratio_cell = |r: u64, c: u64| {
+        let x = r as f64 / c as f64;
+        format!(
+            "{r} / {c} ({x:.2}x{})",
+            if x <= SIZE_GOAL { "" } else { " ✗" }
+        )
+    };
+    let mut tot = [[0u64; 3]; 2];
+    for (k, (member, _)) in twins[0].progs.iter().enumerate() {
+        let mut v = [[0u64; 3]; 2];
+        for i in 0..2 {
+            let prog = twins[i].progs[k].1;
+            let info = progs::prog_info(id_of(i, prog)?)?;
+            // The kernel keeps 15 bytes of a name.
+            if info.name.is_empty() || !prog.starts_with(&info.name) {
+                bail!("program id of {prog} names `{}` in the kernel", info.name);
+            }
+            v[i] = [
+                info.verified_insns.into(),
+                info.xlated.into(),
+                info.jited.into(),
+            ];
+            for j in 0..3 {
+                tot[i][j] += v[i][j];
+            }
+        }
+        writeln!(
+            md,
+            "| {member} | {} | {} | {} |",
+            ratio_cell(v[0][0], v[1][0]),
+            ratio_cell(v[0][1], v[1][1]),
+            ratio_cell(v[0][2], v[1][2])
+        )?;
+        for (j, what) in ["verified insns", "xlated bytes", "JIT-ed bytes"]
+            .iter()
+            .enumerate()
+        {
+            let r = v[0][j] as f64 / v[1][j] as f64;
+            summary.push(format!(
+                "| Reno `{member}`: {what}, Rust / C | {r:.2}x | ≤ {SIZE_GOAL}x | {} |\n",
+                verdict(r, SIZE_GOAL, true)
+            ));
+        }
+    }
+    writeln!(
+        md,
+        "| **all four** | {} | {} | {} |\n\n✗: over the goal (Rust ≤ {SIZE_GOAL}x of C).",
+        ratio_cell(tot[0][0], tot[1][0]),
+        ratio_cell(tot[0][1], tot[1][1]),
+        ratio_cell(tot[0][2], tot[1][2])
+    )?;
+
+    // Throughput, alternating, with the kernel's run-time statistics on.
+    let stats = BpfStats::enable();
+    let before: Vec<Vec<progs::ProgInfo>> = (0..2)
+        .map(|i| {
+            twins[i]
+                .progs
+                .iter()
+                .map(|(_, p)| progs::prog_info(id_of(i, p)?))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    let ccs = ["reno", twins[0].cc, twins[1].cc];
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); ccs.len()];
+    eprintln!(
+        "xtask: loopback throughput, {} rounds of {} x {} s",
+        opts.rounds,
+        ccs.len(),
+        opts.round_secs
+    );
+    for r in 0..opts.rounds as usize {
+        for k in 0..ccs.len() {
+            // Rotate the order each round so that no congestion control always runs first.
+            let i = (k + r) % ccs.len();
+            results[i].push(tput::round(ccs[i], opts.round_secs)?);
+        }
+    }
+    let after: Vec<Vec<progs::ProgInfo>> = (0..2)
+        .map(|i| {
+            twins[i]
+                .progs
+                .iter()
+                .map(|(_, p)| progs::prog_info(id_of(i, p)?))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    drop(stats);
+    drop(held);
+
+    let gbit = |b: f64| b * 8.0 / 1e9;
+    let med: Vec<f64> = results
+        .iter()
+        .map(|v| runner::median_of(&mut v.clone()))
+        .collect();
+    writeln!(
+        md,
+        "\n#### Loopback TCP throughput\n\nOne sender and one receiver thread on 127.0.0.1, 1 MiB writes, \
+         `TCP_CONGESTION` set on the listening and the connecting socket (checked back with \
+         `getsockopt` on both ends); {} rounds of {} s per congestion control, the order rotated each \
+         round.\n\n| congestion control | median Gbit/s | rounds Gbit/s |\n|---|---:|---|",
+        opts.rounds, opts.round_secs
+    )?;
+    let names = [
+        "`reno` (built in)".to_owned(),
+        format!("`{}` (Rust BPF)", ccs[1]),
+        format!("`{}` (C BPF)", ccs[2]),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        writeln!(
+            md,
+            "| {n} | {:.2} | {} |",
+            gbit(med[i]),
+            results[i]
+                .iter()
+                .map(|b| format!("{:.2}", gbit(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    let (rust_builtin, rust_c) = (med[1] / med[0], med[1] / med[2]);
+    writeln!(
+        md,
+        "\n- Rust Reno / built-in reno: **{rust_builtin:.3}x** (goal ≥ {TPUT_GOAL}x): {}\n- Rust Reno / \
+         C Reno: {rust_c:.3}x; C Reno / built-in: {:.3}x",
+        verdict(rust_builtin, TPUT_GOAL, false),
+        med[2] / med[0]
+    )?;
+    summary.push(format!(
+        "| loopback throughput, Rust Reno / built-in reno | {rust_builtin:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
+        verdict(rust_builtin, TPUT_GOAL, false)
     ));
 
+    writeln!(
+        md,
+        "\nThe kernel's run-time statistics over those rounds (`kernel.bpf_stats_enabled` = 1 meanwhile; \
+         they include the statistics' own clock reads):\n\n| program | calls Rust / C | ns per call \
+         Rust / C |\n|---|---:|---:|"
+    )?;
+    for (k, (member, _)) in twins[0].progs.iter().enumerate() {
+        let d = |i: usize| {
+            let (a, b) = (&after[i][k], &before[i][k]);
+            (
+                a.run_cnt.saturating_sub(b.run_cnt),
+                a.run_time_ns.saturating_sub(b.run_time_ns),
+            )
+        };
+        let ((rc, rt), (cc, ct)) = (d(0), d(1));
+        let per = |n: u64, t: u64| {
+            if n == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.1}", t as f64 / n as f64)
+            }
+        };
+        writeln!(
+            md,
+            "| {member} | {rc} / {cc} | {} / {} |",
+            per(rc, rt),
+            per(cc, ct)
+        )?;
+    }
     Ok(md)
 }
