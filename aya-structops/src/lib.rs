@@ -38,6 +38,10 @@ pub mod sched_ext;
 pub(crate) mod sys;
 pub mod system;
 pub mod tcp;
+/// The tests' skip marker (one definition for the workspace, shared by path).
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;
 
 use std::sync::{Arc, OnceLock};
 

@@ -1,6 +1,7 @@
 //! Tests of the `structops` binary: `cargo test -p aya-structops --features cli --test cli`.
 //!
-//! Tests that load BPF need root and print `SKIP <test>: <reason>` otherwise; they also skip when the Rust
+//! Tests that load BPF need root and print the skip marker (`SKIP <test> [root]: <reason>`, support/skip.rs)
+//! otherwise; they also skip when the Rust
 //! objects are not built (`cargo xtask build-ebpf`). Tests that register serialize on a lock (they use the
 //! same congestion-control names) and always unregister, also when they fail.
 
@@ -14,6 +15,9 @@ use std::{
     thread,
     time::{Duration, Instant},
 };
+
+#[path = "support/skip.rs"]
+mod skip;
 
 const BIN: &str = env!("CARGO_BIN_EXE_structops");
 const AVAILABLE: &str = "/proc/sys/net/ipv4/tcp_available_congestion_control";
@@ -35,9 +39,10 @@ fn rust_obj(test: &str, name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!(
-            "SKIP {test}: {} not built (run `cargo xtask build-ebpf`)",
-            p.display()
+        skip::skip(
+            test,
+            "bpf_objects",
+            format!("{} not built (run `cargo xtask build-ebpf`)", p.display()),
         );
         None
     }
@@ -46,9 +51,7 @@ fn rust_obj(test: &str, name: &str) -> Option<PathBuf> {
 /// Root and a serialization guard, or `None` after printing SKIP.
 fn privileged(test: &str) -> Option<MutexGuard<'static, ()>> {
     static LOCK: Mutex<()> = Mutex::new(());
-    // SAFETY: no arguments, no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("SKIP {test}: needs root (loading struct_ops)");
+    if !skip::requires_root(test) {
         return None;
     }
     Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
@@ -150,7 +153,7 @@ impl PinDir {
         // SAFETY: plain data; valid path and out-pointer.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type as u32 != 0xcafe_4a11 {
-            println!("SKIP {test}: no bpffs mounted at /sys/fs/bpf");
+            skip::skip(test, "bpffs", "no bpffs mounted at /sys/fs/bpf");
             return None;
         }
         let _ = std::fs::remove_dir_all(&dir);

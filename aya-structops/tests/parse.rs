@@ -7,16 +7,24 @@ use aya_structops::{
     object::MemberKind,
 };
 
+#[path = "support/skip.rs"]
+mod skip;
+
 fn obj(name: &str) -> ObjectSpec {
     let path = format!("{}/../testdata/obj/{name}.o", env!("CARGO_MANIFEST_DIR"));
     ObjectSpec::from_file(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn kernel() -> Option<KernelBtf> {
+/// The running kernel's BTF, or `None` after printing the skip marker for `test`.
+fn kernel(test: &str) -> Option<KernelBtf> {
     match KernelBtf::running() {
         Ok(k) => Some(k),
         Err(e) => {
-            println!("SKIP kernel matching: no readable /sys/kernel/btf/vmlinux ({e})");
+            skip::skip(
+                test,
+                "vmlinux_btf",
+                format!("no readable /sys/kernel/btf/vmlinux ({e})"),
+            );
             None
         }
     }
@@ -141,7 +149,9 @@ fn editing_before_load() {
 
 #[test]
 fn check_reports_each_member_against_this_kernel() {
-    let Some(kernel) = kernel() else { return };
+    let Some(kernel) = kernel("check_reports_each_member_against_this_kernel") else {
+        return;
+    };
     let report = matching::check(&obj("tcp_cc"), &kernel);
     assert!(report.compatible(), "{report}");
 
@@ -191,7 +201,9 @@ fn check_reports_each_member_against_this_kernel() {
 
 #[test]
 fn renamed_kfuncs_resolve_to_the_first_alternative_present() {
-    let Some(kernel) = kernel() else { return };
+    let Some(kernel) = kernel("renamed_kfuncs_resolve_to_the_first_alternative_present") else {
+        return;
+    };
     assert!(matching::find_kfunc(&kernel, "tcp_reno_ssthresh").is_some());
     let a = matching::find_kfunc(&kernel, "not_a_kfunc___or___tcp_reno_ssthresh").unwrap();
     assert_eq!(
@@ -293,7 +305,10 @@ fn set_global_refuses_a_variable_no_instruction_reads() {
 
 #[test]
 fn members_registration_requires_are_reported_before_registering() {
-    let Some(kernel) = kernel() else { return };
+    let Some(kernel) = kernel("members_registration_requires_are_reported_before_registering")
+    else {
+        return;
+    };
     // Rust `incomplete`: a link map without cong_avoid/cong_control.
     let spec = obj("rust/incomplete");
     let report = matching::check(&spec, &kernel);
@@ -437,7 +452,9 @@ fn optional_struct_ops_programs_are_loaded_only_when_used() {
     let spare = spec.program("k_spare_ssthresh").unwrap();
     assert!(spare.optional());
     assert!(!spec.program("k_cubic_init").unwrap().optional());
-    let Some(kernel) = kernel() else { return };
+    let Some(kernel) = kernel("optional_struct_ops_programs_are_loaded_only_when_used") else {
+        return;
+    };
     let plan = matching::plan(&spec, &kernel).unwrap();
     assert!(plan.programs.contains_key("k_cubic_cwnd_event"));
     assert!(!plan.programs.contains_key("k_spare_ssthresh"));
@@ -464,7 +481,9 @@ fn c_programs_carry_func_and_line_info() {
 #[test]
 fn check_reports_externs_with_and_without_the_running_config() {
     use aya_structops::object::KernelConfig;
-    let Some(kernel) = kernel() else { return };
+    let Some(kernel) = kernel("check_reports_externs_with_and_without_the_running_config") else {
+        return;
+    };
     let mut spec = obj("cubic_kconfig");
     // Another kernel's BTF (here: this one, as if from --btf): nothing is read, nothing fails.
     let report = spec.extern_report(&kernel, false);

@@ -95,10 +95,11 @@ pub mod objects {
     }
 }
 
-/// Reports a skipped test in the form the VM runner collects: `SKIP <test>: <what the kernel lacks>`.
-pub fn skip(test: &str, reason: &str) {
-    println!("SKIP {test}: {reason}");
-}
+#[path = "../../aya-structops/tests/support/skip.rs"]
+mod skip_marker;
+/// Skips: `skip(test, feature, reason)` prints the one skip marker the runners recognise,
+/// `SKIP <test> [<feature>]: <reason>`, which they compare with `expected-skips.toml`; `requires_root`.
+pub use skip_marker::{requires_root, skip};
 
 /// Whether we run as root.
 pub fn is_root() -> bool {
@@ -225,7 +226,11 @@ pub fn require_struct_ops_link(test: &str) -> bool {
         .map(|k| k.supports_struct_ops_link())
         .unwrap_or(false);
     if !ok {
-        skip(test, "no struct_ops links (BPF_LINK_TYPE_STRUCT_OPS, 6.4+)");
+        skip(
+            test,
+            "struct_ops_link",
+            "no struct_ops links (BPF_LINK_TYPE_STRUCT_OPS, 6.4+)",
+        );
     }
     ok
 }

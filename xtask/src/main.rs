@@ -97,7 +97,7 @@ fn run() -> Result<bool> {
     let cli = Cli::parse();
     let done = |r: Result<()>| r.map(|()| true);
     match cli.cmd {
-        Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.1 == 0),
+        Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.failed == 0),
         Cmd::Run(opts) => run::run(&opts),
         Cmd::Test(opts) => test(opts),
         Cmd::Setup => done(setup::all().map(|_| ())),
@@ -162,16 +162,17 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         cmd.args(["-p", p]);
     }
     cmd.args(["--features", UNIT_TEST_FEATURES]);
-    let (unit_ok, unit) = testrun::run_counting(&mut cmd)?;
+    let units = testrun::run_counting(&mut cmd)?;
+    let (unit_ok, unit) = (units.success, units.totals);
     phases.push((
         "unit tests",
         t.elapsed().as_secs_f64(),
         format!(
-            "{}: {} passed, {} failed, {} ignored",
+            "{}: {} passed, {} failed, {} skipped",
             if unit_ok { "ok" } else { "FAILED" },
-            unit.0,
-            unit.1,
-            unit.2
+            unit.passed,
+            unit.failed,
+            unit.skipped
         ),
     ));
 
@@ -185,21 +186,19 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("CARGO")
         .env_remove("RUSTC");
-    let (ui_ok, ui) = testrun::run_counting(&mut cmd)?;
+    let ui = testrun::run_counting(&mut cmd)?;
+    let (ui_ok, ui) = (ui.success, ui.totals);
     phases.push((
         "compile-fail",
         t.elapsed().as_secs_f64(),
         format!(
             "{}: {} passed, {} failed",
             if ui_ok { "ok" } else { "FAILED" },
-            ui.0,
-            ui.1
+            ui.passed,
+            ui.failed
         ),
     ));
-    let (unit_ok, unit) = (
-        unit_ok && ui_ok,
-        testrun::Totals(unit.0 + ui.0, unit.1 + ui.1, unit.2 + ui.2),
-    );
+    let (unit_ok, unit) = (unit_ok && ui_ok, unit + ui);
 
     // The standalone example, built and run from its own workspace as a user would (README "Your own
     // project"); it registers a congestion control and moves data, so it needs root like the host tests.
@@ -219,7 +218,10 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     opts.prepared = true;
     let totals = testrun::integration_test(&opts);
     let it = match &totals {
-        Ok(t) => format!("{} passed, {} failed, {} skipped", t.0, t.1, t.2),
+        Ok(t) => format!(
+            "{} passed, {} failed, {} skipped",
+            t.passed, t.failed, t.skipped
+        ),
         Err(e) => format!("error: {e:#}"),
     };
     phases.push(("integration tests", t.elapsed().as_secs_f64(), it));
@@ -229,15 +231,32 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         println!("  {name:<18} {secs:>7.1} s  {what}");
     }
     println!("  {:<18} {:>7.1} s", "total", t0.elapsed().as_secs_f64());
-    // One closing line for everything: unit tests (ignored ones as skipped) plus the integration suite on
-    // every kernel; a failed unit run that reported no failing test, or an integration error, counts as one.
-    let it = totals.as_ref().map_or(testrun::Totals(0, 1, 0), |t| *t);
-    let unit_failed = if unit_ok { unit.1 } else { unit.1.max(1) };
+    if !units.skips.is_empty() {
+        println!("\nunit tests skipped on this host:");
+        for (test, skip) in &units.skips {
+            println!("  {test} {skip}");
+        }
+    }
+    // One closing line for everything: unit tests (skip markers and ignored ones as skipped) plus the
+    // integration suite on every kernel; a failed unit run that reported no failing test, or an
+    // integration error, counts as one.
+    let it = totals.as_ref().map_or(
+        testrun::Totals {
+            failed: 1,
+            ..Default::default()
+        },
+        |t| *t,
+    );
+    let unit_failed = if unit_ok {
+        unit.failed
+    } else {
+        unit.failed.max(1)
+    };
     println!(
         "\ntotal: {} passed, {} failed, {} skipped",
-        unit.0 + it.0 + usize::from(standalone_ok),
-        unit_failed + it.1 + usize::from(!standalone_ok),
-        unit.2 + it.2
+        unit.passed + it.passed + usize::from(standalone_ok),
+        unit_failed + it.failed + usize::from(!standalone_ok),
+        unit.skipped + it.skipped
     );
-    Ok(codegen_ok && unit_ok && standalone_ok && totals?.1 == 0)
+    Ok(codegen_ok && unit_ok && standalone_ok && totals?.failed == 0)
 }

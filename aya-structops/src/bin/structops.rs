@@ -235,6 +235,10 @@ fn main() -> ExitCode {
 
 #[path = "structops/codegen.rs"]
 mod codegen_cmd;
+/// The tests' skip marker (one definition for the workspace, shared by path).
+#[cfg(test)]
+#[path = "../../tests/support/skip.rs"]
+mod test_skip;
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;

@@ -973,14 +973,20 @@ mod mapping {
         fn mapped_vmlinux_equals_read_vmlinux() {
             let path = Path::new("/sys/kernel/btf/vmlinux");
             if !path.exists() {
-                println!("SKIP mapped_vmlinux_equals_read_vmlinux: no /sys/kernel/btf/vmlinux");
+                crate::test_skip::skip(
+                    "mapped_vmlinux_equals_read_vmlinux",
+                    "vmlinux_btf",
+                    "no /sys/kernel/btf/vmlinux",
+                );
                 return;
             }
             let read = std::fs::read(path).unwrap();
             match map(path) {
                 Some(m) => assert!(m.as_ref() == read.as_slice(), "mapping differs from read"),
-                None => println!(
-                    "SKIP mapped_vmlinux_equals_read_vmlinux: this kernel can't mmap sysfs BTF (6.16+)"
+                None => crate::test_skip::skip(
+                    "mapped_vmlinux_equals_read_vmlinux",
+                    "sysfs_btf_mmap",
+                    "this kernel can't mmap sysfs BTF (6.16+)",
                 ),
             }
             assert!(map(Path::new("/nonexistent")).is_none());

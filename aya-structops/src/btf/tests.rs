@@ -1,5 +1,3 @@
-use std::time::{Duration, Instant};
-
 use super::*;
 
 /// Encodes BTF blobs for tests.
@@ -1032,7 +1030,7 @@ fn vmlinux(test: &str) -> Option<Btf> {
     match Btf::from_sys_fs() {
         Ok(btf) => Some(btf),
         Err(err) => {
-            println!("SKIPPED {test}: cannot read {VMLINUX}: {err}");
+            crate::test_skip::skip(test, "vmlinux_btf", format!("cannot read {VMLINUX}: {err}"));
             None
         }
     }
@@ -1152,8 +1150,10 @@ fn sysfs_module_split_btf() {
     };
     let modules = Btf::sys_fs_modules().unwrap();
     let Some(name) = modules.first() else {
-        println!(
-            "SKIPPED sysfs_module_split_btf: no module BTF in {SYS_FS_BTF_DIR} (only vmlinux)"
+        crate::test_skip::skip(
+            "sysfs_module_split_btf",
+            "module_btf",
+            format!("no module BTF in {SYS_FS_BTF_DIR} (only vmlinux)"),
         );
         return;
     };
@@ -1196,62 +1196,6 @@ fn sysfs_synthetic_split() {
         module.describe(module.skip_mods_and_typedefs(tcp_sock).unwrap()),
         "struct tcp_sock"
     );
-}
-
-/// Prints how long loading and looking up vmlinux BTF takes.
-#[test]
-fn sysfs_timings() {
-    let Some(_) = vmlinux("sysfs_timings") else {
-        return;
-    };
-    let names = [
-        (BtfKind::Struct, "bpf_struct_ops_tcp_congestion_ops"),
-        (BtfKind::Struct, "tcp_sock"),
-        (BtfKind::Func, "tcp_reno_cong_avoid"),
-        (BtfKind::Func, "tcp_slow_start"),
-        (BtfKind::Func, "tcp_cong_avoid_ai"),
-        (BtfKind::Struct, "sched_ext_ops"),
-        (BtfKind::Struct, "bpf_dummy_ops"),
-        (BtfKind::Struct, "bpf_dummy_ops_state"),
-        (BtfKind::Struct, "sock"),
-        (BtfKind::Typedef, "u32"),
-    ];
-    let start = Instant::now();
-    let btf = Btf::from_sys_fs().unwrap();
-    let load = start.elapsed();
-    let t = Instant::now();
-    btf.validate().unwrap();
-    let index = t.elapsed();
-    let t = Instant::now();
-    btf.find(BtfKind::Struct, "tcp_congestion_ops").unwrap();
-    let first = t.elapsed();
-    let t = Instant::now();
-    for (kind, name) in names {
-        std::hint::black_box(btf.find(kind, name));
-    }
-    let more = t.elapsed();
-    let total = start.elapsed();
-    let t = Instant::now();
-    for (kind, name) in names {
-        std::hint::black_box(scan_find(&btf, kind, name));
-    }
-    let scan = t.elapsed() / names.len() as u32;
-    println!(
-        "vmlinux BTF: {} types, {} bytes; read+parse {}, type index {}, first find (builds name \
-         index) {}, 10 more finds {}, total {}; for comparison a scan find averages {}",
-        btf.len(),
-        btf.raw().len(),
-        ms(load),
-        ms(index),
-        ms(first),
-        ms(more),
-        ms(total),
-        ms(scan),
-    );
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
 fn kernel_release() -> String {

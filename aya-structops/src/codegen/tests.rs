@@ -410,8 +410,10 @@ fn field_spec_round_trips() {
 #[test]
 fn sysfs_tcp_congestion_ops() {
     let Ok(btf) = Btf::from_sys_fs() else {
-        eprintln!(
-            "codegen::tests::sysfs_tcp_congestion_ops: skipped: no /sys/kernel/btf/vmlinux here"
+        crate::test_skip::skip(
+            "sysfs_tcp_congestion_ops",
+            "vmlinux_btf",
+            "no /sys/kernel/btf/vmlinux here",
         );
         return;
     };

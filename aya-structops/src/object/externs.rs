@@ -765,7 +765,11 @@ mod resolve_tests {
     #[test]
     fn kconfig_values_come_from_the_given_config() {
         let Ok(kernel) = KernelBtf::running() else {
-            println!("SKIP kconfig_values_come_from_the_given_config: no readable vmlinux BTF");
+            crate::test_skip::skip(
+                "kconfig_values_come_from_the_given_config",
+                "vmlinux_btf",
+                "no readable vmlinux BTF",
+            );
             return;
         };
         let spec = obj("cubic_kconfig");
@@ -819,7 +823,11 @@ mod resolve_tests {
     #[test]
     fn ksyms_resolve_from_btf_and_kallsyms_and_weak_ones_are_zero() {
         let Ok(kernel) = KernelBtf::running() else {
-            println!("SKIP ksyms_resolve_from_btf_and_kallsyms: no readable vmlinux BTF");
+            crate::test_skip::skip(
+                "ksyms_resolve_from_btf_and_kallsyms_and_weak_ones_are_zero",
+                "vmlinux_btf",
+                "no readable vmlinux BTF",
+            );
             return;
         };
         let spec = obj("dctcp_storage");

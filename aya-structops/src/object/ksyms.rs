@@ -1181,7 +1181,11 @@ mod tests {
         let kernel = match Btf::from_sys_fs() {
             Ok(kernel) => kernel,
             Err(e) => {
-                eprintln!("skipped: host vmlinux BTF unreadable: {e}");
+                crate::test_skip::skip(
+                    "rust_object_host_kernel",
+                    "vmlinux_btf",
+                    format!("host vmlinux BTF unreadable: {e}"),
+                );
                 return;
             }
         };
@@ -1189,7 +1193,11 @@ mod tests {
             .iter()
             .any(|n| kernel.find(BtfKind::Func, n).is_none())
         {
-            eprintln!("skipped: host kernel lacks one of {RUST_KFUNCS:?}");
+            crate::test_skip::skip(
+                "rust_object_host_kernel",
+                "tcp_kfuncs",
+                format!("host kernel lacks one of {RUST_KFUNCS:?}"),
+            );
             return;
         }
         let input = testdata("rust/tcp_cc.o");

@@ -160,11 +160,19 @@ mod tests {
             return;
         }
         let Ok(vmlinux) = std::fs::read("/sys/kernel/btf/vmlinux") else {
-            eprintln!("skipping struct_ops_link_lifecycle: no /sys/kernel/btf/vmlinux");
+            crate::test_skip::skip(
+                "struct_ops_link_lifecycle",
+                "vmlinux_btf",
+                "no /sys/kernel/btf/vmlinux",
+            );
             return;
         };
         if testutil::find_struct(&vmlinux, "bpf_struct_ops_tcp_congestion_ops").is_none() {
-            eprintln!("skipping struct_ops_link_lifecycle: no tcp_congestion_ops struct_ops");
+            crate::test_skip::skip(
+                "struct_ops_link_lifecycle",
+                "tcp_congestion_ops",
+                "no tcp_congestion_ops struct_ops",
+            );
             return;
         }
         use aya_obj::generated::bpf_link_type;

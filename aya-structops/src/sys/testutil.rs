@@ -9,14 +9,9 @@ use aya_obj::generated::bpf_insn;
 
 use super::bpffs;
 
-/// Prints a skip notice and returns true when not running as root.
+/// For the tests that need root: prints the skip marker (`[root]`) and returns true when not root.
 pub(super) fn skip_unless_root(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping {test}: needs root");
-        return true;
-    }
-    false
+    !crate::test_skip::requires_root(test)
 }
 
 /// A NUL-terminated `c_char` array (kernel object names) as a `String`.

@@ -19,7 +19,8 @@ fn rust_dummy_for_this_kernel(test: &str) -> Option<ObjectSpec> {
     }
     skip(
         test,
-        &format!("bpf_dummy_ops differs from what the object sets:\n{report}"),
+        "bpf_dummy_ops_members",
+        format!("bpf_dummy_ops differs from what the object sets:\n{report}"),
     );
     None
 }
@@ -33,6 +34,7 @@ fn rust_dummy_programs_get_typed_arguments() {
     if !kernel_has_struct_ops("bpf_dummy_ops") {
         skip(
             "dummy_ops::rust_dummy_programs_get_typed_arguments",
+            "bpf_dummy_ops",
             "no struct_ops type bpf_dummy_ops",
         );
         return;
@@ -81,6 +83,7 @@ fn dummy_ops_cannot_be_registered_and_says_why() {
     if !kernel_has_struct_ops("bpf_dummy_ops") {
         skip(
             "dummy_ops::dummy_ops_cannot_be_registered_and_says_why",
+            "bpf_dummy_ops",
             "no struct_ops type bpf_dummy_ops",
         );
         return;
@@ -105,6 +108,7 @@ fn c_dummy_programs_run() {
     if !kernel_has_struct_ops("bpf_dummy_ops") {
         skip(
             "dummy_ops::c_dummy_programs_run",
+            "bpf_dummy_ops",
             "no struct_ops type bpf_dummy_ops",
         );
         return;
@@ -112,6 +116,7 @@ fn c_dummy_programs_run() {
     if !kernel_has_func("bpf_copy_from_user_str") {
         skip(
             "dummy_ops::c_dummy_programs_run",
+            "kfunc_bpf_copy_from_user_str",
             "no kfunc bpf_copy_from_user_str (testdata dummy.o calls it; 6.12+)",
         );
         return;

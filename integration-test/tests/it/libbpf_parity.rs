@@ -178,6 +178,7 @@ async fn typed_ksym_and_present_weak_kfunc() {
         );
         skip(
             TEST,
+            "kallsyms_all",
             "no data symbols in /proc/kallsyms (CONFIG_KALLSYMS_ALL unset): the kernel cannot resolve \
              the typed ksym `runqueues` (load refused as expected, naming it)",
         );

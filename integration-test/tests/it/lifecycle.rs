@@ -265,7 +265,11 @@ async fn detach_unregisters_and_notifies() {
     let reg = loaded.register("RUST_RENO").await.unwrap();
     match reg.detach() {
         Err(Error::Unsupported(what)) => {
-            skip("lifecycle::detach_unregisters_and_notifies", what);
+            skip(
+                "lifecycle::detach_unregisters_and_notifies",
+                "link_detach",
+                what,
+            );
             return;
         }
         r => r.unwrap(),
@@ -300,6 +304,7 @@ async fn detached_future_wakes_when_another_handle_detaches() {
         Err(Error::Unsupported(what)) => {
             skip(
                 "lifecycle::detached_future_wakes_when_another_handle_detaches",
+                "link_detach",
                 what,
             );
             other.unregister().unwrap();

@@ -184,7 +184,11 @@ fn bpftool_registers_rust_object_with_btf_maps() {
         .map(std::path::PathBuf::from)
         .find(|p| p.exists())
     else {
-        skip(TEST, "bpftool is not installed here (host-only check)");
+        skip(
+            TEST,
+            "bpftool",
+            "bpftool is not installed here (host-only check)",
+        );
         return;
     };
     let path = std::env::temp_dir().join(format!("aya-structops-maps-{}.o", std::process::id()));

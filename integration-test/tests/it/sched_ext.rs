@@ -26,6 +26,7 @@ fn sched_ext_or_skip(test: &str) -> bool {
     }
     skip(
         &format!("sched_ext::{test}"),
+        "sched_ext",
         "no sched_ext (CONFIG_SCHED_CLASS_EXT)",
     );
     false
@@ -164,6 +165,7 @@ async fn sysrq_s_ejects_the_scheduler() {
     if !Path::new("/proc/sysrq-trigger").exists() {
         skip(
             &format!("sched_ext::{TEST}"),
+            "magic_sysrq",
             "no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ)",
         );
         return;

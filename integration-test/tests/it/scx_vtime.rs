@@ -29,6 +29,7 @@ fn sched_ext_or_skip(test: &str) -> bool {
     }
     skip(
         &format!("scx_vtime::{test}"),
+        "sched_ext",
         "no sched_ext (CONFIG_SCHED_CLASS_EXT)",
     );
     false
@@ -204,6 +205,7 @@ async fn vtime_sysrq_s_resolves_the_ejection() {
     if !Path::new("/proc/sysrq-trigger").exists() {
         skip(
             &format!("scx_vtime::{TEST}"),
+            "magic_sysrq",
             "no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ)",
         );
         return;

@@ -13,7 +13,7 @@ const TEST: &str = "task_storage::scheduler_keeps_per_task_state_in_task_storage
 #[tokio::test]
 async fn scheduler_keeps_per_task_state_in_task_storage() {
     if !kernel_has_struct_ops("sched_ext_ops") {
-        skip(TEST, "no sched_ext (CONFIG_SCHED_CLASS_EXT)");
+        skip(TEST, "sched_ext", "no sched_ext (CONFIG_SCHED_CLASS_EXT)");
         return;
     }
     let _one = crate::sched_ext::ONE_SCHEDULER.lock().await;

@@ -118,7 +118,11 @@ async fn c_cc_link_map_carries_traffic() {
 fn bpftool_registers_rust_struct_ops_objects() {
     const TEST: &str = "tcp_cc::bpftool_registers_rust_struct_ops_objects";
     let Ok(bpftool) = which("bpftool") else {
-        skip(TEST, "bpftool is not installed here (host-only check)");
+        skip(
+            TEST,
+            "bpftool",
+            "bpftool is not installed here (host-only check)",
+        );
         return;
     };
     let dir = std::env::temp_dir().join(format!("aya-structops-bpftool-{}", std::process::id()));
@@ -183,12 +187,14 @@ async fn module_kfuncs_resolve_through_module_btf() {
         Some(_) => {
             return skip(
                 TEST,
+                "dctcp_module_btf",
                 "tcp_dctcp is built into vmlinux here (no module BTF kfunc)",
             );
         }
         None => {
             return skip(
                 TEST,
+                "dctcp_module_btf",
                 "no tcp_dctcp module BTF (module not loaded or no CONFIG_DEBUG_INFO_BTF_MODULES)",
             );
         }

@@ -130,8 +130,10 @@ mod tests {
     #[test]
     fn writes_the_running_kernels_bindings() {
         if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-            eprintln!(
-                "structops codegen::writes_the_running_kernels_bindings: skipped: no /sys/kernel/btf/vmlinux"
+            crate::test_skip::skip(
+                "writes_the_running_kernels_bindings",
+                "vmlinux_btf",
+                "no /sys/kernel/btf/vmlinux",
             );
             return;
         }
