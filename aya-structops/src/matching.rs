@@ -157,6 +157,11 @@ impl KernelBtf {
         }
     }
 
+    /// Gives back the vmlinux BTF (e.g. for [`Btf::into_buffer`]).
+    pub fn into_vmlinux(self) -> Btf {
+        self.vmlinux
+    }
+
     /// vmlinux BTF.
     pub fn vmlinux(&self) -> &Btf {
         &self.vmlinux
@@ -567,9 +572,12 @@ fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> {
         let type_name = map.kernel_type_name();
         names.push((BtfKind::Struct, format!("bpf_struct_ops_{type_name}")));
         if let Some((_, rules)) = REGISTRATION_RULES.iter().find(|(t, _)| *t == type_name) {
+            let has_program =
+                |member: &str| map.member(member).is_some_and(|m| m.program.is_some());
             for (rule, _) in *rules {
                 match rule {
-                    Rule::ProgramWithoutValidate(_) => {
+                    // Looked up only when the member has no program (each name costs a search).
+                    Rule::ProgramWithoutValidate(member) if !has_program(member) => {
                         names.push((BtfKind::Struct, "bpf_struct_ops".to_owned()));
                     }
                     Rule::FlagsWithin(_, Mask::Enumerator(e, _))

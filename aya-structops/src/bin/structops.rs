@@ -5,7 +5,7 @@
 //! structops unregister PIN_PATH...
 //! structops unregister --id MAP_ID
 //! structops list
-//! structops check OBJ [--btf FILE]
+//! structops check OBJ [--btf FILE]... [--btf-dir DIR]... [--no-host]
 //! structops codegen TYPE [--btf FILE]... [--field type.path[:NAME][=OFFSET]]... [--kfunc-prefix P]...
 //!                  [--layout TYPE]... [--in-crate] [-o FILE]
 //! ```
@@ -79,13 +79,24 @@ enum Cmd {
     /// List every struct_ops map in the kernel.
     List,
     /// Report whether an object matches the kernel, per map and member, without loading anything.
-    /// Exits 0 if compatible, 1 if not, 2 on usage or parse errors.
+    /// With --btf-dir (or several --btf), check it against many kernels at once and print a
+    /// compatibility matrix: a row per map, member, field, kfunc and extern, a column per kernel.
+    /// Exits 0 if compatible (with every kernel), 1 if not, 2 on usage or parse errors or an
+    /// unreadable BTF file.
     Check {
         /// The BPF object file.
         obj: PathBuf,
-        /// Check against this vmlinux BTF file instead of the running kernel.
+        /// Check against this vmlinux BTF file instead of the running kernel; repeatable (several
+        /// make a matrix).
         #[arg(long, value_name = "FILE")]
-        btf: Option<PathBuf>,
+        btf: Vec<PathBuf>,
+        /// Check against every kernel BTF file in DIR (files named `vmlinux` or `*.btf`, up to three
+        /// levels down, e.g. DIR/<release>/vmlinux.btf) and the running kernel; repeatable.
+        #[arg(long, value_name = "DIR")]
+        btf_dir: Vec<PathBuf>,
+        /// With --btf-dir or several --btf: leave the running kernel out of the matrix.
+        #[arg(long)]
+        no_host: bool,
     },
     /// Generate Rust bindings (aya-structops-ebpf `ops` module) for a struct_ops type from BTF.
     Codegen(codegen_cmd::Args),
@@ -221,7 +232,18 @@ fn main() -> ExitCode {
             None => unregister_pins(&pins),
         },
         Cmd::List => list(),
-        Cmd::Check { obj, btf } => check(&obj, btf.as_deref()),
+        Cmd::Check {
+            obj,
+            btf,
+            btf_dir,
+            no_host,
+        } => {
+            if btf_dir.is_empty() && btf.len() <= 1 {
+                check(&obj, btf.first().map(PathBuf::as_path))
+            } else {
+                check_fleet(&obj, &btf, &btf_dir, !no_host)
+            }
+        }
         Cmd::Codegen(args) => codegen_cmd::run(&args).map_err(|msg| Fail::new(msg).code(2)),
     };
     match result {
@@ -235,6 +257,8 @@ fn main() -> ExitCode {
 
 #[path = "structops/codegen.rs"]
 mod codegen_cmd;
+#[path = "structops/fleet.rs"]
+mod fleet;
 /// The tests' skip marker (one definition for the workspace, shared by path).
 #[cfg(test)]
 #[path = "../../tests/support/skip.rs"]
@@ -788,4 +812,25 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
         faults.into_iter().collect::<Vec<_>>().join("; ")
     );
     Ok(1)
+}
+
+/// `check --btf-dir`: the object against every kernel, as a matrix (see `fleet.rs`).
+fn check_fleet(obj: &Path, files: &[PathBuf], dirs: &[PathBuf], host: bool) -> Result<u8, Fail> {
+    let spec = open(obj).map_err(|f| f.code(2))?;
+    let kernels =
+        fleet::kernels(files, dirs, host).map_err(|e| Fail::new(e.to_string()).code(2))?;
+    let matrix = fleet::check(&spec, &kernels);
+    write_out(&matrix.render());
+    let bad = matrix.incompatible();
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    warn!(
+        "error: {} is incompatible with {} of {} kernels: {}",
+        obj.display(),
+        bad.len(),
+        kernels.len(),
+        bad.join(", ")
+    );
+    Ok(if matrix.any_unreadable() { 2 } else { 1 })
 }

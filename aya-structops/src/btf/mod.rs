@@ -352,6 +352,34 @@ impl Btf {
         Btf::parse(bytes)
     }
 
+    /// [`Btf::from_path`] reading into `buffer` (its capacity reused; get it back with
+    /// [`Btf::into_buffer`]): checking many kernels' BTF files one after the other then faults in
+    /// fresh pages only for the first.
+    pub fn from_path_reusing(path: impl AsRef<Path>, mut buffer: Vec<u8>) -> Result<Btf, BtfError> {
+        crate::object::read_input_into(
+            path.as_ref(),
+            crate::object::InputKind::Btf,
+            crate::object::DEFAULT_MAX_FILE_SIZE,
+            &mut buffer,
+        )?;
+        Btf::parse(buffer)
+    }
+
+    /// The buffer this BTF was parsed from, when it came from a `Vec` (as [`Btf::from_path_reusing`]'s
+    /// does) and nothing else holds it (no clone of this `Btf`, no split BTF on top); else `None`.
+    pub fn into_buffer(self) -> Option<Vec<u8>> {
+        let inner = Arc::try_unwrap(self.inner).ok()?;
+        let Inner {
+            raw,
+            types,
+            strings,
+            ..
+        } = inner;
+        drop((types, strings));
+        let buffer = Vec::from(raw);
+        Some(buffer)
+    }
+
     /// Names of the kernel modules that expose BTF in `/sys/kernel/btf` (all entries but
     /// `vmlinux`), sorted.
     pub fn sys_fs_modules() -> Result<Vec<String>, BtfError> {
@@ -440,12 +468,17 @@ impl Btf {
 
     /// The type index, built on first call.
     fn index(&self) -> Result<&TypeIndex, BtfError> {
-        let built = self.inner.index.get_or_init(|| self.build_index());
+        let built = self
+            .inner
+            .index
+            .get_or_init(|| self.build_index(|_, _, _| {}));
         built.as_ref().map_err(|e| (*e).into())
     }
 
-    /// One pass over the type section reading only the `name_off` and `info` words.
-    fn build_index(&self) -> Result<TypeIndex, IndexError> {
+    /// One pass over the type section reading only the `name_off` and `info` words; `probe` sees
+    /// each record's local index, `name_off` and raw kind (a scan for names rides along, see
+    /// `lookup.rs`).
+    fn build_index(&self, mut probe: impl FnMut(usize, u32, u32)) -> Result<TypeIndex, IndexError> {
         let types = &self.inner.types[..];
         let mut sparse = Vec::with_capacity(types.len() / 32 / STRIDE + 1);
         let mut count = 0usize;
@@ -471,8 +504,10 @@ impl Btf {
             if count % STRIDE == 0 {
                 sparse.push(pos as u32);
             }
+            let name_off = types::le_u32(types, pos);
+            probe(count, name_off, raw_kind);
             count += 1;
-            named += usize::from(types::le_u32(types, pos) != 0);
+            named += usize::from(name_off != 0);
             pos += len;
         }
         Ok(TypeIndex {

@@ -465,6 +465,30 @@ fn scan_and_index_agree() {
         btf_scan.inner.names.get().is_none(),
         "a batch and its memo need no index"
     );
+    // The pass over the words (the type index built before the scan) finds the same.
+    let validated = b.parse();
+    validated.validate().unwrap();
+    assert_eq!(validated.find_all(&queries), expect);
+    // More than DIRECT_COMPARE offsets (a name that ends many strings): the filtered comparison.
+    let mut b = Builder::new();
+    let tails: Vec<u32> = (0..12)
+        .map(|i| b.int(&format!("t{i}_x"), 4, false))
+        .collect();
+    let x = b.int("x", 4, false);
+    for validate in [false, true] {
+        let btf = b.parse();
+        if validate {
+            btf.validate().unwrap();
+        }
+        assert_eq!(
+            btf.find_all(&[
+                (BtfKind::Int, "x"),
+                (BtfKind::Int, "t11_x"),
+                (BtfKind::Struct, "x")
+            ]),
+            [Some(x), Some(tails[11]), None]
+        );
+    }
 }
 
 /// The sparse type index (checkpoints every `STRIDE` types) and the full one built after many

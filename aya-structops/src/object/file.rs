@@ -158,6 +158,20 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// # Ok::<(), aya_structops::object::FileError>(())
 /// ```
 pub fn read_input(path: &Path, kind: InputKind, max_size: u64) -> Result<Vec<u8>, FileError> {
+    let mut data = Vec::new();
+    read_input_into(path, kind, max_size, &mut data)?;
+    Ok(data)
+}
+
+/// [`read_input`] into `data` (cleared first; its capacity is reused, so reading many files one after
+/// the other does not fault in fresh pages for each).
+pub fn read_input_into(
+    path: &Path,
+    kind: InputKind,
+    max_size: u64,
+    data: &mut Vec<u8>,
+) -> Result<(), FileError> {
+    data.clear();
     let io = |source| FileError::Io {
         path: path.to_owned(),
         source,
@@ -188,9 +202,9 @@ pub fn read_input(path: &Path, kind: InputKind, max_size: u64) -> Result<Vec<u8>
 
     let header_len = kind.header_len();
     let mut limited = file.take(max_size.saturating_add(1));
-    let mut data = Vec::with_capacity(header_len);
-    read_up_to(&mut limited, &mut data, header_len).map_err(io)?;
-    kind.check_header(&data)
+    data.reserve(header_len);
+    read_up_to(&mut limited, data, header_len).map_err(io)?;
+    kind.check_header(data)
         .map_err(|detail| FileError::BadHeader {
             path: path.to_owned(),
             expected: kind.describe(),
@@ -202,7 +216,7 @@ pub fn read_input(path: &Path, kind: InputKind, max_size: u64) -> Result<Vec<u8>
             .unwrap_or(0)
             .saturating_sub(data.len()),
     );
-    limited.read_to_end(&mut data).map_err(io)?;
+    limited.read_to_end(data).map_err(io)?;
     if data.len() as u64 > max_size {
         return Err(FileError::TooLarge {
             path: path.to_owned(),
@@ -210,7 +224,7 @@ pub fn read_input(path: &Path, kind: InputKind, max_size: u64) -> Result<Vec<u8>
             limit: max_size,
         });
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Reads until `data` holds `len` bytes or the file ends.

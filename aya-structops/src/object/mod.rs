@@ -27,7 +27,7 @@ pub(crate) mod link_consts {
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub use btf_map::MapSpec;
-pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input};
+pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
 pub use ksyms::{KsymsError, add_kfunc_btf};
 /// Prefix of the symbols `kernel_field!` emits (the loader writes them itself).
 pub(crate) const FIELD_SYMBOL_PREFIX: &str = elf::FIELD_PREFIX;
