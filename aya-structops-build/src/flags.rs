@@ -7,8 +7,18 @@ use crate::Error;
 /// The target BPF crates are built for.
 pub const TARGET: &str = "bpfel-unknown-none";
 
-/// Flags every BPF build gets: DWARF that bpf-linker turns into BTF, and BTF output from the linker.
-pub const BASE_RUSTFLAGS: &[&str] = &["-C", "debuginfo=2", "-C", "link-arg=--btf"];
+/// Flags every BPF build gets: DWARF that bpf-linker turns into BTF, BTF output from the linker, and the
+/// BPF ISA v3 (32-bit jumps and ALU, `jlt`/`jsle`...: what clang picks by default since LLVM 20, and every
+/// kernel with struct_ops links runs; bpf-linker's own default is v1, which spends extra instructions on
+/// comparisons and 32-bit values).
+pub const BASE_RUSTFLAGS: &[&str] = &[
+    "-C",
+    "debuginfo=2",
+    "-C",
+    "link-arg=--btf",
+    "-C",
+    "target-cpu=v3",
+];
 
 /// One `--remap-path-prefix=<from>=<to>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +219,8 @@ mod tests {
                 "debuginfo=2",
                 "-C",
                 "link-arg=--btf",
+                "-C",
+                "target-cpu=v3",
                 "--remap-path-prefix=/a b=.",
                 "--remap-path-prefix=/c=/cargo",
                 "-C",

@@ -38,6 +38,7 @@ const MOV64_X: u8 = 0xbf;
 const MOV64_K: u8 = 0xb7;
 const MOV32_K: u8 = 0xb4;
 const ADD64_X: u8 = 0x0f;
+const ADD64_K: u8 = 0x07;
 const MODE_MEM: u8 = 0x60;
 const JA: u8 = 0x05;
 const OP_JA: u8 = 0x00;
@@ -46,6 +47,8 @@ const OP_EXIT: u8 = 0x90;
 const SRC_PSEUDO_CALL: u8 = 1;
 const SRC_PSEUDO_FUNC: u8 = 4;
 const NREGS: usize = 11;
+/// The most instructions [`rebase_in_place`] follows from one add.
+const REGION_LIMIT: usize = 256;
 
 /// What was rewritten in one program.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -65,6 +68,8 @@ enum Val<'a> {
     Addr(&'a str, u64),
     /// A constant.
     Const(i64),
+    /// Another register's value plus a constant, while that register keeps its value (`r7 = r9; r7 += 992`).
+    Derived(u8, i64),
 }
 
 type State<'a> = [Option<Val<'a>>; NREGS];
@@ -183,6 +188,30 @@ pub(crate) fn inline(
         i += 1;
     }
 
+    // 2b. The same through a pointer kept in a register for several accesses.
+    out.folded += rebase_derived(insns, &cfg, &addr_loads);
+
+    // 2c. `rD += rK` with a known constant becomes `rD += K`; then an in-place add whose result only serves
+    //     as the base of accesses it alone reaches goes into those accesses' offsets.
+    let state_in = analyze(insns, &cfg, &addr_loads);
+    for i in 0..insns.len() {
+        let insn = insns[i];
+        if insn.code == ADD64_X
+            && !cfg.pair_second[i]
+            && let Some(Some(Val::Const(c))) =
+                state_in[i].as_ref().map(|s| s[usize::from(insn.rs())])
+            && let Ok(imm) = i32::try_from(c)
+        {
+            insns[i] = Insn {
+                code: ADD64_K,
+                regs: insn.regs & 0x0f,
+                off: 0,
+                imm,
+            };
+        }
+    }
+    out.folded += rebase_in_place(insns, &cfg);
+
     // 3. Offset immediates and address loads nothing reads any more become no-ops.
     let live_out = liveness(insns, &cfg);
     for &i in &created {
@@ -250,22 +279,7 @@ fn analyze<'a>(
     }
     while let Some(i) = work.pop() {
         let Some(mut st) = state_in[i] else { continue };
-        let insn = insns[i];
-        let dst = usize::from(insn.rd());
-        let src = usize::from(insn.rs());
-        if insn.code == LD_IMM64 {
-            st[dst] = addr_loads.get(&i).map(|(s, a)| Val::Addr(s, *a));
-        } else if insn.code == MOV64_X && insn.off == 0 {
-            st[dst] = st[src];
-        } else if insn.code == MOV32_K {
-            st[dst] = Some(Val::Const(i64::from(insn.imm as u32)));
-        } else if insn.code == MOV64_K {
-            st[dst] = Some(Val::Const(i64::from(insn.imm)));
-        } else {
-            for d in defs(&insn) {
-                st[d] = None;
-            }
-        }
+        transfer(&mut st, insns[i], addr_loads.get(&i).copied());
         for &s in &cfg.succ[i] {
             let merged = match state_in[s] {
                 None => Some(st),
@@ -286,6 +300,207 @@ fn analyze<'a>(
         }
     }
     state_in
+}
+
+/// The effect of one instruction on what the analysis knows. `addr` is the data address an `ld_imm64` loads.
+fn transfer<'a>(st: &mut State<'a>, insn: Insn, addr: Option<(&'a str, u64)>) {
+    let dst = usize::from(insn.rd());
+    let src = usize::from(insn.rs());
+    let new = if insn.code == LD_IMM64 {
+        addr.map(|(s, a)| Val::Addr(s, a))
+    } else if insn.code == MOV64_X && insn.off == 0 {
+        if dst == src {
+            return;
+        }
+        match st[src] {
+            v @ Some(Val::Addr(..) | Val::Const(_) | Val::Derived(..)) => v,
+            // Unknown: a copy of the source register, while that register keeps its value.
+            None => Some(Val::Derived(insn.rs(), 0)),
+        }
+    } else if insn.code == MOV32_K {
+        Some(Val::Const(i64::from(insn.imm as u32)))
+    } else if insn.code == MOV64_K {
+        Some(Val::Const(i64::from(insn.imm)))
+    } else if insn.code == ADD64_X && dst != src {
+        match (st[dst], st[src]) {
+            (Some(Val::Derived(b, k)), Some(Val::Const(c))) => {
+                k.checked_add(c).map(|k| Val::Derived(b, k))
+            }
+            _ => None,
+        }
+    } else if insn.code == ADD64_K {
+        match st[dst] {
+            Some(Val::Derived(b, k)) => k
+                .checked_add(i64::from(insn.imm))
+                .map(|k| Val::Derived(b, k)),
+            _ => None,
+        }
+    } else {
+        for d in defs(&insn) {
+            kill(st, d);
+        }
+        return;
+    };
+    kill(st, dst);
+    st[dst] = new;
+}
+
+/// Forgets register `r` and every value derived from it.
+fn kill(st: &mut State<'_>, r: usize) {
+    st[r] = None;
+    for v in st.iter_mut() {
+        if matches!(v, Some(Val::Derived(b, _)) if usize::from(*b) == r) {
+            *v = None;
+        }
+    }
+}
+
+/// Memory accesses through a register that holds another register plus a constant are rebased on that
+/// register (`r7 = r9; r7 += 992; ... *(u64 *)(r7 + 0)` -> `*(u64 *)(r9 + 992)`), wherever the analysis knows
+/// it on every path; the copies and additions nothing reads any more become no-ops. This covers a field
+/// pointer kept for several accesses (`KernelField::ptr`), which the adjacent-pattern fold can't.
+fn rebase_derived(
+    insns: &mut [Insn],
+    cfg: &Cfg,
+    addr_loads: &HashMap<usize, (&str, u64)>,
+) -> usize {
+    let state_in = analyze(insns, cfg, addr_loads);
+    let mut folded = 0;
+    for i in 0..insns.len() {
+        if cfg.pair_second[i] {
+            continue;
+        }
+        let m = insns[i];
+        let base = match m.code & 0x07 {
+            CLASS_LDX => m.rs(),
+            CLASS_ST | CLASS_STX => m.rd(),
+            _ => continue,
+        };
+        let Some(Some(Val::Derived(b, k))) = state_in[i].as_ref().map(|s| s[usize::from(base)])
+        else {
+            continue;
+        };
+        if b == base {
+            continue;
+        }
+        if let Some(r) = fold_access(m, base, b, k) {
+            insns[i] = r;
+            folded += 1;
+        }
+    }
+    if folded == 0 {
+        return 0;
+    }
+    // The pointer arithmetic whose result is now unused goes (a chain `r6 = r9; r6 += r1` from its end:
+    // each round removes what the previous one left unread).
+    let nop = Insn {
+        code: JA,
+        ..Insn::default()
+    };
+    loop {
+        let live_out = liveness(insns, cfg);
+        let mut removed = false;
+        for i in 0..insns.len() {
+            let insn = insns[i];
+            let pure = matches!(insn.code, MOV64_X | ADD64_X | ADD64_K) && insn.off == 0;
+            if !pure || cfg.pair_second[i] || live_out[i] & (1 << insn.rd()) != 0 {
+                continue;
+            }
+            let Some(mut st) = state_in[i] else { continue };
+            transfer(&mut st, insn, None);
+            if matches!(st[usize::from(insn.rd())], Some(Val::Derived(..))) {
+                insns[i] = nop;
+                removed = true;
+            }
+        }
+        if !removed {
+            break;
+        }
+    }
+    folded
+}
+
+/// `rD += K; ... *(rD + o) ...` -> `... *(rD + K + o) ...` when every instruction that may read the value the
+/// add produced is an access through `rD` that only the add reaches (all its predecessors lie on paths from
+/// the add that keep `rD`), and every new offset fits: the add goes. Returns the accesses rewritten.
+fn rebase_in_place(insns: &mut [Insn], cfg: &Cfg) -> usize {
+    let n = insns.len();
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, succ) in cfg.succ.iter().enumerate() {
+        for &s in succ {
+            preds[s].push(i);
+        }
+    }
+    // Rewriting one add leaves every register's liveness as it was (the accesses still read rD), so one
+    // analysis serves all.
+    let live_out = liveness(insns, cfg);
+    let live_in: Vec<u16> = insns
+        .iter()
+        .zip(&live_out)
+        .map(|(m, out)| uses(m) | (out & !defs(m).fold(0u16, |acc, d| acc | (1 << d))))
+        .collect();
+    let live_in = |j: usize, r: u8| live_in[j] & (1 << r) != 0;
+    let nop = Insn {
+        code: JA,
+        ..Insn::default()
+    };
+    let mut total = 0;
+    for i in 0..n {
+        let add = insns[i];
+        if add.code != ADD64_K || cfg.pair_second[i] || add.rd() == 10 {
+            continue;
+        }
+        let rd = add.rd();
+        let k = i64::from(add.imm);
+        // The region where rD holds the add's value: from its successors to (and including) the first
+        // instruction on each path that writes rD.
+        let mut region = BTreeSet::new();
+        // The region's instructions after which rD still holds the add's value.
+        let mut carries = BTreeSet::new();
+        let mut accesses = Vec::new();
+        let mut work: Vec<usize> = cfg.succ[i].clone();
+        let mut ok = true;
+        while let Some(j) = work.pop() {
+            if !region.insert(j) {
+                continue;
+            }
+            // Bounded, so the pass stays linear in the program's size.
+            if j == i || region.len() > REGION_LIMIT {
+                ok = false;
+                break;
+            }
+            let m = insns[j];
+            if uses(&m) & (1 << rd) != 0 {
+                match fold_access(m, rd, rd, k) {
+                    Some(f) if !cfg.pair_second[j] => accesses.push((j, f)),
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if defs(&m).any(|d| d == usize::from(rd)) {
+                continue;
+            }
+            carries.insert(j);
+            work.extend(cfg.succ[j].iter().copied());
+        }
+        if !ok
+            || accesses.is_empty()
+            || region.iter().any(|&j| {
+                live_in(j, rd) && preds[j].iter().any(|p| *p != i && !carries.contains(p))
+            })
+            || cfg.entries.iter().any(|e| region.contains(e))
+        {
+            continue;
+        }
+        for (j, f) in &accesses {
+            insns[*j] = *f;
+        }
+        insns[i] = nop;
+        total += accesses.len();
+    }
+    total
 }
 
 /// Backward may-analysis: the registers live after each instruction, as bit sets.
@@ -311,6 +526,62 @@ fn liveness(insns: &[Insn], cfg: &Cfg) -> Vec<u16> {
         }
     }
     live_out
+}
+
+/// `if <cond> goto +1; goto L` becomes `if !<cond> goto L` and a no-op (removed by [`compact`]).
+///
+/// LLVM's BPF backend can't reverse a branch condition, so when block placement wants the taken side of a
+/// conditional as the fall-through it emits this pair (clang's C usually escapes it through the layout of
+/// its IR; Rust's often doesn't). Skipped where the `goto` is itself a jump target or the condition has no
+/// inverse (`jset`). Returns the number of pairs rewritten.
+pub(crate) fn invert_branches_over_jumps(insns: &mut [Insn]) -> usize {
+    let Some(cfg) = Cfg::new(insns) else {
+        return 0;
+    };
+    let mut count = 0;
+    for i in 0..insns.len().saturating_sub(1) {
+        let (c, g) = (insns[i], insns[i + 1]);
+        let class = c.code & 0x07;
+        if cfg.pair_second[i]
+            || cfg.pair_second[i + 1]
+            || !(class == CLASS_JMP || class == CLASS_JMP32)
+            || c.off != 1
+            || g.code != JA
+            || g.regs != 0
+            || g.imm != 0
+            || cfg.targets.contains(&(i + 1))
+        {
+            continue;
+        }
+        let inverse = match c.code & 0xf0 {
+            0x10 => 0x50, // jeq -> jne
+            0x50 => 0x10,
+            0x20 => 0xb0, // jgt -> jle
+            0xb0 => 0x20,
+            0x30 => 0xa0, // jge -> jlt
+            0xa0 => 0x30,
+            0x60 => 0xd0, // jsgt -> jsle
+            0xd0 => 0x60,
+            0x70 => 0xc0, // jsge -> jslt
+            0xc0 => 0x70,
+            _ => continue,
+        };
+        // The goto at i + 1 jumps to i + 2 + g.off: from i that is 1 + g.off.
+        let Some(off) = g.off.checked_add(1) else {
+            continue;
+        };
+        insns[i] = Insn {
+            code: inverse | (c.code & 0x0f),
+            off,
+            ..c
+        };
+        insns[i + 1] = Insn {
+            code: JA,
+            ..Insn::default()
+        };
+        count += 1;
+    }
+    count
 }
 
 /// Removes the `ja +0` no-ops from a linked, patched program (the ones [`inline`] leaves, and any other), so
@@ -569,11 +840,33 @@ fn uses(insn: &Insn) -> u16 {
         }
         _ => match op {
             OP_EXIT => 1,
+            // A helper reads its arguments only; anything else (subprogram, kfunc) r1-r5.
+            OP_CALL if insn.src() == 0 => {
+                helper_args(insn.imm).map_or(0b11_1110, |n| ((1u16 << (n + 1)) - 1) & !1)
+            }
             OP_CALL => 0b11_1110,
             OP_JA => 0,
             _ => dst | if x { src } else { 0 },
         },
     }
+}
+
+/// How many arguments a helper takes (from the UAPI's helper prototypes), for the helpers struct_ops
+/// programs commonly call; `None` for any other (then r1-r5 count as read).
+fn helper_args(id: i32) -> Option<u8> {
+    Some(match id {
+        // ktime_get_ns, get_prandom_u32, get_smp_processor_id, get_current_pid_tgid,
+        // get_current_uid_gid, get_current_task_btf
+        5 | 7 | 8 | 14 | 15 | 158 => 0,
+        // map_lookup_elem, map_delete_elem, sk_storage_delete, ringbuf_submit, ringbuf_discard,
+        // ringbuf_query, task_storage_delete
+        1 | 3 | 108 | 132 | 133 | 134 | 157 => 2,
+        // probe_read_kernel, probe_read_kernel_str, ringbuf_reserve
+        113 | 115 | 131 => 3,
+        // map_update_elem, sk_storage_get, ringbuf_output, task_storage_get
+        2 | 107 | 130 | 156 => 4,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -621,9 +914,9 @@ mod tests {
         let r = inline(&mut p, &[data_ref(0, 8)], &slots);
         assert_eq!(r.loads, 1);
         assert_eq!(r.removed, BTreeSet::from([0]));
-        assert_eq!(p[2], insn(MOV32_K, 1, 0, 0, 1444));
-        assert_eq!(p[0].code, JA);
-        assert_eq!(p[1].code, JA);
+        // The offset becomes the add's immediate, and its `mov` goes with the address load.
+        assert_eq!(p[3], insn(ADD64_K, 6, 0, 0, 1444));
+        assert_eq!(&p[..3], &[insn(JA, 0, 0, 0, 0); 3]);
     }
 
     #[test]
@@ -737,7 +1030,7 @@ mod tests {
     }
 
     #[test]
-    fn added_pointer_still_live_is_not_folded() {
+    fn added_pointer_still_live_keeps_its_arithmetic_and_the_access_is_rebased() {
         // r2 = r6; r2 += r1; w3 = *(r2 + 0); r0 = r2 (r2 is used after the access)
         let [a, b] = ld_addr(7);
         let mut p = vec![
@@ -752,9 +1045,159 @@ mod tests {
         ];
         let slots = HashMap::from([((".rodata", 0), 8)]);
         let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 1));
+        assert_eq!(p[2], insn(JA, 0, 0, 0, 0));
+        assert_eq!(p[3], insn(MOV64_X, 2, 6, 0, 0));
+        assert_eq!(p[4], insn(ADD64_K, 2, 0, 0, 8));
+        assert_eq!(p[5], insn(LDX_W, 3, 6, 8, 0));
+    }
+
+    #[test]
+    fn field_pointer_kept_for_several_accesses_is_rebased_and_its_arithmetic_goes() {
+        // The shape of `let v = FIELD.ptr(p); ... *v ...; call; *v = *v + 1`:
+        // r7 = &slot; w1 = *(r7 + 0); r6 = r9; r6 += r1; r2 = *(r6 + 0); r1 = 0; call 1; r3 = *(r6 + 0);
+        // r3 += 1; *(r6 + 0) = r3; exit
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 6, 9, 0, 0),
+            insn(ADD64_X, 6, 1, 0, 0),
+            insn(0x79, 2, 6, 0, 0),
+            insn(MOV64_K, 1, 0, 0, 0),
+            insn(0x85, 0, 0, 0, 1),
+            insn(0x79, 3, 6, 0, 0),
+            insn(ADD64_K, 3, 0, 0, 1),
+            insn(0x7b, 6, 3, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 992)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 3));
+        let nop = Insn {
+            code: JA,
+            ..Insn::default()
+        };
+        assert_eq!(&p[..5], &[nop, nop, nop, nop, nop]);
+        assert_eq!(p[5], insn(0x79, 2, 9, 992, 0));
+        assert_eq!(p[8], insn(0x79, 3, 9, 992, 0));
+        assert_eq!(p[10], insn(0x7b, 9, 3, 992, 0));
+    }
+
+    #[test]
+    fn derived_pointer_is_not_rebased_once_its_base_changes() {
+        // r6 = r9; r6 += r1 (992); r9 = 0; r2 = *(r6 + 0): r9 no longer holds the base.
+        // And r6 = r1 (caller-saved) then a call: r1 is clobbered, the access stays.
+        let [a, b] = ld_addr(7);
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 6, 9, 0, 0),
+            insn(ADD64_X, 6, 1, 0, 0),
+            insn(MOV64_K, 9, 0, 0, 0),
+            insn(0x79, 2, 6, 0, 0),
+            insn(MOV64_X, 8, 1, 0, 0),
+            insn(0x85, 0, 0, 0, 1),
+            insn(0x79, 3, 8, 0, 0),
+            EXIT,
+        ];
+        let before = p.clone();
+        let slots = HashMap::from([((".rodata", 0), 992)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        // Not on r9; the add itself goes into the access through r6 (its only reader).
+        assert_eq!((r.loads, r.folded), (1, 1));
+        assert_eq!(p[2], insn(MOV32_K, 1, 0, 0, 992), "still read by r8 = r1");
+        assert_eq!(p[3], before[3]);
+        assert_eq!(p[4], insn(JA, 0, 0, 0, 0));
+        assert_eq!(p[6], insn(0x79, 2, 6, 992, 0));
+        assert_eq!(&p[7..], &before[7..]);
+    }
+
+    #[test]
+    fn in_place_add_folds_only_where_it_alone_reaches_the_access() {
+        let [a, b] = ld_addr(7);
+        // w1 = 8; r6 += r1; if r2 == 0 goto 7; r6 = r7; 7: r0 = *(r6 + 0); exit
+        // The access is also reached with r6 = r7: nothing folds.
+        let mut p = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(ADD64_X, 6, 1, 0, 0),
+            insn(0x15, 2, 0, 1, 0),
+            insn(MOV64_X, 6, 7, 0, 0),
+            insn(0x79, 0, 6, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 8)]);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
         assert_eq!((r.loads, r.folded), (1, 0));
-        assert_eq!(p[2], insn(MOV32_K, 1, 0, 0, 8));
-        assert_eq!(p[4], insn(0x0f, 2, 1, 0, 0));
+        assert_eq!(p[3], insn(ADD64_K, 6, 0, 0, 8));
+        assert_eq!(p[6], insn(0x79, 0, 6, 0, 0));
+        // Two accesses and a shared exit reached from elsewhere (r6 dead there): both fold.
+        let mut q = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(0x15, 2, 0, 4, 0),
+            insn(ADD64_X, 6, 1, 0, 0),
+            insn(0x79, 0, 6, 0, 0),
+            insn(0x07, 0, 0, 0, 1),
+            insn(0x7b, 6, 0, 8, 0),
+            EXIT,
+        ];
+        let r = inline(&mut q, &[data_ref(0, 0)], &slots);
+        assert_eq!((r.loads, r.folded), (1, 2));
+        assert_eq!(q[4], insn(JA, 0, 0, 0, 0));
+        assert_eq!(q[5], insn(0x79, 0, 6, 8, 0));
+        assert_eq!(q[7], insn(0x7b, 6, 0, 16, 0));
+    }
+
+    #[test]
+    fn branch_over_a_goto_is_inverted_unless_the_goto_is_a_target_or_jset() {
+        let nop = Insn {
+            code: JA,
+            ..Insn::default()
+        };
+        // 0: if w1 == 0 goto +1 | 1: goto +2 | 2: r0 = 1 | 3: exit | 4: r0 = 0 | 5: exit
+        let mut p = vec![
+            insn(0x16, 1, 0, 1, 0),
+            insn(JA, 0, 0, 2, 0),
+            insn(MOV64_K, 0, 0, 0, 1),
+            EXIT,
+            insn(MOV64_K, 0, 0, 0, 0),
+            EXIT,
+        ];
+        assert_eq!(invert_branches_over_jumps(&mut p), 1);
+        assert_eq!(
+            p[0],
+            insn(0x56, 1, 0, 3, 0),
+            "jne w1, 0 to the goto's target (4)"
+        );
+        assert_eq!(p[1], nop);
+        let mut info = BtfInfo::default();
+        assert_eq!(compact(&mut p, &mut info), 1);
+        assert_eq!(p[0], insn(0x56, 1, 0, 2, 0));
+        // 64-bit jsgt with a register; jset has no inverse; a goto another jump lands on stays.
+        let mut q = vec![
+            insn(0x6d, 1, 2, 1, 0),
+            insn(JA, 0, 0, 1, 0),
+            EXIT,
+            insn(0x45, 1, 0, 1, 1),
+            insn(JA, 0, 0, 0, 0),
+            EXIT,
+        ];
+        assert_eq!(invert_branches_over_jumps(&mut q), 1);
+        assert_eq!(q[0], insn(0xdd, 1, 2, 2, 0), "jsle r1, r2");
+        assert_eq!(q[3], insn(0x45, 1, 0, 1, 1));
+        let mut t = vec![
+            insn(0x15, 1, 0, 1, 0),
+            insn(JA, 0, 0, 1, 0),
+            insn(0x15, 2, 0, -2, 0),
+            EXIT,
+        ];
+        assert_eq!(invert_branches_over_jumps(&mut t), 0);
     }
 
     #[test]
@@ -771,7 +1214,8 @@ mod tests {
         let slots = HashMap::from([((".rodata", 0), 40_000)]);
         let r = inline(&mut p, &[data_ref(0, 0)], &slots);
         assert_eq!((r.loads, r.folded), (1, 0));
-        assert_eq!(p[3], insn(0x0f, 6, 1, 0, 0));
+        assert_eq!(p[3], insn(ADD64_K, 6, 0, 0, 40_000));
+        assert_eq!(p[4], insn(LDX_W, 0, 6, 0, 0));
     }
 
     #[test]

@@ -20,6 +20,8 @@
 #![no_std]
 #![no_main]
 
+use core::num::NonZeroU64;
+
 use aya_structops_ebpf::{
     Config, Counter,
     helpers::read_kernel_str,
@@ -172,18 +174,6 @@ fn vtime_select_cpu(p: *mut task_struct, prev_cpu: i32, wake_flags: u64) -> i32 
 #[struct_ops]
 fn vtime_enqueue(p: *mut task_struct, enq_flags: u64) {
     stat_inc(stat::SHARED);
-    // SAFETY: our own global.
-    let request = unsafe { core::ptr::read_volatile(&raw const EXIT_REQUEST) };
-    if request != 0 {
-        let code = request & !(1 << 63);
-        let args = [code];
-        // SAFETY: as above; the format is NUL-terminated writable global data, `args` holds 8 bytes (the
-        // kernel wants a non-NULL argument array even when the format has no conversion).
-        unsafe {
-            core::ptr::write_volatile(&raw mut EXIT_REQUEST, 0);
-            scx_bpf_exit_bstr(code as i64, (&raw mut EXIT_FMT).cast(), args.as_ptr(), 8);
-        }
-    }
     let slice = SLICE_NS.get();
     // SAFETY: kfuncs and fields of the task the kernel passed.
     unsafe {
@@ -197,6 +187,18 @@ fn vtime_enqueue(p: *mut task_struct, enq_flags: u64) {
                 vtime = floor;
             }
             scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, enq_flags);
+        }
+    }
+    // SAFETY: our own global.
+    let request = unsafe { core::ptr::read_volatile(&raw const EXIT_REQUEST) };
+    if request != 0 {
+        let code = request & !(1 << 63);
+        let args = [code];
+        // SAFETY: as above; the format is NUL-terminated writable global data, `args` holds 8 bytes (the
+        // kernel wants a non-NULL argument array even when the format has no conversion).
+        unsafe {
+            core::ptr::write_volatile(&raw mut EXIT_REQUEST, 0);
+            scx_bpf_exit_bstr(code as i64, (&raw mut EXIT_FMT).cast(), args.as_ptr(), 8);
         }
     }
 }
@@ -229,28 +231,28 @@ fn vtime_running(p: *mut task_struct) {
 #[struct_ops]
 fn vtime_stopping(p: *mut task_struct, _runnable: bool) {
     // SAFETY: fields of the task the kernel passed; the verifier lets sched_ext programs write dsq_vtime.
-    // Each field's offset is loaded once (a `kernel_field!` access reads it from `.rodata`).
+    // Each access is one instruction once loaded: the loader folds the field's offset into it.
     unsafe {
         let left = SLICE.read(p);
-        let weight = WEIGHT.read(p);
-        let vtime = DSQ_VTIME.ptr(p);
         if left == 0 {
             stat_inc(stat::EXPIRED);
             if let Some(mut e) = EVENTS.reserve(0) {
                 e.write(TaskEvent {
                     pid: PID.read(p),
-                    weight,
-                    vtime: *vtime,
+                    weight: WEIGHT.read(p),
+                    vtime: DSQ_VTIME.read(p),
                 });
                 e.submit(0);
             }
         }
-        if FIFO.get() != 0 {
-            return;
+        if FIFO.get() == 0 {
+            // Charge the time used, scaled by the inverse weight (100 = nice 0). The kernel keeps
+            // `scx.weight` in 1..=10000, so the division needs no zero check.
+            let weight = NonZeroU64::new_unchecked(u64::from(WEIGHT.read(p)));
+            let used = SLICE_NS.get().wrapping_sub(left);
+            let vtime = DSQ_VTIME.ptr(p);
+            *vtime = (*vtime).wrapping_add(used * 100 / weight);
         }
-        // Charge the time used, scaled by the inverse weight (100 = nice 0; the kernel's weights are >= 1).
-        let used = SLICE_NS.get().wrapping_sub(left);
-        *vtime = vtime.read().wrapping_add(used * 100 / weight.max(1) as u64);
     }
 }
 

@@ -330,6 +330,61 @@ pub fn workload(sleepers: usize, hogs: usize, duration: Duration) -> Work {
     }
 }
 
+/// Runs `sleepers` threads that each do `rounds` short CPU bursts with a 200 µs sleep after every eighth,
+/// plus `hogs` threads that spin until the sleepers are done; returns when the last sleeper finishes. The
+/// completion time ([`Work::elapsed`]) measures how well the scheduler serves the sleepers against the hogs.
+/// Blocking.
+pub fn workload_to_completion(sleepers: usize, hogs: usize, rounds: u64) -> Work {
+    let done = AtomicU64::new(0);
+    let wakeups = AtomicU64::new(0);
+    let hog_rounds = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let mut elapsed = Duration::ZERO;
+    std::thread::scope(|s| {
+        for t in 0..hogs {
+            let (hog_rounds, stop) = (&hog_rounds, &stop);
+            s.spawn(move || {
+                let mut x = t as u64 + 1;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    spin_round(&mut x);
+                    n += 1;
+                }
+                std::hint::black_box(x);
+                hog_rounds.fetch_add(n, Ordering::Relaxed);
+            });
+        }
+        let workers: Vec<_> = (0..sleepers)
+            .map(|t| {
+                let (done, wakeups) = (&done, &wakeups);
+                s.spawn(move || {
+                    let mut x = (hogs + t) as u64 + 1;
+                    for n in 1..=rounds {
+                        spin_round(&mut x);
+                        if n.is_multiple_of(8) {
+                            std::thread::sleep(Duration::from_micros(200));
+                            wakeups.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    std::hint::black_box(x);
+                    done.fetch_add(rounds, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        elapsed = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+    });
+    Work {
+        rounds: done.into_inner() + hog_rounds.into_inner(),
+        wakeups: wakeups.into_inner(),
+        elapsed,
+    }
+}
+
 /// Runs one CPU hog per entry of `nices`, all pinned to CPU `cpu` and each at its nice value, for
 /// `duration`; returns the spin rounds each did (a measure of the CPU time it got). Blocking; negative nice
 /// values need root.

@@ -400,10 +400,13 @@ async fn rust_and_c_sizes_and_workload() {
         );
     }
 
-    // The workload under each scheduler, alternating, two rounds.
-    for round in 1..=2 {
-        for (label, object, map, name) in [("built-in", &[][..], "", ""), flavours[1], flavours[0]]
-        {
+    // A fixed workload (6 sleepers x 64 bursts, against 2 hogs) under each scheduler, alternating, four
+    // rounds: its completion time, and each scheduler's own statistics.
+    const ROUNDS: usize = 4;
+    let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let order = [("built-in", &[][..], "", ""), flavours[1], flavours[0]];
+    for round in 1..=ROUNDS {
+        for (i, (label, object, map, name)) in order.into_iter().enumerate() {
             let sched = if label == "built-in" {
                 None
             } else {
@@ -414,23 +417,42 @@ async fn rust_and_c_sizes_and_workload() {
                 let spec = scx_vtime::configure_map(object, map, &opts).unwrap();
                 Some(Scheduler::start_map(&spec, map).await.unwrap())
             };
-            let work = workload(6, 2, Duration::from_secs(2)).await;
+            let work = tokio::task::spawn_blocking(|| scx_vtime::workload_to_completion(6, 2, 64))
+                .await
+                .unwrap();
             let stats = sched
                 .as_ref()
                 .map(|s| CpuStats::total(&scx_vtime::stats(&s.loaded).unwrap()));
             println!(
-                "WORKLOAD round {round} {label:<8}: {:>6} rounds {:>6} wakeups in {:.2} s; stats {}",
-                work.rounds,
-                work.wakeups,
+                "WORKLOAD round {round} {label:<8}: completed in {:.3} s ({} wakeups, {} rounds with the hogs'); stats {}",
                 work.elapsed.as_secs_f64(),
+                work.wakeups,
+                work.rounds,
                 stats.map_or("-".into(), |s| s.to_string())
             );
-            assert!(work.rounds > 0);
+            assert_eq!(work.wakeups, 6 * 8, "{label}: every sleeper finished");
+            if let Some(stats) = stats {
+                assert!(
+                    stats.shared > 0 && stats.dispatched > 0,
+                    "{label}: {stats:?}"
+                );
+            }
+            times[i].push(work.elapsed.as_secs_f64());
             if let Some(s) = sched {
                 s.stop().await.unwrap();
                 disabled(TEST).await;
             }
         }
+    }
+    println!("WORKLOAD scheduler | completion s: median (min-max) over {ROUNDS} rounds");
+    for ((label, ..), t) in order.iter().zip(&mut times) {
+        t.sort_by(f64::total_cmp);
+        println!(
+            "WORKLOAD {label:<9} | {:.3} ({:.3}-{:.3})",
+            (t[ROUNDS / 2 - 1] + t[ROUNDS / 2]) / 2.0,
+            t[0],
+            t[ROUNDS - 1]
+        );
     }
     held.assert_released(TEST);
 }
