@@ -363,11 +363,20 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     writeln!(
         md,
-        "\n`cargo xtask bench` took {:.0} s (builds included).\n",
-        started.elapsed().as_secs_f64()
+        "\n`cargo xtask bench` took {:.0} s (builds included); load average at the end: {}.\n",
+        started.elapsed().as_secs_f64(),
+        sh("cut -d' ' -f1-3 /proc/loadavg")
     )?;
     md.push_str(END);
     md.push('\n');
+    // Built tools by their place under the target directory, not this machine's absolute path.
+    let target = target_dir(&root);
+    let shown = if target == root.join("target") {
+        "./target/".to_owned()
+    } else {
+        "$CARGO_TARGET_DIR/".to_owned()
+    };
+    let md = md.replace(&format!("{}/", target.display()), &shown);
 
     println!("{md}");
     if !opts.no_write {
@@ -1019,6 +1028,8 @@ fn reno_section(
         )
     };
     let mut tot = [[0u64; 3]; 2];
+    // Programs over the goal, with their translated code side by side below the table.
+    let mut over: Vec<(&str, [u32; 2])> = Vec::new();
     for (k, (member, _)) in twins[0].progs.iter().enumerate() {
         let mut v = [[0u64; 3]; 2];
         for i in 0..2 {
@@ -1036,6 +1047,15 @@ fn reno_section(
             for j in 0..3 {
                 tot[i][j] += v[i][j];
             }
+        }
+        if v[0][1] as f64 > SIZE_GOAL * v[1][1] as f64 {
+            over.push((
+                member,
+                [
+                    id_of(0, twins[0].progs[k].1)?,
+                    id_of(1, twins[1].progs[k].1)?,
+                ],
+            ));
         }
         writeln!(
             md,
@@ -1062,6 +1082,24 @@ fn reno_section(
         ratio_cell(tot[0][1], tot[1][1]),
         ratio_cell(tot[0][2], tot[1][2])
     )?;
+    for (member, ids) in &over {
+        for (i, id) in ids.iter().enumerate() {
+            let code = output(Command::new("bpftool").args([
+                "prog",
+                "dump",
+                "xlated",
+                "id",
+                &id.to_string(),
+            ]))
+            .unwrap_or_else(|e| format!("bpftool prog dump xlated id {id} failed: {e:#}"));
+            writeln!(
+                md,
+                "\n<details><summary>{member}, {}: <code>bpftool prog dump xlated</code></summary>\n\n```\n{}\n```\n</details>",
+                twins[i].label,
+                code.trim_end()
+            )?;
+        }
+    }
 
     // Throughput, alternating, with the kernel's run-time statistics on.
     let stats = BpfStats::enable();
@@ -1131,6 +1169,19 @@ fn reno_section(
                 .join(", ")
         )?;
     }
+    // Per round, Rust against the built-in run of the same round (adjacent in time): steadier than the
+    // ratio of medians on a machine whose load drifts.
+    let mut paired: Vec<f64> = results[1]
+        .iter()
+        .zip(&results[0])
+        .map(|(r, b)| r / b)
+        .collect();
+    let paired_text = paired
+        .iter()
+        .map(|x| format!("{x:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let paired_median = runner::median_of(&mut paired);
     let (rust_builtin, rust_c) = (med[1] / med[0], med[1] / med[2]);
     writeln!(
         md,
@@ -1139,9 +1190,18 @@ fn reno_section(
         verdict(rust_builtin, TPUT_GOAL, false),
         med[2] / med[0]
     )?;
+    writeln!(
+        md,
+        "- Rust / built-in within each round: {paired_text}; median **{paired_median:.3}x** ({})",
+        verdict(paired_median, TPUT_GOAL, false)
+    )?;
     summary.push(format!(
-        "| loopback throughput, Rust Reno / built-in reno | {rust_builtin:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
+        "| loopback throughput, Rust Reno / built-in reno (medians) | {rust_builtin:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
         verdict(rust_builtin, TPUT_GOAL, false)
+    ));
+    summary.push(format!(
+        "| loopback throughput, Rust Reno / built-in reno (median of per-round ratios) | {paired_median:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
+        verdict(paired_median, TPUT_GOAL, false)
     ));
 
     writeln!(

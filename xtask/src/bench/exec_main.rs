@@ -98,9 +98,8 @@ fn main() -> ExitCode {
     };
     // SAFETY: a valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut end) };
-    let wall_ns =
-        (end.tv_sec - start.tv_sec) as i64 * 1_000_000_000 + (end.tv_nsec - start.tv_nsec) as i64;
-    let us = |t: libc::timeval| t.tv_sec as i64 * 1_000_000 + t.tv_usec as i64;
+    let wall_ns = (end.tv_sec - start.tv_sec) * 1_000_000_000 + (end.tv_nsec - start.tv_nsec);
+    let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
