@@ -4,11 +4,13 @@
 //!
 //! | stage | what |
 //! |---|---|
+//! | `runtime start-up` | a current-thread tokio runtime with I/O and timers, as `structops register` builds |
 //! | `parse` | read + parse the object (`ObjectSpec::from_file`) |
-//! | `kernel btf read` | open `/sys/kernel/btf/vmlinux` as the library does (`KernelBtf::running`: mapped on 6.16+, read before) |
-//! | `kernel btf index` | the first lookup in it (builds the type offsets and name index) |
-//! | `match` | `matching::plan` on the indexed kernel BTF |
-//! | `load` | BTF load, data maps, program loads (verifier), struct_ops maps: `load_with` − `match` |
+//! | `kernel btf open` | `KernelBtf::running`: `/sys/kernel/btf/vmlinux` mapped on 6.16+, read before; header only |
+//! | `kernel btf lookup (one-pass scan)` | `KernelBtf::prefetch` of every name the plan needs (`matching::kernel_names`): one pass that also builds the sparse type index |
+//! | `match` | `matching::plan` (its lookups answered from the scan) |
+//! | `relocation` | kernel-field immediates and CO-RE relocations of every planned program: `matching::dry_run` − `match` |
+//! | `load (syscalls)` | BTF load, data maps, program loads (verifier), struct_ops maps: `load_with` − `match` |
 //! | `register+unregister` | `register_blocking` + `unregister` of every map (root only) |
 //! | `close` | dropping the `Loaded` (closing fds) |
 //!
@@ -19,15 +21,21 @@
 //! Large allocations are forced to fresh `mmap`s (`M_MMAP_THRESHOLD` = 128 KiB, fixed), so each iteration
 //! pays the page faults a new `structops` process pays, instead of reusing the previous iteration's heap.
 //!
-//! A second table measures alternatives for the kernel-BTF step (the CLI's main cost), on the same names
-//! the plan looks up: reading `/sys/kernel/btf/vmlinux` against mapping it (`mmap`, `MAP_PRIVATE`, kernel
-//! 6.16+; what the library does where it can), and finding the few names by a scan (string offsets first,
-//! then one pass over the types) instead of building the full name index. The mapped variants go through
-//! `Btf::from_sys_fs`, the library's own path.
+//! A second table compares the ways to look the names up in the kernel's BTF: the name index (every
+//! named type hashed, what a long-lived process that looks up many names wants: `Btf::index_names`)
+//! against the one-pass scan for the few names the object needs (`Btf::find_all`, what the library does
+//! until it has scanned 12 times), each after mapping (6.16+) or reading the file.
+//!
+//! A third table (root, `strace` installed) lists each `bpf(2)` command of one cold load, register and
+//! unregister with its count and time in the kernel (`strace -T`, which slows the process but not the
+//! time inside a syscall): the verifier's share is `BPF_PROG_LOAD`; unregistering waits for RCU grace
+//! periods (the `close` of the link and map fds, and the wall time of `register+unregister`).
 
 use std::{
+    collections::BTreeMap,
     hint::black_box,
-    path::PathBuf,
+    path::{Path, PathBuf},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -62,6 +70,22 @@ impl Stage {
         self.cpu.push(thread_cpu() - c0);
         r
     }
+
+    fn clear(&mut self) {
+        self.wall.clear();
+        self.cpu.clear();
+    }
+
+    /// `self - other`, sample by sample (a stage timed together with the one before it).
+    fn minus(&self, other: &Stage) -> Stage {
+        let sub = |a: &[Duration], b: &[Duration]| -> Vec<Duration> {
+            a.iter().zip(b).map(|(a, b)| a.saturating_sub(*b)).collect()
+        };
+        Stage {
+            wall: sub(&self.wall, &other.wall),
+            cpu: sub(&self.cpu, &other.cpu),
+        }
+    }
 }
 
 fn median(v: &[Duration]) -> Duration {
@@ -79,49 +103,69 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`; any other non-flag argument is the object.
-    let obj: PathBuf = std::env::args()
-        .skip(1)
+    let obj: PathBuf = args
+        .iter()
         .find(|a| !a.starts_with("--"))
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/obj/tcp_cc.o")
         });
+    // Child mode of the syscall table: one cold load, register, unregister, under strace.
+    if args.iter().any(|a| a == "--one-load") {
+        one_load(&obj);
+        return;
+    }
     let iters: usize = std::env::var("BENCH_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
     // SAFETY: no arguments.
     let root = unsafe { libc::geteuid() } == 0;
-    // A fixed threshold also turns off glibc's dynamic one, which would otherwise move the 5 MiB BTF buffer
-    // to the (reused, already faulted-in) heap after the first free.
+    // A fixed threshold also turns off glibc's dynamic one, which would otherwise move the large BTF
+    // buffers to the (reused, already faulted-in) heap after the first free.
     // SAFETY: plain libc call.
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
 
     let names = [
+        "runtime start-up (current-thread tokio)",
         "parse",
-        "kernel btf read",
-        "kernel btf index",
+        "kernel btf open",
+        "kernel btf lookup (one-pass scan)",
         "match",
-        "load",
+        "relocation",
+        "load (syscalls)",
         "register+unregister",
         "close",
     ];
     let mut st: Vec<Stage> = names.iter().map(|_| Stage::default()).collect();
+    let mut dry_run = Stage::default();
     let mut plan_load = Stage::default();
     let mut total = Stage::default();
     let mut programs = 0;
     let mut insns = 0;
+    let mut lookups = 0;
 
     for i in 0..iters + 3 {
-        let warmup = i < 3;
         let (c0, t0) = (thread_cpu(), Instant::now());
-        let spec = st[0].time(|| ObjectSpec::from_file(&obj).expect("parse"));
-        let kernel = st[1].time(|| KernelBtf::running().expect("kernel BTF"));
-        st[2].time(|| {
-            black_box(kernel.find(BtfKind::Struct, "bpf_struct_ops_tcp_congestion_ops"));
+        let rt = st[0].time(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
         });
-        let plan = st[3].time(|| matching::plan(&spec, &kernel).expect("match"));
+        let spec = st[1].time(|| ObjectSpec::from_file(&obj).expect("parse"));
+        let kernel = st[2].time(|| KernelBtf::running().expect("kernel BTF"));
+        let wanted = matching::kernel_names(&spec, false);
+        lookups = wanted.len();
+        st[3].time(|| {
+            let wanted: Vec<(BtfKind, &str)> =
+                wanted.iter().map(|(k, n)| (*k, n.as_str())).collect();
+            kernel.prefetch(&wanted);
+        });
+        let plan = st[4].time(|| matching::plan(&spec, &kernel).expect("match"));
+        dry_run.time(|| matching::dry_run(&spec, &kernel).expect("dry run"));
         programs = plan.programs.len();
         insns = spec
             .programs()
@@ -130,42 +174,35 @@ fn main() {
             .sum();
         if root {
             let loaded = plan_load.time(|| spec.load_with(&kernel).expect("load"));
-            st[5].time(|| {
+            st[7].time(|| {
                 let names: Vec<String> = loaded.maps().map(|m| m.name.clone()).collect();
                 for n in names {
                     let reg = loaded.register_blocking(&n).expect("register");
                     reg.unregister().expect("unregister");
                 }
             });
-            st[6].time(|| drop(loaded));
+            st[8].time(|| drop(loaded));
         }
+        drop(rt);
         total.wall.push(t0.elapsed());
         total.cpu.push(thread_cpu() - c0);
-        if warmup {
-            for s in st.iter_mut().chain([&mut plan_load, &mut total]) {
-                s.wall.clear();
-                s.cpu.clear();
+        if i < 3 {
+            for s in st
+                .iter_mut()
+                .chain([&mut plan_load, &mut dry_run, &mut total])
+            {
+                s.clear();
             }
         }
     }
-    // load = (match + load) - match, per iteration.
+    st[5] = dry_run.minus(&st[4]);
     if root {
-        st[4].wall = plan_load
-            .wall
-            .iter()
-            .zip(&st[3].wall)
-            .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
-        st[4].cpu = plan_load
-            .cpu
-            .iter()
-            .zip(&st[3].cpu)
-            .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
+        st[6] = plan_load.minus(&st[4]);
     }
 
     println!(
-        "in-process stages, `{}` ({programs} programs, {insns} instructions), {iters} iterations, medians:\n",
+        "in-process stages, `{}` ({programs} programs, {insns} instructions, {lookups} kernel BTF names), \
+         {iters} iterations, medians:\n",
         obj.display()
     );
     println!("| stage | wall ms | CPU ms (user+sys) |");
@@ -187,134 +224,56 @@ fn main() {
         ms(median(&total.cpu))
     );
 
-    what_if(&obj, iters);
-}
-
-// --- alternatives for the kernel-BTF step -----------------------------------------------------------
-
-/// The names `matching::plan` looks up for this object: value types, kfuncs, kernel-field types.
-fn wanted(spec: &ObjectSpec) -> Vec<(BtfKind, String)> {
-    let mut w: Vec<(BtfKind, String)> = spec
-        .struct_ops()
-        .filter(|m| m.autocreate)
-        .map(|m| {
-            (
-                BtfKind::Struct,
-                format!("bpf_struct_ops_{}", m.kernel_type_name()),
-            )
-        })
-        .collect();
-    for p in spec.programs() {
-        w.extend(p.kfuncs().map(|k| (BtfKind::Func, k.to_owned())));
+    lookup_variants(&obj, iters);
+    if root {
+        syscalls(&obj);
     }
-    w.extend(
-        spec.kernel_fields()
-            .iter()
-            .filter(|f| f.used)
-            .map(|f| (BtfKind::Struct, f.type_name.clone())),
-    );
-    w.sort_by(|a, b| a.1.cmp(&b.1));
-    w.dedup();
-    w
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
+// --- kernel BTF lookup: index against one-pass scan ------------------------------------------------
 
-/// Finds `wanted` (kind, name) in raw base BTF without an index: collects the string offsets of the
-/// wanted names (one memchr pass over the string section), then walks the type section once comparing
-/// `name_off`s. Returns the lowest id per name, like `Btf::find`.
-fn scan_lookup(raw: &[u8], wanted: &[(BtfKind, String)]) -> Vec<Option<u32>> {
-    let hdr_len = le32(raw, 4) as usize;
-    let (type_off, type_len) = (le32(raw, 8) as usize, le32(raw, 12) as usize);
-    let (str_off, str_len) = (le32(raw, 16) as usize, le32(raw, 20) as usize);
-    let types = &raw[hdr_len + type_off..hdr_len + type_off + type_len];
-    let strings = &raw[hdr_len + str_off..hdr_len + str_off + str_len];
-
-    // String offsets of each wanted name (a name may be stored more than once).
-    let mut offs: Vec<(u32, usize)> = Vec::new();
-    let mut start = 0;
-    for end in memchr::memchr_iter(0, strings) {
-        let s = &strings[start..end];
-        if !s.is_empty() {
-            for (i, (_, name)) in wanted.iter().enumerate() {
-                if s == name.as_bytes() {
-                    offs.push((start as u32, i));
-                }
-            }
-        }
-        start = end + 1;
-    }
-
-    let mut found = vec![None; wanted.len()];
-    let mut left = wanted.len();
-    let (mut pos, mut id) = (0usize, 1u32);
-    while pos + 12 <= types.len() && left > 0 {
-        let name_off = le32(types, pos);
-        let info = le32(types, pos + 4);
-        let kind = (info >> 24) & 0x1f;
-        let vlen = (info & 0xffff) as usize;
-        if name_off != 0 {
-            for &(o, i) in &offs {
-                if o == name_off && found[i].is_none() && wanted[i].0.as_raw() == kind {
-                    found[i] = Some(id);
-                    left -= 1;
-                }
-            }
-        }
-        pos += 12
-            + match kind {
-                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-                3 => 12,                      // ARRAY
-                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
-                _ => 0,
-            };
-        id += 1;
-    }
-    found
-}
-
-fn what_if(obj: &std::path::Path, iters: usize) {
+fn lookup_variants(obj: &Path, iters: usize) {
     let spec = ObjectSpec::from_file(obj).expect("parse");
-    let wanted = wanted(&spec);
-    let index_lookups =
-        |btf: &Btf| -> Vec<Option<u32>> { wanted.iter().map(|(k, n)| btf.find(*k, n)).collect() };
+    let wanted = matching::kernel_names(&spec, false);
+    let wanted: Vec<(BtfKind, &str)> = wanted.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let by_index = |btf: &Btf| -> Vec<Option<u32>> {
+        btf.index_names();
+        wanted.iter().map(|(k, n)| btf.find(*k, n)).collect()
+    };
+    let by_scan = |btf: &Btf| -> Vec<Option<u32>> { btf.find_all(&wanted) };
     // Reference answer.
-    let expect = index_lookups(&Btf::from_path(VMLINUX).expect("read vmlinux BTF"));
+    let expect = by_index(&Btf::from_path(VMLINUX).expect("read vmlinux BTF"));
 
     type Variant<'a> = (&'a str, Box<dyn Fn() -> Vec<Option<u32>> + 'a>);
-    let mut variants: Vec<Variant<'_>> = vec![
+    let variants: Vec<Variant<'_>> = vec![
         (
-            "read + name index (before 6.16)",
-            Box::new(|| index_lookups(&Btf::from_path(VMLINUX).expect("read"))),
+            "read + name index (before 6.16; the library before the scan)",
+            Box::new(|| by_index(&Btf::from_path(VMLINUX).expect("read"))),
         ),
         (
-            "read + scan",
-            Box::new(|| scan_lookup(&std::fs::read(VMLINUX).expect("read"), &wanted)),
+            "read + one-pass scan (before 6.16)",
+            Box::new(|| by_scan(&Btf::from_path(VMLINUX).expect("read"))),
+        ),
+        (
+            "Btf::from_sys_fs + name index (long-lived use: Btf::index_names)",
+            Box::new(|| by_index(&Btf::from_sys_fs().expect("kernel BTF"))),
+        ),
+        (
+            "Btf::from_sys_fs + one-pass scan (now: Btf::find_all)",
+            Box::new(|| by_scan(&Btf::from_sys_fs().expect("kernel BTF"))),
         ),
     ];
-    // The library's own way in: mapped where the kernel allows it (6.16+), read before.
-    variants.push((
-        "Btf::from_sys_fs + name index (now; mapped on 6.16+)",
-        Box::new(|| index_lookups(&Btf::from_sys_fs().expect("kernel BTF"))),
-    ));
-    variants.push((
-        "Btf::from_sys_fs + scan",
-        Box::new(|| scan_lookup(Btf::from_sys_fs().expect("kernel BTF").raw(), &wanted)),
-    ));
 
     println!(
-        "\nkernel BTF alternatives: {} lookups ({}), {iters} iterations, medians:\n",
+        "\nkernel BTF lookup, {} names ({}), {iters} iterations, medians:\n",
         wanted.len(),
         wanted
             .iter()
-            .map(|(_, n)| n.as_str())
+            .map(|(_, n)| *n)
             .collect::<Vec<_>>()
             .join(", "),
     );
-    println!("| kernel BTF step | wall ms | CPU ms (user+sys) |");
+    println!("| kernel BTF open + lookup | wall ms | CPU ms (user+sys) |");
     println!("|---|---:|---:|");
     for (name, f) in &variants {
         let mut s = Stage::default();
@@ -322,8 +281,7 @@ fn what_if(obj: &std::path::Path, iters: usize) {
             let got = s.time(|| black_box(f()));
             assert_eq!(got, expect, "{name} found other ids");
             if i < 3 {
-                s.wall.clear();
-                s.cpu.clear();
+                s.clear();
             }
         }
         println!(
@@ -331,5 +289,101 @@ fn what_if(obj: &std::path::Path, iters: usize) {
             ms(median(&s.wall)),
             ms(median(&s.cpu))
         );
+    }
+}
+
+// --- each bpf(2) command -----------------------------------------------------------------------------
+
+/// One cold load, register and unregister (the child of [`syscalls`]).
+fn one_load(obj: &Path) {
+    let spec = ObjectSpec::from_file(obj).expect("parse");
+    let loaded = spec.load().expect("load");
+    let names: Vec<String> = loaded.maps().map(|m| m.name.clone()).collect();
+    for n in names {
+        loaded
+            .register_blocking(&n)
+            .expect("register")
+            .unregister()
+            .expect("unregister");
+    }
+}
+
+/// `strace -T` of [`one_load`] in a child process, 10 runs: each bpf(2) command's count per run and
+/// median time in the kernel (summed per run).
+fn syscalls(obj: &Path) {
+    const RUNS: usize = 10;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            println!("\nbpf(2) commands: skipped (current_exe: {e})");
+            return;
+        }
+    };
+    let mut per_cmd: BTreeMap<String, (usize, Vec<Duration>)> = BTreeMap::new();
+    for run in 0..RUNS {
+        let out = Command::new("strace")
+            .args(["-f", "-T", "-qq", "-e", "trace=bpf,close"])
+            .arg(&exe)
+            .arg("--one-load")
+            .arg(obj)
+            .output();
+        let out = match out {
+            Ok(o) if o.status.success() => o,
+            Ok(o) => {
+                println!(
+                    "\nbpf(2) commands: skipped (strace run failed: {})",
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                );
+                return;
+            }
+            Err(e) => {
+                println!("\nbpf(2) commands: skipped (strace: {e})");
+                return;
+            }
+        };
+        let mut this_run: BTreeMap<String, (usize, Duration)> = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            // `[pid N] ` prefixes the lines of other threads.
+            let line = match line.strip_prefix("[pid") {
+                Some(rest) => rest.split_once("] ").map_or(rest, |(_, l)| l),
+                None => line,
+            };
+            let cmd = if let Some(rest) = line.strip_prefix("bpf(") {
+                rest.split([',', ')']).next().unwrap_or("?").to_owned()
+            } else if line.starts_with("close(") {
+                "close (fds of maps, programs, links)".to_owned()
+            } else {
+                continue;
+            };
+            let Some(t) = line
+                .rsplit_once('<')
+                .and_then(|(_, t)| t.strip_suffix('>'))
+                .and_then(|t| t.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            let e = this_run.entry(cmd).or_default();
+            e.0 += 1;
+            e.1 += Duration::from_secs_f64(t);
+        }
+        for (cmd, (n, t)) in this_run {
+            let e = per_cmd.entry(cmd).or_default();
+            if run == 0 {
+                e.0 = n;
+            }
+            e.1.push(t);
+        }
+    }
+    println!(
+        "\nbpf(2) commands of one cold load + register + unregister (`strace -f -T`, {RUNS} runs, median \
+         time in the kernel per run):\n"
+    );
+    println!("| command | calls per run | ms per run |");
+    println!("|---|---:|---:|");
+    for (cmd, (n, times)) in &per_cmd {
+        println!("| {cmd} | {n} | {} |", ms(median(times)));
     }
 }

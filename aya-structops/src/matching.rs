@@ -560,8 +560,9 @@ pub fn match_members(
 }
 
 /// Every name [`plan`] (`all_maps == false`: created maps only) or [`check`] (`all_maps`) looks up in the
-/// kernel's BTF for `obj`, so that one pass over vmlinux finds them all ([`KernelBtf::prefetch`]).
-fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> {
+/// kernel's BTF for `obj`, so that one pass over vmlinux finds them all ([`KernelBtf::prefetch`]; `plan`
+/// and `check` do it themselves).
+pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> {
     let mut names = Vec::new();
     let maps: Vec<&StructOpsSpec> = obj
         .struct_ops
