@@ -8,6 +8,7 @@ pub use crate::sys::SysError;
 
 /// The error type of this crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Parsing the object failed.
     #[error(transparent)]
@@ -122,6 +123,15 @@ pub enum Error {
     /// No program of that name.
     #[error("no struct_ops program named `{0}`")]
     NoSuchProgram(String),
+    /// The object's arena (`BPF_MAP_TYPE_ARENA` map and `__arena` globals in `.addr_space.1`) could not be
+    /// set up: no arena map for the globals, globals larger than the arena, or the mapping refused.
+    #[error("arena{}: {detail}", .map.as_ref().map(|m| format!(" map `{m}`")).unwrap_or_default())]
+    Arena {
+        /// The arena map, when there is one.
+        map: Option<String>,
+        /// What is wrong (with the OS error, for a refused mapping).
+        detail: String,
+    },
     /// [`crate::Loaded::test_run_syscall`] on a program that is not a `SEC("syscall")` one.
     #[error(
         "program `{0}` is not a SEC(\"syscall\") program: only those run with test_run_syscall"

@@ -517,7 +517,6 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         }
         // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
         let mut btf_info = prog.btf_info.clone();
-        crate::field_imm::invert_branches_over_jumps(&mut insns);
         crate::field_imm::compact(&mut insns, &mut btf_info);
         let insns = to_bpf_insns(&insns);
         let (func_info, line_info) = btf_info_records(prog, &btf_info);

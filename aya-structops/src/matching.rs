@@ -19,6 +19,7 @@ use crate::{
 
 /// Why an object does not match the kernel.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MatchError {
     /// The kernel has no struct_ops type of that name.
     #[error(
@@ -115,6 +116,7 @@ pub enum MatchError {
 
 /// Which kernel BTF object a type or function lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum BtfObject {
     /// vmlinux.
     Vmlinux,
@@ -347,6 +349,7 @@ pub struct Plan {
 
 /// The verdict on one member, for [`check`]-style reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MemberStatus {
     /// Present in the kernel with a compatible kind and size (its index in the kernel struct).
     Matched(u32),
@@ -360,11 +363,15 @@ pub enum MemberStatus {
 /// kfunc renamed across kernels; the first one this kernel has is called (they must share a prototype).
 pub const KFUNC_ALTERNATIVES: &str = "___or___";
 
-/// Resolves a kfunc symbol (possibly a list of alternatives) to the kernel function it calls.
+/// Resolves a kfunc symbol (possibly a list of alternatives) to the kernel function it calls. Each
+/// alternative is looked up by its essential name, as libbpf does for `__ksym` functions: a `___flavor`
+/// suffix (after the last `X___Y` separator) is dropped, so scx's `scx_bpf_dsq_move_to_local___v2___compat`
+/// calls the kernel's `scx_bpf_dsq_move_to_local___v2` and `scx_bpf_dsq_move_to_local___v1` calls
+/// `scx_bpf_dsq_move_to_local`.
 pub fn find_kfunc(kernel: &KernelBtf, symbol: &str) -> Option<(BtfObject, u32)> {
     symbol
         .split(KFUNC_ALTERNATIVES)
-        .find_map(|name| kernel.find(BtfKind::Func, name))
+        .find_map(|name| kernel.find(BtfKind::Func, crate::core_reloc::essential_name(name)))
 }
 
 /// Largest struct_ops value type accepted (16 MiB; real ones are a few KiB): the loader allocates a
@@ -602,10 +609,12 @@ pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> 
     }
     for p in obj.programs.values() {
         for k in p.kfuncs() {
-            names.extend(
-                k.split(KFUNC_ALTERNATIVES)
-                    .map(|n| (BtfKind::Func, n.to_owned())),
-            );
+            names.extend(k.split(KFUNC_ALTERNATIVES).map(|n| {
+                (
+                    BtfKind::Func,
+                    crate::core_reloc::essential_name(n).to_owned(),
+                )
+            }));
         }
     }
     names.sort_by(|a, b| (&a.1, a.0.as_raw()).cmp(&(&b.1, b.0.as_raw())));

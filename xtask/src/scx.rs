@@ -574,19 +574,43 @@ pub fn guest_files() -> Vec<GuestFile> {
     files
 }
 
-/// The libbpf reference loader (`bench/libbpf-ref`, built by `cargo xtask bench`), if built.
+/// The libbpf reference loader (`bench/libbpf-ref`: libbpf 1.7 through libbpf-sys), built as
+/// `cargo xtask bench` builds it (same command and target directory, so one build serves both). `None`
+/// (with the reason printed; the guest test then says there is no comparison) when it does not build.
 fn libbpf_ref() -> Option<PathBuf> {
     let root = crate::build::workspace_root();
-    let mut candidates = vec![
-        root.join("target/release/libbpf-ref"),
-        root.join("bench/libbpf-ref/target/release/libbpf-ref"),
-        root.join("target/x86_64-unknown-linux-musl/release/libbpf-ref"),
-        root.join("target/x86_64-unknown-linux-gnu/release/libbpf-ref"),
-    ];
-    if let Some(dir) = std::env::var_os("AYA_STRUCTOPS_LIBBPF_REF") {
-        candidates.insert(0, PathBuf::from(dir));
+    let src = root.join("bench/libbpf-ref");
+    if !src.join("Cargo.toml").is_file() {
+        eprintln!(
+            "xtask: scx: no bench/libbpf-ref in this tree: the guest gets no libbpf reference"
+        );
+        return None;
     }
-    candidates.into_iter().find(|p| p.is_file())
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+    .join("libbpf-ref");
+    let built = setup::apt_install(&["libelf-dev", "zlib1g-dev", "make"]).and_then(|()| {
+        setup::run(
+            Command::new("cargo")
+                .current_dir(&src)
+                .args(["build", "--release", "--locked", "--quiet"])
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO")
+                .env_remove("RUSTC"),
+        )
+    });
+    match built {
+        Ok(()) => Some(target.join("release/libbpf-ref")),
+        Err(e) => {
+            eprintln!(
+                "xtask: scx: bench/libbpf-ref did not build ({e:#}): no libbpf reference in the guest"
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -61,10 +61,12 @@ impl Btf {
                 }
                 BtfKind::Var
                     if raw.word(0) == LINKAGE_EXTERN
-                        && self.skip_mods_and_typedefs(raw.size_or_type())? == 0 =>
+                        && self.is_void_or_fwd(raw.size_or_type())? =>
                 {
-                    // A typeless ksym (`extern const void x __ksym;`) is a VAR of `void`, which the
-                    // kernel refuses ("Invalid type_id"): a forward declaration keeps its name and id.
+                    // A typeless ksym (`extern const void x __ksym;`) is a VAR of `void`, and a typed one
+                    // whose struct the object only declares (scx_bpfland's `psi_group_cpu`) a VAR of a FWD:
+                    // the kernel refuses both ("Invalid type_id"). A forward declaration keeps its name
+                    // and id.
                     let info = make_info(BtfKind::Fwd, 0, false);
                     write_words(&mut types, &[raw.name_off(), info, 0]);
                 }
@@ -81,6 +83,12 @@ impl Btf {
         out.extend_from_slice(&types);
         out.extend_from_slice(strings);
         Ok(out)
+    }
+
+    /// Whether `id`, past modifiers and typedefs, is `void` or a forward declaration (no size).
+    fn is_void_or_fwd(&self, id: u32) -> Result<bool, BtfError> {
+        let t = self.skip_mods_and_typedefs(id)?;
+        Ok(t == 0 || self.kind(t)? == BtfKind::Fwd)
     }
 
     /// Whether the FUNC_PROTO `proto` returns an integer or an enum (what the verifier accepts of a global

@@ -49,6 +49,8 @@ enum SectionRole {
     /// `syscall` (libbpf: `BPF_PROG_TYPE_SYSCALL`, always sleepable): run by the loader's user through
     /// `BPF_PROG_TEST_RUN` (scx schedulers initialise CPU masks this way).
     Syscall,
+    /// `.addr_space.1`: `__arena` globals (clang's address space 1), placed in the object's arena map.
+    Arena,
     Code,
     StructOps {
         link: bool,
@@ -109,8 +111,15 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
     if name == ".rodata" || name.starts_with(".rodata.") {
         return SectionRole::Data { read_only: true };
     }
+    if name == ARENA_SECTION {
+        return SectionRole::Arena;
+    }
     SectionRole::Other
 }
+
+/// The section clang puts `__arena` (address space 1) globals in; libbpf places its bytes at the end of
+/// the object's arena map.
+pub(crate) const ARENA_SECTION: &str = ".addr_space.1";
 
 pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     let elf = Elf::parse(bytes)?;
@@ -137,6 +146,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
 
     let mut roles = HashMap::new();
     let mut data = BTreeMap::new();
+    let mut arena_data = None;
     let mut section_sizes = BTreeMap::new();
     let mut symbol_offsets = BTreeMap::new();
     for sym in elf.symbols() {
@@ -174,6 +184,20 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                     read_only,
                 },
             );
+        }
+        if let SectionRole::Arena = r {
+            if section.size() > MAX_DATA_SECTION {
+                return Err(ParseError::TooLarge {
+                    what: format!("arena section {name}"),
+                    size: section.size(),
+                    limit: MAX_DATA_SECTION,
+                });
+            }
+            arena_data = Some(if section.kind() == SectionKind::UninitializedData {
+                vec![0; usize::try_from(section.size()).unwrap_or(0)]
+            } else {
+                section.data()?.to_vec()
+            });
         }
         // Sizes only matter for sections a DATASEC describes; a larger one is refused when used.
         if let Ok(size) = u32::try_from(section.size()) {
@@ -606,6 +630,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         fields,
         externs,
         kernel_config: None,
+        arena_data,
         section_sizes,
         symbol_offsets,
     })
@@ -709,6 +734,9 @@ fn classify(
             offset: sym.address(),
         },
         Some(SectionRole::Maps) => Target::Map(name),
+        Some(SectionRole::Arena) => Target::Arena {
+            offset: sym.address(),
+        },
         _ => Target::Unsupported(format!(
             "reference to `{name}` in section {} is not supported",
             section_name(idx)

@@ -40,6 +40,7 @@ const LINKAGE_EXTERN: u32 = 2;
 
 /// What an extern is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExternKind {
     /// A `__kconfig` variable of this type.
     Kconfig(KconfigType),
@@ -78,6 +79,7 @@ pub struct ExternSpec {
 
 /// Why an extern could not be described or resolved. Each names the extern.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExternError {
     /// The kernel config could not be read or parsed.
     #[error(transparent)]
@@ -396,9 +398,8 @@ pub(crate) fn resolve(
                 Some(addr) => KsymValue::Address(*addr),
                 None => missing("/proc/kallsyms has no such symbol".into())?,
             },
-            ExternKind::Kfunc => match find_kfunc(kernel, &e.name)
-                .or_else(|| find_kfunc(kernel, essential_name(&e.name)))
-            {
+            // find_kfunc looks up the essential name (libbpf's rule), for the loader's calls too.
+            ExternKind::Kfunc => match find_kfunc(kernel, &e.name) {
                 Some((obj, id)) => KsymValue::BtfId { obj, id },
                 None => {
                     missing("the kernel BTF (vmlinux and modules) has no such function".into())?
@@ -425,12 +426,10 @@ pub(crate) fn resolve(
     Ok(out)
 }
 
-/// `name___flavor` -> `name` (libbpf's "essential" name).
+/// `name___flavor` -> `name` (libbpf's "essential" name: up to the last `X___Y` separator, so
+/// `a___v2___compat` -> `a___v2`).
 fn essential_name(name: &str) -> &str {
-    match name.find("___") {
-        Some(i) if i > 0 => &name[..i],
-        _ => name,
-    }
+    crate::core_reloc::essential_name(name)
 }
 
 fn kconfig_value(
@@ -722,6 +721,11 @@ mod tests {
         assert_eq!(essential_name("scx_bpf_cpu_node___v2"), "scx_bpf_cpu_node");
         assert_eq!(essential_name("plain"), "plain");
         assert_eq!(essential_name("___x"), "___x");
+        // libbpf drops only the last flavor: scx's compat names rely on it.
+        assert_eq!(
+            essential_name("scx_bpf_dsq_move_to_local___v2___compat"),
+            "scx_bpf_dsq_move_to_local___v2"
+        );
     }
 }
 

@@ -64,6 +64,10 @@ pub(crate) enum InsnRef {
     Kfunc { insn: usize, name: String },
     /// `ld_imm64` of a BTF-defined map (`.maps`): patched to `BPF_PSEUDO_MAP_FD` with its fd.
     Map { insn: usize, name: String },
+    /// `ld_imm64` of the address of an `__arena` global (`.addr_space.1`) at `offset` bytes into the
+    /// section: patched to `BPF_PSEUDO_MAP_VALUE` of the arena map, offset by where the loader put the
+    /// section's bytes in the arena.
+    Arena { insn: usize, offset: u64 },
     /// A CO-RE relocation (C objects compiled with `preserve_access_index`): resolved against kernel BTF.
     Core {
         insn: usize,
@@ -106,6 +110,8 @@ pub(crate) enum Target {
     Data { section: String, offset: u64 },
     /// A BTF-defined map.
     Map(String),
+    /// The address of `offset` bytes into the arena section (`.addr_space.1`).
+    Arena { offset: u64 },
     /// Something we can't link, with a description.
     Unsupported(String),
 }
@@ -238,6 +244,18 @@ pub(crate) fn link(
                         insn: base + i,
                         name: name.clone(),
                         addend: insn.imm,
+                    });
+                    None
+                }
+                Some(Target::Arena { offset }) => {
+                    if insn.code != LD_IMM64 || i + 1 >= f.insns.len() {
+                        return Err(err(
+                            "reference to an __arena global is not a 64-bit load".into()
+                        ));
+                    }
+                    refs.push(InsnRef::Arena {
+                        insn: base + i,
+                        offset: offset.wrapping_add(u64::from(insn.imm as u32)),
                     });
                     None
                 }
@@ -488,6 +506,30 @@ mod tests {
             "{}",
             e.detail
         );
+    }
+
+    #[test]
+    fn arena_globals_are_recorded_with_the_addend() {
+        let ld = Insn {
+            code: LD_IMM64,
+            regs: 1,
+            off: 0,
+            imm: 24,
+        };
+        let mut prog = func("prog", 3, 0, vec![ld, Insn::default(), EXIT]);
+        prog.relocs.insert(0, Target::Arena { offset: 4096 });
+        let (_, refs, _) = link(&prog, &BTreeMap::new(), MAX).unwrap();
+        assert_eq!(
+            refs,
+            vec![InsnRef::Arena {
+                insn: 0,
+                offset: 4096 + 24
+            }]
+        );
+        let mut bad = func("bad", 3, 0, vec![call(-1, 0), EXIT]);
+        bad.relocs.insert(0, Target::Arena { offset: 0 });
+        let e = link(&bad, &BTreeMap::new(), MAX).unwrap_err();
+        assert!(e.detail.contains("__arena"), "{}", e.detail);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub use kconfig::{KconfigError, KconfigType, KernelConfig};
 pub(crate) use link::{BtfInfo, Insn, InsnRef};
 /// Instruction constants the loader patches with.
 pub(crate) mod link_consts {
+    /// Section of `__arena` globals.
+    pub(crate) use super::elf::ARENA_SECTION;
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub use btf_map::MapSpec;
@@ -35,6 +37,7 @@ pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
 
 /// Errors parsing an object file. Each names what it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// The file could not be read.
     #[error("reading object {path}: {source}")]
@@ -307,6 +310,9 @@ pub struct ObjectSpec {
     pub(crate) maps: BTreeMap<String, MapSpec>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
     pub(crate) fields: Vec<FieldSpec>,
+    /// Initial bytes of the `__arena` globals (`.addr_space.1`), if the object has any: the loader copies
+    /// them to the end of the object's arena map, as libbpf does.
+    pub(crate) arena_data: Option<Vec<u8>>,
     /// Extern symbols by name.
     pub(crate) externs: BTreeMap<String, ExternSpec>,
     /// The kernel config `__kconfig` externs read, when set by [`ObjectSpec::set_kernel_config`].

@@ -10,6 +10,7 @@ mod lifecycle;
 mod maps;
 mod parity;
 mod sched_ext;
+mod scx_outside;
 mod scx_vtime;
 mod task_storage;
 mod tcp_aimd;
