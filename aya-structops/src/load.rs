@@ -123,6 +123,8 @@ pub struct Loaded {
     pub(crate) data: BTreeMap<String, DataMap>,
     pub(crate) btf_maps: BTreeMap<String, OwnedFd>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
+    /// The arena's user mapping (its address is what arena pointers hold); unmapped on drop.
+    pub(crate) _arena: Option<ArenaMapping>,
     pub(crate) _btf: OwnedFd,
 }
 
@@ -355,7 +357,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         }
         let read_only = spec.data.get(&name).is_none_or(|d| d.read_only);
         let map_name = data_map_name(&spec.name, &name);
-        let fd = sys::map_create(&MapCreate {
+        let plain = MapCreate {
             map_type: bpf_map_type::BPF_MAP_TYPE_ARRAY as u32,
             name: &map_name,
             key_size: 4,
@@ -363,8 +365,31 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             max_entries: 1,
             flags: if read_only { BPF_F_RDONLY_PROG } else { 0 },
             ..Default::default()
-        })
-        .map_err(|source| Error::MapCreate {
+        };
+        // libbpf's rule: the value type is the section's DATASEC, so the kernel knows the variables in it
+        // (a `bpf_spin_lock` global, scx's `private(LOCK)` sections, needs it: "map has to have BTF in
+        // order to use bpf_spin_lock"). A kernel that refuses it gets the map without BTF, as libbpf retries.
+        let datasec = spec
+            .data
+            .contains_key(&name)
+            .then(|| spec.btf.find(crate::btf::BtfKind::Datasec, &name))
+            .flatten();
+        let created = match datasec {
+            Some(id) => sys::map_create(&MapCreate {
+                btf_fd: Some(btf_fd.as_fd()),
+                btf_value_type_id: id,
+                ..plain
+            })
+            .or_else(|e| match e.errno() {
+                Some(libc::EINVAL | libc::EOPNOTSUPP) => {
+                    debug!(section = %name, error = %e, "global data map created without BTF");
+                    sys::map_create(&plain)
+                }
+                _ => Err(e),
+            }),
+            None => sys::map_create(&plain),
+        };
+        let fd = created.map_err(|source| Error::MapCreate {
             map: name.clone(),
             source,
         })?;
@@ -396,6 +421,13 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         let fd = create_object_map(m, btf_fd.as_fd())?;
         btf_maps.insert(m.name.clone(), fd);
     }
+
+    // The arena: mapped (at its `map_extra` address) before any program loads (the verifier wants its
+    // user address), with the `__arena` globals copied to its end, as libbpf does.
+    let arena = match &spec.arena_data {
+        Some(bytes) => Some(map_arena(spec, &btf_maps, bytes)?),
+        None => None,
+    };
 
     // Programs.
     let mut core = crate::core_reloc::Resolver::new(&spec.btf, kernel);
@@ -442,6 +474,14 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     };
                     let value = core.resolve(relo).map_err(core_err)?;
                     crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
+                }
+                InsnRef::Arena { insn, offset } => {
+                    let arena = arena
+                        .as_ref()
+                        .expect("map_arena made the mapping for arena references");
+                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                    insns[*insn].imm = arena.fd;
+                    insns[*insn + 1].imm = (arena.data_offset + *offset) as i32;
                 }
                 InsnRef::Map { insn, name } => {
                     let map = btf_maps.get(name).expect("parsed maps are created");
@@ -517,6 +557,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         }
         // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
         let mut btf_info = prog.btf_info.clone();
+        crate::field_imm::invert_branches_over_jumps(&mut insns);
         crate::field_imm::compact(&mut insns, &mut btf_info);
         let insns = to_bpf_insns(&insns);
         let (func_info, line_info) = btf_info_records(prog, &btf_info);
@@ -676,8 +717,135 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         data,
         btf_maps,
         globals: spec.globals.clone(),
+        _arena: arena,
         _btf: btf_fd,
     })
+}
+
+/// A user mapping of an arena map (`BPF_MAP_TYPE_ARENA`), unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct ArenaMapping {
+    addr: usize,
+    len: usize,
+    /// The arena map's fd (owned by `Loaded::btf_maps`), for `BPF_PSEUDO_MAP_VALUE`.
+    fd: RawFd,
+    /// Where in the arena the `__arena` globals start (their bytes end at the arena's end).
+    data_offset: u64,
+}
+
+impl Drop for ArenaMapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr`/`len` are a mapping this struct made and nothing else refers to.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Where libbpf puts an object's arena globals: page-rounded, at the end of an arena of `arena_len`
+/// bytes. `None` when they do not fit.
+fn arena_data_offset(arena_len: u64, data_len: u64, page: u64) -> Option<u64> {
+    let alloc = data_len.checked_next_multiple_of(page)?;
+    arena_len.checked_sub(alloc)
+}
+
+/// Maps the object's arena map (the one `BPF_MAP_TYPE_ARENA` map of `.maps`) at its `map_extra` address
+/// (anywhere when 0) and copies the `__arena` globals to its end.
+fn map_arena(
+    spec: &ObjectSpec,
+    btf_maps: &BTreeMap<String, OwnedFd>,
+    bytes: &[u8],
+) -> Result<ArenaMapping, Error> {
+    let arenas: Vec<_> = spec
+        .maps
+        .values()
+        .filter(|m| m.map_type == bpf_map_type::BPF_MAP_TYPE_ARENA as u32)
+        .collect();
+    let m = match arenas.as_slice() {
+        [m] => *m,
+        [] => {
+            return Err(Error::Arena {
+                map: None,
+                detail: format!(
+                    "the object has __arena globals ({} bytes in {}) but no BPF_MAP_TYPE_ARENA map",
+                    bytes.len(),
+                    crate::object::link_consts::ARENA_SECTION
+                ),
+            });
+        }
+        _ => {
+            return Err(Error::Arena {
+                map: None,
+                detail: format!(
+                    "the object has {} arena maps; __arena globals need exactly one",
+                    arenas.len()
+                ),
+            });
+        }
+    };
+    let bad = |detail: String| Error::Arena {
+        map: Some(m.name.clone()),
+        detail,
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let len = u64::from(m.max_entries) * page;
+    let data_offset = arena_data_offset(len, bytes.len() as u64, page).ok_or_else(|| {
+        bad(format!(
+            "{} bytes of __arena globals do not fit its {} pages",
+            bytes.len(),
+            m.max_entries
+        ))
+    })?;
+    let len = usize::try_from(len).map_err(|_| bad(format!("{len} bytes do not fit usize")))?;
+    let fd = btf_maps.get(&m.name).expect("parsed maps are created");
+    let fixed = if m.map_extra != 0 {
+        libc::MAP_FIXED_NOREPLACE
+    } else {
+        0
+    };
+    // SAFETY: a new shared mapping of the arena fd; with MAP_FIXED_NOREPLACE the kernel refuses an address
+    // range in use instead of replacing it.
+    let addr = unsafe {
+        libc::mmap(
+            m.map_extra as usize as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | fixed,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(bad(format!(
+            "mapping {len} bytes at {:#x}: {}",
+            m.map_extra,
+            std::io::Error::last_os_error()
+        )));
+    }
+    let mapping = ArenaMapping {
+        addr: addr as usize,
+        len,
+        fd: fd.as_raw_fd(),
+        data_offset,
+    };
+    if m.map_extra != 0 && mapping.addr as u64 != m.map_extra {
+        return Err(bad(format!(
+            "the kernel mapped it at {:#x}, not at map_extra {:#x}",
+            mapping.addr, m.map_extra
+        )));
+    }
+    if !bytes.is_empty() {
+        // SAFETY: `data_offset + bytes.len() <= len` (arena_data_offset), inside the mapping just made;
+        // the arena allocates the pages on first touch.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (mapping.addr as *mut u8).add(data_offset as usize),
+                bytes.len(),
+            )
+        };
+    }
+    debug!(map = %m.name, addr = mapping.addr, len, data_offset, "arena mapped");
+    Ok(mapping)
 }
 
 /// A NUL-terminated (or full) char array as text; `None` when empty.
@@ -937,6 +1105,17 @@ mod tests {
         assert_eq!(c_string(b"full").as_deref(), Some("full"));
         assert_eq!(c_string(b"\0abc"), None);
         assert_eq!(c_string(b""), None);
+    }
+
+    #[test]
+    fn arena_globals_go_at_the_page_rounded_end() {
+        assert_eq!(
+            arena_data_offset(1 << 20, 100, 4096),
+            Some((1 << 20) - 4096)
+        );
+        assert_eq!(arena_data_offset(8192, 4097, 4096), Some(0));
+        assert_eq!(arena_data_offset(8192, 8193, 4096), None);
+        assert_eq!(arena_data_offset(u64::MAX, u64::MAX, 4096), None);
     }
 
     #[test]
