@@ -377,6 +377,7 @@ pub struct Detached {
 /// Why a struct_ops link stopped holding its registration, as far as its handle can tell: the kernel's
 /// `EPOLLHUP` carries no cause, so the handle knows only whether it detached the link itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DetachReason {
     /// This handle's [`Registration::detach`] did it.
     DetachedByThisHandle,

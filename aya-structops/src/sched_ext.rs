@@ -60,6 +60,7 @@ pub mod ops_flags {
 
 /// Errors of this module. Each names the file, the scheduler or the ring buffer at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchedExtError {
     /// The kernel has no sched_ext.
     #[error("this kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT): {SYSFS} is missing")]
@@ -117,6 +118,7 @@ pub enum SchedExtError {
 
 /// `/sys/kernel/sched_ext/state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum State {
     /// No BPF scheduler.
     Disabled,

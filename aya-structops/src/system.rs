@@ -8,6 +8,7 @@ use crate::{Error, sys};
 
 /// State of a struct_ops map (`enum bpf_struct_ops_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StructOpsState {
     /// Created, no value yet.
     Init,

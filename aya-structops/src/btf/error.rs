@@ -6,6 +6,7 @@ use super::BtfKind;
 
 /// Everything that can go wrong while reading BTF.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BtfError {
     /// The blob is shorter than the fixed BTF header.
     #[error("BTF blob of {len} bytes is too short for a header")]

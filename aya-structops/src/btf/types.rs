@@ -9,6 +9,7 @@ pub(super) const TYPE_HEADER_LEN: usize = 12;
 
 /// The kind of a BTF type (`BTF_KIND_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BtfKind {
     /// Integer (`BTF_KIND_INT`).
     Int,
@@ -174,6 +175,7 @@ pub(super) fn make_info(kind: BtfKind, vlen: usize, kind_flag: bool) -> u32 {
 
 /// A decoded type, borrowing names and member tables from the [`Btf`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Type<'a> {
     /// Type id 0.
     Void,

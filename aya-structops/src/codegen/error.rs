@@ -2,6 +2,7 @@ use crate::btf::BtfError;
 
 /// Why bindings could not be generated. Each variant names the type, member, field or option at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodegenError {
     /// The BTF has no struct of that name.
     #[error(

@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 << 20;
 
 /// What an input file should contain; selects the header check done before the rest is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InputKind {
     /// A 64-bit little-endian BPF ELF object.
     Object,
@@ -87,6 +88,7 @@ impl InputKind {
 
 /// Why an input file was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The file could not be inspected, opened or read.
     #[error("reading {}: {source}", path.display())]

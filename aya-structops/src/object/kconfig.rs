@@ -18,6 +18,7 @@ const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 /// Why the kernel config could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KconfigError {
     /// Neither `/proc/config.gz` nor `/boot/config-<release>` could be read.
     #[error(
@@ -165,6 +166,7 @@ pub(crate) fn kernel_version_code(release: &str) -> Option<u32> {
 
 /// How a `__kconfig` extern's BTF type asks for its value (libbpf's `enum kcfg_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KconfigType {
     /// `bool` (`y` = 1, `n` = 0).
     Bool,

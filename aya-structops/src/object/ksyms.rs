@@ -51,6 +51,7 @@ const SECINFO_LEN: usize = 12;
 
 /// Why kfunc BTF could not be added to an object. Each names what it is about.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KsymsError {
     /// The input is not a readable 64-bit little-endian ELF.
     #[error("malformed ELF: {0}")]

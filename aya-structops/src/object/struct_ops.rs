@@ -2,6 +2,7 @@
 
 /// What a member of an ops value is in the object's BTF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MemberKind {
     /// A pointer to a function prototype: a program goes here.
     FuncPtr,

@@ -27,6 +27,7 @@ use aya_obj::generated::bpf_cmd;
 
 /// A step of open -> load -> register that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Step {
     /// `BPF_BTF_LOAD`: the object's BTF.
     BtfLoad,
@@ -85,6 +86,7 @@ static ARMED: Mutex<Option<Plan>> = Mutex::new(None);
 
 /// Why [`inject`] refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FaultError {
     /// Another fault is armed (its [`Armed`] guard is alive).
     #[error("a fault is already armed ({0:?}); drop its guard first")]
