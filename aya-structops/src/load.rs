@@ -22,7 +22,7 @@ use crate::{
     sys::{self, MapCreate, ProgLoad},
 };
 
-/// A loaded program.
+/// A loaded program ([`AsFd`]: the program's fd).
 #[derive(Debug)]
 pub struct LoadedProgram {
     pub(crate) fd: Arc<OwnedFd>,
@@ -40,6 +40,18 @@ pub struct LoadedProgram {
     pub attach: (String, String),
 }
 
+impl AsFd for LoadedProgram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsFd for StructOpsMap {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl LoadedProgram {
     /// The kernel's id of this program (`BPF_OBJ_GET_INFO_BY_FD`).
     pub fn id(&self) -> Result<u32, Error> {
@@ -52,7 +64,7 @@ impl LoadedProgram {
     }
 }
 
-/// A created struct_ops map, filled but not registered.
+/// A created struct_ops map, filled but not registered ([`AsFd`]: the map's fd).
 #[derive(Debug)]
 pub struct StructOpsMap {
     /// Map name.
@@ -115,6 +127,7 @@ global_value!(u8, u16, u32, u64, i8, i16, i32, i64);
 ///
 /// Dropping it closes every fd it holds; registrations made from it keep their own map reference.
 #[derive(Debug)]
+#[must_use = "dropping Loaded closes its programs and maps: register from it first"]
 pub struct Loaded {
     /// Object name.
     pub name: String,

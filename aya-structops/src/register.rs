@@ -1,7 +1,7 @@
 //! Loaded struct_ops map -> registered: [`Registration`], an RAII handle that unregisters on drop.
 
 use std::{
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -22,7 +22,11 @@ use crate::{
 ///
 /// Dropping it unregisters the struct_ops (closes the link, or deletes the map element of a non-link map),
 /// unless it was pinned.
+///
+/// [`AsFd`] gives the fd that holds the registration: the BPF link's for a link map, the struct_ops map's
+/// otherwise.
 #[derive(Debug)]
+#[must_use = "dropping a Registration unregisters the struct_ops at once: keep it, or pin it"]
 pub struct Registration {
     pub(crate) map: String,
     pub(crate) type_name: String,
@@ -34,6 +38,15 @@ pub struct Registration {
     /// Whether this handle still owes the unregistration; the first release clears it, so an explicit
     /// [`Registration::unregister`] followed by drop unregisters once.
     pub(crate) owes_release: bool,
+}
+
+impl AsFd for Registration {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.link {
+            Some(link) => link.as_fd(),
+            None => self.map_fd.as_fd(),
+        }
+    }
 }
 
 impl Registration {

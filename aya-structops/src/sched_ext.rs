@@ -410,6 +410,7 @@ impl ExitEvent {
 ///
 /// Create it before registering, from the loaded object, so that no exit can be missed.
 #[derive(Debug)]
+#[must_use = "an ExitWatch sees exits only while it lives"]
 pub struct ExitWatch {
     ring: RingBufReader,
     globals: ExitGlobals,
