@@ -3,6 +3,8 @@
 //! `bpf_object__open_file`, `bpf_object__load`, `bpf_map__attach_struct_ops` for every struct_ops map
 //! the object creates (a BPF link for `.struct_ops.link` maps, a map update for `.struct_ops` ones),
 //! sleep N ms (default 0), `bpf_link__destroy` each link (unregisters), `bpf_object__close`, exit 0.
+//! SIGINT, SIGTERM and SIGHUP are held back from the start and end the hold early: the links are
+//! destroyed and the object closed as usual (exit 0), so a signal never leaves a map registered.
 //! On failure libbpf's own messages (and the verifier log) are on stderr through libbpf's default print
 //! callback, followed by one `libbpf-ref: error: ...` line, and the exit code is 1 (2 for usage errors).
 
@@ -79,7 +81,41 @@ impl Drop for Object {
     }
 }
 
+/// The signals that end the hold; blocked for the whole run so that they arrive as pending instead of
+/// killing the process with maps registered.
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Waits `hold`, or less when one of [`stop_signals`] is (or was already) pending.
+fn wait_or_signal(hold: Duration) {
+    let set = stop_signals();
+    let ts = libc::timespec {
+        tv_sec: hold.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_nsec: hold.subsec_nanos().into(),
+    };
+    loop {
+        // SAFETY: a valid set and timeout; no siginfo wanted.
+        let r = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+        // EINTR (another signal): wait again; the hold restarts, which only lengthens it.
+        if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
 fn run(args: &Args) -> Result<(), String> {
+    let set = stop_signals();
+    // SAFETY: blocks the signals of a valid set for this (single-threaded) process.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     let path = CString::new(args.obj.as_os_str().as_bytes())
         .map_err(|_| format!("{}: path contains a NUL byte", args.obj.display()))?;
     // SAFETY: a valid C string; no options.
@@ -136,9 +172,7 @@ fn run(args: &Args) -> Result<(), String> {
             args.obj.display()
         ));
     }
-    if !args.hold.is_zero() {
-        std::thread::sleep(args.hold);
-    }
+    wait_or_signal(args.hold);
     drop(object);
     Ok(())
 }
