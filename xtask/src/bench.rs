@@ -979,7 +979,13 @@ fn reno_section(
         },
     ];
     // Load and register both in this process: the registrations unregister when dropped, on every
-    // path out of this function.
+    // path out of this function. Non-link maps stay registered if this process is killed: a later run
+    // unregisters such leftovers first (and again at the end, through the guard's drop).
+    let leftovers = Cleanup {
+        structops: tools.structops.clone(),
+        maps: twins.iter().map(|t| t.map.to_owned()).collect(),
+    };
+    leftovers.run();
     let mut held = Vec::new();
     let mut ids: Vec<BTreeMap<String, u32>> = Vec::new();
     for t in &twins {
@@ -1138,6 +1144,7 @@ fn reno_section(
         .collect::<Result<_>>()?;
     drop(stats);
     drop(held);
+    drop(leftovers);
 
     let gbit = |b: f64| b * 8.0 / 1e9;
     let med: Vec<f64> = results
