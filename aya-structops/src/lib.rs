@@ -51,6 +51,9 @@ pub use matching::KernelBtf;
 pub use object::ObjectSpec;
 pub use register::{DetachReason, Detached, Registration};
 pub use ringbuf::RingBufReader;
+/// The aya version this crate is built on, for the maps [`Loaded::aya_map`] hands out (`aya::maps::*`)
+/// and aya-log's reader, without a second, possibly different, aya in the user's dependency tree.
+pub use aya;
 /// Test support: make a step of open -> load -> register fail (feature `fault-injection`; not a
 /// stable API).
 #[cfg(feature = "fault-injection")]

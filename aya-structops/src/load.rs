@@ -147,6 +147,11 @@ impl Loaded {
         self.programs.values()
     }
 
+    /// The loaded program named `name` (its function's name in the object), if it was loaded.
+    pub fn program(&self, name: &str) -> Option<&LoadedProgram> {
+        self.programs.get(name)
+    }
+
     /// The created struct_ops maps.
     pub fn maps(&self) -> impl Iterator<Item = &StructOpsMap> {
         self.maps.values()
