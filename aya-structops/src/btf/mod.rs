@@ -199,10 +199,7 @@ impl TypeIndex {
 /// Length of the (indexed, so well-formed) record at `pos`; 12 for anything unreadable, so a walk
 /// always advances.
 fn record_len(types: &[u8], pos: usize) -> usize {
-    let info = types::le_u32(types, pos + 4);
-    let trailing = BtfKind::from_raw(types::raw_kind(info))
-        .map_or(0, |kind| kind.trailing_len(types::vlen(info)));
-    TYPE_HEADER_LEN + trailing
+    types::record_len(types::le_u32(types, pos + 4)).unwrap_or(TYPE_HEADER_LEN)
 }
 
 /// A failure of the index pass; kept so every later access reports it again.
@@ -495,9 +492,8 @@ impl Btf {
             }
             let info = types::le_u32(types, pos + 4);
             let raw_kind = types::raw_kind(info);
-            let kind = BtfKind::from_raw(raw_kind)
-                .ok_or(IndexError::UnknownKind { kind: raw_kind, id })?;
-            let len = TYPE_HEADER_LEN + kind.trailing_len(types::vlen(info));
+            let len =
+                types::record_len(info).ok_or(IndexError::UnknownKind { kind: raw_kind, id })?;
             if types.len() - pos < len {
                 return Err(truncated);
             }

@@ -491,6 +491,21 @@ fn scan_and_index_agree() {
     }
 }
 
+/// The branch-free record length agrees with `trailing_len` for every kind and vlen; unknown kinds
+/// have none.
+#[test]
+fn record_len_table_matches_trailing_len() {
+    for raw in 0..32u32 {
+        for vlen in [0usize, 1, 2, 7, 0xffff] {
+            let info = (raw << 24) | vlen as u32;
+            let want = BtfKind::from_raw(raw).map(|k| TYPE_HEADER_LEN + k.trailing_len(vlen));
+            assert_eq!(types::record_len(info), want, "kind {raw} vlen {vlen}");
+            // kind_flag does not change the length.
+            assert_eq!(types::record_len(info | 1 << 31), want);
+        }
+    }
+}
+
 /// The sparse type index (checkpoints every `STRIDE` types) and the full one built after many
 /// lookups give the same records; `at` finds record starts and nothing else.
 #[test]

@@ -54,13 +54,19 @@ pub enum BtfKind {
 impl BtfKind {
     /// The kind for a raw `BTF_KIND_*` number.
     pub fn from_raw(kind: u32) -> Option<BtfKind> {
+        BtfKind::from_raw_const(kind)
+    }
+
+    const fn from_raw_const(kind: u32) -> Option<BtfKind> {
         use BtfKind::*;
         const KINDS: [BtfKind; 19] = [
             Int, Ptr, Array, Struct, Union, Enum, Fwd, Typedef, Volatile, Const, Restrict, Func,
             FuncProto, Var, Datasec, Float, DeclTag, TypeTag, Enum64,
         ];
-        let index = usize::try_from(kind.checked_sub(1)?).ok()?;
-        KINDS.get(index).copied()
+        if kind == 0 || kind as usize > KINDS.len() {
+            return None;
+        }
+        Some(KINDS[kind as usize - 1])
     }
 
     /// The raw `BTF_KIND_*` number.
@@ -94,7 +100,7 @@ impl BtfKind {
     }
 
     /// Length of the data that follows the 12-byte header of a record of this kind.
-    pub(super) fn trailing_len(self, vlen: usize) -> usize {
+    pub(super) const fn trailing_len(self, vlen: usize) -> usize {
         match self {
             BtfKind::Int | BtfKind::Var | BtfKind::DeclTag => 4,
             BtfKind::Array => 12,
@@ -109,6 +115,30 @@ impl fmt::Display for BtfKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Per raw kind (0..32): bytes of trailing data fixed, and per `vlen` entry; `u8::MAX` marks kinds
+/// that do not exist. The table makes a record's length branch-free: walking vmlinux's types, where
+/// kinds follow each other in no predictable order, a `match` mispredicted about every other record.
+const TRAILING: [(u8, u8); 32] = {
+    let mut t = [(u8::MAX, u8::MAX); 32];
+    let mut raw = 1;
+    while raw < 32 {
+        if let Some(kind) = BtfKind::from_raw_const(raw as u32) {
+            // Derived from `trailing_len`, the one definition (linear in vlen).
+            let fixed = kind.trailing_len(0);
+            t[raw] = (fixed as u8, (kind.trailing_len(1) - fixed) as u8);
+        }
+        raw += 1;
+    }
+    t
+};
+
+/// The length of a record (header and trailing data) from its `info` word; `None` for an unknown kind.
+#[inline]
+pub(super) fn record_len(info: u32) -> Option<usize> {
+    let (fixed, per) = TRAILING[raw_kind(info) as usize];
+    (fixed != u8::MAX).then(|| TYPE_HEADER_LEN + fixed as usize + per as usize * vlen(info))
 }
 
 /// Reads the little-endian `u32` at byte `off`, or 0 when out of range.

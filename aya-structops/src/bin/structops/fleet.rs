@@ -297,6 +297,8 @@ impl Matrix {
                     MemberStatus::Incompatible(r) => {
                         Cell::Mismatch(format!("{}.{member}: {r}", m.map))
                     }
+                    // A verdict this matrix does not know yet: shown, never taken for `ok`.
+                    other => Cell::Mismatch(format!("{}.{member}: {other:?}", m.map)),
                 };
                 self.set((0, i, j + 1), format!("  {}.{member}", m.map), cell);
             }
