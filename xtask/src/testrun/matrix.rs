@@ -39,7 +39,7 @@ pub(super) fn matrix(reports: &[KernelReport]) -> (String, String) {
                     Status::Ok => "ok".into(),
                     Status::Failed => "FAIL".into(),
                     Status::Skipped(why) => {
-                        skips.push(format!("{} on {}: {why}", key(b, n), r.label));
+                        skips.push(format!("{} on {} {why}", key(b, n), r.label));
                         "skip".into()
                     }
                 },
@@ -104,7 +104,7 @@ pub(super) fn matrix(reports: &[KernelReport]) -> (String, String) {
     if !skips.is_empty() {
         let _ = writeln!(
             md,
-            "\nSkips, as `<test> on <kernel>: [<feature it lacks>]: <reason>` (the tests print \
+            "\nSkips, as `<test> on <kernel> [<feature it lacks>]: <reason>` (the tests print \
              `SKIP <test> [<feature>]: <reason>`; `integration-test/expected-skips.toml` lists the \
              expected ones per kernel and the runner fails on any difference):\n"
         );
