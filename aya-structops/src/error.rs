@@ -208,6 +208,26 @@ pub enum Error {
         #[source]
         source: SysError,
     },
+    /// Removing a pin failed (`unlink(2)`); the registration stays pinned.
+    #[error("removing pin {path}: {}", describe_io_error(.source))]
+    Unpin {
+        /// The bpffs path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A syscall other than `bpf(2)` failed (duplicating an fd, registering it with the event loop).
+    #[error("{what}: {syscall}: {}", describe_io_error(.source))]
+    Os {
+        /// What was being done, naming the object.
+        what: String,
+        /// The syscall, e.g. `"dup"` or `"epoll_ctl"`.
+        syscall: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Not allowed: loading struct_ops needs root (CAP_BPF with CAP_SYS_ADMIN or CAP_NET_ADMIN).
     #[error("permission denied {op}: loading struct_ops needs root (CAP_BPF and CAP_SYS_ADMIN)")]
     Permission {

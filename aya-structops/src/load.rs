@@ -178,9 +178,10 @@ impl Loaded {
             .get(name)
             .or_else(|| self.data.get(name).map(|d| &d.fd))
             .ok_or_else(|| Error::NoSuchMap(name.into()))?;
-        let dup = fd.try_clone().map_err(|e| Error::Sys {
+        let dup = fd.try_clone().map_err(|source| Error::Os {
             what: format!("duplicating the fd of map `{name}`"),
-            source: sys::SysError { cmd: "dup", io: e },
+            syscall: "dup",
+            source,
         })?;
         aya::maps::MapData::from_fd(dup)
             .and_then(aya::maps::Map::from_map_data)

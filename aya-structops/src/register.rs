@@ -123,8 +123,8 @@ impl Registration {
     pub fn unpin(&mut self) -> Result<(), Error> {
         if let Some(path) = &self.pinned {
             match sys::obj_unpin(path) {
-                Err(e) if e.errno() != Some(libc::ENOENT) => {
-                    return Err(Error::Pin {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                    return Err(Error::Unpin {
                         path: path.clone(),
                         source: e,
                     });
@@ -292,9 +292,10 @@ impl Registration {
             .link
             .as_ref()
             .ok_or_else(|| Error::NotLink(self.map.clone(), "detach notification needs a link"))?;
-        let dup = link.try_clone().map_err(|e| Error::Sys {
+        let dup = link.try_clone().map_err(|source| Error::Os {
             what: format!("duplicating the link fd of `{}`", self.map),
-            source: sys::SysError { cmd: "dup", io: e },
+            syscall: "dup",
+            source,
         })?;
         match poll_now(&dup) {
             p if p & libc::POLLHUP != 0 => {
@@ -311,21 +312,17 @@ impl Registration {
         // SAFETY: `dup` is an open fd the AsyncFd owns for its whole life.
         let afd =
             unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }.map_err(|e| {
-                Error::Sys {
+                Error::Os {
                     what: format!("watching the link of `{}`", self.map),
-                    source: sys::SysError {
-                        cmd: "epoll_ctl",
-                        io: e.into_parts().1,
-                    },
+                    syscall: "epoll_ctl",
+                    source: e.into_parts().1,
                 }
             })?;
         loop {
-            let mut guard = afd.readable().await.map_err(|e| Error::Sys {
+            let mut guard = afd.readable().await.map_err(|source| Error::Os {
                 what: format!("waiting on the link of `{}`", self.map),
-                source: sys::SysError {
-                    cmd: "epoll_wait",
-                    io: e,
-                },
+                syscall: "epoll_wait",
+                source,
             })?;
             if poll_now(afd.get_ref()) & libc::POLLHUP != 0 {
                 return Ok(self.detached_now());

@@ -23,7 +23,7 @@ use aya::maps::{MapData, RingBuf};
 use bytes::Bytes;
 use tokio::io::unix::AsyncFd;
 
-use crate::{Error, sys::SysError};
+use crate::Error;
 
 /// An async reader of one ring buffer map: [`next`](Self::next) waits for the next record, and the
 /// reader is a [`futures::Stream`] of records.
@@ -55,14 +55,12 @@ impl RingBufReader {
             map: name.into(),
             message: e.to_string(),
         })?;
-        let reactor_err = |io: std::io::Error| Error::Sys {
+        let reactor_err = |source: std::io::Error| Error::Os {
             what: format!(
                 "registering ring buffer `{name}` with the tokio reactor (needs a runtime with IO)"
             ),
-            source: SysError {
-                cmd: "epoll_ctl",
-                io,
-            },
+            syscall: "epoll_ctl",
+            source,
         };
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(reactor_err(std::io::Error::other("no tokio runtime")));
@@ -104,12 +102,10 @@ impl RingBufReader {
     pub fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Error>> {
         loop {
             let mut guard =
-                ready!(self.inner.poll_read_ready_mut(cx)).map_err(|io| Error::Sys {
+                ready!(self.inner.poll_read_ready_mut(cx)).map_err(|source| Error::Os {
                     what: format!("waiting for ring buffer `{}`", self.name),
-                    source: SysError {
-                        cmd: "epoll_wait",
-                        io,
-                    },
+                    syscall: "epoll_wait",
+                    source,
                 })?;
             if let Some(item) = guard.get_inner_mut().next() {
                 // Readiness stays set: the next poll looks at the ring again before waiting.

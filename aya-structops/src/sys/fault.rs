@@ -209,10 +209,10 @@ mod tests {
         // Through the sys function: the injected errno, not the real one (ENOENT here).
         let missing = std::path::Path::new("/nonexistent/aya-structops-fault-test");
         let real = crate::sys::obj_unpin(missing).unwrap_err();
-        assert_eq!(real.errno(), Some(libc::ENOENT));
+        assert_eq!(real.raw_os_error(), Some(libc::ENOENT));
         let _armed = inject(Step::Unpin, 1, libc::EIO).unwrap();
         let e = crate::sys::obj_unpin(missing).unwrap_err();
-        assert_eq!((e.cmd, e.errno()), ("unlink", Some(libc::EIO)));
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
     }
 
     #[test]

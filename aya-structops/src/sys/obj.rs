@@ -33,13 +33,12 @@ pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SysError> {
 }
 
 /// Removes the pin at `path` (`unlink(2)`; the object lives on while other references hold it).
-/// Errors carry the command name `"unlink"`.
-pub(crate) fn obj_unpin(path: &Path) -> Result<(), SysError> {
+pub(crate) fn obj_unpin(path: &Path) -> std::io::Result<()> {
     #[cfg(feature = "fault-injection")]
     if let Some(io) = super::fault::intercept(super::fault::Step::Unpin) {
-        return Err(SysError { cmd: "unlink", io });
+        return Err(io);
     }
-    std::fs::remove_file(path).map_err(|io| SysError { cmd: "unlink", io })
+    std::fs::remove_file(path)
 }
 
 /// Opens the object pinned at `path` (read-write) and returns a new fd to it.

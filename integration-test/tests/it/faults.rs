@@ -287,7 +287,7 @@ async fn unpin_fails_registration_stays_reachable() {
         let err = reg.unregister().unwrap_err();
         drop(armed);
         assert!(
-            matches!(&err, Error::Pin { path: p, .. } if *p == path) && is_injected(&err),
+            matches!(&err, Error::Unpin { path: p, .. } if *p == path) && is_injected(&err),
             "{obj}: {err}"
         );
         assert!(path.exists(), "{obj}: the pin vanished");
