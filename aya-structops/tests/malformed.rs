@@ -8,6 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// A hang guard, not a speed check (speed is for benches): the hangs and exponential searches these inputs
+/// once caused never finish, so a generous limit catches one coming back even on a loaded machine.
+const HANG: Duration = Duration::from_secs(60);
+
 use aya_structops::{
     KernelBtf, ObjectSpec, ParseError,
     btf::{Btf, BtfError, BtfKind},
@@ -122,7 +126,7 @@ fn parse_timed(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     let start = Instant::now();
     let r = ObjectSpec::parse("malformed", bytes);
     assert!(
-        start.elapsed() < Duration::from_secs(5),
+        start.elapsed() < HANG,
         "parse took {:?}",
         start.elapsed()
     );
@@ -357,7 +361,7 @@ fn one_named_type_does_not_hang_the_name_index() {
         btf.require(BtfKind::Struct, "tcp_congestion_ops"),
         Err(BtfError::NotFound { .. })
     ));
-    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(start.elapsed() < HANG);
 }
 
 #[test]
@@ -385,7 +389,7 @@ fn anonymous_member_fan_out_is_linear() {
         "{e}"
     );
     assert!(
-        start.elapsed() < Duration::from_secs(1),
+        start.elapsed() < HANG,
         "{:?}",
         start.elapsed()
     );
@@ -577,7 +581,7 @@ fn fuzz_regressions() {
             let start = Instant::now();
             let err = run_case(target, &data);
             assert!(
-                start.elapsed() < Duration::from_secs(5),
+                start.elapsed() < HANG,
                 "{file}: {:?}",
                 start.elapsed()
             );

@@ -298,13 +298,12 @@ mod tests {
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let started = std::time::Instant::now();
+        // Refused from its metadata, before any open (opening a FIFO without a writer blocks forever).
         let e = read_input(&fifo, InputKind::Object, DEFAULT_MAX_FILE_SIZE).unwrap_err();
         assert!(
             matches!(e, FileError::NotRegular { kind: "FIFO", .. }),
             "{e}"
         );
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
         std::fs::remove_file(&fifo).unwrap();
 
         let e = read_input(&tmp("missing"), InputKind::Object, DEFAULT_MAX_FILE_SIZE).unwrap_err();
