@@ -54,10 +54,9 @@ pub(super) fn print_report(r: &KernelReport) {
     } else {
         "; run FAILED"
     };
-    let expected = if r.mismatches.is_empty() {
-        ""
-    } else {
-        "; skips differ from the expected matrix"
+    let expected = match r.mismatches.len() {
+        0 => String::new(),
+        n => format!("; {n} differences from the expected skips (failed)"),
     };
     println!(
         "== {} ({}): {} tests: {} passed, {failed} failed, {} skipped{run}{expected} [{:.1} s]",
