@@ -53,16 +53,9 @@ const TYPE_MATCH_BUDGET: u32 = 100_000;
 /// `call 0xbad2310` ("bad relo"): what a poisoned instruction becomes.
 pub(crate) const POISON_IMM: i32 = 0x0bad_2310;
 
-const CLASS_LD: u8 = 0x00;
-const CLASS_LDX: u8 = 0x01;
-const CLASS_ST: u8 = 0x02;
-const CLASS_STX: u8 = 0x03;
-const CLASS_ALU: u8 = 0x04;
-const CLASS_ALU64: u8 = 0x07;
-/// `BPF_X`: register source operand.
-const SRC_X: u8 = 0x08;
-const LD_IMM64: u8 = 0x18;
-const CALL: u8 = 0x85;
+use crate::insn::{
+    CALL, CLASS_ALU, CLASS_ALU64, CLASS_LD, CLASS_LDX, CLASS_ST, CLASS_STX, LD_IMM64, SRC_X,
+};
 const BTF_INT_SIGNED: u8 = 1;
 
 /// Why a CO-RE relocation could not be resolved or applied. Messages name the relocation kind,

@@ -22,30 +22,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::object::{BtfInfo, Insn, InsnRef};
+use crate::{
+    insn::{
+        ADD64_K, ADD64_X, CLASS_ALU, CLASS_ALU64, CLASS_JMP, CLASS_JMP32, CLASS_LD, CLASS_LDX, CLASS_ST,
+        CLASS_STX, JA, LD_IMM64, LDX_W, MODE_MEM, MOV32_K, MOV64_K, MOV64_X, OP_CALL, OP_EXIT, OP_JA,
+        PSEUDO_CALL as SRC_PSEUDO_CALL, PSEUDO_FUNC as SRC_PSEUDO_FUNC,
+    },
+    object::{BtfInfo, Insn, InsnRef},
+};
 
-const CLASS_LD: u8 = 0x00;
-const CLASS_LDX: u8 = 0x01;
-const CLASS_ST: u8 = 0x02;
-const CLASS_STX: u8 = 0x03;
-const CLASS_ALU: u8 = 0x04;
-const CLASS_JMP: u8 = 0x05;
-const CLASS_JMP32: u8 = 0x06;
-const CLASS_ALU64: u8 = 0x07;
-const LD_IMM64: u8 = 0x18;
-const LDX_W: u8 = 0x61;
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const MOV32_K: u8 = 0xb4;
-const ADD64_X: u8 = 0x0f;
-const ADD64_K: u8 = 0x07;
-const MODE_MEM: u8 = 0x60;
-const JA: u8 = 0x05;
-const OP_JA: u8 = 0x00;
-const OP_CALL: u8 = 0x80;
-const OP_EXIT: u8 = 0x90;
-const SRC_PSEUDO_CALL: u8 = 1;
-const SRC_PSEUDO_FUNC: u8 = 4;
 const NREGS: usize = 11;
 /// The most instructions [`rebase_in_place`] follows from one add.
 const REGION_LIMIT: usize = 256;

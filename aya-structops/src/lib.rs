@@ -29,6 +29,7 @@ pub mod codegen;
 pub(crate) mod core_reloc;
 mod error;
 mod field_imm;
+mod insn;
 mod load;
 pub mod matching;
 pub mod object;

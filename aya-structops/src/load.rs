@@ -877,8 +877,7 @@ fn c_string(bytes: &[u8]) -> Option<String> {
 const FUNC_INFO_REC_SIZE: u32 = 8;
 /// Size of a `bpf_line_info` record passed to the kernel.
 const LINE_INFO_REC_SIZE: u32 = 16;
-/// `src_reg` of an `ld_imm64` of a kernel variable or function by BTF id.
-const PSEUDO_BTF_ID: u8 = 3;
+use crate::insn::PSEUDO_BTF_ID;
 
 /// The `bpf_func_info` and `bpf_line_info` records of a program (empty when it has none or not one per
 /// function: the kernel wants all or nothing).

@@ -36,8 +36,7 @@ use crate::{
 
 /// The section libbpf expects kernel symbols (`__ksym` externs) in.
 const KSYMS_SEC: &str = ".ksyms";
-/// `BPF_JMP | BPF_CALL`.
-const CALL_OPCODE: u8 = 0x85;
+use crate::insn::CALL as CALL_OPCODE;
 /// `BTF_FUNC_EXTERN`.
 const LINKAGE_EXTERN: u32 = 2;
 /// `BTF_INT_SIGNED`.

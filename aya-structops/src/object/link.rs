@@ -2,21 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// `BPF_JMP | BPF_CALL`.
-pub(crate) const CALL: u8 = 0x85;
-/// `BPF_LD | BPF_IMM | BPF_DW`: the first half of a 64-bit immediate load.
-pub(crate) const LD_IMM64: u8 = 0x18;
-/// `src_reg` of a call to a BPF subprogram.
-pub(crate) const PSEUDO_CALL: u8 = 1;
-/// `src_reg` of a call to a kernel function.
-pub(crate) const PSEUDO_KFUNC_CALL: u8 = 2;
-/// `src_reg` of a 64-bit load of a map value address (`imm` = map fd, next `imm` = offset).
-pub(crate) const PSEUDO_MAP_VALUE: u8 = 2;
-/// `src_reg` of a 64-bit load of a map (`imm` = map fd).
-pub(crate) const PSEUDO_MAP_FD: u8 = 1;
-/// `src_reg` of a 64-bit load of a subprogram's address (`imm` = instructions from the next one to it):
-/// callbacks of `bpf_loop`, `bpf_for_each_map_elem`, timers, `bpf_rbtree_add`.
-pub(crate) const PSEUDO_FUNC: u8 = 4;
+pub(crate) use crate::insn::{
+    CALL, LD_IMM64, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
+};
 
 /// One BPF instruction, in the kernel's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
