@@ -14,6 +14,8 @@
 //! `names.rs`), ~3.5 ms once for vmlinux's 71k named types, then ~0.5 µs per lookup.
 //! [`Btf::index_names`] builds it up front. A one-shot process (the `structops` CLI, which needs a
 //! handful of names) so never pays for the index; a long-lived one that keeps asking pays it once.
+//! Split (module) BTF always uses its name index: it is small, and a scan would have to search the
+//! base's strings too.
 //!
 //! Split BTF (kernel module BTF under `/sys/kernel/btf/<module>`) continues the type ids and the
 //! string offsets of its base: its own types start at `base.len()` and string offsets at or
@@ -616,6 +618,12 @@ impl Btf {
         if let Some(names) = self.inner.names.get() {
             return names.find(self, kind, name);
         }
+        if self.base().is_some() {
+            // Split (module) BTF: its types may be named by base strings, so a scan would search the
+            // base's megabytes for each name, in each of a kernel's hundred modules; their own name
+            // indexes are small.
+            return self.name_index().find(self, kind, name);
+        }
         {
             let scanned = self.scanned();
             if let Some(id) = scanned.get(kind, name) {
@@ -643,7 +651,13 @@ impl Btf {
         if missing.is_empty() {
             return found;
         }
-        if let Some(index) = self.inner.names.get() {
+        if let Some(index) = self
+            .inner
+            .names
+            .get()
+            .or_else(|| self.base().map(|_| self.name_index()))
+        {
+            // Indexed, or split BTF (see `find_own`).
             for i in missing {
                 found[i] = index.find(self, names[i].0, names[i].1);
             }

@@ -619,6 +619,10 @@ fn scan_finds_split_types_by_base_and_own_strings() {
     let module = Btf::parse_split(s.build(), &base).unwrap();
     assert_eq!(module.find_own(BtfKind::Func, "base_ops"), Some(f));
     assert_eq!(module.find_own(BtfKind::Struct, "base_ops"), None);
+    // Split BTF goes to its (small) name index; the scan itself finds the same.
+    assert!(module.inner.names.get().is_some());
+    let module = Btf::parse_split(s.build(), &base).unwrap();
+    assert_eq!(lookup::scan(&module, &queries[1..3]), [Some(f), Some(own)]);
 }
 
 /// A corrupt type section finds nothing, by scan as by index.
