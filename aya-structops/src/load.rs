@@ -340,9 +340,11 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     // Object BTF: struct_ops maps need a valid btf_fd.
     let btf = spec
         .btf
-        .sanitize_for_kernel(&|s| spec.section_sizes.get(s).copied(), &|v| {
-            spec.symbol_offsets.get(v).copied()
-        })
+        .sanitize_for_kernel_with(
+            &|s| spec.section_sizes.get(s).copied(),
+            &|v| spec.symbol_offsets.get(v).copied(),
+            &|f| spec.hidden_functions.contains(f),
+        )
         .map_err(|e| Error::Parse(e.into()))?;
     let btf_fd = sys::btf_load(&btf).map_err(|e| match e.errno() {
         Some(libc::EPERM | libc::EACCES) => Error::Permission {

@@ -29,6 +29,19 @@ impl Btf {
         section_size: &dyn Fn(&str) -> Option<u32>,
         symbol_offset: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Vec<u8>, BtfError> {
+        self.sanitize_for_kernel_with(section_size, symbol_offset, &|_| false)
+    }
+
+    /// [`Btf::sanitize_for_kernel`], and a global FUNC for which `make_static(name)` holds becomes static:
+    /// libbpf's rule for functions whose ELF symbol has hidden or internal visibility (`__hidden`), which
+    /// the verifier then checks in each caller's context instead of on their own (scx_lavd's
+    /// `__find_task_ctx` takes a map value holding kptrs, which a global function may not).
+    pub fn sanitize_for_kernel_with(
+        &self,
+        section_size: &dyn Fn(&str) -> Option<u32>,
+        symbol_offset: &dyn Fn(&str) -> Option<u32>,
+        make_static: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<u8>, BtfError> {
         if self.base().is_some() {
             return Err(BtfError::SplitNotSupported {
                 operation: "sanitize_for_kernel",
@@ -50,7 +63,8 @@ impl Btf {
                 }
                 BtfKind::Func
                     if raw.vlen() as u32 == LINKAGE_GLOBAL
-                        && !self.returns_scalar(raw.size_or_type())? =>
+                        && (!self.returns_scalar(raw.size_or_type())?
+                            || make_static(self.str_at(raw.name_off())?)) =>
                 {
                     // The verifier checks a global function on its own and only if it returns a scalar
                     // ("Global function memset() doesn't return scalar": the compiler's mem* functions in

@@ -120,6 +120,9 @@ fn role(name: &str, kind: SectionKind) -> SectionRole {
 /// The section clang puts `__arena` (address space 1) globals in; libbpf places its bytes at the end of
 /// the object's arena map.
 pub(crate) const ARENA_SECTION: &str = ".addr_space.1";
+/// ELF symbol visibilities (`st_other & 3`).
+const STV_INTERNAL: u8 = 1;
+const STV_HIDDEN: u8 = 2;
 
 pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     let elf = Elf::parse(bytes)?;
@@ -149,6 +152,18 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     let mut arena_data = None;
     let mut section_sizes = BTreeMap::new();
     let mut symbol_offsets = BTreeMap::new();
+    // Global functions of hidden or internal visibility (`__hidden`): libbpf makes their BTF FUNC static.
+    let mut hidden_functions = BTreeSet::new();
+    for sym in elf.symbols() {
+        if let object::SymbolFlags::Elf { st_other, .. } = sym.flags()
+            && sym.kind() == SymbolKind::Text
+            && sym.is_global()
+            && matches!(st_other & 3, STV_INTERNAL | STV_HIDDEN)
+            && let Ok(name) = sym.name()
+        {
+            hidden_functions.insert(name.to_owned());
+        }
+    }
     for sym in elf.symbols() {
         if matches!(sym.kind(), SymbolKind::Data | SymbolKind::Unknown)
             && sym.is_definition()
@@ -631,6 +646,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         externs,
         kernel_config: None,
         arena_data,
+        hidden_functions,
         section_sizes,
         symbol_offsets,
     })
@@ -1313,5 +1329,87 @@ mod tests {
             role("socket", SectionKind::Text),
             SectionRole::Code
         ));
+    }
+}
+
+#[cfg(test)]
+mod scx_pattern_tests {
+    use crate::ObjectSpec;
+
+    use super::super::{InsnRef, link::PSEUDO_FUNC};
+
+    fn obj() -> ObjectSpec {
+        let path = format!(
+            "{}/../testdata/obj/scx_lib_patterns.o",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        ObjectSpec::from_file(&path).unwrap()
+    }
+
+    #[test]
+    fn syscall_programs_are_programs_and_not_orphans() {
+        let spec = obj();
+        let set_n = spec
+            .program("set_n")
+            .expect("the syscall program is parsed");
+        assert!(set_n.is_syscall() && set_n.sleepable);
+        assert!(!spec.program("lib_test_1").unwrap().is_syscall());
+        // Both link the hidden `bump` in.
+        assert!(set_n.insn_count() > 17, "{}", set_n.insn_count());
+    }
+
+    #[test]
+    fn callbacks_become_pseudo_func_loads_of_the_appended_callee() {
+        let spec = obj();
+        let p = spec.program("set_n").unwrap();
+        let loads: Vec<usize> = p
+            .insns
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.code == super::super::link::LD_IMM64 && i.src() == PSEUDO_FUNC)
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(loads.len(), 1, "one callback address: add_i");
+        let target = loads[0] as i64 + 1 + i64::from(p.insns[loads[0]].imm);
+        assert!(
+            target > loads[0] as i64 && (target as usize) < p.insns.len(),
+            "the callback is appended to the program: {target}"
+        );
+        assert!(
+            !p.refs.iter().any(|r| matches!(r, InsnRef::Extern { .. })),
+            "a callback is no extern"
+        );
+    }
+
+    #[test]
+    fn hidden_global_functions_are_recorded_and_made_static_for_the_kernel() {
+        use crate::btf::{Btf, BtfKind};
+        let spec = obj();
+        assert!(spec.hidden_functions.contains("bump"));
+        assert!(
+            !spec.hidden_functions.contains("set_n"),
+            "default visibility"
+        );
+        let linkage = |btf: &Btf| {
+            let id = btf.find(BtfKind::Func, "bump").unwrap();
+            match btf.type_by_id(id).unwrap() {
+                crate::btf::Type::Func { linkage, .. } => linkage,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(linkage(&spec.btf), 1, "global in the object");
+        let out = spec
+            .btf
+            .sanitize_for_kernel_with(
+                &|s| spec.section_sizes.get(s).copied(),
+                &|v| spec.symbol_offsets.get(v).copied(),
+                &|f| spec.hidden_functions.contains(f),
+            )
+            .unwrap();
+        assert_eq!(
+            linkage(&Btf::parse(out).unwrap()),
+            0,
+            "static for the kernel"
+        );
     }
 }

@@ -313,6 +313,9 @@ pub struct ObjectSpec {
     /// Initial bytes of the `__arena` globals (`.addr_space.1`), if the object has any: the loader copies
     /// them to the end of the object's arena map, as libbpf does.
     pub(crate) arena_data: Option<Vec<u8>>,
+    /// Global functions whose ELF symbol has hidden or internal visibility (`__hidden`): their BTF FUNC is
+    /// made static at load, as libbpf does, so the verifier checks them in their callers' context.
+    pub(crate) hidden_functions: std::collections::BTreeSet<String>,
     /// Extern symbols by name.
     pub(crate) externs: BTreeMap<String, ExternSpec>,
     /// The kernel config `__kconfig` externs read, when set by [`ObjectSpec::set_kernel_config`].

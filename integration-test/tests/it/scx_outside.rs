@@ -476,9 +476,16 @@ fn lavd_spec(path: &Path, topo: &Topology) -> ObjectSpec {
     spec
 }
 
+/// lavd loads through our loader (all its struct_ops and `SEC("syscall")` programs verified, its
+/// `__arena` globals in its arena, kptr-holding maps with BTF, `__hidden` functions static); libbpf 1.7
+/// loads and attaches the same object. Registration through our library is not attempted: lavd's
+/// `init_task` needs the scx_arena allocator, which its userspace sets up between load and attach
+/// (`ArenaLib::setup`: `arena_init`, `arena_topology_init`, and per topology node `arena_alloc_mask`, a write
+/// of the node's CPU mask into the arena, `arena_topology_node_init`), and this test does not reproduce
+/// that protocol; without it the kernel ejects lavd at its first `init_task` ("allocator not initialized").
 #[tokio::test]
-async fn lavd_registers_schedules_and_unregisters() {
-    const TEST: &str = "lavd_registers_schedules_and_unregisters";
+async fn lavd_loads_and_libbpf_attaches_it() {
+    const TEST: &str = "lavd_loads_and_libbpf_attaches_it";
     let Some(obj) = object_or_skip(TEST, "scx_lavd") else {
         return;
     };
@@ -487,6 +494,7 @@ async fn lavd_registers_schedules_and_unregisters() {
     let held = Held::now();
     let t0 = Instant::now();
     let spec = lavd_spec(&obj, &topo);
+    let syscalls = spec.programs().filter(|p| p.is_syscall()).count();
     let loaded = match spec.load() {
         Ok(l) => l,
         Err(e) => {
@@ -501,17 +509,81 @@ async fn lavd_registers_schedules_and_unregisters() {
             );
         }
     };
+    let programs = loaded.programs().count();
     println!(
-        "lavd (ours): parsed and loaded {} programs in {:.1} ms",
-        loaded.programs().count(),
+        "lavd (ours): parsed and loaded {programs} programs ({syscalls} SEC(\"syscall\")) in {:.1} ms",
         t0.elapsed().as_secs_f64() * 1e3
     );
-    let ours = ours("lavd_ops", "lavd", loaded, t0, held).await;
-    if let Some(theirs) = libbpf_reference(TEST, &obj, "lavd") {
-        println!(
-            "lavd: to enabled, ours {:.1} ms, libbpf-ref {:.1} ms",
-            ours.as_secs_f64() * 1e3,
-            theirs.as_secs_f64() * 1e3
-        );
+    assert!(programs > syscalls && syscalls > 0, "{programs} programs");
+    drop(loaded);
+    held.assert_released("after dropping the loaded lavd");
+    println!(
+        "NOTE scx_outside::{TEST}: lavd is not registered through our library: its init_task needs the \
+         scx_arena allocator that scx_lavd's userspace (ArenaLib::setup) initialises through SEC(\"syscall\") \
+         programs and arena writes, which this test does not reproduce"
+    );
+    if !scx_dir().join("libbpf-ref").exists() {
+        println!("NOTE scx_outside::{TEST}: no libbpf-ref in the guest: no libbpf comparison");
+        return;
     }
+    let t = Instant::now();
+    let out = libbpf_load_only(&obj);
+    println!(
+        "lavd (libbpf-ref, libbpf 1.7): open+load+attach+detach in {:.1} ms: {out}",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert!(out.starts_with("exit status: 0"), "libbpf-ref: {out}");
+    eventually(
+        "sched_ext state `disabled`",
+        Duration::from_secs(30),
+        || sched_state() == "disabled",
+    );
+}
+
+/// The libbpf conventions the scx objects need, on `bpf_dummy_ops` so that every kernel with it runs
+/// them (testdata/c/scx_lib_patterns.bpf.c): a `SEC("syscall")` program run with `BPF_PROG_TEST_RUN`, a
+/// `bpf_loop` callback passed by address, and a `__hidden` global function taking a map value that holds
+/// a kptr (refused as a global function, accepted once made static as libbpf does).
+#[tokio::test]
+async fn syscall_programs_callbacks_and_hidden_functions_run() {
+    const TEST: &str = "syscall_programs_callbacks_and_hidden_functions_run";
+    if !integration_test::requires_root(&format!("scx_outside::{TEST}")) {
+        return;
+    }
+    let kernel = aya_structops::running_kernel().expect("kernel BTF");
+    if kernel
+        .find(aya_structops::btf::BtfKind::Struct, "bpf_cpumask")
+        .is_none()
+    {
+        skip(
+            &format!("scx_outside::{TEST}"),
+            "bpf_cpumask",
+            "no struct bpf_cpumask in the kernel BTF (kernel 6.3+): the object's kptr has no target",
+        );
+        return;
+    }
+    let obj: &[u8] = include_bytes!("../../../testdata/obj/scx_lib_patterns.o");
+    let held = Held::now();
+    let loaded = ObjectSpec::parse("scx_lib_patterns", obj)
+        .expect("parses")
+        .load()
+        .expect("loads: syscall program, callback and hidden function verified");
+    assert_eq!(
+        loaded
+            .test_run_syscall("set_n", &41u64.to_ne_bytes())
+            .expect("set_n runs"),
+        48,
+        "set_n stores 41, bump()s it and adds bpf_loop's 0 + 1 + 2 + 3"
+    );
+    // test_1(state = NULL): bump() again, in a struct_ops program.
+    assert_eq!(
+        loaded.test_run("lib_test_1", &[0]).expect("test_1 runs"),
+        43
+    );
+    assert!(matches!(
+        loaded.test_run_syscall("lib_test_1", &[]),
+        Err(aya_structops::Error::NotASyscallProgram(_))
+    ));
+    drop(loaded);
+    held.assert_released("after the library patterns object");
 }
