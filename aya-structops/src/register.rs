@@ -211,17 +211,24 @@ impl Registration {
 
     /// Atomically replaces the live struct_ops with `new` (a link map of the same kernel type, loaded but not
     /// registered). With `expected_old`, the kernel first checks that the link still uses that map. On failure
-    /// the old struct_ops stays registered and this handle unchanged.
+    /// the old struct_ops stays registered and this handle unchanged. The syscalls run on tokio's blocking
+    /// pool, as [`Loaded::register`]'s do (a subsystem's update may wait for an RCU grace period).
     ///
     /// # Cancellation safety
-    /// The update is one syscall made on the calling task: dropping the future before it is polled does
-    /// nothing; once polled it completes.
+    /// Not cancel-safe: once polled, the update runs to completion on the blocking pool even if this future
+    /// is dropped, and then this handle may still name the old map while the link holds `new` (dropping the
+    /// handle still unregisters whatever the link holds).
     pub async fn update(
         &mut self,
         new: &StructOpsMap,
         expected_old: Option<&StructOpsMap>,
     ) -> Result<(), Error> {
-        self.update_blocking(new, expected_old)
+        let job = self.update_job(new, expected_old)?;
+        tokio::task::spawn_blocking(move || job.run())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        self.updated(new);
+        Ok(())
     }
 
     /// Blocking form of [`Registration::update`].
@@ -230,6 +237,17 @@ impl Registration {
         new: &StructOpsMap,
         expected_old: Option<&StructOpsMap>,
     ) -> Result<(), Error> {
+        self.update_job(new, expected_old)?.run()?;
+        self.updated(new);
+        Ok(())
+    }
+
+    /// Checks an update and collects what its syscalls need (own fds, so it can run on another thread).
+    fn update_job(
+        &self,
+        new: &StructOpsMap,
+        expected_old: Option<&StructOpsMap>,
+    ) -> Result<UpdateJob, Error> {
         let link = self
             .link
             .as_ref()
@@ -243,35 +261,27 @@ impl Registration {
         if let Some(issue) = new.registration.first() {
             return Err(issue.to_error(&new.name, &new.type_name).into());
         }
-        let fail = |source: sys::SysError| Error::Register {
-            map: new.name.clone(),
-            type_name: new.type_name.clone(),
-            hint: match source.errno() {
-                Some(libc::EPERM) => " (the link does not use the expected old map)".into(),
-                Some(libc::EINVAL) => {
-                    " (the maps are of different types, or the new one is not a link map)".into()
-                }
-                _ => String::new(),
-            },
+        let link = link.try_clone().map_err(|source| Error::Os {
+            what: format!("duplicating the link fd of `{}`", self.map),
+            syscall: "dup",
             source,
-        };
-        // A map that is already READY (updated before) is fine; fill it if it isn't.
-        match sys::map_update_elem(new.fd.as_fd(), &0u32.to_ne_bytes(), &new.value, 0) {
-            Ok(()) => {}
-            Err(e) if e.errno() == Some(libc::EBUSY) => {}
-            Err(e) => return Err(fail(e)),
-        }
-        sys::link_update_struct_ops(
-            link.as_fd(),
-            new.fd.as_fd(),
-            expected_old.map(|m| m.fd.as_fd()),
-        )
-        .map_err(fail)?;
-        debug!(old = %self.map, new = %new.name, "struct_ops link updated");
+        })?;
+        Ok(UpdateJob {
+            link,
+            old_name: self.map.clone(),
+            name: new.name.clone(),
+            type_name: new.type_name.clone(),
+            map: new.fd.clone(),
+            value: new.value.clone(),
+            expected_old: expected_old.map(|m| m.fd.clone()),
+        })
+    }
+
+    /// Records a successful update to `new`.
+    fn updated(&mut self, new: &StructOpsMap) {
         self.map = new.name.clone();
         self.type_name = new.type_name.clone();
         self.map_fd = new.fd.clone();
-        Ok(())
     }
 
     /// Resolves when the kernel signals `EPOLLHUP` on the link fd (6.9+): the link was detached, by this
@@ -372,6 +382,48 @@ impl Drop for Registration {
         if let Err(e) = self.release() {
             tracing::warn!(error = %e, "unregistering on drop failed");
         }
+    }
+}
+
+/// The syscalls of [`Registration::update`], with their own fds.
+struct UpdateJob {
+    link: OwnedFd,
+    old_name: String,
+    name: String,
+    type_name: String,
+    map: Arc<OwnedFd>,
+    value: Vec<u8>,
+    expected_old: Option<Arc<OwnedFd>>,
+}
+
+impl UpdateJob {
+    fn run(self) -> Result<(), Error> {
+        let fail = |source: sys::SysError| Error::Register {
+            map: self.name.clone(),
+            type_name: self.type_name.clone(),
+            hint: match source.errno() {
+                Some(libc::EPERM) => " (the link does not use the expected old map)".into(),
+                Some(libc::EINVAL) => {
+                    " (the maps are of different types, or the new one is not a link map)".into()
+                }
+                _ => String::new(),
+            },
+            source,
+        };
+        // A map that is already READY (updated before) is fine; fill it if it isn't.
+        match sys::map_update_elem(self.map.as_fd(), &0u32.to_ne_bytes(), &self.value, 0) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        sys::link_update_struct_ops(
+            self.link.as_fd(),
+            self.map.as_fd(),
+            self.expected_old.as_ref().map(|m| m.as_fd()),
+        )
+        .map_err(fail)?;
+        debug!(old = %self.old_name, new = %self.name, "struct_ops link updated");
+        Ok(())
     }
 }
 
