@@ -63,7 +63,8 @@ const BTF_INT_SIGNED: u8 = 1;
 /// that is the index within the ELF section (`insn_off / 8`), in errors from [`patch`] the index
 /// passed to it.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CoreError {
+#[non_exhaustive]
+pub enum CoreError {
     /// The relocation is malformed, unsupported, ambiguous, or does not fit the instruction.
     #[error(
         "CO-RE relocation {kind} of {type_name} (access `{access}`) at instruction {insn}: {reason}"

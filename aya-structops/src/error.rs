@@ -40,12 +40,13 @@ pub enum Error {
         log: String,
     },
     /// A CO-RE relocation could not be applied.
-    #[error("program `{program}`: CO-RE relocation failed: {message}")]
+    #[error("program `{program}`: CO-RE relocation failed: {source}")]
     Core {
         /// The program.
         program: String,
-        /// What the resolver said (kind, local type, access string, instruction).
-        message: String,
+        /// What the resolver said (kind, local type, access string, instruction, why).
+        #[source]
+        source: crate::core_reloc::CoreError,
     },
     /// The kernel rejected the object's BTF.
     #[error("the kernel rejected the object's BTF: {}\nlog:\n{log}", describe_io_error(.io))]
@@ -113,12 +114,13 @@ pub enum Error {
     )]
     NotCreated(String),
     /// aya could not wrap a map.
-    #[error("map `{map}` as an aya map: {message}")]
+    #[error("map `{map}` as an aya map: {source}")]
     AyaMap {
         /// The map.
         map: String,
         /// aya's error.
-        message: String,
+        #[source]
+        source: aya::maps::MapError,
     },
     /// No program of that name.
     #[error("no struct_ops program named `{0}`")]

@@ -46,7 +46,9 @@ mod test_skip;
 
 use std::sync::{Arc, OnceLock};
 
+pub use core_reloc::CoreError;
 pub use error::{Error, MatchError, ParseError, SysError, describe_io_error, kernel_errno_name};
+pub use object::btf_ext::CoreReloKind;
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;

@@ -185,9 +185,9 @@ impl Loaded {
         })?;
         aya::maps::MapData::from_fd(dup)
             .and_then(aya::maps::Map::from_map_data)
-            .map_err(|e| Error::AyaMap {
+            .map_err(|source| Error::AyaMap {
                 map: name.into(),
-                message: e.to_string(),
+                source,
             })
     }
 
@@ -489,9 +489,9 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     insns[*insn + 1].imm = *offset as i32;
                 }
                 InsnRef::Core { insn, relo } => {
-                    let core_err = |e: crate::core_reloc::CoreError| Error::Core {
+                    let core_err = |source: crate::core_reloc::CoreError| Error::Core {
                         program: name.clone(),
-                        message: e.to_string(),
+                        source,
                     };
                     let value = core.resolve(relo).map_err(core_err)?;
                     crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;

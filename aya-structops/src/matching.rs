@@ -1365,9 +1365,9 @@ pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Err
         crate::field_imm::inline(&mut insns, &prog.refs, &slots);
         for r in &prog.refs {
             if let crate::object::InsnRef::Core { insn, relo } = r {
-                let core_err = |e: crate::core_reloc::CoreError| crate::Error::Core {
+                let core_err = |source: crate::core_reloc::CoreError| crate::Error::Core {
                     program: name.clone(),
-                    message: e.to_string(),
+                    source,
                 };
                 let value = core.resolve(relo).map_err(core_err)?;
                 crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;

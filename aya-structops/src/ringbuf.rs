@@ -51,9 +51,9 @@ impl RingBufReader {
     ///
     /// Must be called inside a tokio runtime with IO enabled; otherwise the error says so.
     pub fn new(name: &str, map: aya::maps::Map) -> Result<Self, Error> {
-        let ring: RingBuf<MapData> = RingBuf::try_from(map).map_err(|e| Error::AyaMap {
+        let ring: RingBuf<MapData> = RingBuf::try_from(map).map_err(|source| Error::AyaMap {
             map: name.into(),
-            message: e.to_string(),
+            source,
         })?;
         let reactor_err = |source: std::io::Error| Error::Os {
             what: format!(

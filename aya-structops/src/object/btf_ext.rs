@@ -113,9 +113,10 @@ impl CoreRelo {
     }
 }
 
-/// `enum bpf_core_relo_kind` from the kernel uapi.
+/// `enum bpf_core_relo_kind` from the kernel uapi: what a CO-RE relocation computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum CoreReloKind {
+#[non_exhaustive]
+pub enum CoreReloKind {
     /// 0: field byte offset.
     FieldByteOffset,
     /// 1: field size in bytes.
