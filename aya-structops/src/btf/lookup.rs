@@ -49,11 +49,23 @@ struct Wanted {
 /// it (comparing each record's `name_off`); otherwise by the pass over its words.
 pub(super) fn scan(btf: &Btf, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
     let mut found = vec![None; names.len()];
+    // Each distinct name is searched for once (a kernel field's type is wanted as struct and union).
+    let mut searched: Vec<(&str, Vec<u32>)> = Vec::new();
     let wanted: Vec<Wanted> = names
         .iter()
-        .map(|(kind, name)| Wanted {
-            kind: kind.as_raw(),
-            offsets: string_offsets(btf, name),
+        .map(|&(kind, name)| {
+            let offsets = match searched.iter().find(|(n, _)| *n == name) {
+                Some((_, offsets)) => offsets.clone(),
+                None => {
+                    let offsets = string_offsets(btf, name);
+                    searched.push((name, offsets.clone()));
+                    offsets
+                }
+            };
+            Wanted {
+                kind: kind.as_raw(),
+                offsets,
+            }
         })
         .collect();
     let set = OffsetSet::new(wanted.iter().flat_map(|w| w.offsets.iter().copied()));
