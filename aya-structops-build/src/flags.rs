@@ -7,10 +7,13 @@ use crate::Error;
 /// The target BPF crates are built for.
 pub const TARGET: &str = "bpfel-unknown-none";
 
-/// Flags every BPF build gets: DWARF that bpf-linker turns into BTF, BTF output from the linker, and the
-/// BPF ISA v3 (32-bit jumps and ALU, `jlt`/`jsle`...: what clang picks by default since LLVM 20, and every
-/// kernel with struct_ops links runs; bpf-linker's own default is v1, which spends extra instructions on
-/// comparisons and 32-bit values).
+/// Flags every BPF build gets: DWARF that bpf-linker turns into BTF, BTF output from the linker, the BPF ISA
+/// v3 (32-bit jumps and ALU, `jlt`/`jsle`...: what clang picks by default since LLVM 20, and every kernel
+/// with struct_ops links runs; bpf-linker's own default is v1, which spends extra instructions on
+/// comparisons and 32-bit values), and no merging of identical code from different branches at link time
+/// (LLVM's `simplifycfg-sink-common` and tail merging): merged, two `kernel_field!` writes become one store
+/// whose field offset depends on the path, which the loader can't turn into an immediate (C's CO-RE
+/// offsets are immediates from the start, so clang's merges don't cost it that).
 pub const BASE_RUSTFLAGS: &[&str] = &[
     "-C",
     "debuginfo=2",
@@ -18,6 +21,12 @@ pub const BASE_RUSTFLAGS: &[&str] = &[
     "link-arg=--btf",
     "-C",
     "target-cpu=v3",
+    "-C",
+    "llvm-args=-simplifycfg-sink-common=false",
+    "-C",
+    "link-arg=--llvm-args=-simplifycfg-sink-common=false",
+    "-C",
+    "link-arg=--llvm-args=-enable-tail-merge=false",
 ];
 
 /// One `--remap-path-prefix=<from>=<to>`.
@@ -221,6 +230,12 @@ mod tests {
                 "link-arg=--btf",
                 "-C",
                 "target-cpu=v3",
+                "-C",
+                "llvm-args=-simplifycfg-sink-common=false",
+                "-C",
+                "link-arg=--llvm-args=-simplifycfg-sink-common=false",
+                "-C",
+                "link-arg=--llvm-args=-enable-tail-merge=false",
                 "--remap-path-prefix=/a b=.",
                 "--remap-path-prefix=/c=/cargo",
                 "-C",

@@ -66,6 +66,7 @@ pub(crate) fn inline(
     insns: &mut [Insn],
     refs: &[InsnRef],
     slots: &HashMap<(&str, u64), u32>,
+    returns_void: bool,
 ) -> Inlined {
     let mut out = Inlined::default();
     if slots.is_empty() || insns.is_empty() {
@@ -86,9 +87,10 @@ pub(crate) fn inline(
     if addr_loads.is_empty() {
         return out;
     }
-    let Some(cfg) = Cfg::new(insns) else {
+    let Some(mut cfg) = Cfg::new(insns) else {
         return out;
     };
+    cfg.void_exit = returns_void;
 
     // 1. Offset loads from a known slot become immediates.
     let state_in = analyze(insns, &cfg, &addr_loads);
@@ -422,7 +424,7 @@ fn rebase_in_place(insns: &mut [Insn], cfg: &Cfg) -> usize {
     let live_in: Vec<u16> = insns
         .iter()
         .zip(&live_out)
-        .map(|(m, out)| uses(m) | (out & !defs(m).fold(0u16, |acc, d| acc | (1 << d))))
+        .map(|(m, out)| reads(cfg, m) | (out & !defs(m).fold(0u16, |acc, d| acc | (1 << d))))
         .collect();
     let live_in = |j: usize, r: u8| live_in[j] & (1 << r) != 0;
     let nop = Insn {
@@ -455,7 +457,7 @@ fn rebase_in_place(insns: &mut [Insn], cfg: &Cfg) -> usize {
                 break;
             }
             let m = insns[j];
-            if uses(&m) & (1 << rd) != 0 {
+            if reads(cfg, &m) & (1 << rd) != 0 {
                 match fold_access(m, rd, rd, k) {
                     Some(f) if !cfg.pair_second[j] => accesses.push((j, f)),
                     _ => {
@@ -502,7 +504,7 @@ fn liveness(insns: &[Insn], cfg: &Cfg) -> Vec<u16> {
             let out_set = cfg.succ[i].iter().fold(0u16, |acc, &s| acc | live_in[s]);
             let insn = insns[i];
             let def_set = defs(&insn).fold(0u16, |acc, d| acc | (1 << d));
-            let in_set = uses(&insn) | (out_set & !def_set);
+            let in_set = reads(cfg, &insn) | (out_set & !def_set);
             if out_set != live_out[i] || in_set != live_in[i] {
                 live_out[i] = out_set;
                 live_in[i] = in_set;
@@ -708,6 +710,8 @@ struct Cfg {
     targets: BTreeSet<usize>,
     /// The second half of an `ld_imm64`.
     pair_second: Vec<bool>,
+    /// The program implements a `void` member: its `exit` does not read `r0`.
+    void_exit: bool,
 }
 
 impl Cfg {
@@ -785,6 +789,7 @@ impl Cfg {
             entries,
             targets,
             pair_second,
+            void_exit: false,
         })
     }
 }
@@ -804,6 +809,12 @@ fn defs(insn: &Insn) -> impl Iterator<Item = usize> {
         _ => (0, 0, None),
     };
     (lo..hi).chain(extra)
+}
+
+/// [`uses`], except that the `exit` of a program for a `void` member reads nothing.
+fn reads(cfg: &Cfg, insn: &Insn) -> u16 {
+    let exit = matches!(insn.code & 0x07, CLASS_JMP | CLASS_JMP32) && insn.code & 0xf0 == OP_EXIT;
+    if cfg.void_exit && exit { 0 } else { uses(insn) }
 }
 
 /// Registers an instruction reads, as a bit set (conservatively: more rather than fewer).
@@ -896,7 +907,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 8), 1444)]);
-        let r = inline(&mut p, &[data_ref(0, 8)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 8)], &slots, false);
         assert_eq!(r.loads, 1);
         assert_eq!(r.removed, BTreeSet::from([0]));
         // The offset becomes the add's immediate, and its `mov` goes with the address load.
@@ -918,7 +929,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 1484)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!(r.loads, 1);
         assert_eq!(p[4], insn(MOV32_K, 1, 0, 0, 1484));
     }
@@ -929,7 +940,7 @@ mod tests {
         let [a, b] = ld_addr(7);
         let mut p = vec![a, b, insn(0x85, 0, 1, 0, -1), insn(LDX_W, 1, 7, 0, 0), EXIT];
         let slots = HashMap::from([((".rodata", 0), 1484)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!(r.loads, 1);
         assert_eq!(r.removed, BTreeSet::from([0]));
     }
@@ -939,7 +950,7 @@ mod tests {
         let [a, b] = ld_addr(2);
         let mut p = vec![a, b, insn(0x85, 0, 0, 0, 5), insn(LDX_W, 1, 2, 0, 0), EXIT];
         let slots = HashMap::from([((".rodata", 0), 1484)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!(r, Inlined::default());
         assert_eq!(p[3].code, LDX_W);
     }
@@ -957,7 +968,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 1)]);
-        assert_eq!(inline(&mut p, &[data_ref(0, 0)], &slots).loads, 0);
+        assert_eq!(inline(&mut p, &[data_ref(0, 0)], &slots, false).loads, 0);
     }
 
     #[test]
@@ -966,7 +977,7 @@ mod tests {
         let [a, b] = ld_addr(7);
         let mut p = vec![a, b, insn(LDX_W, 1, 7, 0, 0), insn(LDX_W, 2, 7, 4, 0), EXIT];
         let slots = HashMap::from([((".rodata", 0), 9)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!(r.loads, 1);
         assert!(r.removed.is_empty());
         assert_eq!(p[0].code, LD_IMM64);
@@ -988,7 +999,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 1444)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 1));
         assert_eq!(r.removed, BTreeSet::from([0]));
         // Everything but the access (now through r6 at 1448) and the tail is a no-op.
@@ -1009,7 +1020,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 100)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!(r.folded, 1);
         assert_eq!(p[4], insn(0x63, 6, 3, 100, 0));
     }
@@ -1029,7 +1040,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 8)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 1));
         assert_eq!(p[2], insn(JA, 0, 0, 0, 0));
         assert_eq!(p[3], insn(MOV64_X, 2, 6, 0, 0));
@@ -1058,7 +1069,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 992)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 3));
         let nop = Insn {
             code: JA,
@@ -1090,7 +1101,7 @@ mod tests {
         ];
         let before = p.clone();
         let slots = HashMap::from([((".rodata", 0), 992)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         // Not on r9; the add itself goes into the access through r6 (its only reader).
         assert_eq!((r.loads, r.folded), (1, 1));
         assert_eq!(p[2], insn(MOV32_K, 1, 0, 0, 992), "still read by r8 = r1");
@@ -1098,6 +1109,32 @@ mod tests {
         assert_eq!(p[4], insn(JA, 0, 0, 0, 0));
         assert_eq!(p[6], insn(0x79, 2, 6, 992, 0));
         assert_eq!(&p[7..], &before[7..]);
+    }
+
+    #[test]
+    fn exit_of_a_void_program_does_not_keep_r0_alive() {
+        // w1 = 2004; r0 = r1'; r0 += r1; *(u32 *)(r0 + 0) = w3; exit  (r0 only a scratch pointer)
+        let [a, b] = ld_addr(7);
+        let prog = vec![
+            a,
+            b,
+            insn(LDX_W, 1, 7, 0, 0),
+            insn(MOV64_X, 0, 6, 0, 0),
+            insn(ADD64_X, 0, 1, 0, 0),
+            insn(0x63, 0, 3, 0, 0),
+            EXIT,
+        ];
+        let slots = HashMap::from([((".rodata", 0), 2004)]);
+        // A member returning a value: r0 reaches `exit`, its arithmetic stays.
+        let mut p = prog.clone();
+        inline(&mut p, &[data_ref(0, 0)], &slots, false);
+        assert_eq!(p[5], insn(0x63, 6, 3, 2004, 0));
+        assert_eq!(p[4], insn(ADD64_K, 0, 0, 0, 2004));
+        // A void member: nothing reads r0 at `exit`, so all of it goes.
+        let mut p = prog;
+        inline(&mut p, &[data_ref(0, 0)], &slots, true);
+        assert_eq!(p[5], insn(0x63, 6, 3, 2004, 0));
+        assert_eq!(&p[..5], &[insn(JA, 0, 0, 0, 0); 5]);
     }
 
     #[test]
@@ -1116,7 +1153,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 8)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 0));
         assert_eq!(p[3], insn(ADD64_K, 6, 0, 0, 8));
         assert_eq!(p[6], insn(0x79, 0, 6, 0, 0));
@@ -1132,7 +1169,7 @@ mod tests {
             insn(0x7b, 6, 0, 8, 0),
             EXIT,
         ];
-        let r = inline(&mut q, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut q, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 2));
         assert_eq!(q[4], insn(JA, 0, 0, 0, 0));
         assert_eq!(q[5], insn(0x79, 0, 6, 8, 0));
@@ -1197,7 +1234,7 @@ mod tests {
             EXIT,
         ];
         let slots = HashMap::from([((".rodata", 0), 40_000)]);
-        let r = inline(&mut p, &[data_ref(0, 0)], &slots);
+        let r = inline(&mut p, &[data_ref(0, 0)], &slots, false);
         assert_eq!((r.loads, r.folded), (1, 0));
         assert_eq!(p[3], insn(ADD64_K, 6, 0, 0, 40_000));
         assert_eq!(p[4], insn(LDX_W, 0, 6, 0, 0));
@@ -1261,7 +1298,7 @@ mod tests {
         let mut p = vec![a, b, insn(LDX_W, 1, 7, 0, 0), EXIT];
         let slots = HashMap::from([((".rodata", 64), 9)]);
         assert_eq!(
-            inline(&mut p, &[data_ref(0, 0)], &slots),
+            inline(&mut p, &[data_ref(0, 0)], &slots, false),
             Inlined::default()
         );
         // A jump past the end: nothing is rewritten.
@@ -1274,7 +1311,7 @@ mod tests {
         ];
         let slots = HashMap::from([((".rodata", 0), 9)]);
         assert_eq!(
-            inline(&mut p, &[data_ref(0, 0)], &slots),
+            inline(&mut p, &[data_ref(0, 0)], &slots, false),
             Inlined::default()
         );
     }

@@ -462,7 +462,8 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     for (name, attach) in &plan.programs {
         let prog = &spec.programs[name];
         let mut insns = prog.insns.clone();
-        let inlined = crate::field_imm::inline(&mut insns, &prog.refs, &field_slots);
+        let inlined =
+            crate::field_imm::inline(&mut insns, &prog.refs, &field_slots, attach.returns_void);
         if inlined.loads > 0 {
             tracing::debug!(
                 program = %name,

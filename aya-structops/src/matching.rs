@@ -323,6 +323,29 @@ pub struct ProgramAttach {
     /// A `SEC("syscall")` program (`BPF_PROG_TYPE_SYSCALL`, sleepable): no kernel type or member; `map`
     /// and `member` are empty.
     pub syscall: bool,
+    /// The member's function returns `void`: the kernel ignores `r0` at the program's `exit`.
+    pub returns_void: bool,
+}
+
+/// Whether member `idx` of the ops struct `type_id` is a pointer to a function returning `void` (false when
+/// the BTF says anything else, or can't be read).
+fn member_returns_void(btf: &Btf, type_id: u32, idx: u32) -> bool {
+    let proto = || -> Result<bool, BtfError> {
+        let Type::Struct(c) = btf.type_by_id(type_id)? else {
+            return Ok(false);
+        };
+        let Some(m) = c.members().nth(idx as usize) else {
+            return Ok(false);
+        };
+        let Type::Ptr { target } = btf.type_by_id(btf.skip_mods_and_typedefs(m.type_id)?)? else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            btf.type_by_id(btf.skip_mods_and_typedefs(target)?)?,
+            Type::FuncProto { ret: 0, .. }
+        ))
+    };
+    proto().unwrap_or(false)
 }
 
 /// A resolved kfunc.
@@ -703,6 +726,11 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                             map: map.name.clone(),
                             member: slot.member.clone(),
                             syscall: false,
+                            returns_void: member_returns_void(
+                                kernel.btf(&kty.btf_obj),
+                                kty.type_id,
+                                *idx,
+                            ),
                         },
                     );
                 }
@@ -729,6 +757,7 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                 map: String::new(),
                 member: String::new(),
                 syscall: prog.syscall,
+                returns_void: false,
             },
         );
     }
@@ -1362,7 +1391,7 @@ pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Err
             continue;
         };
         let mut insns = prog.insns.clone();
-        crate::field_imm::inline(&mut insns, &prog.refs, &slots);
+        crate::field_imm::inline(&mut insns, &prog.refs, &slots, plan.programs[name].returns_void);
         for r in &prog.refs {
             if let crate::object::InsnRef::Core { insn, relo } = r {
                 let core_err = |source: crate::core_reloc::CoreError| crate::Error::Core {
