@@ -24,7 +24,8 @@
 //!
 //! - builds the crate's binaries with `cargo +`[`NIGHTLY`]` build --release --target bpfel-unknown-none
 //!   -Z build-std=core` (the nightly is pinned: bpf-linker must use the same LLVM major);
-//! - with rustflags `-C debuginfo=2 -C link-arg=--btf` (BTF from the DWARF), `-C target-cpu=v3` (the BPF
+//! - with rustflags [`BASE_RUSTFLAGS`]: `-C debuginfo=2 -C link-arg=--btf` (BTF from the DWARF), no
+//!   cross-branch code merging in LLVM (see there), `-C target-cpu=v3` (the BPF
 //!   ISA clang targets by default: 32-bit jumps and ALU) and `--remap-path-prefix` for
 //!   the workspace root, `$CARGO_HOME`, the toolchain's rust-src and path dependencies outside the
 //!   workspace (see [`remaps`]), so no absolute path of the building machine ends up in the object;
