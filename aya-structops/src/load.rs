@@ -265,13 +265,14 @@ impl Loaded {
 
     /// Runs a loaded `SEC("syscall")` program once (`BPF_PROG_TEST_RUN`) with `ctx` as its context (the
     /// bytes of the struct its argument points at, e.g. scx_bpfland's `struct cpu_arg`); returns the
-    /// program's return value as the `int` it is. This is how scx userspace initialises a scheduler's CPU
-    /// masks between load and attach.
+    /// program's return value as the `int` it is, and `ctx` holds what the program wrote into its argument
+    /// (the kernel copies it back: scx_arena's `arena_alloc_mask` returns an arena address that way). This
+    /// is how scx userspace initialises a scheduler between load and attach.
     ///
     /// Errors: [`Error::NoSuchProgram`] when no loaded program has that name,
     /// [`Error::NotASyscallProgram`] when it is a struct_ops one, [`Error::Sys`] when the kernel refuses
     /// the run.
-    pub fn test_run_syscall(&self, program: &str, ctx: &[u8]) -> Result<i32, Error> {
+    pub fn test_run_syscall(&self, program: &str, ctx: &mut [u8]) -> Result<i32, Error> {
         let p = self
             .programs
             .get(program)
@@ -279,7 +280,7 @@ impl Loaded {
         if !p.syscall {
             return Err(Error::NotASyscallProgram(program.into()));
         }
-        sys::prog_test_run(p.fd.as_fd(), ctx)
+        sys::prog_test_run_inout(p.fd.as_fd(), ctx)
             .map(|r| r as i32)
             .map_err(|source| Error::Sys {
                 what: format!("test run of syscall program `{program}`"),

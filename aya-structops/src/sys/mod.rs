@@ -45,7 +45,7 @@ pub(crate) use self::{
         FdKind, btf_fd_by_name, fd_kind, link_fd_by_id, link_info, link_next_id, map_fd_by_id,
         map_info, map_next_id, obj_get, obj_pin, obj_unpin, prog_fd_by_id, prog_info, prog_next_id,
     },
-    prog::{ProgLoad, prog_load, prog_test_run},
+    prog::{ProgLoad, prog_load, prog_test_run, prog_test_run_inout},
 };
 
 /// A failed `bpf(2)` command (or a request this layer refused before reaching the kernel).

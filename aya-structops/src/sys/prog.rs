@@ -216,6 +216,23 @@ pub(crate) fn prog_test_run(fd: BorrowedFd<'_>, ctx_in: &[u8]) -> Result<u32, Sy
     Ok(unsafe { attr.test.retval })
 }
 
+/// [`prog_test_run`] for programs whose context the kernel copies back into `ctx` after the run
+/// (`BPF_PROG_TYPE_SYSCALL`: `bpf_prog_test_run_syscall` writes `ctx_in` back), so the caller sees what
+/// the program stored in it.
+pub(crate) fn prog_test_run_inout(fd: BorrowedFd<'_>, ctx: &mut [u8]) -> Result<u32, SysError> {
+    let cmd = bpf_cmd::BPF_PROG_TEST_RUN;
+    let mut attr = zeroed_attr();
+    attr.test.prog_fd = fd_u32(fd);
+    if !ctx.is_empty() {
+        attr.test.ctx_in = ctx.as_mut_ptr() as u64;
+        attr.test.ctx_size_in = len_u32(cmd, "ctx_in", ctx.len())?;
+    }
+    // SAFETY: `ctx` is readable and writable for `ctx_size_in` bytes, and borrowed mutably for the call.
+    unsafe { bpf_checked(cmd, &mut attr) }?;
+    // SAFETY: reading an integer field written by the kernel.
+    Ok(unsafe { attr.test.retval })
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd as _;
@@ -355,6 +372,35 @@ mod tests {
         let err = prog_load(&load).expect_err("must fail");
         assert_eq!(err.io.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(err.errno(), None);
+    }
+
+    /// `prog_test_run_inout` sees what a `BPF_PROG_TYPE_SYSCALL` program writes into its context:
+    /// `*(u32 *)(r1 + 0) = 7; r0 = 0`.
+    #[test]
+    fn prog_test_run_inout_returns_the_context_written() {
+        if testutil::skip_unless_root("prog_test_run_inout_returns_the_context_written") {
+            return;
+        }
+        let mut st = testutil::ldx_w(1, 0, 0);
+        st.code = 0x62; // BPF_ST | BPF_MEM | BPF_W: *(u32 *)(dst + off) = imm
+        st.imm = 7;
+        let insns = [st, testutil::mov64_imm(0, 0), testutil::exit()];
+        let load = ProgLoad {
+            prog_type: bpf_prog_type::BPF_PROG_TYPE_SYSCALL as u32,
+            sleepable: true,
+            insns: &insns,
+            license: c"GPL",
+            name: "ctx_write",
+            ..Default::default()
+        };
+        let fd = match prog_load(&load) {
+            Ok(fd) => fd,
+            Err(e) => panic!("{e}\n{}", e.log),
+        };
+        let mut ctx = [0xffu8; 8];
+        assert_eq!(prog_test_run_inout(fd.as_fd(), &mut ctx).unwrap(), 0);
+        assert_eq!(ctx[..4], 7u32.to_ne_bytes(), "written back");
+        assert_eq!(ctx[4..], [0xff; 4], "the rest untouched");
     }
 
     /// `BPF_PROG_TYPE_SYSCALL` takes `ctx_in` as plain memory: `r0 = *(u32 *)(r1 + 0)`.
