@@ -1845,11 +1845,7 @@ mod tests {
         let kern = kernel(&k);
         let start = Instant::now();
         let r = resolve(&relo(&local, s, "0:0", FieldByteOffset), &local, &kern);
-        assert!(
-            start.elapsed() < HANG,
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < HANG, "{:?}", start.elapsed());
         assert!(r.as_ref().is_ok_and(|v| v.poison) || r.is_err(), "{r:?}");
 
         // type_matches: 16 same-named members per level, 5 levels, differing only at the bottom: every
@@ -1871,11 +1867,7 @@ mod tests {
         let kern = kernel(&k);
         let start = Instant::now();
         let e = resolve(&relo(&local, root, "0", TypeMatches), &local, &kern);
-        assert!(
-            start.elapsed() < HANG,
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < HANG, "{:?}", start.elapsed());
         let e = e.unwrap_err().to_string();
         assert!(
             e.contains("type comparison needs more than 100000 steps"),

@@ -46,17 +46,17 @@ mod test_skip;
 
 use std::sync::{Arc, OnceLock};
 
-pub use core_reloc::CoreError;
-pub use error::{Error, MatchError, ParseError, SysError, describe_io_error, kernel_errno_name};
-pub use object::btf_ext::CoreReloKind;
-pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
-pub use matching::KernelBtf;
-pub use object::ObjectSpec;
-pub use register::{DetachReason, Detached, Registration};
-pub use ringbuf::RingBufReader;
 /// The aya version this crate is built on, for the maps [`Loaded::aya_map`] hands out (`aya::maps::*`)
 /// and aya-log's reader, without a second, possibly different, aya in the user's dependency tree.
 pub use aya;
+pub use core_reloc::CoreError;
+pub use error::{Error, MatchError, ParseError, SysError, describe_io_error, kernel_errno_name};
+pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
+pub use matching::KernelBtf;
+pub use object::ObjectSpec;
+pub use object::btf_ext::CoreReloKind;
+pub use register::{DetachReason, Detached, Registration};
+pub use ringbuf::RingBufReader;
 /// Test support: make a step of open -> load -> register fail (feature `fault-injection`; not a
 /// stable API).
 #[cfg(feature = "fault-injection")]

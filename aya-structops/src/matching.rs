@@ -1391,7 +1391,12 @@ pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Err
             continue;
         };
         let mut insns = prog.insns.clone();
-        crate::field_imm::inline(&mut insns, &prog.refs, &slots, plan.programs[name].returns_void);
+        crate::field_imm::inline(
+            &mut insns,
+            &prog.refs,
+            &slots,
+            plan.programs[name].returns_void,
+        );
         for r in &prog.refs {
             if let crate::object::InsnRef::Core { insn, relo } = r {
                 let core_err = |source: crate::core_reloc::CoreError| crate::Error::Core {

@@ -125,11 +125,7 @@ fn symbol(b: &[u8], name: &str) -> usize {
 fn parse_timed(bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
     let start = Instant::now();
     let r = ObjectSpec::parse("malformed", bytes);
-    assert!(
-        start.elapsed() < HANG,
-        "parse took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < HANG, "parse took {:?}", start.elapsed());
     r
 }
 
@@ -388,11 +384,7 @@ fn anonymous_member_fan_out_is_linear() {
         matches!(&e, BtfError::MemberNotFound { missing, .. } if missing == "missing"),
         "{e}"
     );
-    assert!(
-        start.elapsed() < HANG,
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < HANG, "{:?}", start.elapsed());
 
     // A struct that contains itself anonymously is reported, not searched forever.
     let cyclic = Btf::parse(encode_btf(
@@ -580,11 +572,7 @@ fn fuzz_regressions() {
             let data = std::fs::read(&path).unwrap();
             let start = Instant::now();
             let err = run_case(target, &data);
-            assert!(
-                start.elapsed() < HANG,
-                "{file}: {:?}",
-                start.elapsed()
-            );
+            assert!(start.elapsed() < HANG, "{file}: {:?}", start.elapsed());
             assert!(
                 err.contains(expected),
                 "{}: expected `{expected}`, got `{err}`",
