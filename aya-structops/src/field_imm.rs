@@ -829,7 +829,9 @@ fn uses(insn: &Insn) -> u16 {
         CLASS_LD => 0x7ff,
         CLASS_LDX => src,
         CLASS_ST => dst,
-        CLASS_STX => dst | src | 1,
+        // Only an atomic (BPF_CMPXCHG) reads r0.
+        CLASS_STX if insn.code & 0xe0 == 0xc0 => dst | src | 1,
+        CLASS_STX => dst | src,
         CLASS_ALU | CLASS_ALU64 => {
             let s = if x { src } else { 0 };
             if op == 0xb0 { s } else { s | dst }
@@ -1135,6 +1137,13 @@ mod tests {
         inline(&mut p, &[data_ref(0, 0)], &slots, true);
         assert_eq!(p[5], insn(0x63, 6, 3, 2004, 0));
         assert_eq!(&p[..5], &[insn(JA, 0, 0, 0, 0); 5]);
+    }
+
+    #[test]
+    fn only_atomic_stores_read_r0() {
+        // *(u32 *)(r1 + 0) = w2 reads r1 and r2; a cmpxchg (BPF_STX | BPF_ATOMIC) also reads r0.
+        assert_eq!(uses(&insn(0x63, 1, 2, 0, 0)), 0b110);
+        assert_eq!(uses(&insn(0xdb, 1, 2, 0, 0xf1)), 0b111);
     }
 
     #[test]
