@@ -108,6 +108,17 @@ pub enum Error {
     /// No map of that name in the object.
     #[error("no map named `{0}`")]
     NoSuchMap(String),
+    /// A program uses a map the object no longer has under that name (renamed or removed through
+    /// [`ObjectSpec::map_mut`](crate::ObjectSpec::map_mut) before load).
+    #[error(
+        "program `{program}` uses map `{map}`, which the object no longer has (renamed before load?)"
+    )]
+    DanglingMap {
+        /// The program.
+        program: String,
+        /// The map name its instructions refer to.
+        map: String,
+    },
     /// The map exists but was not created (optional map not asked for).
     #[error(
         "struct_ops map `{0}` was not created (it is optional: call set_autocreate(true) before load)"

@@ -506,8 +506,14 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     insns[*insn].imm = arena.fd;
                     insns[*insn + 1].imm = (arena.data_offset + *offset) as i32;
                 }
-                InsnRef::Map { insn, name } => {
-                    let map = btf_maps.get(name).expect("parsed maps are created");
+                InsnRef::Map {
+                    insn,
+                    name: map_name,
+                } => {
+                    let map = btf_maps.get(map_name).ok_or_else(|| Error::DanglingMap {
+                        program: name.clone(),
+                        map: map_name.clone(),
+                    })?;
                     insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
                     insns[*insn].imm = map.as_raw_fd();
                 }

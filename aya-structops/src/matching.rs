@@ -169,8 +169,16 @@ impl KernelBtf {
         &self.vmlinux
     }
 
-    /// The BTF of one object.
-    pub fn btf(&self, obj: &BtfObject) -> &Btf {
+    /// The BTF of one object, if this kernel has it (a module whose BTF was found).
+    pub fn get(&self, obj: &BtfObject) -> Option<&Btf> {
+        match obj {
+            BtfObject::Vmlinux => Some(&self.vmlinux),
+            BtfObject::Module(m) => self.modules().iter().find(|(n, _)| n == m).map(|(_, b)| b),
+        }
+    }
+
+    /// The BTF of an object this crate's own lookups returned (those modules are loaded).
+    pub(crate) fn btf(&self, obj: &BtfObject) -> &Btf {
         match obj {
             BtfObject::Vmlinux => &self.vmlinux,
             BtfObject::Module(m) => {

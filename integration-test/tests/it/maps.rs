@@ -218,3 +218,21 @@ fn bpftool_registers_rust_object_with_btf_maps() {
     drop(guard);
     assert_cc_gone("rs_maps_lbpf");
 }
+
+/// A map renamed before load (`map_mut(..).name`) while a program still refers to it by its old name is a
+/// typed error naming both, not a panic, and leaves no struct_ops map behind.
+#[test]
+fn map_renamed_before_load_is_a_typed_error() {
+    let mut spec = ObjectSpec::parse("maps", objects::MAPS).unwrap();
+    let old = "MAPS_COUNTERS".to_string();
+    spec.map_mut(&old)
+        .expect("the object has MAPS_COUNTERS")
+        .name = "renamed".into();
+    let err = spec.load().unwrap_err();
+    assert!(
+        matches!(&err, aya_structops::Error::DanglingMap { map, .. } if *map == old),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&old), "{err}");
+    assert_no_struct_ops_maps(&["RS_MAPS_CC"]);
+}
