@@ -23,6 +23,7 @@ mod codegen;
 mod fuzz;
 mod initramfs;
 mod kernels;
+mod public_api;
 mod run;
 mod scx;
 mod setup;
@@ -75,6 +76,8 @@ enum Cmd {
     Bench(bench::Options),
     /// Regenerate aya-structops-ebpf/src/ops/ from the tested Debian kernels' BTF (`--check`: compare only).
     Codegen(codegen::Args),
+    /// Compare the public API of our crates with the snapshots in xtask/public-api/ (`--bless`: update them).
+    PublicApi(public_api::Options),
     /// Run the cargo-fuzz targets in fuzz/ (pinned nightly), seeded from testdata.
     ///
     /// Example: `cargo xtask fuzz --time 600 --target btf`
@@ -104,6 +107,7 @@ fn run() -> Result<bool> {
         Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::Codegen(args) => codegen::run(&args),
         Cmd::Fuzz(opts) => fuzz::run(&opts),
+        Cmd::PublicApi(opts) => public_api::run(&opts),
         Cmd::BuildEbpf { update_testdata } => {
             let tools = setup::all()?;
             build::ebpf(&tools)?;
@@ -154,6 +158,19 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         "FAILED: ops/ differs"
     };
     phases.push(("codegen --check", t.elapsed().as_secs_f64(), what.into()));
+
+    // The public API must be what the snapshots say (every change deliberate).
+    let t = Instant::now();
+    let api_ok = public_api::run(&public_api::Options::default())?;
+    phases.push((
+        "public-api",
+        t.elapsed().as_secs_f64(),
+        if api_ok {
+            "ok: as in xtask/public-api/".into()
+        } else {
+            "FAILED: differs from xtask/public-api/ (see above)".into()
+        },
+    ));
 
     let t = Instant::now();
     let mut cmd = Command::new("cargo");
@@ -258,5 +275,5 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
         unit_failed + it.failed + usize::from(!standalone_ok),
         unit.skipped + it.skipped
     );
-    Ok(codegen_ok && unit_ok && standalone_ok && totals?.failed == 0)
+    Ok(codegen_ok && api_ok && unit_ok && standalone_ok && totals?.failed == 0)
 }
