@@ -224,6 +224,15 @@ fn bpftool_registers_rust_object_with_btf_maps() {
 #[test]
 fn map_renamed_before_load_is_a_typed_error() {
     let mut spec = ObjectSpec::parse("maps", objects::MAPS).unwrap();
+    if !aya_structops::running_kernel()
+        .unwrap()
+        .supports_struct_ops_link()
+    {
+        // Before 6.4 a link map is refused at plan time, before the maps this test is about.
+        spec.struct_ops_map_mut("RS_MAPS_CC")
+            .unwrap()
+            .set_link(false);
+    }
     let old = "MAPS_COUNTERS".to_string();
     spec.map_mut(&old)
         .expect("the object has MAPS_COUNTERS")
