@@ -282,8 +282,8 @@ pub(crate) struct ResolvedExterns {
 pub(crate) struct ExternSources<'a> {
     /// The kernel config (called only if a `CONFIG_*` extern exists).
     pub config: &'a mut dyn FnMut(&[&str]) -> Result<KernelConfig, ExternError>,
-    /// `/proc/kallsyms` text (called only if a typeless ksym exists).
-    pub kallsyms: &'a mut dyn FnMut() -> std::io::Result<String>,
+    /// `/proc/kallsyms`, read line by line (opened only if a typeless ksym exists).
+    pub kallsyms: &'a mut dyn FnMut() -> std::io::Result<Box<dyn std::io::BufRead>>,
     /// `uname -r`.
     pub release: &'a dyn Fn() -> Option<String>,
 }
@@ -299,7 +299,13 @@ pub(crate) fn running_sources<R>(
             None => Ok(KernelConfig::running(names)?),
         }
     };
-    let mut kallsyms = || std::fs::read_to_string("/proc/kallsyms");
+    // Streamed: the file is several MB of text, of which a handful of lines matter.
+    let mut kallsyms = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            64 << 10,
+            std::fs::File::open("/proc/kallsyms")?,
+        )))
+    };
     let release = uname_release;
     f(&mut ExternSources {
         config: &mut cfg,
@@ -374,11 +380,15 @@ pub(crate) fn resolve(
     let kallsyms = if typeless.is_empty() {
         BTreeMap::new()
     } else {
-        let text = (src.kallsyms)().map_err(|source| ExternError::Kallsyms {
+        let read_err = |source| ExternError::Kallsyms {
             externs: typeless.join(", "),
             source,
-        })?;
-        kallsyms_addresses(&text, &typeless)?
+        };
+        let reader = (src.kallsyms)().map_err(read_err)?;
+        kallsyms_addresses(reader, &typeless).map_err(|e| match e {
+            KallsymsError::Io(source) => read_err(source),
+            KallsymsError::Extern(e) => e,
+        })?
     };
     for e in externs.values() {
         let missing = |why: String| -> Result<KsymValue, ExternError> {
@@ -565,13 +575,42 @@ fn check_var_type(
     Ok(())
 }
 
-/// Addresses of `wanted` symbols in `/proc/kallsyms` text (`<hex addr> <type> <name> [module]`).
+/// Why [`kallsyms_addresses`] failed.
+#[derive(Debug)]
+pub(crate) enum KallsymsError {
+    /// Reading failed part-way.
+    Io(std::io::Error),
+    /// The text was read, and is not usable for a wanted symbol.
+    Extern(ExternError),
+}
+
+/// Addresses of `wanted` symbols in `/proc/kallsyms` text (`<hex addr> <type> <name> [module]`), read one
+/// line at a time (lines longer than 4 KiB are not kallsyms lines and are skipped).
 pub(crate) fn kallsyms_addresses<'a>(
-    text: &str,
+    mut text: impl std::io::BufRead,
     wanted: &[&'a str],
-) -> Result<BTreeMap<&'a str, u64>, ExternError> {
+) -> Result<BTreeMap<&'a str, u64>, KallsymsError> {
+    use std::io::BufRead as _;
     let mut out: BTreeMap<&'a str, u64> = BTreeMap::new();
-    for line in text.lines() {
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        let n = std::io::Read::take(&mut text, 4096)
+            .read_until(b'\n', &mut buf)
+            .map_err(KallsymsError::Io)?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') && n == 4096 {
+            // An overlong line: skip the rest of it.
+            let mut rest = Vec::new();
+            text.read_until(b'\n', &mut rest)
+                .map_err(KallsymsError::Io)?;
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            continue;
+        };
         let mut parts = line.split_ascii_whitespace();
         let (Some(addr), Some(_), Some(sym)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
@@ -583,7 +622,11 @@ pub(crate) fn kallsyms_addresses<'a>(
             continue;
         };
         match out.get(name) {
-            Some(prev) if *prev != addr => return Err(ExternError::Ambiguous((*name).to_owned())),
+            Some(prev) if *prev != addr => {
+                return Err(KallsymsError::Extern(ExternError::Ambiguous(
+                    (*name).to_owned(),
+                )));
+            }
             _ => {
                 out.insert(name, addr);
             }
@@ -648,7 +691,9 @@ pub(crate) fn report(
                 let mut no_config = |_: &[&str]| -> Result<KernelConfig, ExternError> {
                     Ok(KernelConfig::default())
                 };
-                let mut no_kallsyms = || Ok(String::new());
+                let mut no_kallsyms = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+                    Ok(Box::new(std::io::empty()))
+                };
                 let no_release = || None;
                 let result = match running {
                     Some(cfg) => running_sources(cfg, |s| resolve(obj_btf, &one, kernel, s)),
@@ -704,16 +749,22 @@ mod tests {
     #[test]
     fn kallsyms_lookup_and_ambiguity() {
         let text = "ffffffff81000000 T _stext\nffffffff82000010 D init_net\nffffffffc0001000 t foo\t[mod]\n";
-        let m = kallsyms_addresses(text, &["init_net", "foo", "absent"]).unwrap();
+        let m = kallsyms_addresses(text.as_bytes(), &["init_net", "foo", "absent"]).unwrap();
         assert_eq!(m.get("init_net"), Some(&0xffffffff82000010));
         assert_eq!(m.get("foo"), Some(&0xffffffffc0001000));
         assert!(!m.contains_key("absent"));
         let dup = "1 T x\n2 t x\n";
         assert!(
-            matches!(kallsyms_addresses(dup, &["x"]), Err(ExternError::Ambiguous(n)) if n == "x")
+            matches!(kallsyms_addresses(dup.as_bytes(), &["x"]), Err(KallsymsError::Extern(ExternError::Ambiguous(n))) if n == "x")
         );
         // The same address twice is not ambiguous.
-        assert!(kallsyms_addresses("1 T x\n1 t x\n", &["x"]).is_ok());
+        assert!(kallsyms_addresses("1 T x\n1 t x\n".as_bytes(), &["x"]).is_ok());
+        // A line longer than any kallsyms line is skipped, the next one still read; a missing final
+        // newline is fine.
+        let long = format!("{} T y\nff T x", "a".repeat(10_000));
+        let m = kallsyms_addresses(long.as_bytes(), &["x", "y"]).unwrap();
+        assert_eq!(m.get("x"), Some(&0xff));
+        assert_eq!(m.get("y"), None);
     }
 
     #[test]
@@ -747,7 +798,9 @@ mod resolve_tests {
     ) -> Result<ResolvedExterns, ExternError> {
         let config = KernelConfig::parse(config).unwrap();
         let mut cfg = |_: &[&str]| Ok(config.clone());
-        let mut ks = || Ok(kallsyms.to_owned());
+        let mut ks = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+            Ok(Box::new(std::io::Cursor::new(kallsyms.as_bytes().to_vec())))
+        };
         let release = || Some("6.12.9-amd64".to_owned());
         resolve(
             &spec.btf,
