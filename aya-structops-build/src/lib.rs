@@ -32,7 +32,7 @@
 //! - links with `bpf-linker`, found on `PATH`, else in the tool cache `cargo xtask setup` fills
 //!   (`$AYA_STRUCTOPS_CACHE`, default `/var/cache/aya-structops`; see [`find_bpf_linker`]);
 //! - adds BTF for the kfuncs each object calls, shaped after the running kernel's prototypes
-//!   ([`aya_structops::object::add_kfunc_btf`]), so libbpf loads the object too (aya-structops does
+//!   ([`ksyms::add_kfunc_btf`]), so libbpf loads the object too (aya-structops does
 //!   without it);
 //! - copies each binary to `$OUT_DIR/<binary name>`.
 //!
@@ -44,6 +44,11 @@
 
 mod error;
 mod flags;
+pub mod ksyms;
+/// The tests' skip marker (one definition for the workspace, shared by path).
+#[cfg(test)]
+#[path = "../../aya-structops/tests/support/skip.rs"]
+mod test_skip;
 mod tools;
 
 use std::{
@@ -369,7 +374,7 @@ impl Builder {
         })?;
         let (bytes, added) = match self.kernel_btf()? {
             None => (elf, Vec::new()),
-            Some(btf) => match aya_structops::object::add_kfunc_btf(&elf, btf) {
+            Some(btf) => match ksyms::add_kfunc_btf(&elf, btf) {
                 Ok(r) => r,
                 Err(e) => {
                     self.warn(&format!(

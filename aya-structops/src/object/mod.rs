@@ -12,7 +12,6 @@ mod elf;
 pub mod externs;
 mod file;
 pub mod kconfig;
-pub mod ksyms;
 mod link;
 mod struct_ops;
 
@@ -30,7 +29,6 @@ pub(crate) mod link_consts {
 }
 pub use btf_map::MapSpec;
 pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
-pub use ksyms::{KsymsError, add_kfunc_btf};
 /// Prefix of the symbols `kernel_field!` emits (the loader writes them itself).
 pub(crate) const FIELD_SYMBOL_PREFIX: &str = elf::FIELD_PREFIX;
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};

@@ -1,5 +1,5 @@
 //! Reno through the kernel's kfuncs, its ops value in `.struct_ops`: with the kfunc BTF that
-//! `cargo xtask build-ebpf` adds (`aya_structops::object::add_kfunc_btf`), libbpf 1.1 loads it too.
+//! `cargo xtask build-ebpf` adds (`aya_structops_build::ksyms::add_kfunc_btf`), libbpf 1.1 loads it too.
 #![no_std]
 #![no_main]
 

@@ -29,14 +29,15 @@ use object::{
     read::elf::{ElfFile64, FileHeader, SectionHeader, Sym},
 };
 
-use crate::{
+use aya_structops::{
     btf::{Btf, BtfError, BtfKind, Type},
     matching::KFUNC_ALTERNATIVES,
 };
 
 /// The section libbpf expects kernel symbols (`__ksym` externs) in.
 const KSYMS_SEC: &str = ".ksyms";
-use crate::insn::CALL as CALL_OPCODE;
+/// `BPF_JMP | BPF_CALL`: the opcode of a call instruction.
+const CALL_OPCODE: u8 = 0x85;
 /// `BTF_FUNC_EXTERN`.
 const LINKAGE_EXTERN: u32 = 2;
 /// `BTF_INT_SIGNED`.
@@ -744,7 +745,7 @@ mod tests {
     use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget, read::elf::Sym};
 
     use super::*;
-    use crate::object::ObjectSpec;
+    use aya_structops::ObjectSpec;
 
     fn testdata(name: &str) -> Vec<u8> {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
