@@ -135,12 +135,56 @@ const UNIT_TEST_PACKAGES: &[&str] = &[
 /// Features the unit-test run enables: `cli` builds the `structops` binary its tests (tests/cli.rs) drive.
 const UNIT_TEST_FEATURES: &str = "aya-structops/cli";
 
+/// Disk a `cargo xtask test` from a clean clone writes under the target directory: about 4.5 GiB (debug
+/// builds of the workspace and of the static guest tests, the release demo, BPF objects, VM images; no
+/// incremental artefacts under CI), plus margin; a target directory that already has builds needs less.
+const TEST_DISK_NEEDED_CLEAN: u64 = 6 << 30;
+const TEST_DISK_NEEDED_BUILT: u64 = 2 << 30;
+
+/// Fails early, naming the path and the figures, when the target directory's file system has less room
+/// than a test run writes (a full disk otherwise shows up minutes later as an LLVM I/O error).
+fn check_free_space() -> Result<()> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| build::workspace_root().join("target"));
+    // The target directory may not exist yet on a clean clone: ask about its nearest existing parent.
+    let probe = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    let c = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes())?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs the call fills on success.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .map_err(|e| anyhow::anyhow!("statvfs {}: {e}", probe.display()));
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let needed = if dir.join("debug").exists() {
+        TEST_DISK_NEEDED_BUILT
+    } else {
+        TEST_DISK_NEEDED_CLEAN
+    };
+    if free < needed {
+        anyhow::bail!(
+            "only {:.1} GiB free on the file system of {} ({} GiB needed: a test run from a clean clone writes about 4.5 GiB there): free some space",
+            free as f64 / (1u64 << 30) as f64,
+            probe.display(),
+            needed >> 30
+        );
+    }
+    Ok(())
+}
+
 /// `cargo xtask test`: setup, BPF build, unit tests, integration tests; timing of each phase.
 fn test(mut opts: testrun::Options) -> Result<bool> {
     let t0 = Instant::now();
     let mut phases: Vec<(&str, f64, String)> = Vec::new();
 
     let t = Instant::now();
+    check_free_space()?;
     let tools = setup::all()?;
     setup::vm_tools()?;
     phases.push(("setup", t.elapsed().as_secs_f64(), "ok".into()));
