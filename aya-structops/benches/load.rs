@@ -7,9 +7,9 @@
 //! | `runtime start-up` | a current-thread tokio runtime with I/O and timers, as `structops register` builds |
 //! | `parse` | read + parse the object (`ObjectSpec::from_file`) |
 //! | `kernel btf open` | `KernelBtf::running`: `/sys/kernel/btf/vmlinux` mapped on 6.16+, read before; header only |
-//! | `kernel btf lookup (one-pass scan)` | `KernelBtf::prefetch` of every name the plan needs (`matching::kernel_names`): one pass that also builds the sparse type index |
-//! | `match` | `matching::plan` (its lookups answered from the scan) |
-//! | `relocation` | kernel-field immediates and CO-RE relocations of every planned program: `matching::dry_run` − `match` |
+//! | `kernel btf lookup (one-pass scan)` | `KernelBtf::prefetch` of every name the plan needs (`matching::kernel_names`: struct_ops types, fields, kfuncs, ksyms, and every CO-RE candidate root type): one pass that also builds the sparse type index |
+//! | `match + CO-RE resolution` | `matching::plan` (its lookups answered from the scan), CO-RE relocations resolved included |
+//! | `relocation (patching)` | kernel-field immediates and the patching of the plan's CO-RE values into every planned program: `matching::dry_run` − `match` |
 //! | `load (syscalls)` | BTF load, data maps, program loads (verifier), struct_ops maps: `load_with` − `match` |
 //! | `register+unregister` | `register_blocking` + `unregister` of every map (root only) |
 //! | `close` | dropping the `Loaded` (closing fds) |
@@ -133,8 +133,8 @@ fn main() {
         "parse",
         "kernel btf open",
         "kernel btf lookup (one-pass scan)",
-        "match",
-        "relocation",
+        "match + CO-RE resolution",
+        "relocation (patching)",
         "load (syscalls)",
         "register+unregister",
         "close",
@@ -146,6 +146,7 @@ fn main() {
     let mut programs = 0;
     let mut insns = 0;
     let mut lookups = 0;
+    let mut core_roots = String::new();
 
     for i in 0..iters + 3 {
         let (c0, t0) = (thread_cpu(), Instant::now());
@@ -159,11 +160,13 @@ fn main() {
         let kernel = st[2].time(|| KernelBtf::running().expect("kernel BTF"));
         let wanted = matching::kernel_names(&spec, false);
         lookups = wanted.len();
-        st[3].time(|| {
-            let wanted: Vec<(BtfKind, &str)> =
-                wanted.iter().map(|(k, n)| (*k, n.as_str())).collect();
-            kernel.prefetch(&wanted);
-        });
+        core_roots = wanted
+            .candidates
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        st[3].time(|| kernel.prefetch(&wanted));
         let plan = st[4].time(|| matching::plan(&spec, &kernel).expect("match"));
         dry_run.time(|| matching::dry_run(&spec, &kernel).expect("dry run"));
         programs = plan.programs.len();
@@ -201,9 +204,14 @@ fn main() {
     }
 
     println!(
-        "in-process stages, `{}` ({programs} programs, {insns} instructions, {lookups} kernel BTF names), \
-         {iters} iterations, medians:\n",
-        obj.display()
+        "in-process stages, `{}` ({programs} programs, {insns} instructions, {lookups} kernel BTF names; \
+         CO-RE root types: {}), {iters} iterations, medians:\n",
+        obj.display(),
+        if core_roots.is_empty() {
+            "none"
+        } else {
+            &core_roots
+        }
     );
     println!("| stage | wall ms | CPU ms (user+sys) |");
     println!("|---|---:|---:|");
@@ -234,8 +242,9 @@ fn main() {
 
 fn lookup_variants(obj: &Path, iters: usize) {
     let spec = ObjectSpec::from_file(obj).expect("parse");
+    // The names looked up by exact name (the name index can't answer CO-RE's candidate searches).
     let wanted = matching::kernel_names(&spec, false);
-    let wanted: Vec<(BtfKind, &str)> = wanted.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let wanted: Vec<(BtfKind, &str)> = wanted.exact.iter().map(|(k, n)| (*k, n.as_str())).collect();
     let by_index = |btf: &Btf| -> Vec<Option<u32>> {
         btf.index_names();
         wanted.iter().map(|(k, n)| btf.find(*k, n)).collect()

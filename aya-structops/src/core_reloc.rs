@@ -22,16 +22,14 @@
 //!   `call 0xbad2310`, which the verifier only rejects if it is reachable (programs guard such
 //!   accesses with `bpf_core_field_exists`).
 //!
-//! Candidate search is cheap in the common case: the exact essential name is looked up in
-//! vmlinux's name index, and the full scan libbpf always does (for flavored kernel names and
-//! structurally different duplicates) happens only when those candidates do not match. Candidate
-//! lists are cached per local root type in a [`Resolver`]. Deviations from libbpf, all in corner
-//! cases: when the name-indexed candidate matches, other same-named duplicates are not checked for
-//! ambiguity; in module BTF only the first module type with the exact name is a candidate (module
-//! BTFs are reached through [`KernelBtf::find`]); candidate lists are not pruned between
-//! relocations.
-
-// Until the ELF/link/load layers use this module (remove then).
+//! Candidates come from one scan of vmlinux's BTF ([`crate::btf::Btf::find_every`]: every type of
+//! the kind whose essential name is the local one, flavored kernel names and same-named duplicates
+//! included, as libbpf collects them). The planner asks for all of an object's root types in the same
+//! pass as its other kernel names ([`crate::matching::kernel_names`]), so resolving costs no further
+//! pass over vmlinux. Candidate lists are cached per local root type in a [`Resolver`]. Deviations
+//! from libbpf, in corner cases: in module BTF only the first module type with the exact name is a
+//! candidate (module BTFs are reached through [`KernelBtf`]); candidate lists are not pruned
+//! between relocations.
 
 use std::collections::HashMap;
 
@@ -62,7 +60,7 @@ const BTF_INT_SIGNED: u8 = 1;
 /// the local type, the access string and the instruction: in errors from [`Resolver::resolve`]
 /// that is the index within the ELF section (`insn_off / 8`), in errors from [`patch`] the index
 /// passed to it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {
     /// The relocation is malformed, unsupported, ambiguous, or does not fit the instruction.
@@ -96,8 +94,46 @@ pub enum CoreError {
         insn: usize,
         /// The BTF error.
         #[source]
-        source: Box<BtfError>,
+        source: std::sync::Arc<BtfError>,
     },
+}
+
+impl CoreError {
+    /// The local root type, e.g. `struct tcp_sock`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            CoreError::Relocation { type_name, .. } | CoreError::Btf { type_name, .. } => type_name,
+        }
+    }
+
+    /// The access string (`0:1:2`; `0` for type relocations).
+    pub fn access(&self) -> &str {
+        match self {
+            CoreError::Relocation { access, .. } | CoreError::Btf { access, .. } => access,
+        }
+    }
+
+    /// The relocation kind.
+    pub fn kind(&self) -> CoreReloKind {
+        match self {
+            CoreError::Relocation { kind, .. } | CoreError::Btf { kind, .. } => *kind,
+        }
+    }
+
+    /// The instruction index (see the type's docs for which index).
+    pub fn insn(&self) -> usize {
+        match self {
+            CoreError::Relocation { insn, .. } | CoreError::Btf { insn, .. } => *insn,
+        }
+    }
+
+    /// Why the relocation failed, without the relocation's description.
+    pub fn reason(&self) -> String {
+        match self {
+            CoreError::Relocation { reason, .. } => reason.clone(),
+            CoreError::Btf { source, .. } => source.to_string(),
+        }
+    }
 }
 
 /// The resolved value of one relocation.
@@ -141,7 +177,10 @@ pub(crate) fn resolve(
 pub(crate) struct Resolver<'a> {
     local: &'a Btf,
     kernel: &'a KernelBtf,
-    cache: HashMap<u32, Candidates<'a>>,
+    cache: HashMap<u32, Vec<Candidate<'a>>>,
+    /// Resolved values by (root type, kind, access string): programs read the same field many times,
+    /// each read a relocation of its own.
+    values: HashMap<(u32, CoreReloKind, String), CoreValue>,
 }
 
 #[derive(Clone)]
@@ -149,12 +188,6 @@ struct Candidate<'a> {
     btf: &'a Btf,
     obj: BtfObject,
     id: u32,
-}
-
-struct Candidates<'a> {
-    list: Vec<Candidate<'a>>,
-    /// Whether `list` is the result of the full search (not just the name-index lookup).
-    complete: bool,
 }
 
 /// Internal failure: a message, or a BTF error; given context by [`Ctx`].
@@ -192,24 +225,12 @@ fn wrap(relo: &CoreRelo, insn: usize, f: Fail) -> CoreError {
             access,
             kind,
             insn,
-            source: Box::new(source),
+            source: std::sync::Arc::new(source),
         },
     }
 }
 
-/// The name without a `___flavor` suffix: everything before the last `X___Y` separator where
-/// neither `X` nor `Y` is an underscore.
-pub(crate) fn essential_name(name: &str) -> &str {
-    let b = name.as_bytes();
-    if b.len() >= 5 {
-        for i in (0..=b.len() - 5).rev() {
-            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
-                return &name[..=i];
-            }
-        }
-    }
-    name
-}
+pub(crate) use crate::btf::essential_name;
 
 /// Kinds that may be candidates for each other.
 fn kinds_compat(a: Option<BtfKind>, b: Option<BtfKind>) -> bool {
@@ -1046,14 +1067,32 @@ impl<'a> Resolver<'a> {
             local,
             kernel,
             cache: HashMap::new(),
+            values: HashMap::new(),
         }
     }
 
     /// Resolves one relocation: the value the instruction holds and the one it must hold in this
-    /// kernel (or that it must be poisoned).
+    /// kernel (or that it must be poisoned). Errors name the instruction by its index in the ELF
+    /// section.
+    #[cfg(test)]
     pub(crate) fn resolve(&mut self, relo: &CoreRelo) -> Result<CoreValue, CoreError> {
-        let insn = (relo.insn_off / 8) as usize;
-        self.resolve_inner(relo).map_err(|f| wrap(relo, insn, f))
+        self.resolve_at(relo, (relo.insn_off / 8) as usize)
+    }
+
+    /// [`Resolver::resolve`] of the relocation of instruction `insn` of a linked program: errors
+    /// name that index.
+    pub(crate) fn resolve_at(
+        &mut self,
+        relo: &CoreRelo,
+        insn: usize,
+    ) -> Result<CoreValue, CoreError> {
+        let key = (relo.type_id, relo.kind, relo.access.clone());
+        if let Some(value) = self.values.get(&key) {
+            return Ok(value.clone());
+        }
+        let value = self.resolve_inner(relo).map_err(|f| wrap(relo, insn, f))?;
+        self.values.insert(key, value.clone());
+        Ok(value)
     }
 
     fn resolve_inner(&mut self, relo: &CoreRelo) -> R<CoreValue> {
@@ -1076,15 +1115,9 @@ impl<'a> Resolver<'a> {
         if self.local.name_of(relo.type_id)?.is_empty() {
             return fail("relocations against anonymous types are not supported");
         }
-        let cands = self.candidates(relo.type_id, false)?;
+        let cands = self.candidates(relo.type_id)?;
         if let Some(value) = Self::try_candidates(relo, &local, &cands)? {
             return Ok(value);
-        }
-        if !self.cache[&relo.type_id].complete {
-            let cands = self.candidates(relo.type_id, true)?;
-            if let Some(value) = Self::try_candidates(relo, &local, &cands)? {
-                return Ok(value);
-            }
         }
         calc(relo.kind, &local, None)
     }
@@ -1123,82 +1156,69 @@ impl<'a> Resolver<'a> {
         Ok(found.map(|(v, ..)| v))
     }
 
-    /// Candidate kernel types for local root type `local_id`. With `full == false`, only types
-    /// with the exact essential name found through vmlinux's name index (falling back to the full
-    /// search when there are none).
-    fn candidates(&mut self, local_id: u32, full: bool) -> R<Vec<Candidate<'a>>> {
-        if let Some(c) = self.cache.get(&local_id)
-            && (c.complete || !full)
-        {
-            return Ok(c.list.clone());
+    /// Candidate kernel types for local root type `local_id`: every vmlinux type of a compatible
+    /// kind whose essential name is the local one's ([`Btf::find_every`], answered from the planner's
+    /// one pass); when vmlinux has none, the first module type with that exact name.
+    fn candidates(&mut self, local_id: u32) -> R<Vec<Candidate<'a>>> {
+        if let Some(c) = self.cache.get(&local_id) {
+            return Ok(c.clone());
         }
-        let kind = self.local.kind(local_id)?;
-        let kinds: &[BtfKind] = match kind {
-            BtfKind::Enum | BtfKind::Enum64 => &[BtfKind::Enum, BtfKind::Enum64],
-            _ => std::slice::from_ref(&kind),
-        };
+        let kinds = candidate_kinds(self.local.kind(local_id)?);
         let name = essential_name(self.local.name_of(local_id)?);
         let vmlinux = self.kernel.vmlinux();
-        let mut list = Vec::new();
-        let mut complete = full;
-        if !full {
-            let mut ids: Vec<u32> = kinds
-                .iter()
-                .filter_map(|k| vmlinux.find(*k, name))
-                .collect();
-            ids.sort_unstable();
-            list = ids
-                .into_iter()
-                .map(|id| Candidate {
-                    btf: vmlinux,
-                    obj: BtfObject::Vmlinux,
-                    id,
-                })
-                .collect();
-        }
+        let mut list: Vec<Candidate<'a>> = vmlinux
+            .find_every(&kinds, name)
+            .into_iter()
+            .map(|id| Candidate {
+                btf: vmlinux,
+                obj: BtfObject::Vmlinux,
+                id,
+            })
+            .collect();
         if list.is_empty() {
-            complete = true;
-            list = scan(vmlinux, kinds, name)
-                .into_iter()
-                .map(|id| Candidate {
-                    btf: vmlinux,
-                    obj: BtfObject::Vmlinux,
-                    id,
-                })
-                .collect();
-            if list.is_empty() {
-                for k in kinds {
-                    if let Some((obj @ BtfObject::Module(_), id)) = self.kernel.find(*k, name) {
-                        list.push(Candidate {
-                            btf: self.kernel.btf(&obj),
-                            obj,
-                            id,
-                        });
-                    }
+            for k in kinds {
+                if let Some((obj, id)) = self.kernel.find_in_modules(k, name) {
+                    list.push(Candidate {
+                        btf: self.kernel.btf(&obj),
+                        obj,
+                        id,
+                    });
                 }
             }
         }
-        self.cache.insert(
-            local_id,
-            Candidates {
-                list: list.clone(),
-                complete,
-            },
-        );
+        self.cache.insert(local_id, list.clone());
         Ok(list)
     }
 }
 
-/// Every type of one of `kinds` in `btf` (own types and base) whose essential name is `name`.
-fn scan(btf: &Btf, kinds: &[BtfKind], name: &str) -> Vec<u32> {
-    (1..btf.len())
-        .filter(|&id| {
-            btf.kind(id).is_ok_and(|k| kinds.contains(&k))
-                && btf
-                    .name_of(id)
-                    .is_ok_and(|n| n.starts_with(name) && essential_name(n) == name)
-        })
-        .collect()
+/// The kernel kinds a local root type of `kind` has its candidates among (enum and enum64 mix).
+pub(crate) fn candidate_kinds(kind: BtfKind) -> Vec<BtfKind> {
+    match kind {
+        BtfKind::Enum | BtfKind::Enum64 => vec![BtfKind::Enum, BtfKind::Enum64],
+        k => vec![k],
+    }
+}
+
+/// The CO-RE root types the relocations of `relos` look up in the kernel: (local kind, essential
+/// name) of each named root type (`local_type_id` relocations look nothing up), for the planner's one
+/// pass.
+pub(crate) fn root_type_names<'r>(
+    local: &'r Btf,
+    relos: impl Iterator<Item = &'r CoreRelo>,
+) -> Vec<(BtfKind, &'r str)> {
+    let mut out = Vec::new();
+    for r in
+        relos.filter(|r| !matches!(r.kind, CoreReloKind::TypeIdLocal | CoreReloKind::Unknown(_)))
+    {
+        let (Ok(kind), Ok(name)) = (local.kind(r.type_id), local.name_of(r.type_id)) else {
+            continue;
+        };
+        let name = essential_name(name);
+        if !name.is_empty() && !out.contains(&(kind, name)) {
+            out.push((kind, name));
+        }
+    }
+    out
 }
 
 fn size_code(bytes: u32) -> Option<u8> {

@@ -452,16 +452,14 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     };
 
     // Programs.
-    let mut core = crate::core_reloc::Resolver::new(&spec.btf, kernel);
     let mut programs = BTreeMap::new();
     // Kernel-field offset slots: their loads become immediates (see `field_imm`).
-    let field_slots: std::collections::HashMap<(&str, u64), u32> = plan
-        .fields
-        .iter()
-        .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
-        .collect();
+    let field_slots = plan.field_slots();
     for (name, attach) in &plan.programs {
         let prog = &spec.programs[name];
+        // CO-RE values resolved by the plan, patched in the order of the program's references.
+        let core = plan.core.get(name).unwrap_or(&crate::matching::NO_CORE);
+        let mut core_next = 0;
         let mut insns = prog.insns.clone();
         let inlined =
             crate::field_imm::inline(&mut insns, &prog.refs, &field_slots, attach.returns_void);
@@ -491,12 +489,12 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
                     insns[*insn + 1].imm = *offset as i32;
                 }
                 InsnRef::Core { insn, relo } => {
-                    let core_err = |source: crate::core_reloc::CoreError| Error::Core {
-                        program: name.clone(),
-                        source,
-                    };
-                    let value = core.resolve(relo).map_err(core_err)?;
-                    crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
+                    core.patch(core_next, &mut insns, *insn, relo)
+                        .map_err(|source| Error::Core {
+                            program: name.clone(),
+                            source,
+                        })?;
+                    core_next += 1;
                 }
                 InsnRef::Arena { insn, offset } => {
                     let arena = arena

@@ -4,7 +4,9 @@
 //! is `bpf_struct_ops_<name>`, looked up in vmlinux then module BTF. Members match by name in any order; kinds
 //! (after modifiers and typedefs) must agree; data members must have the same size; bitfields are rejected;
 //! a member the kernel lacks is accepted only while zero. A program may back several maps only for the same
-//! kernel type and member index. Kernel fields (`kernel_field!`) and kfuncs are resolved here too.
+//! kernel type and member index. Kernel fields (`kernel_field!`), kfuncs and the CO-RE relocations of the
+//! planned programs are resolved here too, after one pass over vmlinux's BTF finds every name the object
+//! needs ([`kernel_names`]): loading then patches instructions and makes syscalls, nothing more.
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +16,8 @@ use std::{
 
 use crate::{
     btf::{Btf, BtfError, BtfKind, Type},
-    object::{MemberKind, ObjectSpec, StructOpsSpec},
+    core_reloc::{CoreError, CoreValue},
+    object::{InsnRef, MemberKind, ObjectSpec, StructOpsSpec},
 };
 
 /// Why an object does not match the kernel.
@@ -240,11 +243,19 @@ impl KernelBtf {
         }
     }
 
-    /// Looks up these names in vmlinux in one pass (see [`Btf::find_all`]) so that the [`KernelBtf::find`]
-    /// calls that follow are answered from memory, without building vmlinux's name index. What a one-shot
-    /// loader (the CLI) wants; later lookups of other names still work (they scan, then index).
-    pub fn prefetch(&self, names: &[(BtfKind, &str)]) {
-        self.vmlinux.find_all(names);
+    /// Looks up these names in vmlinux in one pass (see [`Btf::find_batch`]) so that the
+    /// [`KernelBtf::find`] calls and CO-RE candidate searches that follow are answered from memory,
+    /// without building vmlinux's name index. What a one-shot loader (the CLI) wants; later lookups of
+    /// other names still work (they scan, then index).
+    pub fn prefetch(&self, names: &KernelNames) {
+        let exact: Vec<(BtfKind, &str)> =
+            names.exact.iter().map(|(k, n)| (*k, n.as_str())).collect();
+        let every: Vec<(&[BtfKind], &str)> = names
+            .candidates
+            .iter()
+            .map(|(k, n)| (k.as_slice(), n.as_str()))
+            .collect();
+        self.vmlinux.find_batch(&exact, &every);
     }
 
     /// Finds a type or function by kind and name: vmlinux first, then modules.
@@ -252,10 +263,39 @@ impl KernelBtf {
         if let Some(id) = self.vmlinux.find(kind, name) {
             return Some((BtfObject::Vmlinux, id));
         }
+        self.find_in_modules(kind, name)
+    }
+
+    /// Finds a type or function by kind and name in module BTF only (the first module that has it).
+    pub(crate) fn find_in_modules(&self, kind: BtfKind, name: &str) -> Option<(BtfObject, u32)> {
         self.modules().iter().find_map(|(m, b)| {
             b.find_own(kind, name)
                 .map(|id| (BtfObject::Module(m.clone()), id))
         })
+    }
+}
+
+/// Every name an object needs from the kernel's BTF ([`kernel_names`]), for one pass over vmlinux
+/// ([`KernelBtf::prefetch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelNames {
+    /// Types and functions looked up by kind and exact name (the first of each counts): struct_ops
+    /// value types, `kernel_field!` structs, kfuncs, typed ksyms, what registration checks consult.
+    pub exact: Vec<(BtfKind, String)>,
+    /// CO-RE root types by essential name (no `___flavor`), with the kinds of their candidates:
+    /// every kernel type of one of the kinds whose essential name is this one is a candidate.
+    pub candidates: Vec<(Vec<BtfKind>, String)>,
+}
+
+impl KernelNames {
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.candidates.len()
+    }
+
+    /// No names at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -376,6 +416,111 @@ pub struct Plan {
     pub fields: Vec<(String, u64, u32)>,
     /// kfuncs by name.
     pub kfuncs: BTreeMap<String, KfuncTarget>,
+    /// The CO-RE relocations of each planned program that has any, resolved against the kernel.
+    pub core: BTreeMap<String, ProgramCore>,
+}
+
+/// The CO-RE relocations of one program, resolved against the kernel by [`plan`] (or [`check`]):
+/// what loading patches into its instructions, with no kernel BTF lookups left. A relocation no kernel
+/// type satisfies, of a kind without an "absent" value, is not a failure: its instruction is poisoned
+/// (`call 0xbad2310`), which the verifier refuses only where it is reachable, as libbpf does. A failure
+/// (malformed or ambiguous relocation, unreadable BTF, a value the instruction can't hold) makes
+/// loading the program fail.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramCore {
+    relos: Vec<CoreOutcome>,
+}
+
+/// One resolved relocation, in the order of the program's references.
+#[derive(Debug, Clone)]
+struct CoreOutcome {
+    /// The instruction in the linked program.
+    insn: usize,
+    result: Result<CoreValue, CoreError>,
+}
+
+impl ProgramCore {
+    /// Number of relocations.
+    pub fn len(&self) -> usize {
+        self.relos.len()
+    }
+
+    /// No relocations.
+    pub fn is_empty(&self) -> bool {
+        self.relos.is_empty()
+    }
+
+    /// The relocations that can't be applied, in instruction order of the references; loading the
+    /// program fails with the first. Their [`CoreError::insn`] is the index in the linked program.
+    pub fn failures(&self) -> impl Iterator<Item = &CoreError> {
+        self.relos.iter().filter_map(|r| r.result.as_ref().err())
+    }
+
+    /// The instructions that will be poisoned (no kernel type satisfies their relocation).
+    pub fn poisoned(&self) -> impl Iterator<Item = usize> + '_ {
+        self.relos
+            .iter()
+            .filter(|r| r.result.as_ref().is_ok_and(|v| v.poison))
+            .map(|r| r.insn)
+    }
+
+    /// Applies the `k`th CO-RE reference of the program (`relo`, at instruction `insn`) to `insns`:
+    /// pure patching, the value was resolved by the plan. Its failure, if it had one, is returned.
+    pub(crate) fn patch(
+        &self,
+        k: usize,
+        insns: &mut [crate::object::Insn],
+        insn: usize,
+        relo: &crate::object::btf_ext::CoreRelo,
+    ) -> Result<(), CoreError> {
+        match self.relos.get(k) {
+            Some(CoreOutcome { insn: at, result }) if *at == insn => {
+                crate::core_reloc::patch(insns, insn, relo, result.as_ref().map_err(Clone::clone)?)
+            }
+            _ => Err(CoreError::Relocation {
+                type_name: relo.type_name.clone(),
+                access: relo.access.clone(),
+                kind: relo.kind,
+                insn,
+                reason: "not resolved by the plan (the plan was made for another object)".into(),
+            }),
+        }
+    }
+}
+
+/// Resolves the CO-RE relocations of `programs` (those `obj` has; one candidate cache for all), each
+/// also patched into a copy of its program so that a value the instruction can't hold is reported here.
+fn resolve_core<'p>(
+    obj: &ObjectSpec,
+    kernel: &KernelBtf,
+    programs: impl Iterator<Item = &'p str>,
+) -> BTreeMap<String, ProgramCore> {
+    let mut resolver = crate::core_reloc::Resolver::new(obj.btf(), kernel);
+    let mut out = BTreeMap::new();
+    for name in programs {
+        let Some(prog) = obj.program(name) else {
+            continue;
+        };
+        let mut scratch: Option<Vec<crate::object::Insn>> = None;
+        let mut relos = Vec::new();
+        for r in &prog.refs {
+            let InsnRef::Core { insn, relo } = r else {
+                continue;
+            };
+            let result = resolver.resolve_at(relo, *insn).and_then(|value| {
+                let insns = scratch.get_or_insert_with(|| prog.insns.clone());
+                crate::core_reloc::patch(insns, *insn, relo, &value).map(|()| value)
+            });
+            relos.push(CoreOutcome {
+                insn: *insn,
+                result,
+            });
+        }
+        if !relos.is_empty() {
+            out.insert(name.to_owned(), ProgramCore { relos });
+        }
+    }
+    out
 }
 
 /// The verdict on one member, for [`check`]-style reports.
@@ -597,10 +742,29 @@ pub fn match_members(
     })
 }
 
+/// The programs [`plan`] (`all_maps == false`: those of created maps) or [`check`] (`all_maps`: those of
+/// every map) considers: the programs bound to the maps' members, and `SEC("syscall")` programs.
+fn considered_programs(obj: &ObjectSpec, all_maps: bool) -> std::collections::BTreeSet<&str> {
+    let mut out: std::collections::BTreeSet<&str> = obj
+        .struct_ops
+        .values()
+        .filter(|m| all_maps || m.autocreate)
+        .flat_map(|m| m.members.iter().filter_map(|mem| mem.program.as_deref()))
+        .collect();
+    out.extend(
+        obj.programs
+            .iter()
+            .filter(|(_, p)| p.syscall)
+            .map(|(n, _)| n.as_str()),
+    );
+    out
+}
+
 /// Every name [`plan`] (`all_maps == false`: created maps only) or [`check`] (`all_maps`) looks up in the
 /// kernel's BTF for `obj`, so that one pass over vmlinux finds them all ([`KernelBtf::prefetch`]; `plan`
-/// and `check` do it themselves).
-pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> {
+/// and `check` do it themselves): struct_ops value types and what registration checks consult,
+/// `kernel_field!` structs, kfuncs, typed ksyms, and the CO-RE root types of the programs considered.
+pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> KernelNames {
     let mut names = Vec::new();
     let maps: Vec<&StructOpsSpec> = obj
         .struct_ops
@@ -648,16 +812,62 @@ pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> Vec<(BtfKind, String)> 
             }));
         }
     }
+    let programs = considered_programs(obj, all_maps);
+    // Typed ksyms (`extern const struct rq runqueues __ksym;`): by name, then by essential name.
+    let used_externs: std::collections::BTreeSet<&str> = programs
+        .iter()
+        .filter_map(|p| obj.programs.get(*p))
+        .flat_map(|p| p.externs())
+        .collect();
+    for e in obj
+        .externs()
+        .filter(|e| used_externs.contains(e.name.as_str()))
+    {
+        match e.kind {
+            crate::object::externs::ExternKind::KsymVar { .. } => {
+                names.push((BtfKind::Var, e.name.clone()));
+                names.push((
+                    BtfKind::Var,
+                    crate::core_reloc::essential_name(&e.name).to_owned(),
+                ));
+            }
+            crate::object::externs::ExternKind::Kconfig(_) if e.name == "LINUX_HAS_BPF_COOKIE" => {
+                names.push((BtfKind::Enum, "bpf_func_id".to_owned()));
+            }
+            _ => {}
+        }
+    }
     names.sort_by(|a, b| (&a.1, a.0.as_raw()).cmp(&(&b.1, b.0.as_raw())));
     names.dedup();
-    names
+    let relos = programs
+        .iter()
+        .filter_map(|p| obj.programs.get(*p))
+        .flat_map(|p| p.refs.iter())
+        .filter_map(|r| match r {
+            InsnRef::Core { relo, .. } => Some(relo),
+            _ => None,
+        });
+    let mut candidates: Vec<(Vec<BtfKind>, String)> =
+        crate::core_reloc::root_type_names(obj.btf(), relos)
+            .into_iter()
+            .map(|(kind, name)| (crate::core_reloc::candidate_kinds(kind), name.to_owned()))
+            .collect();
+    candidates.sort_by_cached_key(|(kinds, name)| {
+        (
+            name.clone(),
+            kinds.iter().map(|k| k.as_raw()).collect::<Vec<_>>(),
+        )
+    });
+    candidates.dedup();
+    KernelNames {
+        exact: names,
+        candidates,
+    }
 }
 
 /// [`KernelBtf::prefetch`] of [`kernel_names`].
 fn prefetch(obj: &ObjectSpec, kernel: &KernelBtf, all_maps: bool) {
-    let names = kernel_names(obj, all_maps);
-    let names: Vec<(BtfKind, &str)> = names.iter().map(|(k, n)| (*k, n.as_str())).collect();
-    kernel.prefetch(&names);
+    kernel.prefetch(&kernel_names(obj, all_maps));
 }
 
 /// Matches an object against a kernel: every created map, its programs, kernel fields and kfuncs.
@@ -814,6 +1024,7 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
                 .insert(kfunc.to_owned(), KfuncTarget { btf_obj, btf_id });
         }
     }
+    plan.core = resolve_core(obj, kernel, plan.programs.keys().map(String::as_str));
     Ok(plan)
 }
 
@@ -846,6 +1057,21 @@ pub struct CompatReport {
     /// Global variables no instruction reads, with their section: the compiler folded their values into
     /// the code, so [`ObjectSpec::set_global`] refuses them. Informational: loading is not affected.
     pub unread_globals: Vec<(String, String)>,
+    /// CO-RE relocations that can't be applied on this kernel, per program and relocation.
+    pub core: Vec<CoreFailure>,
+}
+
+/// A CO-RE relocation that can't be applied, in a [`CompatReport`].
+#[derive(Debug, Clone)]
+pub struct CoreFailure {
+    /// The program.
+    pub program: String,
+    /// Whether the loader would load the program (it is bound to a created map, or a `SEC("syscall")`
+    /// program): only then does the failure make the object incompatible.
+    pub loaded: bool,
+    /// The relocation and why it fails: [`CoreError::insn`] (the instruction in the linked program),
+    /// [`CoreError::kind`], [`CoreError::access`], [`CoreError::type_name`], [`CoreError::reason`].
+    pub error: CoreError,
 }
 
 impl CompatReport {
@@ -859,6 +1085,7 @@ impl CompatReport {
                 && m.registration.is_empty()
         }) && self.fields.iter().all(|(_, r)| r.is_ok())
             && self.kfuncs.iter().all(|(_, ok)| *ok)
+            && self.core.iter().all(|c| !c.loaded)
     }
 }
 
@@ -904,6 +1131,24 @@ impl std::fmt::Display for CompatReport {
         for (k, ok) in &self.kfuncs {
             writeln!(f, "kfunc {k:<26} {}", if *ok { "found" } else { "MISSING" })?;
         }
+        for c in &self.core {
+            let e = &c.error;
+            writeln!(
+                f,
+                "core  {} insn {}: {} of {} (access `{}`): {}: {}",
+                c.program,
+                e.insn(),
+                e.kind(),
+                e.type_name(),
+                e.access(),
+                if c.loaded {
+                    "INCOMPATIBLE"
+                } else {
+                    "fails (program not loaded)"
+                },
+                e.reason()
+            )?;
+        }
         for (g, section) in &self.unread_globals {
             writeln!(
                 f,
@@ -922,8 +1167,8 @@ impl std::fmt::Display for CompatReport {
     }
 }
 
-/// Reports, without loading anything, whether each map, member, kernel field and kfunc of `obj` matches
-/// `kernel` (the running kernel, or another kernel's BTF from [`KernelBtf::from_file`]).
+/// Reports, without loading anything, whether each map, member, kernel field, kfunc and CO-RE
+/// relocation of `obj` matches `kernel` (the running kernel, or another kernel's BTF from [`KernelBtf::from_file`]).
 pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     prefetch(obj, kernel, true);
     let mut maps = Vec::new();
@@ -992,11 +1237,27 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
         .filter(|(name, g)| !g.read && !name.starts_with(crate::object::FIELD_SYMBOL_PREFIX))
         .map(|(name, g)| (name.clone(), g.section.clone()))
         .collect();
+    let loaded = considered_programs(obj, false);
+    let core = resolve_core(obj, kernel, considered_programs(obj, true).into_iter())
+        .into_iter()
+        .flat_map(|(program, core)| {
+            let loaded = loaded.contains(program.as_str());
+            core.relos
+                .into_iter()
+                .filter_map(|r| r.result.err())
+                .map(move |error| CoreFailure {
+                    program: program.clone(),
+                    loaded,
+                    error,
+                })
+        })
+        .collect();
     CompatReport {
         maps,
         fields,
         kfuncs,
         unread_globals,
+        core,
     }
 }
 
@@ -1380,44 +1641,51 @@ fn obj_name(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the pure steps of loading `obj` on `kernel`, without any syscall: [`plan`], then for every
-/// planned program the kernel-field inlining and the resolution and patching of its CO-RE relocations.
-/// Returns the number of instructions prepared. For fuzzing: the path from untrusted object and BTF
-/// to patched instructions, all of which must fail with typed errors, never panic.
+/// Runs the pure steps of loading `obj` on `kernel`, without any syscall: [`plan`] (which resolves the
+/// CO-RE relocations), then for every planned program the kernel-field inlining and the patching of
+/// its CO-RE relocations, as loading does. Returns the number of instructions prepared. For fuzzing:
+/// the path from untrusted object and BTF to patched instructions, all of which must fail with typed
+/// errors, never panic.
 #[doc(hidden)]
 pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Error> {
     let plan = plan(obj, kernel)?;
-    let slots: std::collections::HashMap<(&str, u64), u32> = plan
-        .fields
-        .iter()
-        .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
-        .collect();
-    let mut core = crate::core_reloc::Resolver::new(obj.btf(), kernel);
+    let slots = plan.field_slots();
     let mut total = 0;
-    for name in plan.programs.keys() {
+    for (name, attach) in &plan.programs {
         let Some(prog) = obj.program(name) else {
             continue;
         };
         let mut insns = prog.insns.clone();
-        crate::field_imm::inline(
-            &mut insns,
-            &prog.refs,
-            &slots,
-            plan.programs[name].returns_void,
-        );
-        for r in &prog.refs {
-            if let crate::object::InsnRef::Core { insn, relo } = r {
-                let core_err = |source: crate::core_reloc::CoreError| crate::Error::Core {
+        crate::field_imm::inline(&mut insns, &prog.refs, &slots, attach.returns_void);
+        let core = plan.core.get(name).unwrap_or(&NO_CORE);
+        let relos = prog.refs.iter().filter_map(|r| match r {
+            InsnRef::Core { insn, relo } => Some((*insn, relo)),
+            _ => None,
+        });
+        for (k, (insn, relo)) in relos.enumerate() {
+            core.patch(k, &mut insns, insn, relo)
+                .map_err(|source| crate::Error::Core {
                     program: name.clone(),
                     source,
-                };
-                let value = core.resolve(relo).map_err(core_err)?;
-                crate::core_reloc::patch(&mut insns, *insn, relo, &value).map_err(core_err)?;
-            }
+                })?;
         }
         total += insns.len();
     }
     Ok(total)
+}
+
+/// The CO-RE outcome of a program without relocations.
+pub(crate) static NO_CORE: ProgramCore = ProgramCore { relos: Vec::new() };
+
+impl Plan {
+    /// Kernel-field offset slots: (data section, offset in section) -> kernel offset, for
+    /// [`crate::field_imm::inline`].
+    pub(crate) fn field_slots(&self) -> std::collections::HashMap<(&str, u64), u32> {
+        self.fields
+            .iter()
+            .map(|(section, at, offset)| ((section.as_str(), *at), *offset))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -1653,5 +1921,199 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("bpf_qdisc_validate"))
         );
+    }
+
+    fn testdata(name: &str) -> ObjectSpec {
+        ObjectSpec::from_file(format!(
+            "{}/../testdata/obj/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// The program-relative instructions of `prog`'s CO-RE references.
+    fn core_insns(obj: &ObjectSpec, prog: &str) -> Vec<usize> {
+        obj.program(prog)
+            .unwrap()
+            .refs
+            .iter()
+            .filter_map(|r| match r {
+                InsnRef::Core { insn, .. } => Some(*insn),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A kernel whose `struct tcp_sock` exists twice, with Reno's fields at different offsets: every
+    /// CO-RE relocation of reno.o is ambiguous (a failure, not a poisoning), and `check` says so per
+    /// program and instruction.
+    #[test]
+    fn check_reports_failing_core_relocations_by_program_and_instruction() {
+        let obj = testdata("reno.o");
+        let names = kernel_names(&obj, false);
+        assert_eq!(
+            names.candidates,
+            [(vec![BtfKind::Struct], "tcp_sock".to_owned())]
+        );
+        let mut b = BtfBuilder::new();
+        let u32_ = b.int("unsigned int", 4, false);
+        let fields = |base: u32| {
+            [
+                ("snd_cwnd", u32_, base),
+                ("snd_ssthresh", u32_, base + 32),
+                ("snd_cwnd_cnt", u32_, base + 64),
+                ("prior_cwnd", u32_, base + 96),
+            ]
+        };
+        b.strukt("tcp_sock", 64, &fields(0));
+        b.strukt("tcp_sock", 64, &fields(128));
+        // Reno's struct_ops type, so that planning gets as far as CO-RE.
+        let proto = b.add(BtfKind::FuncProto, "", 0, false, 0, &[]);
+        let fptr = b.ptr(proto);
+        let char_ = b.int("char", 1, true);
+        let name16 = b.array(char_, u32_, 16);
+        let ops = b.strukt(
+            "tcp_congestion_ops",
+            48,
+            &[
+                ("init", fptr, 0),
+                ("ssthresh", fptr, 64),
+                ("cong_avoid", fptr, 128),
+                ("undo_cwnd", fptr, 192),
+                ("name", name16, 256),
+            ],
+        );
+        b.strukt(
+            "bpf_struct_ops_tcp_congestion_ops",
+            56,
+            &[("refcnt", u32_, 0), ("data", ops, 64)],
+        );
+        let kernel = KernelBtf::from_btf(b.parse());
+        let report = check(&obj, &kernel);
+        assert!(!report.core.is_empty());
+        assert!(!report.compatible());
+        let mut by_program: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for c in &report.core {
+            assert!(c.loaded, "{c:?}");
+            assert_eq!(c.error.type_name(), "struct tcp_sock");
+            assert_eq!(c.error.kind(), crate::CoreReloKind::FieldByteOffset);
+            assert!(c.error.reason().contains("ambiguous"), "{}", c.error);
+            by_program
+                .entry(c.program.as_str())
+                .or_default()
+                .push(c.error.insn());
+        }
+        // Every relocation of every program, named by its instruction in the linked program.
+        let expected: BTreeMap<&str, Vec<usize>> = obj
+            .programs
+            .keys()
+            .map(|p| (p.as_str(), core_insns(&obj, p)))
+            .filter(|(_, insns)| !insns.is_empty())
+            .collect();
+        assert_eq!(by_program, expected);
+        let text = report.to_string();
+        let first = &report.core[0];
+        assert!(
+            text.contains(&format!(
+                "core  {} insn {}: byte_off of struct tcp_sock (access `{}`): INCOMPATIBLE",
+                first.program,
+                first.error.insn(),
+                first.error.access()
+            )),
+            "{text}"
+        );
+        // The plan holds the same failures; loading (its dry run) fails with the first program's first.
+        let plan = plan(&obj, &kernel).unwrap();
+        let (first_prog, first_insns) = expected.iter().next().unwrap();
+        let failures: Vec<usize> = plan.core[*first_prog]
+            .failures()
+            .map(CoreError::insn)
+            .collect();
+        assert_eq!(&failures, first_insns);
+        match dry_run(&obj, &kernel).unwrap_err() {
+            crate::Error::Core { program, source } => {
+                assert_eq!(program, *first_prog);
+                assert_eq!(source.insn(), first_insns[0]);
+            }
+            e => panic!("{e}"),
+        }
+    }
+
+    /// One pass over vmlinux answers every lookup of planning, CO-RE candidates included: after
+    /// [`KernelBtf::prefetch`] of [`kernel_names`], planning and the loader's pure steps (patching the
+    /// plan's CO-RE values, which needs no kernel) scan nothing more and build no name index.
+    #[test]
+    fn plan_and_patching_need_no_lookup_after_the_one_pass() {
+        const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+        if !Path::new(VMLINUX).exists() {
+            crate::test_skip::skip(
+                "plan_and_patching_need_no_lookup_after_the_one_pass",
+                "vmlinux_btf",
+                "no /sys/kernel/btf/vmlinux",
+            );
+            return;
+        }
+        for name in ["reno.o", "tcp_cc.o", "dctcp_storage.o", "globals.o"] {
+            let obj = testdata(name);
+            let kernel = KernelBtf::from_file(VMLINUX).unwrap();
+            kernel.prefetch(&kernel_names(&obj, false));
+            assert_eq!(kernel.vmlinux().scans(), 1, "{name}");
+            let plan = plan(&obj, &kernel).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                kernel.vmlinux().scans(),
+                1,
+                "{name}: planning scanned again"
+            );
+            assert!(!kernel.vmlinux().name_index_built(), "{name}");
+            let relos: usize = plan.core.values().map(ProgramCore::len).sum();
+            if name == "reno.o" {
+                assert_eq!(plan.core.len(), 3, "{name}: {:?}", plan.core.keys());
+                assert!(relos >= 8, "{name}: {relos}");
+            }
+            // Loading's pure part: patching takes the plan, not the kernel.
+            for (prog, core) in &plan.core {
+                assert_eq!(core.failures().count(), 0, "{name} {prog}");
+                let spec = obj.program(prog).unwrap();
+                let mut insns = spec.insns.clone();
+                let refs = spec.refs.iter().filter_map(|r| match r {
+                    InsnRef::Core { insn, relo } => Some((*insn, relo)),
+                    _ => None,
+                });
+                for (k, (insn, relo)) in refs.enumerate() {
+                    core.patch(k, &mut insns, insn, relo).unwrap();
+                }
+            }
+            dry_run(&obj, &kernel).unwrap();
+            assert_eq!(kernel.vmlinux().scans(), 1, "{name}: dry run scanned again");
+            // check (all maps) needs names of its own; one more pass at most.
+            let kernel = KernelBtf::from_file(VMLINUX).unwrap();
+            let report = check(&obj, &kernel);
+            assert!(report.core.is_empty(), "{name}: {report}");
+            assert_eq!(kernel.vmlinux().scans(), 1, "{name}: check scanned again");
+        }
+    }
+
+    /// A plan made for one object does not patch another's relocation: a typed error, no panic.
+    #[test]
+    fn patching_a_relocation_the_plan_lacks_is_an_error() {
+        let obj = testdata("reno.o");
+        let (prog, insns) = obj
+            .programs
+            .keys()
+            .map(|p| (p.clone(), core_insns(&obj, p)))
+            .find(|(_, i)| !i.is_empty())
+            .unwrap();
+        let spec = obj.program(&prog).unwrap();
+        let relo = spec
+            .refs
+            .iter()
+            .find_map(|r| match r {
+                InsnRef::Core { relo, .. } => Some(relo),
+                _ => None,
+            })
+            .unwrap();
+        let mut code = spec.insns.clone();
+        let e = NO_CORE.patch(0, &mut code, insns[0], relo).unwrap_err();
+        assert!(e.reason().contains("not resolved by the plan"), "{e}");
     }
 }

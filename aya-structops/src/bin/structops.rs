@@ -801,6 +801,9 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
             faults.insert(format!("kfunc `{k}` is missing"));
         }
     }
+    for c in report.core.iter().filter(|c| c.loaded) {
+        faults.insert(format!("program `{}`: {}", c.program, c.error));
+    }
     for e in missing_externs {
         if let Err(why) = &e.status {
             faults.insert(why.clone());

@@ -35,35 +35,75 @@ pub(super) const MAX_BATCH: usize = 48;
 /// More string offsets than this and the type pass tests each word against a bitmap first.
 const DIRECT_COMPARE: usize = 8;
 
-/// One wanted name: its kind and the string offsets (in `btf`'s split-aware offset space) whose
-/// NUL-terminated string is the name.
+/// One name a scan looks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Query<'a> {
+    /// The kinds wanted, as a bit set of raw kinds (`1 << kind`).
+    pub kinds: u32,
+    /// The name.
+    pub name: &'a str,
+    /// Every own type of those kinds whose *essential* name is `name` (the name, or the name followed
+    /// by a `___flavor` suffix: CO-RE's candidates), in id order; otherwise only the lowest id whose
+    /// name is exactly `name` (what the name index answers).
+    pub every: bool,
+}
+
+impl<'a> Query<'a> {
+    /// The lowest own id of `kind` named `name`.
+    pub fn first(kind: BtfKind, name: &'a str) -> Self {
+        Query {
+            kinds: 1 << kind.as_raw(),
+            name,
+            every: false,
+        }
+    }
+
+    /// Every own id of one of `kinds` whose essential name is `name`.
+    pub fn every(kinds: &[BtfKind], name: &'a str) -> Self {
+        Query {
+            kinds: kinds.iter().fold(0, |set, k| set | 1 << k.as_raw()),
+            name,
+            every: true,
+        }
+    }
+}
+
+/// One wanted name: its kinds and the string offsets (in `btf`'s split-aware offset space) whose
+/// NUL-terminated string is the name (or, for [`Query::every`], has the name as its essential name).
 struct Wanted {
-    kind: u32,
+    kinds: u32,
+    every: bool,
     offsets: Vec<u32>,
 }
 
-/// Finds each `(kind, name)` among `btf`'s own types (not its base's) in one pass; `None` where
-/// absent. A corrupt type section finds nothing (as the name index then does).
+/// Finds each query among `btf`'s own types (not its base's) in one pass: per query the ids found, in
+/// increasing order (at most one unless [`Query::every`]). A corrupt type section finds nothing (as the
+/// name index then does).
 ///
 /// If the type section has not been indexed yet, the names are found during the pass that indexes
 /// it (comparing each record's `name_off`); otherwise by the pass over its words.
-pub(super) fn scan(btf: &Btf, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
-    let mut found = vec![None; names.len()];
-    // Each distinct name is searched for once (a kernel field's type is wanted as struct and union).
-    let mut searched: Vec<(&str, Vec<u32>)> = Vec::new();
-    let wanted: Vec<Wanted> = names
+pub(super) fn scan(btf: &Btf, queries: &[Query<'_>]) -> Vec<Vec<u32>> {
+    let mut found = vec![Vec::new(); queries.len()];
+    // Each distinct (name, flavors too?) is searched for once (a kernel field's type is wanted as struct
+    // and union).
+    let mut searched: Vec<(&str, bool, Vec<u32>)> = Vec::new();
+    let wanted: Vec<Wanted> = queries
         .iter()
-        .map(|&(kind, name)| {
-            let offsets = match searched.iter().find(|(n, _)| *n == name) {
-                Some((_, offsets)) => offsets.clone(),
+        .map(|q| {
+            let offsets = match searched
+                .iter()
+                .find(|(n, every, _)| *n == q.name && *every == q.every)
+            {
+                Some((_, _, offsets)) => offsets.clone(),
                 None => {
-                    let offsets = string_offsets(btf, name);
-                    searched.push((name, offsets.clone()));
+                    let offsets = string_offsets(btf, q.name, q.every);
+                    searched.push((q.name, q.every, offsets.clone()));
                     offsets
                 }
             };
             Wanted {
-                kind: kind.as_raw(),
+                kinds: q.kinds,
+                every: q.every,
                 offsets,
             }
         })
@@ -74,9 +114,12 @@ pub(super) fn scan(btf: &Btf, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
     }
     let first_id = btf.first_id();
     let mut record = |local: usize, name_off: u32, kind: u32| {
-        for (w, slot) in wanted.iter().zip(found.iter_mut()) {
-            if w.kind == kind && slot.is_none() && w.offsets.contains(&name_off) {
-                *slot = Some(first_id + local as u32);
+        for (w, ids) in wanted.iter().zip(found.iter_mut()) {
+            if (w.kinds >> (kind & 31)) & 1 == 1
+                && (w.every || ids.is_empty())
+                && w.offsets.contains(&name_off)
+            {
+                ids.push(first_id + local as u32);
             }
         }
     };
@@ -90,7 +133,7 @@ pub(super) fn scan(btf: &Btf, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
         })
     });
     let Ok(index) = index else {
-        return vec![None; names.len()];
+        return vec![Vec::new(); queries.len()];
     };
     if !walked {
         let types = &btf.inner.types[..];
@@ -163,8 +206,9 @@ impl OffsetSet {
 }
 
 /// Every offset, in `btf`'s offset space (base strings included for split BTF, where own types may
-/// name base strings), at which the string `name` (NUL-terminated) can be read.
-fn string_offsets(btf: &Btf, name: &str) -> Vec<u32> {
+/// name base strings), at which the string `name` (NUL-terminated) can be read; with `flavors`, also
+/// those of the strings `name___flavor` whose essential name is `name`.
+fn string_offsets(btf: &Btf, name: &str, flavors: bool) -> Vec<u32> {
     let mut out = Vec::new();
     // Anonymous types are never found; a name with a NUL in it names no string.
     if name.is_empty() || name.as_bytes().contains(&0) {
@@ -172,11 +216,27 @@ fn string_offsets(btf: &Btf, name: &str) -> Vec<u32> {
     }
     let mut needle = Vec::with_capacity(name.len() + 1);
     needle.extend_from_slice(name.as_bytes());
-    needle.push(0);
+    if !flavors {
+        needle.push(0);
+    }
     let finder = memmem::Finder::new(&needle);
     let mut blob = Some(btf);
     while let Some(b) = blob {
-        for pos in finder.find_iter(&b.inner.strings) {
+        let strings = &b.inner.strings[..];
+        for pos in finder.find_iter(strings) {
+            if flavors {
+                // `name` is a prefix here: of the string `name`, or of a flavor of it?
+                let rest = &strings[pos + name.len()..];
+                let exact = rest.first() == Some(&0);
+                let flavor = rest.starts_with(b"___")
+                    && std::ffi::CStr::from_bytes_until_nul(&strings[pos..])
+                        .ok()
+                        .and_then(|s| s.to_str().ok())
+                        .is_some_and(|s| super::essential_name(s) == name);
+                if !exact && !flavor {
+                    continue;
+                }
+            }
             if let Some(off) = u32::try_from(pos)
                 .ok()
                 .and_then(|p| p.checked_add(b.inner.str_base))

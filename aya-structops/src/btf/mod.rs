@@ -9,8 +9,10 @@
 //! Name lookups ([`Btf::find`]) start without a name index: each is a scan for that name (its
 //! string offsets by substring search, then one pass over the type section comparing words; see
 //! `lookup.rs`), ~0.25 ms on vmlinux, and its answer is memoized. [`Btf::find_all`] finds a batch
-//! of names in one such pass. After [`lookup::SCAN_BUDGET`] scans the next miss builds the name
-//! index: an open-addressing hash table of type ids keyed by a hash of the name bytes (see
+//! of names in one such pass, and [`Btf::find_batch`] adds to the same pass every type whose
+//! essential name (without a `___flavor` suffix) is a given one ([`Btf::find_every`]: CO-RE's
+//! candidates). After [`lookup::SCAN_BUDGET`] scans the next miss builds the name index: an
+//! open-addressing hash table of type ids keyed by a hash of the name bytes (see
 //! `names.rs`), ~3.5 ms once for vmlinux's 71k named types, then ~0.5 µs per lookup.
 //! [`Btf::index_names`] builds it up front. A one-shot process (the `structops` CLI, which needs a
 //! handful of names) so never pays for the index; a long-lived one that keeps asking pays it once.
@@ -82,21 +84,28 @@ struct Inner {
     scanned: Mutex<Scanned>,
 }
 
-/// Memoized scan answers ([`Btf::find_own`] before the name index is built).
+/// Memoized scan answers ([`Btf::find_own`] before the name index is built, [`Btf::find_every`]).
 #[derive(Default)]
 struct Scanned {
-    /// `(kind, name) -> lowest own id`, in lookup order (a handful of entries).
-    found: Vec<(BtfKind, Box<str>, Option<u32>)>,
+    /// `(kinds, every, name) -> ids`, in lookup order (a handful of entries): kinds as a bit set of
+    /// raw kinds; `every == false`: the lowest own id of that kind named `name` (at most one),
+    /// else every own id whose essential name is `name`.
+    found: Vec<(u32, bool, Box<str>, Vec<u32>)>,
     /// Scans made so far; at [`lookup::SCAN_BUDGET`] the next miss builds the name index.
     scans: u32,
 }
 
 impl Scanned {
-    fn get(&self, kind: BtfKind, name: &str) -> Option<Option<u32>> {
+    fn get_query(&self, q: &lookup::Query<'_>) -> Option<&[u32]> {
         self.found
             .iter()
-            .find(|(k, n, _)| *k == kind && **n == *name)
-            .map(|(_, _, id)| *id)
+            .find(|(k, e, n, _)| *k == q.kinds && *e == q.every && **n == *q.name)
+            .map(|(.., ids)| ids.as_slice())
+    }
+
+    fn get(&self, kind: BtfKind, name: &str) -> Option<Option<u32>> {
+        self.get_query(&lookup::Query::first(kind, name))
+            .map(|ids| ids.first().copied())
     }
 }
 
@@ -292,6 +301,20 @@ impl Header {
         let start = self.hdr_len + offset as usize;
         raw.slice(start..start + len as usize)
     }
+}
+
+/// A name without its `___flavor` suffix (libbpf's *essential* name): everything before the last
+/// `X___Y` separator where neither `X` nor `Y` is an underscore, so `a___v2___compat` -> `a___v2`.
+pub(crate) fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    if b.len() >= 5 {
+        for i in (0..=b.len() - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..=i];
+            }
+        }
+    }
+    name
 }
 
 /// Encodes a version-1 little-endian header for a blob whose type section (of `type_len` bytes)
@@ -634,7 +657,9 @@ impl Btf {
                 return self.name_index().find(self, kind, name);
             }
         }
-        self.scan_own(&[(kind, name)])[0]
+        self.scan_own(&[lookup::Query::first(kind, name)])[0]
+            .first()
+            .copied()
     }
 
     /// [`Btf::find`] for several names at once: the ids in the same order, `None` where absent.
@@ -643,14 +668,37 @@ impl Btf {
     /// later [`Btf::find`] calls for these names cost nothing): the cheap way for a one-shot
     /// process to look up the handful of names an object needs.
     pub fn find_all(&self, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
+        self.find_batch(names, &[])
+    }
+
+    /// Every own type (not the base's) of one of `kinds` whose *essential* name is `name`: named
+    /// `name`, or `name___flavor` where `___flavor` is the last such suffix (CO-RE's candidate types,
+    /// see libbpf's `bpf_core_essential_name_len`), in id order. Anonymous types are never found.
+    ///
+    /// Answered by a scan (see the module docs; the name index knows exact names only), memoized:
+    /// [`Btf::find_batch`] answers it in the same pass as other names.
+    pub fn find_every(&self, kinds: &[BtfKind], name: &str) -> Vec<u32> {
+        let query = lookup::Query::every(kinds, name);
+        if let Some(ids) = self.scanned().get_query(&query) {
+            return ids.to_vec();
+        }
+        self.scan_own(&[query]).swap_remove(0)
+    }
+
+    /// [`Btf::find_all`] of `names` and [`Btf::find_every`] of `every` in one pass over the type
+    /// section (for names not answered yet): every kernel name a one-shot loader needs, found at once.
+    /// Returns the answers to `names`; those to `every` are memoized for [`Btf::find_every`].
+    pub fn find_batch(
+        &self,
+        names: &[(BtfKind, &str)],
+        every: &[(&[BtfKind], &str)],
+    ) -> Vec<Option<u32>> {
         let mut found: Vec<Option<u32>> = match self.base() {
             Some(base) => base.find_all(names),
             None => vec![None; names.len()],
         };
         let missing: Vec<usize> = (0..names.len()).filter(|&i| found[i].is_none()).collect();
-        if missing.is_empty() {
-            return found;
-        }
+        let mut queries: Vec<lookup::Query<'_>> = Vec::new();
         if let Some(index) = self
             .inner
             .names
@@ -658,35 +706,42 @@ impl Btf {
             .or_else(|| self.base().map(|_| self.name_index()))
         {
             // Indexed, or split BTF (see `find_own`).
-            for i in missing {
+            for &i in &missing {
                 found[i] = index.find(self, names[i].0, names[i].1);
             }
-            return found;
-        }
-        let unknown: Vec<(BtfKind, &str)> = {
+        } else {
             let scanned = self.scanned();
-            missing
-                .iter()
-                .filter_map(|&i| match scanned.get(names[i].0, names[i].1) {
+            queries.extend(missing.iter().filter_map(
+                |&i| match scanned.get(names[i].0, names[i].1) {
                     Some(id) => {
                         found[i] = id;
                         None
                     }
-                    None => Some(names[i]),
-                })
-                .collect()
-        };
-        if unknown.len() > lookup::MAX_BATCH {
-            // So many names that the index is the cheaper way (and the memo stays small).
-            let index = self.name_index();
-            for i in missing {
-                found[i] = index.find(self, names[i].0, names[i].1);
+                    None => Some(lookup::Query::first(names[i].0, names[i].1)),
+                },
+            ));
+            drop(scanned);
+            if queries.len() > lookup::MAX_BATCH {
+                // So many names that the index is the cheaper way (and the memo stays small).
+                queries.clear();
+                let index = self.name_index();
+                for &i in &missing {
+                    found[i] = index.find(self, names[i].0, names[i].1);
+                }
             }
+        }
+        let scanned = self.scanned();
+        queries.extend(
+            every
+                .iter()
+                .map(|(kinds, name)| lookup::Query::every(kinds, name))
+                .filter(|q| scanned.get_query(q).is_none()),
+        );
+        drop(scanned);
+        if queries.is_empty() {
             return found;
         }
-        if !unknown.is_empty() {
-            self.scan_own(&unknown);
-        }
+        self.scan_own(&queries);
         let scanned = self.scanned();
         for i in missing {
             if found[i].is_none() {
@@ -714,15 +769,29 @@ impl Btf {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Scans own types for `names` (one pass) and memoizes the answers.
-    fn scan_own(&self, names: &[(BtfKind, &str)]) -> Vec<Option<u32>> {
-        let found = lookup::scan(self, names);
-        tracing::trace!(?names, ?found, "BTF name scan");
+    /// Scans made so far (before the name index): what tests count to see that one pass sufficed.
+    #[cfg(test)]
+    pub(crate) fn scans(&self) -> u32 {
+        self.scanned().scans
+    }
+
+    /// Whether the name index has been built.
+    #[cfg(test)]
+    pub(crate) fn name_index_built(&self) -> bool {
+        self.inner.names.get().is_some()
+    }
+
+    /// Scans own types for `queries` (one pass) and memoizes the answers.
+    fn scan_own(&self, queries: &[lookup::Query<'_>]) -> Vec<Vec<u32>> {
+        let found = lookup::scan(self, queries);
+        tracing::trace!(?queries, ?found, "BTF name scan");
         let mut scanned = self.scanned();
         scanned.scans = scanned.scans.saturating_add(1);
-        for (&(kind, name), id) in names.iter().zip(&found) {
-            if scanned.get(kind, name).is_none() {
-                scanned.found.push((kind, name.into(), *id));
+        for (q, ids) in queries.iter().zip(&found) {
+            if scanned.get_query(q).is_none() {
+                scanned
+                    .found
+                    .push((q.kinds, q.every, q.name.into(), ids.clone()));
             }
         }
         found

@@ -622,7 +622,11 @@ fn scan_finds_split_types_by_base_and_own_strings() {
     // Split BTF goes to its (small) name index; the scan itself finds the same.
     assert!(module.inner.names.get().is_some());
     let module = Btf::parse_split(s.build(), &base).unwrap();
-    assert_eq!(lookup::scan(&module, &queries[1..3]), [Some(f), Some(own)]);
+    let queries = [
+        lookup::Query::first(BtfKind::Func, "base_ops"),
+        lookup::Query::first(BtfKind::Struct, "mod_ops"),
+    ];
+    assert_eq!(lookup::scan(&module, &queries), [vec![f], vec![own]]);
 }
 
 /// A corrupt type section finds nothing, by scan as by index.
@@ -1260,5 +1264,64 @@ fn sanitize_blanks_datasecs_old_kernels_cannot_name() {
     assert!(
         matches!(out.type_by_id(opt).unwrap(), Type::Struct(c) if c.name.is_empty() && c.size == 0),
         "a DATASEC named with `?` becomes an anonymous empty struct"
+    );
+}
+
+/// `find_every` (CO-RE's candidates): every type of the kinds whose essential name is the name, so
+/// same-named duplicates and flavors, in id order; not another kind, a double flavor (whose essential
+/// name is `dup___a`), a name ending in the name, nor a `___` that is part of a longer underscore run.
+/// A `find_batch` finds them in the pass that finds its exact names, and answers later calls.
+#[test]
+fn find_every_finds_duplicates_and_flavors_in_one_pass() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    let d1 = b.strukt("dup", 4, &[("a", int, 0)]);
+    let _xdup = b.strukt("xdup", 4, &[("a", int, 0)]);
+    let d2 = b.strukt("dup", 8, &[("a", int, 0)]);
+    let _union = b.composite(BtfKind::Union, "dup", 4, false, &[("a", int, 0)]);
+    let flavor = b.strukt("dup___v2", 4, &[("a", int, 0)]);
+    let _double = b.strukt("dup___a___b", 4, &[("a", int, 0)]);
+    let _underscores = b.strukt("dup____x", 4, &[("a", int, 0)]);
+    let d3 = b.strukt("dup", 12, &[("a", int, 0)]);
+    // A record named by the tail of "xdup" (offset + 1) is named `dup` too, as the name index says.
+    let xdup_off = {
+        let probe = b.parse();
+        let id = probe.find(BtfKind::Struct, "xdup").unwrap();
+        probe.raw_type(id).unwrap().0.name_off()
+    };
+    let tail = b.raw(xdup_off + 1, BtfKind::Struct.as_raw(), 0, false, 0, &[]);
+    let other = b.int("other", 4, false);
+    let btf = b.parse();
+    assert_eq!(
+        btf.find_batch(&[(BtfKind::Int, "other")], &[(&[BtfKind::Struct], "dup")]),
+        [Some(other)]
+    );
+    assert_eq!(btf.scans(), 1);
+    assert_eq!(
+        btf.find_every(&[BtfKind::Struct], "dup"),
+        [d1, d2, flavor, d3, tail]
+    );
+    assert_eq!(btf.find(BtfKind::Int, "other"), Some(other));
+    assert_eq!(btf.scans(), 1, "answered from the one pass");
+    // Other kinds and names are another scan; the union is found with its kind.
+    assert_eq!(
+        btf.find_every(&[BtfKind::Struct, BtfKind::Union], "dup")
+            .len(),
+        6
+    );
+    assert_eq!(btf.find_every(&[BtfKind::Struct], "dup___a"), [_double]);
+    assert!(btf.find_every(&[BtfKind::Struct], "").is_empty());
+    assert_eq!(btf.scans(), 4);
+    // After the name index exists, find_every still scans (the index knows exact names only) and
+    // agrees; a batch then answers its exact names from the index.
+    let btf = b.parse();
+    btf.index_names();
+    assert_eq!(
+        btf.find_every(&[BtfKind::Struct], "dup"),
+        [d1, d2, flavor, d3, tail]
+    );
+    assert_eq!(
+        btf.find_batch(&[(BtfKind::Struct, "xdup")], &[]),
+        [Some(_xdup)]
     );
 }

@@ -546,6 +546,7 @@ mod tests {
                 .map(|(k, ok)| ((*k).to_owned(), *ok))
                 .collect(),
             unread_globals: Vec::new(),
+            core: Vec::new(),
         }
     }
 
