@@ -6,6 +6,55 @@ pub use crate::matching::MatchError;
 pub use crate::object::ParseError;
 pub use crate::sys::SysError;
 
+/// What usually causes the kernel's refusal of a registration, told from its errno and what was being
+/// registered: the `hint` of [`Error::Register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegisterHint {
+    /// `EBUSY` for a `.struct_ops` (non-link) map: such a map registers once; the kernel refuses it after
+    /// its unregistration, so the object must be loaded again.
+    RegisteredBefore,
+    /// `EBUSY` otherwise: the map is registered already.
+    AlreadyRegistered,
+    /// `EINVAL`: the kernel refused the value: a member the kernel type requires may be missing, or a data
+    /// member is invalid.
+    ValueRefused,
+    /// `EEXIST`: a struct_ops of that name is registered already.
+    NameTaken,
+    /// `EOPNOTSUPP`: the type's subsystem does not allow registering it.
+    NotRegistrable,
+    /// `EPERM` / `EACCES`: the process lacks the privileges (root, or `CAP_BPF` with
+    /// `CAP_NET_ADMIN`/`CAP_SYS_ADMIN`).
+    Privileges,
+    /// `EPERM` from a link update: the link does not use the expected old map.
+    OldMapMismatch,
+    /// `EINVAL` from a link update: the maps are of different types, or the new one is not a link map.
+    MapsIncompatible,
+}
+
+impl std::fmt::Display for RegisterHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RegisterHint::RegisteredBefore => {
+                "this map is registered, or was: a .struct_ops map registers once, the kernel refuses it \
+                 after its unregistration; load the object again"
+            }
+            RegisterHint::AlreadyRegistered => "this map is already registered",
+            RegisterHint::ValueRefused => {
+                "the kernel refused the value: a mandatory member of the type may be missing or a data \
+                 member invalid"
+            }
+            RegisterHint::NameTaken => "a struct_ops of that name is already registered",
+            RegisterHint::NotRegistrable => "its subsystem does not allow registering this type",
+            RegisterHint::Privileges => "needs root or CAP_BPF + CAP_NET_ADMIN/CAP_SYS_ADMIN",
+            RegisterHint::OldMapMismatch => "the link does not use the expected old map",
+            RegisterHint::MapsIncompatible => {
+                "the maps are of different types, or the new one is not a link map"
+            }
+        })
+    }
+}
+
 /// The error type of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,7 +116,10 @@ pub enum Error {
         source: SysError,
     },
     /// Registering a struct_ops map failed (e.g. a mandatory member is missing, the name is taken).
-    #[error("registering struct_ops map `{map}` of type `{type_name}` failed: {source}{hint}")]
+    #[error(
+        "registering struct_ops map `{map}` of type `{type_name}` failed: {source}{}",
+        .hint.map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
     Register {
         /// The map.
         map: String,
@@ -76,8 +128,8 @@ pub enum Error {
         /// The syscall error.
         #[source]
         source: SysError,
-        /// What usually causes this errno, or empty.
-        hint: String,
+        /// What usually causes this errno for this registration, when we know.
+        hint: Option<RegisterHint>,
     },
     /// Registering failed because a struct_ops of the same name is already registered (the kernel's
     /// `EEXIST`): another congestion control or scheduler holds `name`.

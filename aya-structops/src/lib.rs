@@ -50,7 +50,9 @@ use std::sync::{Arc, OnceLock};
 /// and aya-log's reader, without a second, possibly different, aya in the user's dependency tree.
 pub use aya;
 pub use core_reloc::CoreError;
-pub use error::{Error, MatchError, ParseError, SysError, describe_io_error, kernel_errno_name};
+pub use error::{
+    Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error, kernel_errno_name,
+};
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;

@@ -13,7 +13,7 @@ use tokio::io::{Interest, unix::AsyncFd};
 use tracing::{debug, info_span};
 
 use crate::{
-    Error,
+    Error, RegisterHint,
     load::{Loaded, StructOpsMap},
     sys,
 };
@@ -402,11 +402,9 @@ impl UpdateJob {
             map: self.name.clone(),
             type_name: self.type_name.clone(),
             hint: match source.errno() {
-                Some(libc::EPERM) => " (the link does not use the expected old map)".into(),
-                Some(libc::EINVAL) => {
-                    " (the maps are of different types, or the new one is not a link map)".into()
-                }
-                _ => String::new(),
+                Some(libc::EPERM) => Some(RegisterHint::OldMapMismatch),
+                Some(libc::EINVAL) => Some(RegisterHint::MapsIncompatible),
+                _ => None,
             },
             source,
         };
@@ -470,26 +468,17 @@ struct Job {
     _programs: Vec<Arc<OwnedFd>>,
 }
 
-fn hint(errno: Option<i32>, type_name: &str, link: bool) -> String {
-    match errno {
-        Some(libc::EBUSY) if !link => {
-            " (this map is registered, or was: a .struct_ops map registers \
-            once, the kernel refuses it after its unregistration; load the object again)"
-                .into()
-        }
-        Some(libc::EINVAL) => format!(
-            " (the kernel refused the value: a mandatory member of `{type_name}` may be missing or a data member invalid)"
-        ),
-        Some(libc::EEXIST) => " (a struct_ops of that name is already registered)".into(),
-        Some(libc::EBUSY) => " (this map is already registered)".into(),
-        Some(libc::EOPNOTSUPP) => {
-            format!(" (`{type_name}` cannot be registered: its subsystem does not allow it)")
-        }
-        Some(libc::EPERM) | Some(libc::EACCES) => {
-            " (needs root or CAP_BPF + CAP_NET_ADMIN/CAP_SYS_ADMIN)".into()
-        }
-        _ => String::new(),
-    }
+/// What usually causes a registration's `errno`.
+fn hint(errno: Option<i32>, link: bool) -> Option<RegisterHint> {
+    Some(match errno? {
+        libc::EBUSY if !link => RegisterHint::RegisteredBefore,
+        libc::EBUSY => RegisterHint::AlreadyRegistered,
+        libc::EINVAL => RegisterHint::ValueRefused,
+        libc::EEXIST => RegisterHint::NameTaken,
+        libc::EOPNOTSUPP => RegisterHint::NotRegistrable,
+        libc::EPERM | libc::EACCES => RegisterHint::Privileges,
+        _ => return None,
+    })
 }
 
 fn register_job(job: Job) -> Result<Registration, Error> {
@@ -505,7 +494,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         _ => Error::Register {
             map: job.map.clone(),
             type_name: job.type_name.clone(),
-            hint: hint(source.errno(), &job.type_name, job.link),
+            hint: hint(source.errno(), job.link),
             source,
         },
     };
@@ -588,5 +577,62 @@ impl Loaded {
             out.push(self.register(name).await?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_errnos_get_typed_hints() {
+        assert_eq!(
+            hint(Some(libc::EBUSY), false),
+            Some(RegisterHint::RegisteredBefore)
+        );
+        assert_eq!(
+            hint(Some(libc::EBUSY), true),
+            Some(RegisterHint::AlreadyRegistered)
+        );
+        assert_eq!(
+            hint(Some(libc::EINVAL), true),
+            Some(RegisterHint::ValueRefused)
+        );
+        assert_eq!(
+            hint(Some(libc::EEXIST), true),
+            Some(RegisterHint::NameTaken)
+        );
+        assert_eq!(
+            hint(Some(libc::EOPNOTSUPP), true),
+            Some(RegisterHint::NotRegistrable)
+        );
+        assert_eq!(
+            hint(Some(libc::EACCES), false),
+            Some(RegisterHint::Privileges)
+        );
+        assert_eq!(hint(Some(libc::ENOMEM), true), None);
+        assert_eq!(hint(None, true), None);
+    }
+
+    #[test]
+    fn register_error_prints_its_hint_in_parentheses() {
+        let err = |hint| Error::Register {
+            map: "m".into(),
+            type_name: "tcp_congestion_ops".into(),
+            source: sys::SysError {
+                cmd: "BPF_LINK_CREATE",
+                io: std::io::Error::from_raw_os_error(libc::EINVAL),
+            },
+            hint,
+        };
+        let with = err(Some(RegisterHint::ValueRefused)).to_string();
+        assert!(
+            with.starts_with(
+                "registering struct_ops map `m` of type `tcp_congestion_ops` failed: "
+            ) && with.ends_with(&format!(" ({})", RegisterHint::ValueRefused)),
+            "{with}"
+        );
+        let without = err(None).to_string();
+        assert!(without.ends_with("(os error 22)"), "{without}");
     }
 }
