@@ -115,6 +115,10 @@ pub enum Error {
         #[source]
         source: SysError,
     },
+    /// Pinning by name or a map of maps: a pin root or pin path that can't be used, an incompatible
+    /// pinned map, an inner map template or initial slot the kernel refused.
+    #[error(transparent)]
+    ObjectMap(#[from] crate::ObjectMapError),
     /// Registering a struct_ops map failed (e.g. a mandatory member is missing, the name is taken).
     #[error(
         "registering struct_ops map `{map}` of type `{type_name}` failed: {source}{}",

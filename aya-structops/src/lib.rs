@@ -31,6 +31,7 @@ mod error;
 mod field_imm;
 mod insn;
 mod load;
+mod maps_create;
 pub mod matching;
 pub mod object;
 mod register;
@@ -54,6 +55,7 @@ pub use error::{
     Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error, kernel_errno_name,
 };
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
+pub use maps_create::ObjectMapError;
 pub use matching::KernelBtf;
 pub use object::ObjectSpec;
 pub use object::btf_ext::CoreReloKind;

@@ -16,7 +16,7 @@ use crate::{
     Error,
     matching::{BtfObject, KernelBtf, Plan},
     object::{
-        ExternSpec, GlobalSymbol, Insn, InsnRef, MapSpec, ObjectSpec,
+        ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec,
         externs::{self, KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
     },
     sys::{self, MapCreate, ProgLoad},
@@ -437,12 +437,10 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         );
     }
 
-    // BTF-defined maps (and legacy `maps`-section ones).
-    let mut btf_maps = BTreeMap::new();
-    for m in spec.maps.values() {
-        let fd = create_object_map(m, btf_fd.as_fd())?;
-        btf_maps.insert(m.name.clone(), fd);
-    }
+    // BTF-defined maps (and legacy `maps`-section ones): maps pinned by name reused or pinned, maps of
+    // maps with their initial slots (crate::maps_create). `pins` removes the pins made here unless the
+    // load completes.
+    let (btf_maps, pins) = crate::maps_create::create_object_maps(spec, btf_fd.as_fd())?;
 
     // The arena: mapped (at its `map_extra` address) before any program loads (the verifier wants its
     // user address), with the `__arena` globals copied to its end, as libbpf does.
@@ -737,6 +735,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             },
         );
     }
+    pins.keep();
     Ok(Loaded {
         name: spec.name.clone(),
         programs,
@@ -944,91 +943,6 @@ fn resolve_externs(
     .map_err(Error::Extern)
 }
 
-/// Map types whose key/value the kernel will not take as BTF types (`map_check_no_btf`, or keys/values
-/// that are fds): libbpf creates these without BTF, and so does this loader.
-const MAP_TYPES_WITHOUT_BTF: &[bpf_map_type] = &[
-    bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
-    bpf_map_type::BPF_MAP_TYPE_CGROUP_ARRAY,
-    bpf_map_type::BPF_MAP_TYPE_STACK_TRACE,
-    bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS,
-    bpf_map_type::BPF_MAP_TYPE_HASH_OF_MAPS,
-    bpf_map_type::BPF_MAP_TYPE_DEVMAP,
-    bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH,
-    bpf_map_type::BPF_MAP_TYPE_CPUMAP,
-    bpf_map_type::BPF_MAP_TYPE_XSKMAP,
-    bpf_map_type::BPF_MAP_TYPE_SOCKMAP,
-    bpf_map_type::BPF_MAP_TYPE_SOCKHASH,
-    bpf_map_type::BPF_MAP_TYPE_QUEUE,
-    bpf_map_type::BPF_MAP_TYPE_STACK,
-    bpf_map_type::BPF_MAP_TYPE_ARENA,
-];
-
-/// The `BPF_MAP_CREATE` arguments of an object map: libbpf's rule, the object's BTF fd with the key and
-/// value type ids of the definition (`__type(key, T)`, `__type(value, T)`), so the kernel can check
-/// and use them: socket/task/inode/cgroup storage require them, as do values holding `bpf_spin_lock`,
-/// `bpf_timer`, kptrs or graph roots. Map types in [`MAP_TYPES_WITHOUT_BTF`], legacy definitions and
-/// definitions with no types get no BTF.
-fn object_map_create<'a>(m: &'a MapSpec, btf_fd: BorrowedFd<'a>) -> MapCreate<'a> {
-    let typed = (m.key_type_id.is_some() || m.value_type_id.is_some())
-        && !MAP_TYPES_WITHOUT_BTF
-            .iter()
-            .any(|t| *t as u32 == m.map_type);
-    MapCreate {
-        map_type: m.map_type,
-        name: &m.name,
-        key_size: m.key_size,
-        value_size: m.value_size,
-        max_entries: m.max_entries,
-        flags: m.flags,
-        map_extra: m.map_extra,
-        numa_node: m.numa_node,
-        btf_fd: typed.then_some(btf_fd),
-        btf_key_type_id: if typed { m.key_type_id.unwrap_or(0) } else { 0 },
-        btf_value_type_id: if typed {
-            m.value_type_id.unwrap_or(0)
-        } else {
-            0
-        },
-        ..Default::default()
-    }
-}
-
-/// Creates an object map ([`object_map_create`]). Like libbpf, a creation with BTF types that fails is
-/// retried without them (kernels that refuse BTF for a map type); if that fails too, the error is the
-/// first one (the kernel's answer to the map as defined), naming the map.
-fn create_object_map(m: &MapSpec, btf_fd: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
-    let attr = object_map_create(m, btf_fd);
-    match sys::map_create(&attr) {
-        Ok(fd) => Ok(fd),
-        Err(first) if attr.btf_fd.is_some() => {
-            let untyped = MapCreate {
-                btf_fd: None,
-                btf_key_type_id: 0,
-                btf_value_type_id: 0,
-                ..attr
-            };
-            match sys::map_create(&untyped) {
-                Ok(fd) => {
-                    tracing::warn!(
-                        map = %m.name,
-                        error = %first,
-                        "map created without BTF types after the kernel refused them"
-                    );
-                    Ok(fd)
-                }
-                Err(_) => Err(Error::MapCreate {
-                    map: m.name.clone(),
-                    source: first,
-                }),
-            }
-        }
-        Err(source) => Err(Error::MapCreate {
-            map: m.name.clone(),
-            source,
-        }),
-    }
-}
-
 /// fds of the module BTF objects a plan refers to.
 struct ModuleBtfFds(BTreeMap<BtfObject, OwnedFd>);
 
@@ -1071,47 +985,6 @@ fn module_btf_fd(name: &str) -> Result<OwnedFd, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(map_type: bpf_map_type, key: Option<u32>, value: Option<u32>) -> MapSpec {
-        MapSpec {
-            name: "m".into(),
-            map_type: map_type as u32,
-            key_size: 4,
-            value_size: 8,
-            max_entries: 0,
-            flags: 1,
-            map_extra: 7,
-            numa_node: 3,
-            key_type_id: key,
-            value_type_id: value,
-            legacy: false,
-        }
-    }
-
-    #[test]
-    fn object_maps_get_btf_types_like_libbpf() {
-        let stdin = std::io::stdin();
-        let fd = stdin.as_fd();
-        let m = spec(bpf_map_type::BPF_MAP_TYPE_SK_STORAGE, Some(2), Some(9));
-        let a = object_map_create(&m, fd);
-        assert!(a.btf_fd.is_some());
-        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (2, 9));
-        assert_eq!((a.flags, a.map_extra, a.numa_node), (1, 7, 3));
-        // No types (legacy or __uint sizes): no BTF at all.
-        let m = spec(bpf_map_type::BPF_MAP_TYPE_RINGBUF, None, None);
-        let a = object_map_create(&m, fd);
-        assert!(a.btf_fd.is_none());
-        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
-        // Types the kernel refuses BTF for: none, even when the definition has them.
-        let m = spec(
-            bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
-            Some(2),
-            Some(2),
-        );
-        let a = object_map_create(&m, fd);
-        assert!(a.btf_fd.is_none());
-        assert_eq!((a.btf_key_type_id, a.btf_value_type_id), (0, 0));
-    }
 
     #[test]
     fn btf_info_refusals_are_told_from_code_errors() {

@@ -8,9 +8,28 @@
 //! are kept as BTF ids: the loader creates the map with them (libbpf's rule), which is what socket/task
 //! storage maps and values holding spin locks, timers or kptrs need.
 
+use std::collections::BTreeMap;
+
+use aya_obj::generated::bpf_map_type;
+
 use crate::btf::{Btf, BtfKind, Type};
 
 use super::ParseError;
+
+/// How a map is pinned, from libbpf's `__uint(pinning, ...)` in its `.maps` definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum MapPinning {
+    /// `LIBBPF_PIN_NONE` (or no `pinning` member): the map lives as long as something holds it.
+    #[default]
+    None,
+    /// `LIBBPF_PIN_BY_NAME`: the map is pinned at `<pin root>/<map name>` (pin root `/sys/fs/bpf` unless
+    /// set with [`ObjectSpec::set_pin_root`](crate::ObjectSpec::set_pin_root)). A load reuses a compatible
+    /// map pinned there (type, key and value sizes, `max_entries`, `map_flags`, `map_extra` equal: it is
+    /// neither created nor written), and otherwise creates the map and pins it; an incompatible pin is an
+    /// error. A load that fails removes the pins it made.
+    ByName,
+}
 
 /// A map of the object (a variable in `.maps`, or a legacy `maps`-section definition), created at load and
 /// reachable afterwards as an aya map.
@@ -40,6 +59,17 @@ pub struct MapSpec {
     pub value_type_id: Option<u32>,
     /// Whether the definition came from the legacy `maps` section (no BTF types).
     pub legacy: bool,
+    /// Pinning (`__uint(pinning, LIBBPF_PIN_BY_NAME)`).
+    pub pinning: MapPinning,
+    /// For a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`): the definition of its
+    /// inner maps, from `__array(values, struct def)`, named `<map>.inner` as libbpf names it. The loader
+    /// creates a map from it only to describe the inner maps to the kernel (`inner_map_fd`) and closes it
+    /// once the outer map exists.
+    pub inner: Option<Box<MapSpec>>,
+    /// Initial contents of a map of maps (`.values = { [2] = &other_map }`): key (slot index) -> name of
+    /// the `.maps` map whose fd the loader writes there once every map exists. Not written to a pinned
+    /// map that is reused.
+    pub init_slots: BTreeMap<u32, String>,
 }
 
 impl MapSpec {
@@ -56,12 +86,161 @@ impl MapSpec {
             key_type_id: None,
             value_type_id: None,
             legacy: false,
+            pinning: MapPinning::None,
+            inner: None,
+            init_slots: BTreeMap::new(),
         }
+    }
+
+    /// Whether the map's type is a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS` or `BPF_MAP_TYPE_HASH_OF_MAPS`).
+    pub fn is_map_of_maps(&self) -> bool {
+        is_map_of_maps(self.map_type)
     }
 }
 
-/// Parses the `.maps` variable `name` from the object's BTF.
-pub(crate) fn btf_map_spec(btf: &Btf, name: &str) -> Result<MapSpec, ParseError> {
+fn is_map_of_maps(map_type: u32) -> bool {
+    map_type == bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS as u32
+        || map_type == bpf_map_type::BPF_MAP_TYPE_HASH_OF_MAPS as u32
+}
+
+/// Whether `name` can be a file name in the pin root: not empty, not `.` or `..`, no `/` or NUL, at most
+/// `NAME_MAX` (255) bytes. A pinned map's name is its pin's file name.
+pub(crate) fn pin_file_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name.bytes().any(|b| b == b'/' || b == 0)
+}
+
+/// A relocation in `.maps`: at byte `offset` of the section, against symbol `target`; `target_in_maps`
+/// when that symbol is a named variable of `.maps` (a BTF-defined map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MapsReloc {
+    /// Byte offset of the relocated 8-byte slot in `.maps`.
+    pub offset: u64,
+    /// The symbol's name (empty for a section symbol or no symbol).
+    pub target: String,
+    /// Whether the symbol is a named variable defined in `.maps`.
+    pub target_in_maps: bool,
+}
+
+/// A `.maps` variable: name, byte offset and size in the section (from its ELF symbol).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MapsVar {
+    /// The variable's name.
+    pub name: String,
+    /// Its byte offset in `.maps`.
+    pub offset: u64,
+    /// Its size in bytes (larger than its definition's struct when `.values` holds initial slots).
+    pub size: u64,
+}
+
+/// Parses the BTF-defined maps of `.maps`: each variable's definition (see [`btf_map_def`]) and the
+/// section's relocations, which are the initial slots of maps of maps (libbpf's
+/// `bpf_object__collect_map_relos`). Work is linear in variables and relocations (plus a log factor).
+pub(crate) fn btf_maps(
+    btf: &Btf,
+    vars: &[MapsVar],
+    relocs: &[MapsReloc],
+) -> Result<BTreeMap<String, MapSpec>, ParseError> {
+    let mut maps = BTreeMap::new();
+    // Byte offset in the section -> (name, size, offset of `values` in the definition).
+    let mut by_offset: BTreeMap<u64, (&str, u64, Option<u32>)> = BTreeMap::new();
+    for var in vars {
+        let (spec, values_at) = btf_map_def(btf, &var.name)?;
+        by_offset.insert(var.offset, (var.name.as_str(), var.size, values_at));
+        maps.insert(var.name.clone(), spec);
+    }
+    for rel in relocs {
+        let in_map = by_offset
+            .range(..=rel.offset)
+            .next_back()
+            .filter(|(start, (_, size, _))| rel.offset - **start < *size);
+        let Some((&start, &(name, size, values_at))) = in_map else {
+            return Err(ParseError::Malformed {
+                section: ".maps".into(),
+                offset: rel.offset,
+                detail: format!(
+                    "relocation against `{}` lies in no map variable",
+                    rel.target
+                ),
+            });
+        };
+        let bad = |detail: String| ParseError::BadMap {
+            map: name.to_owned(),
+            detail,
+        };
+        let at = rel.offset - start;
+        if at.checked_add(8).is_none_or(|end| end > size) {
+            return Err(bad(format!(
+                "relocation against `{}` at byte {at} runs past the variable's {size} bytes",
+                rel.target
+            )));
+        }
+        let outer = &maps[name];
+        if outer.map_type == bpf_map_type::BPF_MAP_TYPE_PROG_ARRAY as u32 {
+            return Err(bad(format!(
+                "initial value at byte {at} (`{}`): program-array initial values are not supported; \
+                 write the program fds after load",
+                rel.target
+            )));
+        }
+        if !outer.is_map_of_maps() {
+            return Err(bad(format!(
+                "relocation at byte {at} (against `{}`): only maps of maps take initial values",
+                rel.target
+            )));
+        }
+        let Some(values_at) = values_at else {
+            return Err(bad(format!(
+                "relocation at byte {at} (against `{}`) but the definition has no `values` member",
+                rel.target
+            )));
+        };
+        if !rel.target_in_maps {
+            return Err(bad(format!(
+                "`values` slot at byte {at} points at `{}`, which is not a BTF-defined map of .maps",
+                if rel.target.is_empty() {
+                    "(a section or no symbol)"
+                } else {
+                    &rel.target
+                }
+            )));
+        }
+        if outer.map_type == bpf_map_type::BPF_MAP_TYPE_HASH_OF_MAPS as u32 && outer.key_size != 4 {
+            return Err(bad(format!(
+                "a hash of maps with initial values needs 4-byte keys (the slot index), not {}",
+                outer.key_size
+            )));
+        }
+        let values_at = u64::from(values_at);
+        if at < values_at || !(at - values_at).is_multiple_of(8) {
+            return Err(bad(format!(
+                "relocation at byte {at} (against `{}`) is not a slot of `values` (8-byte pointers \
+                 from byte {values_at})",
+                rel.target
+            )));
+        }
+        let slot = u32::try_from((at - values_at) / 8)
+            .map_err(|_| bad(format!("slot of the relocation at byte {at} exceeds u32")))?;
+        if !maps.contains_key(&rel.target) {
+            return Err(bad(format!(
+                "`values` slot {slot} points at `{}`, which is not a map of the object",
+                rel.target
+            )));
+        }
+        maps.get_mut(name)
+            .expect("looked up above")
+            .init_slots
+            .insert(slot, rel.target.clone());
+    }
+    Ok(maps)
+}
+
+/// Parses the `.maps` variable `name` from the object's BTF; also returns the byte offset of its `values`
+/// member, if any.
+fn btf_map_def(btf: &Btf, name: &str) -> Result<(MapSpec, Option<u32>), ParseError> {
     let bad = |detail: String| ParseError::BadMap {
         map: name.to_owned(),
         detail,
@@ -73,12 +252,44 @@ pub(crate) fn btf_map_spec(btf: &Btf, name: &str) -> Result<MapSpec, ParseError>
         return Err(bad("not a VAR".into()));
     };
     let sid = btf.skip_mods_and_typedefs(target)?;
+    parse_def(btf, name, sid, false)
+}
+
+/// Parses the map definition struct `sid` for map `name`. An inner definition (`inner`: the struct of an
+/// outer map's `__array(values, ...)`) may not be pinned nor hold maps itself (libbpf's rules).
+fn parse_def(
+    btf: &Btf,
+    name: &str,
+    sid: u32,
+    inner: bool,
+) -> Result<(MapSpec, Option<u32>), ParseError> {
+    let bad = |detail: String| ParseError::BadMap {
+        map: name.to_owned(),
+        detail,
+    };
     let Type::Struct(def) = btf.type_by_id(sid)? else {
         return Err(bad("not a struct".into()));
     };
     let mut spec = MapSpec::empty(name);
     let (mut key_sized, mut value_sized) = (None, None);
-    for m in def.members() {
+    // The `values` member: its byte offset and the inner definition's struct (map of maps) or `None`
+    // (program array).
+    let mut values: Option<(u32, Option<u32>)> = None;
+    let count = def.len();
+    for (i, m) in def.members().enumerate() {
+        if m.name == "values" {
+            if inner {
+                return Err(bad(
+                    "`values` in an inner map definition: maps of maps of maps are not supported"
+                        .into(),
+                ));
+            }
+            if i + 1 != count {
+                return Err(bad("member `values` must be the last member".into()));
+            }
+            values = Some((m.bit_offset / 8, values_def(btf, name, &spec, m.type_id)?));
+            continue;
+        }
         let resolved = btf.skip_mods_and_typedefs(m.type_id)?;
         let ty = btf.type_by_id(resolved)?;
         // `__ulong(name, N)`: an anonymous enum with one enumerator N.
@@ -128,15 +339,24 @@ pub(crate) fn btf_map_spec(btf: &Btf, name: &str) -> Result<MapSpec, ParseError>
                 spec.value_size = btf.size_of(target)?;
                 spec.value_type_id = Some(target);
             }
-            // Pinning is not supported by this loader (maps live as long as the `Loaded`); libbpf's
-            // LIBBPF_PIN_NONE (0) is the only value accepted.
+            // libbpf's `enum libbpf_pin_type`: LIBBPF_PIN_NONE (0), LIBBPF_PIN_BY_NAME (1).
             "pinning" => {
-                if uint()? != 0 {
+                let value = uint()?;
+                if inner {
                     return Err(bad(
-                        "pinning (LIBBPF_PIN_BY_NAME) is not supported; pin with aya after load"
-                            .into(),
+                        "member `pinning`: an inner map definition can't be pinned".into(),
                     ));
                 }
+                spec.pinning = match value {
+                    0 => MapPinning::None,
+                    1 => MapPinning::ByName,
+                    other => {
+                        return Err(bad(format!(
+                            "member `pinning`: invalid value {other} (LIBBPF_PIN_NONE 0 or \
+                             LIBBPF_PIN_BY_NAME 1)"
+                        )));
+                    }
+                };
             }
             other => return Err(bad(format!("unsupported map definition member `{other}`"))),
         }
@@ -159,7 +379,104 @@ pub(crate) fn btf_map_spec(btf: &Btf, name: &str) -> Result<MapSpec, ParseError>
     if spec.map_type == 0 {
         return Err(bad("no map type (__uint(type, ...))".into()));
     }
-    Ok(spec)
+    if spec.pinning == MapPinning::ByName && !pin_file_name_ok(name) {
+        return Err(bad(
+            "pinned by name, but the name can't be a file name (empty, `.`, `..`, a `/` or over 255 bytes)"
+                .into(),
+        ));
+    }
+    let values_at = match values {
+        Some((at, inner_def)) => {
+            // The slots hold map (or program) fds: 4 bytes, whatever the definition said before.
+            if spec.value_size != 0 && spec.value_size != 4 {
+                return Err(bad(format!(
+                    "member `values`: value size {} conflicts with the 4 bytes of a map or program fd",
+                    spec.value_size
+                )));
+            }
+            spec.value_size = 4;
+            spec.value_type_id = None;
+            if let Some(inner_sid) = inner_def {
+                let (inner, _) = parse_def(btf, &format!("{name}.inner"), inner_sid, true)?;
+                spec.inner = Some(Box::new(inner));
+            }
+            Some(at)
+        }
+        None => None,
+    };
+    if spec.is_map_of_maps() && spec.inner.is_none() {
+        return Err(bad(
+            "a map of maps needs its inner map definition: __array(values, struct def)".into(),
+        ));
+    }
+    Ok((spec, values_at))
+}
+
+/// Checks the `values` member (`__array(values, T)`: a zero-length array of pointers to `T`) of map `name`
+/// and returns the struct id of the inner map definition, or `None` for a program array (`T` a function
+/// prototype).
+fn values_def(
+    btf: &Btf,
+    name: &str,
+    spec: &MapSpec,
+    type_id: u32,
+) -> Result<Option<u32>, ParseError> {
+    let bad = |detail: String| ParseError::BadMap {
+        map: name.to_owned(),
+        detail: format!("member `values`: {detail}"),
+    };
+    let prog_array = spec.map_type == bpf_map_type::BPF_MAP_TYPE_PROG_ARRAY as u32;
+    if !spec.is_map_of_maps() && !prog_array {
+        return Err(bad(format!(
+            "only maps of maps and program arrays have it (map type {} given before it)",
+            spec.map_type
+        )));
+    }
+    let Type::Array { elem, nelems, .. } = btf.type_by_id(type_id)? else {
+        return Err(bad(format!(
+            "type id {type_id} is a {}, not a zero-length array (__array(values, ...))",
+            btf.kind(type_id)?
+        )));
+    };
+    if nelems != 0 {
+        return Err(bad(format!(
+            "an array of {nelems} elements, not a zero-length one (__array(values, ...))"
+        )));
+    }
+    let ptr = btf.skip_mods_and_typedefs(elem)?;
+    let Type::Ptr { target } = btf.type_by_id(ptr)? else {
+        return Err(bad(format!(
+            "its elements are a {}, not pointers",
+            kind_name(btf, ptr)
+        )));
+    };
+    let def = btf.skip_mods_and_typedefs(target)?;
+    if prog_array {
+        return match btf.type_by_id(def)? {
+            Type::FuncProto { .. } => Ok(None),
+            _ => Err(bad(format!(
+                "a program array's values point at a {}, not a function prototype",
+                kind_name(btf, def)
+            ))),
+        };
+    }
+    match btf.type_by_id(def)? {
+        Type::Struct(_) => Ok(Some(def)),
+        _ => Err(bad(format!(
+            "the inner map definition is a {}, not a struct",
+            kind_name(btf, def)
+        ))),
+    }
+}
+
+/// The kind of type `id` for messages (`void` for 0).
+fn kind_name(btf: &Btf, id: u32) -> String {
+    if id == 0 {
+        return "void".into();
+    }
+    btf.kind(id)
+        .map(|k| k.to_string())
+        .unwrap_or_else(|_| format!("type id {id}"))
 }
 
 /// Size of aya-ebpf's legacy `bpf_map_def`: type, key_size, value_size, max_entries, map_flags, id, pinning.
@@ -217,6 +534,517 @@ pub(crate) fn legacy_map_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal BTF encoder for map definitions.
+    struct B {
+        types: Vec<u32>,
+        strings: Vec<u8>,
+        next: u32,
+        int: u32,
+    }
+
+    const INT: u32 = 1;
+    const PTR: u32 = 2;
+    const ARRAY: u32 = 3;
+    const STRUCT: u32 = 4;
+    const FUNC_PROTO: u32 = 13;
+    const VAR: u32 = 14;
+
+    impl B {
+        fn new() -> Self {
+            let mut b = Self {
+                types: Vec::new(),
+                strings: vec![0],
+                next: 1,
+                int: 0,
+            };
+            b.int = b.add("int", INT, 0, 4, &[32]);
+            b
+        }
+        fn add(&mut self, name: &str, kind: u32, vlen: u32, third: u32, tail: &[u32]) -> u32 {
+            let name_off = self.str(name);
+            self.types.extend([name_off, (kind << 24) | vlen, third]);
+            self.types.extend(tail);
+            self.next += 1;
+            self.next - 1
+        }
+        fn str(&mut self, s: &str) -> u32 {
+            if s.is_empty() {
+                return 0;
+            }
+            let off = self.strings.len() as u32;
+            self.strings.extend(s.as_bytes());
+            self.strings.push(0);
+            off
+        }
+        fn ptr(&mut self, to: u32) -> u32 {
+            self.add("", PTR, 0, to, &[])
+        }
+        fn array(&mut self, elem: u32, n: u32) -> u32 {
+            let int = self.int;
+            self.add("", ARRAY, 0, 0, &[elem, int, n])
+        }
+        /// `__uint(x, n)`.
+        fn uint(&mut self, n: u32) -> u32 {
+            let a = self.array(self.int, n);
+            self.ptr(a)
+        }
+        /// `__type(x, int)`.
+        fn ty(&mut self) -> u32 {
+            self.ptr(self.int)
+        }
+        /// `__array(values, struct def)`.
+        fn values(&mut self, def: u32) -> u32 {
+            let p = self.ptr(def);
+            self.array(p, 0)
+        }
+        /// A struct of 8-byte members `(name, type)`.
+        fn def(&mut self, name: &str, members: &[(&str, u32)]) -> u32 {
+            let mut tail = Vec::new();
+            for (i, (m, t)) in members.iter().enumerate() {
+                tail.extend([self.str(m), *t, i as u32 * 64]);
+            }
+            self.add(
+                name,
+                STRUCT,
+                members.len() as u32,
+                members.len() as u32 * 8,
+                &tail,
+            )
+        }
+        /// A definition with only `__uint(type, t)`.
+        fn small(&mut self, t: u32) -> u32 {
+            let u = self.uint(t);
+            self.def("i", &[("type", u)])
+        }
+        fn var(&mut self, name: &str, def: u32) -> u32 {
+            self.add(name, VAR, 0, def, &[1])
+        }
+        fn btf(&self) -> Btf {
+            let types: Vec<u8> = self.types.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let mut out = Vec::new();
+            out.extend(0xeb9fu16.to_le_bytes());
+            out.extend([1u8, 0]);
+            for w in [
+                24u32,
+                0,
+                types.len() as u32,
+                types.len() as u32,
+                self.strings.len() as u32,
+            ] {
+                out.extend(w.to_le_bytes());
+            }
+            out.extend(types);
+            out.extend(&self.strings);
+            Btf::parse(out).expect("test BTF parses")
+        }
+    }
+
+    /// A plain array map definition `(type, max_entries, key, value)` of ints.
+    fn array_members(b: &mut B, map_type: u32) -> Vec<(&'static str, u32)> {
+        vec![
+            ("type", b.uint(map_type)),
+            ("max_entries", b.uint(4)),
+            ("key", b.ty()),
+            ("value", b.ty()),
+        ]
+    }
+
+    fn parse_one(b: &mut B, name: &str, members: &[(&str, u32)]) -> Result<MapSpec, ParseError> {
+        let def = b.def("", members);
+        b.var(name, def);
+        btf_map_def(&b.btf(), name).map(|(m, _)| m)
+    }
+
+    fn err_text(r: Result<MapSpec, ParseError>) -> String {
+        match r {
+            Ok(m) => panic!("parsed: {m:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const ARRAY_T: u32 = bpf_map_type::BPF_MAP_TYPE_ARRAY as u32;
+    const AOM: u32 = bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS as u32;
+    const HOM: u32 = bpf_map_type::BPF_MAP_TYPE_HASH_OF_MAPS as u32;
+    const PROG_ARRAY: u32 = bpf_map_type::BPF_MAP_TYPE_PROG_ARRAY as u32;
+
+    #[test]
+    fn pinning_values_parse_and_bad_ones_are_named() {
+        for (value, want) in [(0, MapPinning::None), (1, MapPinning::ByName)] {
+            let mut b = B::new();
+            let mut ms = array_members(&mut b, ARRAY_T);
+            ms.push(("pinning", b.uint(value)));
+            assert_eq!(parse_one(&mut b, "pins", &ms).unwrap().pinning, want);
+        }
+        let mut b = B::new();
+        let mut ms = array_members(&mut b, ARRAY_T);
+        ms.push(("pinning", b.uint(2)));
+        let e = err_text(parse_one(&mut b, "pin2", &ms));
+        assert!(
+            e.contains("`pin2`") && e.contains("`pinning`") && e.contains("2"),
+            "{e}"
+        );
+        // `pinning` given as a type, not __uint.
+        let mut b = B::new();
+        let mut ms = array_members(&mut b, ARRAY_T);
+        ms.push(("pinning", b.ty()));
+        let e = err_text(parse_one(&mut b, "pin_ty", &ms));
+        assert!(e.contains("`pinning` is not __uint"), "{e}");
+        // A pinned name that is no file name (only a hostile ELF has one).
+        let mut b = B::new();
+        let mut ms = array_members(&mut b, ARRAY_T);
+        ms.push(("pinning", b.uint(1)));
+        let e = err_text(parse_one(&mut b, "../etc", &ms));
+        assert!(e.contains("`../etc`") && e.contains("file name"), "{e}");
+    }
+
+    #[test]
+    fn map_of_maps_definitions_parse_with_their_inner_definition() {
+        for outer_type in [AOM, HOM] {
+            let mut b = B::new();
+            let inner_members = array_members(&mut b, ARRAY_T);
+            let inner = b.def("inner_def", &inner_members);
+            let ms = [
+                ("type", b.uint(outer_type)),
+                ("max_entries", b.uint(2)),
+                ("key", b.ty()),
+                ("values", b.values(inner)),
+            ];
+            let def = b.def("", &ms);
+            b.var("outer", def);
+            let (m, values_at) = btf_map_def(&b.btf(), "outer").unwrap();
+            assert_eq!(values_at, Some(24));
+            assert_eq!((m.map_type, m.key_size, m.value_size), (outer_type, 4, 4));
+            assert_eq!(m.value_type_id, None);
+            assert!(m.is_map_of_maps());
+            let inner = m.inner.expect("inner definition");
+            assert_eq!(inner.name, "outer.inner");
+            assert_eq!(
+                (
+                    inner.map_type,
+                    inner.max_entries,
+                    inner.key_size,
+                    inner.value_size
+                ),
+                (ARRAY_T, 4, 4, 4)
+            );
+            assert!(inner.key_type_id.is_some() && inner.inner.is_none());
+        }
+        // A program array's `values` point at function prototypes: no inner map, 4-byte values.
+        let mut b = B::new();
+        let proto = b.add("", FUNC_PROTO, 0, b.int, &[]);
+        let ms = [
+            ("type", b.uint(PROG_ARRAY)),
+            ("max_entries", b.uint(2)),
+            ("key", b.ty()),
+            ("values", b.values(proto)),
+        ];
+        let m = parse_one(&mut b, "jumps", &ms).unwrap();
+        assert_eq!((m.value_size, m.inner.is_none()), (4, true));
+    }
+
+    #[test]
+    fn malformed_map_of_maps_definitions_are_typed() {
+        // Each case: build members, expect a BadMap naming the map and containing `want`.
+        type Case = (
+            &'static str,
+            fn(&mut B) -> Vec<(&'static str, u32)>,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "no_values",
+                |b| vec![("type", b.uint(AOM)), ("key", b.ty())],
+                "inner map definition",
+            ),
+            (
+                "not_last",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    vec![
+                        ("type", b.uint(AOM)),
+                        ("values", b.values(inner)),
+                        ("key", b.ty()),
+                    ]
+                },
+                "must be the last member",
+            ),
+            (
+                "plain_array",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    vec![("type", b.uint(ARRAY_T)), ("values", b.values(inner))]
+                },
+                "only maps of maps and program arrays",
+            ),
+            (
+                "sized_array",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    let p = b.ptr(inner);
+                    vec![("type", b.uint(AOM)), ("values", b.array(p, 3))]
+                },
+                "array of 3 elements",
+            ),
+            (
+                "not_an_array",
+                |b| vec![("type", b.uint(AOM)), ("values", b.ty())],
+                "not a zero-length array",
+            ),
+            (
+                "elems_not_ptrs",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    vec![("type", b.uint(AOM)), ("values", b.array(inner, 0))]
+                },
+                "not pointers",
+            ),
+            (
+                "inner_not_struct",
+                |b| vec![("type", b.uint(AOM)), ("values", b.values(b.int))],
+                "not a struct",
+            ),
+            (
+                "inner_pinned",
+                |b| {
+                    let (t, p) = (b.uint(ARRAY_T), b.uint(1));
+                    let inner = b.def("i", &[("type", t), ("pinning", p)]);
+                    vec![("type", b.uint(AOM)), ("values", b.values(inner))]
+                },
+                "can't be pinned",
+            ),
+            (
+                "three_levels",
+                |b| {
+                    let innermost = b.small(ARRAY_T);
+                    let (t, v) = (b.uint(AOM), b.values(innermost));
+                    let inner = b.def("i", &[("type", t), ("values", v)]);
+                    vec![("type", b.uint(AOM)), ("values", b.values(inner))]
+                },
+                "maps of maps of maps",
+            ),
+            (
+                "value_size_8",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    vec![
+                        ("type", b.uint(AOM)),
+                        ("value_size", b.uint(8)),
+                        ("values", b.values(inner)),
+                    ]
+                },
+                "value size 8 conflicts",
+            ),
+            (
+                "prog_array_of_structs",
+                |b| {
+                    let inner = b.small(ARRAY_T);
+                    vec![("type", b.uint(PROG_ARRAY)), ("values", b.values(inner))]
+                },
+                "not a function prototype",
+            ),
+        ];
+        for (name, members, want) in cases {
+            let mut b = B::new();
+            let ms = members(&mut b);
+            let e = err_text(parse_one(&mut b, name, &ms));
+            assert!(
+                e.contains(&format!("`{name}")) && e.contains(want),
+                "{name}: {e}"
+            );
+        }
+    }
+
+    /// Three maps: `inner_a` (array) at 0, `outer` (array of maps, `values` at byte 24) at 32,
+    /// `plain` (array) at 96, and a hash of maps `by_key` with 8-byte keys at 128.
+    fn slot_fixture() -> (Btf, Vec<MapsVar>) {
+        let mut b = B::new();
+        let inner_members = array_members(&mut b, ARRAY_T);
+        let inner = b.def("inner_def", &inner_members);
+        b.var("inner_a", inner);
+        let ms = [
+            ("type", b.uint(AOM)),
+            ("max_entries", b.uint(4)),
+            ("key", b.ty()),
+            ("values", b.values(inner)),
+        ];
+        let outer = b.def("", &ms);
+        b.var("outer", outer);
+        let plain_members = array_members(&mut b, ARRAY_T);
+        let plain = b.def("", &plain_members);
+        b.var("plain", plain);
+        let long_key = b.array(b.int, 2);
+        let ms = [
+            ("type", b.uint(HOM)),
+            ("key", b.ptr(long_key)),
+            ("values", b.values(inner)),
+        ];
+        let by_key = b.def("", &ms);
+        b.var("by_key", by_key);
+        let var = |name: &str, offset, size| MapsVar {
+            name: name.into(),
+            offset,
+            size,
+        };
+        (
+            b.btf(),
+            vec![
+                var("inner_a", 0, 32),
+                var("outer", 32, 64),
+                var("plain", 96, 32),
+                var("by_key", 128, 40),
+            ],
+        )
+    }
+
+    fn reloc(offset: u64, target: &str, in_maps: bool) -> MapsReloc {
+        MapsReloc {
+            offset,
+            target: target.into(),
+            target_in_maps: in_maps,
+        }
+    }
+
+    #[test]
+    fn initial_slots_come_from_relocations() {
+        let (btf, vars) = slot_fixture();
+        // outer's values start at 32 + 24 = 56: slot 0 at 56, slot 3 at 80.
+        let maps = btf_maps(
+            &btf,
+            &vars,
+            &[reloc(56, "inner_a", true), reloc(80, "plain", true)],
+        )
+        .unwrap();
+        let slots: Vec<(u32, &str)> = maps["outer"]
+            .init_slots
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        assert_eq!(slots, [(0, "inner_a"), (3, "plain")]);
+        assert!(maps["inner_a"].init_slots.is_empty());
+        assert_eq!(maps.len(), 4);
+    }
+
+    #[test]
+    fn bad_initial_slots_are_typed_and_bounded() {
+        let (btf, vars) = slot_fixture();
+        let cases = [
+            (reloc(200, "inner_a", true), "no map variable", ".maps"),
+            (reloc(u64::MAX, "inner_a", true), "no map variable", ".maps"),
+            (reloc(124, "inner_a", true), "runs past", "`plain`"),
+            (reloc(100, "inner_a", true), "only maps of maps", "`plain`"),
+            (
+                reloc(56, "some_func", false),
+                "not a BTF-defined map",
+                "`outer`",
+            ),
+            (reloc(56, "", false), "a section or no symbol", "`outer`"),
+            (
+                reloc(60, "inner_a", true),
+                "not a slot of `values`",
+                "`outer`",
+            ),
+            (
+                reloc(40, "inner_a", true),
+                "not a slot of `values`",
+                "`outer`",
+            ),
+            (reloc(152, "inner_a", true), "4-byte keys", "`by_key`"),
+            (
+                reloc(56, "elsewhere", true),
+                "not a map of the object",
+                "`outer`",
+            ),
+        ];
+        for (rel, want, names) in cases {
+            let e = btf_maps(&btf, &vars, std::slice::from_ref(&rel)).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(want) && text.contains(names),
+                "{rel:?}: {text}"
+            );
+        }
+        // A program array takes no initial values here.
+        let mut b = B::new();
+        let proto = b.add("", FUNC_PROTO, 0, b.int, &[]);
+        let ms = [
+            ("type", b.uint(PROG_ARRAY)),
+            ("max_entries", b.uint(2)),
+            ("key", b.ty()),
+            ("values", b.values(proto)),
+        ];
+        let def = b.def("", &ms);
+        b.var("jumps", def);
+        let vars = [MapsVar {
+            name: "jumps".into(),
+            offset: 0,
+            size: 40,
+        }];
+        let e = btf_maps(&b.btf(), &vars, &[reloc(24, "prog", false)]).unwrap_err();
+        assert!(
+            e.to_string().contains("program-array initial values"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn c_objects_pin_by_name_and_hold_maps_of_maps() {
+        let obj = |name: &str| {
+            let path = format!("{}/../testdata/obj/{name}.o", env!("CARGO_MANIFEST_DIR"));
+            super::super::ObjectSpec::parse(name, &std::fs::read(path).unwrap()).unwrap()
+        };
+        let pinned = obj("pinned");
+        let maps: BTreeMap<&str, &MapSpec> = pinned.maps().map(|m| (m.name.as_str(), m)).collect();
+        assert_eq!(maps["p_counters"].pinning, MapPinning::ByName);
+        assert_eq!(maps["p_local"].pinning, MapPinning::None);
+        assert_eq!(
+            (
+                maps["p_counters"].max_entries,
+                maps["p_counters"].value_size
+            ),
+            (4, 8)
+        );
+
+        let mim = obj("map_in_map");
+        let maps: BTreeMap<&str, &MapSpec> = mim.maps().map(|m| (m.name.as_str(), m)).collect();
+        let outer = maps["mim_outer"];
+        assert_eq!(
+            (outer.map_type, outer.max_entries, outer.value_size),
+            (AOM, 2, 4)
+        );
+        let inner = outer.inner.as_deref().expect("named inner definition");
+        assert_eq!(inner.name, "mim_outer.inner");
+        assert_eq!(
+            (
+                inner.map_type,
+                inner.max_entries,
+                inner.key_size,
+                inner.value_size
+            ),
+            (ARRAY_T, 4, 4, 8)
+        );
+        assert_eq!(
+            outer.init_slots,
+            BTreeMap::from([(0, "mim_inner_a".to_owned())])
+        );
+        let by_key = maps["mim_by_key"];
+        assert_eq!((by_key.map_type, by_key.key_size), (HOM, 4));
+        assert_eq!(
+            by_key
+                .inner
+                .as_deref()
+                .map(|i| (i.map_type, i.max_entries, i.value_size)),
+            Some((ARRAY_T, 4, 8)),
+            "anonymous inner definition"
+        );
+        assert_eq!(
+            by_key.init_slots,
+            BTreeMap::from([(7, "mim_inner_b".to_owned())])
+        );
+        for plain in ["mim_inner_a", "mim_inner_b"] {
+            assert!(maps[plain].inner.is_none() && maps[plain].init_slots.is_empty());
+        }
+    }
 
     fn def(words: &[u32]) -> Vec<u8> {
         words.iter().flat_map(|w| w.to_le_bytes()).collect()

@@ -601,6 +601,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         return Err(ParseError::NoStructOps);
     }
     let mut maps = BTreeMap::new();
+    let mut btf_map_vars = Vec::new();
     for sym in elf.symbols() {
         let Some(idx) = sym.section_index() else {
             continue;
@@ -612,14 +613,47 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         let name = sym.name()?;
         if !name.is_empty() {
             let section = elf.section_by_index(idx)?;
-            let spec = if section.name()? == "maps" {
-                super::btf_map::legacy_map_spec(name, section.data()?, sym.address(), sym.size())?
+            if section.name()? == "maps" {
+                let spec = super::btf_map::legacy_map_spec(
+                    name,
+                    section.data()?,
+                    sym.address(),
+                    sym.size(),
+                )?;
+                maps.insert(name.to_owned(), spec);
             } else {
-                super::btf_map::btf_map_spec(&btf, name)?
-            };
-            maps.insert(name.to_owned(), spec);
+                btf_map_vars.push(super::btf_map::MapsVar {
+                    name: name.to_owned(),
+                    offset: sym.address(),
+                    size: sym.size(),
+                });
+            }
         }
     }
+    // `.maps`: the definitions, and the relocations that are maps of maps' initial slots.
+    let maps_relocs = match elf.section_by_name(".maps") {
+        Some(section) => section
+            .relocations()
+            .map(|(offset, rel)| {
+                let target = match rel.target() {
+                    RelocationTarget::Symbol(idx) => Some(elf.symbol_by_index(idx)?),
+                    _ => None,
+                };
+                let named = target.filter(|s| s.kind() != SymbolKind::Section);
+                Ok(super::btf_map::MapsReloc {
+                    offset,
+                    target: named
+                        .map(|s| s.name().map(str::to_owned))
+                        .transpose()?
+                        .unwrap_or_default(),
+                    target_in_maps: named
+                        .is_some_and(|s| s.section_index() == Some(section.index())),
+                })
+            })
+            .collect::<Result<Vec<_>, ParseError>>()?,
+        None => Vec::new(),
+    };
+    maps.extend(super::btf_map::btf_maps(&btf, &btf_map_vars, &maps_relocs)?);
     let used: BTreeSet<&str> = struct_ops
         .values()
         .flat_map(|m| m.members.iter().filter_map(|x| x.program.as_deref()))
@@ -645,6 +679,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         fields,
         externs,
         kernel_config: None,
+        pin_root: None,
         arena_data,
         hidden_functions,
         section_sizes,

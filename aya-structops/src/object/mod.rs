@@ -27,8 +27,12 @@ pub(crate) mod link_consts {
     pub(crate) use super::elf::ARENA_SECTION;
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
-pub use btf_map::MapSpec;
+pub(crate) use btf_map::pin_file_name_ok;
+pub use btf_map::{MapPinning, MapSpec};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
+/// Where maps pinned by name are pinned unless [`ObjectSpec::set_pin_root`] says otherwise (libbpf's
+/// default, `BPF_FS_DEFAULT_PATH`).
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf";
 /// Prefix of the symbols `kernel_field!` emits (the loader writes them itself).
 pub(crate) const FIELD_SYMBOL_PREFIX: &str = elf::FIELD_PREFIX;
 pub use struct_ops::{MemberKind, ObjMember, StructOpsSpec};
@@ -318,6 +322,9 @@ pub struct ObjectSpec {
     pub(crate) externs: BTreeMap<String, ExternSpec>,
     /// The kernel config `__kconfig` externs read, when set by [`ObjectSpec::set_kernel_config`].
     pub(crate) kernel_config: Option<KernelConfig>,
+    /// Where maps pinned by name are pinned, when set by [`ObjectSpec::set_pin_root`] (else
+    /// [`DEFAULT_PIN_ROOT`]).
+    pub(crate) pin_root: Option<std::path::PathBuf>,
     /// Every section's size, for BTF DATASEC fix-ups.
     pub(crate) section_sizes: BTreeMap<String, u32>,
     /// Every data symbol's offset in its section, for BTF DATASEC fix-ups.
@@ -442,6 +449,36 @@ impl ObjectSpec {
     /// ```
     pub fn set_kernel_config(&mut self, config: KernelConfig) {
         self.kernel_config = Some(config);
+    }
+
+    /// Sets the directory where maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) are pinned
+    /// and looked for at load, as libbpf's `bpf_object_open_opts.pin_root_path`: map `m` is pinned at
+    /// `<root>/m`. The default is [`DEFAULT_PIN_ROOT`]. The directory must be on a bpffs at load; if it
+    /// does not exist, the load creates it (not its parents, like libbpf) and removes it again if the load
+    /// fails.
+    ///
+    /// Fails with [`crate::ObjectMapError::PinRoot`] for a path that is not absolute, contains a NUL
+    /// byte, or makes a pinned map's path longer than `PATH_MAX` (4096 bytes with the NUL).
+    ///
+    /// ```
+    /// # fn f(spec: &mut aya_structops::ObjectSpec) -> Result<(), aya_structops::Error> {
+    /// spec.set_pin_root("/sys/fs/bpf/myapp")?;
+    /// assert_eq!(spec.pin_root(), std::path::Path::new("/sys/fs/bpf/myapp"));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_pin_root(&mut self, root: impl AsRef<Path>) -> Result<(), crate::Error> {
+        let root = root.as_ref();
+        crate::maps_create::check_pin_root(root, self.maps.values())?;
+        self.pin_root = Some(root.to_owned());
+        Ok(())
+    }
+
+    /// The directory maps pinned by name are pinned in: the one set with [`ObjectSpec::set_pin_root`],
+    /// else [`DEFAULT_PIN_ROOT`].
+    pub fn pin_root(&self) -> &Path {
+        self.pin_root
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_PIN_ROOT))
     }
 
     /// What each extern would resolve to on `kernel`. With `running_kernel` the values are the ones a

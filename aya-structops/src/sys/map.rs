@@ -39,6 +39,9 @@ pub(crate) struct MapCreate<'a> {
     pub map_extra: u64,
     /// NUMA node; the kernel reads it only with `BPF_F_NUMA_NODE` in `flags`.
     pub numa_node: u32,
+    /// For a map of maps: a map like its inner maps will be (type, sizes, flags), which the kernel keeps
+    /// as their template.
+    pub inner_map_fd: Option<BorrowedFd<'a>>,
 }
 
 /// Creates a map and returns its fd.
@@ -58,6 +61,7 @@ pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
     a.btf_vmlinux_value_type_id = m.btf_vmlinux_value_type_id;
     a.map_extra = m.map_extra;
     a.numa_node = m.numa_node;
+    a.inner_map_fd = opt_fd_u32(m.inner_map_fd);
     if let Some(fd) = m.value_type_btf_obj_fd {
         a.map_flags |= BPF_F_VTYPE_BTF_OBJ_FD;
         a.value_type_btf_obj_fd = fd_u32(fd) as i32;

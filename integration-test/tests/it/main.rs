@@ -8,6 +8,7 @@ mod features;
 mod libbpf_parity;
 mod lifecycle;
 mod maps;
+mod maps_pin;
 mod parity;
 mod sched_ext;
 mod scx_outside;
