@@ -11,7 +11,7 @@
 //! `lookup.rs`), ~0.25 ms on vmlinux, and its answer is memoized. [`Btf::find_all`] finds a batch
 //! of names in one such pass, and [`Btf::find_batch`] adds to the same pass every type whose
 //! essential name (without a `___flavor` suffix) is a given one ([`Btf::find_every`]: CO-RE's
-//! candidates). After [`lookup::SCAN_BUDGET`] scans the next miss builds the name index: an
+//! candidates). After `lookup::SCAN_BUDGET` (12) scans the next miss builds the name index: an
 //! open-addressing hash table of type ids keyed by a hash of the name bytes (see
 //! `names.rs`), ~3.5 ms once for vmlinux's 71k named types, then ~0.5 µs per lookup.
 //! [`Btf::index_names`] builds it up front. A one-shot process (the `structops` CLI, which needs a
@@ -24,6 +24,7 @@
 //! above the base's string section length refer to its own strings.
 
 mod error;
+mod kernel;
 mod lookup;
 mod names;
 mod sanitize;
@@ -41,6 +42,7 @@ use std::{
 use bytes::Bytes;
 
 pub use error::BtfError;
+pub use kernel::{BtfObject, KernelBtf, KernelNames};
 use names::NameIndex;
 pub use types::{
     BtfKind, Composite, Enumerator, Enumerators, Member, Members, Param, Params, Records, Type,
@@ -752,7 +754,7 @@ impl Btf {
     }
 
     /// Builds the name index now, for a long-lived process about to look up many names (without it,
-    /// the first [`lookup::SCAN_BUDGET`] lookups scan, then the next one builds it).
+    /// the first `lookup::SCAN_BUDGET` (12) lookups scan, then the next one builds it).
     pub fn index_names(&self) {
         self.name_index();
     }
