@@ -12,8 +12,11 @@
 //! - Typed `.ksyms` variables (`extern const struct rq runqueues __ksym;`) resolve by name to a `VAR` in
 //!   vmlinux or module BTF: `ld_imm64` with `BPF_PSEUDO_BTF_ID` (`imm` = BTF id, next `imm` = module BTF
 //!   fd or 0).
-//! - Typeless ones (`extern const void x __ksym;`, the VAR's type is `void`) resolve through
-//!   `/proc/kallsyms`: `ld_imm64` of the address.
+//! - Typeless ones (`extern const void x __ksym;`, the VAR's type is `void`) resolve to the symbol's
+//!   address: `ld_imm64` of it. The address comes from the kernel's `bpf_kallsyms_lookup_name` helper,
+//!   run once for all of them in a syscall program (`sys/kallsyms.rs`, as libbpf's light
+//!   skeleton does), else from `/proc/kallsyms` (as libbpf's `bpf_object__load` does); which path
+//!   answers when is documented on `typeless_addresses` below.
 //! - Kfuncs: `call` with `BPF_PSEUDO_KFUNC_CALL`; an `ld_imm64` of a kfunc (`bpf_ksym_exists(f)`) gets
 //!   `BPF_PSEUDO_BTF_ID` of the kernel `FUNC`.
 //! - `__weak` externs that do not resolve are 0: a zero-filled `.kconfig` slot, an `ld_imm64` of 0, and a
@@ -27,6 +30,7 @@ use super::kconfig::{KconfigError, KconfigType, KernelConfig, kernel_version_cod
 use crate::{
     btf::{Btf, BtfError, BtfKind, Type},
     matching::{BtfObject, KernelBtf, find_kfunc},
+    sys::kallsyms::Lookup,
 };
 
 /// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a weak kfunc the kernel lacks becomes a helper call
@@ -49,7 +53,8 @@ pub enum ExternKind {
         /// The local type.
         type_id: u32,
     },
-    /// A typeless `__ksym` variable (`extern const void x __ksym;`), resolved from `/proc/kallsyms`.
+    /// A typeless `__ksym` variable (`extern const void x __ksym;`): the symbol's address, from the
+    /// kernel's `bpf_kallsyms_lookup_name` helper or `/proc/kallsyms`.
     KsymTypeless,
     /// A kernel function (kfunc).
     Kfunc,
@@ -282,8 +287,11 @@ pub(crate) struct ResolvedExterns {
 pub(crate) struct ExternSources<'a> {
     /// The kernel config (called only if a `CONFIG_*` extern exists).
     pub config: &'a mut dyn FnMut(&[&str]) -> Result<KernelConfig, ExternError>,
-    /// `/proc/kallsyms`, read line by line (opened only if a typeless ksym exists).
+    /// `/proc/kallsyms`, read line by line (opened only for typeless ksyms `lookup` did not answer).
     pub kallsyms: &'a mut dyn FnMut() -> std::io::Result<Box<dyn std::io::BufRead>>,
+    /// The kernel's `bpf_kallsyms_lookup_name` for these names, one answer each (called only if a
+    /// typeless ksym exists); `None`: the helper could not be asked at all.
+    pub lookup: &'a mut dyn FnMut(&[&str]) -> Option<Vec<Lookup>>,
     /// `uname -r`.
     pub release: &'a dyn Fn() -> Option<String>,
 }
@@ -299,19 +307,163 @@ pub(crate) fn running_sources<R>(
             None => Ok(KernelConfig::running(names)?),
         }
     };
-    // Streamed: the file is several MB of text, of which a handful of lines matter.
-    let mut kallsyms = || -> std::io::Result<Box<dyn std::io::BufRead>> {
-        Ok(Box::new(std::io::BufReader::with_capacity(
-            64 << 10,
-            std::fs::File::open("/proc/kallsyms")?,
-        )))
+    let mut kallsyms = open_proc_kallsyms;
+    let mut lookup = |names: &[&str]| -> Option<Vec<Lookup>> {
+        crate::sys::kallsyms::lookup(names)
+            .inspect_err(|e| {
+                tracing::debug!(error = %e, "bpf_kallsyms_lookup_name not available: typeless ksyms from /proc/kallsyms");
+            })
+            .ok()
     };
     let release = uname_release;
     f(&mut ExternSources {
         config: &mut cfg,
         kallsyms: &mut kallsyms,
+        lookup: &mut lookup,
         release: &release,
     })
+}
+
+/// `/proc/kallsyms`, streamed: the file is several MB of text, of which a handful of lines matter.
+fn open_proc_kallsyms() -> std::io::Result<Box<dyn std::io::BufRead>> {
+    Ok(Box::new(std::io::BufReader::with_capacity(
+        64 << 10,
+        std::fs::File::open("/proc/kallsyms")?,
+    )))
+}
+
+/// Where a typeless ksym was looked for, for [`ExternError::Missing`].
+const NOT_IN_HELPER: &str = "the kernel's kallsyms (bpf_kallsyms_lookup_name: vmlinux and loaded modules) has no such symbol";
+const NOT_IN_PROC: &str = "/proc/kallsyms has no such symbol";
+
+/// The addresses of the typeless ksyms `names`, or for each one not found where it was looked for.
+///
+/// - First all of them go to the kernel's `bpf_kallsyms_lookup_name` (`src.lookup`, one syscall
+///   program run). Its answers are final for the names it found (the address) and the names it
+///   reports `-ENOENT` for (not found: weak ones are 0, strong ones an error). Where two symbols share
+///   a name (static functions of different files), the helper gives the first `kallsyms_lookup_name`
+///   finds (vmlinux before modules) and does not report the ambiguity, like libbpf's light
+///   skeleton; `/proc/kallsyms` also lists BPF programs, ftrace and kprobe trampolines, which the
+///   helper does not search.
+/// - `/proc/kallsyms` is read (as libbpf's `bpf_object__load` reads it, refusing an ambiguous name)
+///   only for the names the helper did not answer: all of them when it could not be asked (any error
+///   loading or running the program: a kernel without syscall programs or the helper (before 5.14 /
+///   5.16), no `CAP_BPF`, no `CONFIG_NET`, ...), and single names it refused (`-EPERM`: kallsyms
+///   addresses hidden from this process, where the file shows zeros as libbpf would read them; any
+///   other error) or that it cannot take (longer than 503 bytes).
+fn typeless_addresses<'n>(
+    names: &[&'n str],
+    src: &mut ExternSources<'_>,
+) -> Result<BTreeMap<&'n str, Result<u64, &'static str>>, ExternError> {
+    let mut out = BTreeMap::new();
+    let mut scan = Vec::new();
+    match (src.lookup)(names) {
+        Some(answers) if answers.len() == names.len() => {
+            for (name, answer) in names.iter().zip(answers) {
+                match answer {
+                    Lookup::Found(addr) => {
+                        out.insert(*name, Ok(addr));
+                    }
+                    Lookup::NotFound => {
+                        out.insert(*name, Err(NOT_IN_HELPER));
+                    }
+                    Lookup::Refused(errno) => {
+                        tracing::debug!(
+                            name,
+                            errno,
+                            "bpf_kallsyms_lookup_name refused: reading /proc/kallsyms"
+                        );
+                        scan.push(*name);
+                    }
+                    Lookup::NotAsked => scan.push(*name),
+                }
+            }
+        }
+        _ => scan = names.to_vec(),
+    }
+    if scan.is_empty() {
+        return Ok(out);
+    }
+    let read_err = |source| ExternError::Kallsyms {
+        externs: scan.join(", "),
+        source,
+    };
+    let reader = (src.kallsyms)().map_err(read_err)?;
+    let found = kallsyms_addresses(reader, &scan).map_err(|e| match e {
+        KallsymsError::Io(source) => read_err(source),
+        KallsymsError::Extern(e) => e,
+    })?;
+    for name in &scan {
+        out.insert(*name, found.get(name).copied().ok_or(NOT_IN_PROC));
+    }
+    Ok(out)
+}
+
+/// Which source [`resolve_typeless_ksyms`] may use.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KsymSource {
+    /// Only the kernel's `bpf_kallsyms_lookup_name` helper, in a syscall program.
+    Helper,
+    /// Only `/proc/kallsyms`.
+    ProcKallsyms,
+}
+
+/// Test support (feature `fault-injection`; not a stable API): resolves typeless ksyms
+/// `(name, weak)` as a load does, through `source` only. Each value is the address, or 0 for a weak
+/// name that is not found; a strong name that is not found is [`ExternError::Missing`] naming it.
+/// `Ok(None)`: [`KsymSource::Helper`] and the helper could not be asked on this kernel, or did not
+/// answer every name (found or not found).
+#[cfg(feature = "fault-injection")]
+pub fn resolve_typeless_ksyms(
+    names: &[(&str, bool)],
+    source: KsymSource,
+) -> Result<Option<BTreeMap<String, u64>>, ExternError> {
+    let externs: BTreeMap<&str, bool> = names.iter().copied().collect();
+    let list: Vec<&str> = externs.keys().copied().collect();
+    let mut answers = match source {
+        KsymSource::Helper => match crate::sys::kallsyms::lookup(&list) {
+            Ok(a)
+                if a.iter()
+                    .all(|a| matches!(a, Lookup::Found(_) | Lookup::NotFound)) =>
+            {
+                Some(a)
+            }
+            _ => return Ok(None),
+        },
+        KsymSource::ProcKallsyms => None,
+    };
+    let mut no_config =
+        |_: &[&str]| -> Result<KernelConfig, ExternError> { Ok(KernelConfig::default()) };
+    let mut kallsyms = open_proc_kallsyms;
+    let mut lookup = |_: &[&str]| answers.take();
+    let release = uname_release;
+    let found = typeless_addresses(
+        &list,
+        &mut ExternSources {
+            config: &mut no_config,
+            kallsyms: &mut kallsyms,
+            lookup: &mut lookup,
+            release: &release,
+        },
+    )?;
+    let mut out = BTreeMap::new();
+    for (name, weak) in externs {
+        let value = match found.get(name) {
+            Some(Ok(addr)) => *addr,
+            Some(Err(why)) if !weak => {
+                return Err(ExternError::Missing {
+                    name: name.to_owned(),
+                    kind: ExternKind::KsymTypeless.describe(),
+                    why: (*why).into(),
+                });
+            }
+            _ => 0,
+        };
+        out.insert(name.to_owned(), value);
+    }
+    Ok(Some(out))
 }
 
 /// Resolves every extern against the kernel.
@@ -380,15 +532,7 @@ pub(crate) fn resolve(
     let kallsyms = if typeless.is_empty() {
         BTreeMap::new()
     } else {
-        let read_err = |source| ExternError::Kallsyms {
-            externs: typeless.join(", "),
-            source,
-        };
-        let reader = (src.kallsyms)().map_err(read_err)?;
-        kallsyms_addresses(reader, &typeless).map_err(|e| match e {
-            KallsymsError::Io(source) => read_err(source),
-            KallsymsError::Extern(e) => e,
-        })?
+        typeless_addresses(&typeless, src)?
     };
     for e in externs.values() {
         let missing = |why: String| -> Result<KsymValue, ExternError> {
@@ -405,8 +549,9 @@ pub(crate) fn resolve(
         let value = match e.kind {
             ExternKind::Kconfig(_) => continue,
             ExternKind::KsymTypeless => match kallsyms.get(e.name.as_str()) {
-                Some(addr) => KsymValue::Address(*addr),
-                None => missing("/proc/kallsyms has no such symbol".into())?,
+                Some(Ok(addr)) => KsymValue::Address(*addr),
+                Some(Err(why)) => missing((*why).into())?,
+                None => missing(NOT_IN_PROC.into())?,
             },
             // find_kfunc looks up the essential name (libbpf's rule), for the loader's calls too.
             ExternKind::Kfunc => match find_kfunc(kernel, &e.name) {
@@ -686,7 +831,9 @@ pub(crate) fn report(
             (None, ExternKind::Kconfig(_)) if e.name == "LINUX_KERNEL_VERSION" => {
                 Ok("from the kernel's release at load".into())
             }
-            (None, ExternKind::KsymTypeless) => Ok("read at load from /proc/kallsyms".into()),
+            (None, ExternKind::KsymTypeless) => {
+                Ok("looked up at load (bpf_kallsyms_lookup_name, else /proc/kallsyms)".into())
+            }
             (running, _) => {
                 let mut no_config = |_: &[&str]| -> Result<KernelConfig, ExternError> {
                     Ok(KernelConfig::default())
@@ -694,6 +841,7 @@ pub(crate) fn report(
                 let mut no_kallsyms = || -> std::io::Result<Box<dyn std::io::BufRead>> {
                     Ok(Box::new(std::io::empty()))
                 };
+                let mut no_lookup = |_: &[&str]| None;
                 let no_release = || None;
                 let result = match running {
                     Some(cfg) => running_sources(cfg, |s| resolve(obj_btf, &one, kernel, s)),
@@ -704,6 +852,7 @@ pub(crate) fn report(
                         &mut ExternSources {
                             config: &mut no_config,
                             kallsyms: &mut no_kallsyms,
+                            lookup: &mut no_lookup,
                             release: &no_release,
                         },
                     ),
@@ -767,6 +916,91 @@ mod tests {
         assert_eq!(m.get("y"), None);
     }
 
+    /// Per name: its address or where it was not found; or the error.
+    type Answers = Result<BTreeMap<String, Result<u64, &'static str>>, String>;
+
+    /// `typeless_addresses` with the helper answering `answers` (`None`: not available) and
+    /// `kallsyms` as the file; also whether the file was opened.
+    fn typeless(names: &[&str], answers: Option<Vec<Lookup>>, kallsyms: &str) -> (Answers, bool) {
+        let mut asked = None;
+        let mut answers = answers;
+        let mut lookup = |names: &[&str]| {
+            asked = Some(names.len());
+            answers.take()
+        };
+        let mut opened = false;
+        let mut ks = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+            opened = true;
+            Ok(Box::new(std::io::Cursor::new(kallsyms.as_bytes().to_vec())))
+        };
+        let mut cfg = |_: &[&str]| -> Result<KernelConfig, ExternError> { unreachable!() };
+        let release = || None;
+        let r = typeless_addresses(
+            names,
+            &mut ExternSources {
+                config: &mut cfg,
+                kallsyms: &mut ks,
+                lookup: &mut lookup,
+                release: &release,
+            },
+        )
+        .map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        .map_err(|e| e.to_string());
+        assert_eq!(
+            asked,
+            Some(names.len()),
+            "every name goes to the helper first"
+        );
+        (r, opened)
+    }
+
+    #[test]
+    fn typeless_helper_answers_first_and_the_file_only_what_it_did_not() {
+        let file = "1000 T a\n2000 T b\n3000 t c\n3001 t c\n4000 T d\n";
+        // The helper answers everything: the file is not opened. Its not-found is final (the file
+        // would have `b`), and it does not see that `c` is ambiguous in the file.
+        let (r, scanned) = typeless(
+            &["a", "b", "c"],
+            Some(vec![
+                Lookup::Found(0x10),
+                Lookup::NotFound,
+                Lookup::Found(0x30),
+            ]),
+            file,
+        );
+        let r = r.unwrap();
+        assert!(!scanned, "the file is not read");
+        assert_eq!(r["a"], Ok(0x10));
+        assert_eq!(r["b"], Err(NOT_IN_HELPER));
+        assert_eq!(r["c"], Ok(0x30));
+        // Refused and not-asked names are read from the file, the others keep the helper's answer.
+        let (r, _) = typeless(
+            &["a", "b", "d", "e"],
+            Some(vec![
+                Lookup::Found(0x10),
+                Lookup::Refused(libc::EPERM),
+                Lookup::NotAsked,
+                Lookup::Refused(libc::EPERM),
+            ]),
+            file,
+        );
+        let r = r.unwrap();
+        assert_eq!(r["a"], Ok(0x10));
+        assert_eq!(r["b"], Ok(0x2000));
+        assert_eq!(r["d"], Ok(0x4000));
+        assert_eq!(r["e"], Err(NOT_IN_PROC));
+        // No helper: everything from the file, ambiguity refused as before.
+        let (r, scanned) = typeless(&["a", "d"], None, file);
+        assert!(scanned);
+        assert_eq!(r.unwrap()["d"], Ok(0x4000));
+        let (r, _) = typeless(&["a", "c"], None, file);
+        assert!(r.unwrap_err().contains("`c`"));
+        // A helper answer of the wrong length is not trusted.
+        let (r, scanned) = typeless(&["a", "b"], Some(vec![Lookup::Found(1)]), file);
+        assert!(scanned);
+        assert_eq!(r.unwrap()["a"], Ok(0x1000));
+    }
+
     #[test]
     fn essential_names_strip_flavors() {
         assert_eq!(essential_name("scx_bpf_cpu_node___v2"), "scx_bpf_cpu_node");
@@ -802,6 +1036,8 @@ mod resolve_tests {
             Ok(Box::new(std::io::Cursor::new(kallsyms.as_bytes().to_vec())))
         };
         let release = || Some("6.12.9-amd64".to_owned());
+        // The helper path is not asked here: the kallsyms text decides.
+        let mut lookup = |_: &[&str]| None;
         resolve(
             &spec.btf,
             &spec.externs,
@@ -809,6 +1045,7 @@ mod resolve_tests {
             &mut ExternSources {
                 config: &mut cfg,
                 kallsyms: &mut ks,
+                lookup: &mut lookup,
                 release: &release,
             },
         )

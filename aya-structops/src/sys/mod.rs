@@ -10,6 +10,8 @@
 //!
 //! Submodules:
 //! - [`btf`](self::btf): `BPF_BTF_LOAD`.
+//! - [`kallsyms`](self::kallsyms): kernel symbol addresses through `bpf_kallsyms_lookup_name` in a
+//!   syscall program.
 //! - [`prog`](self::prog): `BPF_PROG_LOAD` (with the verifier log on failure), `BPF_PROG_TEST_RUN`.
 //! - [`map`](self::map): map creation and element access.
 //! - [`link`](self::link): struct_ops links (`BPF_LINK_CREATE` / `UPDATE` / `DETACH`).
@@ -28,6 +30,7 @@ pub(crate) mod bpffs;
 pub(crate) mod btf;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub(crate) mod kallsyms;
 pub(crate) mod link;
 pub(crate) mod map;
 pub(crate) mod obj;

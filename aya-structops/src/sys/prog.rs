@@ -118,7 +118,7 @@ pub(crate) fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
 }
 
 /// [`prog_load`] with explicit first and largest log buffer sizes.
-fn prog_load_with_log_sizes(
+pub(super) fn prog_load_with_log_sizes(
     p: &ProgLoad<'_>,
     log_initial: usize,
     log_max: usize,

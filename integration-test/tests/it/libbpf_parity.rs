@@ -3,8 +3,12 @@
 //! `__ksym`s and weak kfuncs behind `bpf_ksym_exists()`. Each object registers and carries traffic.
 
 use aya_structops::{
-    Error, ObjectSpec,
-    object::{ExternError, KernelConfig},
+    Error, KernelBtf, ObjectSpec,
+    fault_injection::{Step, inject},
+    object::{
+        ExternError, KernelConfig,
+        externs::{KsymSource, resolve_typeless_ksyms},
+    },
 };
 use integration_test::{Held, assert_cc_gone, objects, require_struct_ops_link, skip};
 
@@ -195,4 +199,79 @@ async fn typed_ksym_and_present_weak_kfunc() {
     assert_cc_gone("c_ksym");
     drop(loaded);
     held.assert_released("ksym_typed");
+}
+
+/// Typeless ksyms resolve through the kernel's `bpf_kallsyms_lookup_name` (a syscall program, 5.16+)
+/// to the addresses `/proc/kallsyms` lists, a name the kernel lacks is 0 when weak and a typed error
+/// naming it when strong, either way; a load asks the helper (one program load) and falls back to the
+/// file when that fails.
+#[test]
+fn typeless_ksyms_through_the_helper_match_proc_kallsyms() {
+    const TEST: &str = "libbpf_parity::typeless_ksyms_through_the_helper_match_proc_kallsyms";
+    const MISSING: &str = "structops_no_such_typeless_ksym";
+    let held = Held::now();
+    let known = [
+        "tcp_init_sock",
+        "bpf_prog_put",
+        "_stext",
+        "tcp_reno_cong_avoid",
+    ];
+    let mut names: Vec<(&str, bool)> = known.iter().map(|n| (*n, false)).collect();
+    names.push((MISSING, true));
+    let file = resolve_typeless_ksyms(&names, KsymSource::ProcKallsyms)
+        .unwrap()
+        .expect("the file path always answers");
+    for n in known {
+        let addr = kallsyms_address(n).unwrap_or_else(|| panic!("{n} in /proc/kallsyms"));
+        assert_ne!(addr, 0, "{n}: kallsyms addresses are visible to root");
+        assert_eq!(file[n], addr, "{n}");
+    }
+    assert_eq!(file[MISSING], 0, "weak and missing: 0");
+    let Some(helper) = resolve_typeless_ksyms(&names, KsymSource::Helper).unwrap() else {
+        skip(
+            TEST,
+            "kallsyms_lookup_name",
+            "no bpf_kallsyms_lookup_name helper in syscall programs (5.16+): typeless ksyms come from \
+             /proc/kallsyms only",
+        );
+        return;
+    };
+    assert_eq!(helper, file, "the helper and /proc/kallsyms agree");
+    for source in [KsymSource::Helper, KsymSource::ProcKallsyms] {
+        match resolve_typeless_ksyms(&[("tcp_init_sock", false), (MISSING, false)], source) {
+            Err(ExternError::Missing { name, why, .. }) => {
+                assert_eq!(name, MISSING, "{source:?}");
+                assert!(why.contains("kallsyms"), "{source:?}: {why}");
+            }
+            other => panic!("{source:?}: expected a missing-extern error, got {other:?}"),
+        }
+    }
+
+    // What a load of dctcp_storage.o resolves `tcp_init_sock` to (the extern report runs the same
+    // resolution without loading the object): one program load (the helper's) when it works; when
+    // that load fails, the file answers, with the same address.
+    let kernel = KernelBtf::running().unwrap();
+    let spec = ObjectSpec::parse("dctcp_storage", objects::c::DCTCP_STORAGE).unwrap();
+    let want = format!("found: address {:#x}", file["tcp_init_sock"]);
+    let status = || {
+        spec.extern_report(&kernel, true)
+            .into_iter()
+            .find(|r| r.name == "tcp_init_sock")
+            .expect("tcp_init_sock is an extern of dctcp_storage")
+            .status
+    };
+    let counted = inject(Step::ProgLoad, u32::MAX, libc::EPERM).unwrap();
+    assert_eq!(status(), Ok(want.clone()), "through the helper");
+    assert_eq!(
+        (counted.calls(), counted.fired()),
+        (1, false),
+        "the helper's program loaded"
+    );
+    drop(counted);
+    let refused = inject(Step::ProgLoad, 1, libc::EPERM).unwrap();
+    assert_eq!(status(), Ok(want), "through /proc/kallsyms");
+    // (A failed load is retried once with a verifier log: both attempts are refused.)
+    assert!(refused.fired(), "the helper's program refused");
+    drop(refused);
+    held.assert_released("typeless ksym lookups");
 }
