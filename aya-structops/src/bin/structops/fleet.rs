@@ -172,10 +172,10 @@ pub fn label_of(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name == "vmlinux" || name == "vmlinux.btf" {
-        if let Some(dir) = path.parent().and_then(Path::file_name) {
-            return dir.to_string_lossy().into_owned();
-        }
+    if (name == "vmlinux" || name == "vmlinux.btf")
+        && let Some(dir) = path.parent().and_then(Path::file_name)
+    {
+        return dir.to_string_lossy().into_owned();
     }
     name.strip_suffix(".btf").unwrap_or(&name).to_owned()
 }
@@ -721,7 +721,7 @@ mod tests {
                 "flavours/7.3.4-amd64/vmlinux.btf"
             ]
         );
-        let ks = kernels(&[], &[dir.clone()], false).unwrap();
+        let ks = kernels(&[], std::slice::from_ref(&dir), false).unwrap();
         let labels: Vec<&str> = ks.iter().map(|k| k.label.as_str()).collect();
         assert_eq!(labels, ["6.1.0-57-cloud-amd64", "custom", "7.3.4-amd64"]);
         let err = ks[0].open().err().expect("an error");
