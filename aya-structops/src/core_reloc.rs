@@ -371,7 +371,8 @@ fn parse_local<'a>(btf: &'a Btf, relo: &CoreRelo) -> R<Spec<'a>> {
             .map_err(|_| Fail::Msg("malformed access string".into()))?;
         spec.push_raw(idx)?;
     }
-    let (mut id, t) = skip(btf, relo.type_id)?;
+    // Only the id: a big root struct is decoded once, by the first step below.
+    let mut id = btf.skip_mods_and_typedefs(relo.type_id)?;
     let first = spec.raw[0];
     spec.acc.push(Accessor {
         type_id: id,
@@ -380,6 +381,7 @@ fn parse_local<'a>(btf: &'a Btf, relo: &CoreRelo) -> R<Spec<'a>> {
     });
 
     if kind.is_enumval() {
+        let t = btf.type_by_id(id)?;
         let values = match &t {
             Type::Enum { values, .. } | Type::Enum64 { values, .. } => values.clone(),
             other => return fail(format!("enum value relocation on a {}", kind_name(other))),
@@ -818,8 +820,8 @@ fn match_candidate<'t>(
     }
     let mut targ_id = targ_root;
     for (i, la) in local.acc.iter().enumerate() {
-        let (tid, tt) = skip(tb, targ_id)?;
-        targ_id = tid;
+        // The type is decoded where it is used (match_member, or the array below), not here too.
+        targ_id = tb.skip_mods_and_typedefs(targ_id)?;
         if la.name.is_some() {
             match match_member(
                 local.btf,
@@ -835,7 +837,7 @@ fn match_candidate<'t>(
             continue;
         }
         if i > 0 {
-            let Type::Array { elem, nelems, .. } = tt else {
+            let Type::Array { elem, nelems, .. } = tb.type_by_id(targ_id)? else {
                 return Ok(None);
             };
             if !is_flex_array(tb, spec.acc.last(), nelems) && la.idx >= nelems {

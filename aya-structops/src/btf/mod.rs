@@ -608,9 +608,10 @@ impl Btf {
 
     /// The string at `offset` (in the split-aware offset space).
     pub fn str_at(&self, offset: u32) -> Result<&str, BtfError> {
-        let invalid = BtfError::InvalidString { offset };
-        let bytes = self.str_bytes(offset).ok_or(invalid)?;
-        std::str::from_utf8(bytes).map_err(|_| BtfError::InvalidString { offset })
+        // The error is built only on failure: decoding a struct checks every member's name here.
+        self.str_bytes(offset)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .ok_or_else(|| BtfError::InvalidString { offset })
     }
 
     /// The string at `offset`, or `""` if it does not resolve.
