@@ -259,34 +259,20 @@ fn main() -> ExitCode {
 mod codegen_cmd;
 #[path = "structops/fleet.rs"]
 mod fleet;
+#[path = "structops/log.rs"]
+mod log;
 /// The tests' skip marker (one definition for the workspace, shared by path).
 #[cfg(test)]
 #[path = "../../tests/support/skip.rs"]
 mod test_skip;
 
-/// Logs to stderr, filtered by `RUST_LOG` (`warn` when unset or empty): comma-separated `LEVEL` (the
-/// default) and `TARGET=LEVEL` directives, targets matched by prefix (`aya_structops::load=debug`).
-/// `tracing_subscriber::filter::Targets` rather than `EnvFilter`: its span and field directives need
-/// a regex engine, 0.8 MB of the 4.4 MB binary, mapped at every start (issue 12).
+/// Logs to stderr, filtered by `RUST_LOG` (see `log.rs`).
 fn init_tracing() {
-    use tracing_subscriber::{
-        filter::Targets, layer::SubscriberExt as _, util::SubscriberInitExt as _,
-    };
-    let default = || Targets::new().with_default(tracing::Level::WARN);
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(s) if !s.trim().is_empty() => s.parse::<Targets>().unwrap_or_else(|e| {
-            warn!("structops: RUST_LOG={s}: {e}; logging at `warn`");
-            default()
-        }),
-        _ => default(),
-    };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(filter)
-        .try_init();
+    let filter = log::Filter::from_env().unwrap_or_else(|e| {
+        warn!("structops: RUST_LOG: {e}; logging at `warn`");
+        log::Filter::warn()
+    });
+    log::StderrLog::init(filter);
 }
 
 fn open(obj: &Path) -> Result<ObjectSpec, Fail> {
