@@ -169,10 +169,10 @@ fn main() {
         st[3].time(|| kernel.prefetch(&wanted));
         let plan = st[4].time(|| matching::plan(&spec, &kernel).expect("match"));
         dry_run.time(|| matching::dry_run(&spec, &kernel).expect("dry run"));
-        programs = plan.programs.len();
+        programs = plan.programs().count();
         insns = spec
             .programs()
-            .filter(|p| plan.programs.contains_key(&p.name))
+            .filter(|p| plan.loads(&p.name))
             .map(|p| p.insn_count())
             .sum();
         if root {

@@ -131,36 +131,68 @@ pub struct KernelOpsType {
 
 /// A program slot of a matched map.
 #[derive(Debug, Clone)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// The member.
-    pub member: String,
+    pub(crate) member: String,
     /// Byte offset in the kernel value (where the program fd goes).
-    pub value_offset: u32,
+    pub(crate) value_offset: u32,
     /// The program.
-    pub program: String,
+    pub(crate) program: String,
 }
 
 /// A struct_ops map matched against the kernel, ready to create.
 #[derive(Debug, Clone)]
 pub struct MatchedMap {
     /// Map name.
-    pub name: String,
+    pub(crate) name: String,
     /// Kernel type name.
-    pub type_name: String,
+    pub(crate) type_name: String,
     /// Kernel type.
-    pub kernel: KernelOpsType,
+    pub(crate) kernel: KernelOpsType,
     /// Registered through a link.
-    pub link: bool,
+    pub(crate) link: bool,
     /// The kernel value, data members filled in, program slots zero.
-    pub value: Vec<u8>,
+    pub(crate) value: Vec<u8>,
     /// Program slots.
-    pub slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
     /// What the kernel would refuse at registration ([`registration_issues`]); programs load regardless,
     /// registering fails with [`MatchError::Required`] before any syscall.
-    pub registration: Vec<RegistrationIssue>,
+    pub(crate) registration: Vec<RegistrationIssue>,
 }
 
 impl MatchedMap {
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel type it implements (flavor stripped).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    /// The kernel type it was matched against.
+    pub fn kernel_type(&self) -> &KernelOpsType {
+        &self.kernel
+    }
+
+    /// Whether it registers through a BPF link (`.struct_ops.link`).
+    pub fn link(&self) -> bool {
+        self.link
+    }
+
+    /// The members that get a program, with the program each gets.
+    pub fn programs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots
+            .iter()
+            .map(|s| (s.member.as_str(), s.program.as_str()))
+    }
+
+    /// What the kernel would refuse at registration; programs load regardless.
+    pub fn registration_issues(&self) -> &[RegistrationIssue] {
+        &self.registration
+    }
+
     /// `Ok` when nothing is known to make the kernel refuse to register this map, else the first issue.
     pub fn check_registration(&self) -> Result<(), MatchError> {
         match self.registration.first() {
@@ -172,22 +204,22 @@ impl MatchedMap {
 
 /// How a program attaches: to which kernel type and member index.
 #[derive(Debug, Clone)]
-pub struct ProgramAttach {
+pub(crate) struct ProgramAttach {
     /// Kernel BTF object of the type.
-    pub btf_obj: BtfObject,
+    pub(crate) btf_obj: BtfObject,
     /// The ops type id (`attach_btf_id`).
-    pub attach_btf_id: u32,
+    pub(crate) attach_btf_id: u32,
     /// The member index (`expected_attach_type`).
-    pub member_index: u32,
+    pub(crate) member_index: u32,
     /// First map and member that use it (for messages).
-    pub map: String,
+    pub(crate) map: String,
     /// The member name.
-    pub member: String,
+    pub(crate) member: String,
     /// A `SEC("syscall")` program (`BPF_PROG_TYPE_SYSCALL`, sleepable): no kernel type or member; `map`
     /// and `member` are empty.
-    pub syscall: bool,
+    pub(crate) syscall: bool,
     /// The member's function returns `void`: the kernel ignores `r0` at the program's `exit`.
-    pub returns_void: bool,
+    pub(crate) returns_void: bool,
 }
 
 /// Whether member `idx` of the ops struct `type_id` is a pointer to a function returning `void` (false when
@@ -213,26 +245,26 @@ fn member_returns_void(btf: &Btf, type_id: u32, idx: u32) -> bool {
 
 /// A resolved kfunc.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KfuncTarget {
+pub(crate) struct KfuncTarget {
     /// Kernel BTF object.
-    pub btf_obj: BtfObject,
+    pub(crate) btf_obj: BtfObject,
     /// BTF id of the FUNC.
-    pub btf_id: u32,
+    pub(crate) btf_id: u32,
 }
 
 /// Everything the loader needs to know from the kernel's BTF.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Maps to create, in name order.
-    pub maps: Vec<MatchedMap>,
+    pub(crate) maps: Vec<MatchedMap>,
     /// Programs to load (those used by created maps).
-    pub programs: BTreeMap<String, ProgramAttach>,
+    pub(crate) programs: BTreeMap<String, ProgramAttach>,
     /// Kernel field offsets: (data section, offset in section) -> kernel offset.
-    pub fields: Vec<(String, u64, u32)>,
+    pub(crate) fields: Vec<(String, u64, u32)>,
     /// kfuncs by name.
-    pub kfuncs: BTreeMap<String, KfuncTarget>,
+    pub(crate) kfuncs: BTreeMap<String, KfuncTarget>,
     /// The CO-RE relocations of each planned program that has any, resolved against the kernel.
-    pub core: BTreeMap<String, ProgramCore>,
+    pub(crate) core: BTreeMap<String, ProgramCore>,
 }
 
 /// The CO-RE relocations of one program, resolved against the kernel by [`plan`] (or [`check`]):
@@ -242,7 +274,7 @@ pub struct Plan {
 /// (malformed or ambiguous relocation, unreadable BTF, a value the instruction can't hold) makes
 /// loading the program fail.
 #[derive(Debug, Clone, Default)]
-pub struct ProgramCore {
+pub(crate) struct ProgramCore {
     relos: Vec<CoreOutcome>,
 }
 
@@ -256,27 +288,16 @@ struct CoreOutcome {
 
 impl ProgramCore {
     /// Number of relocations.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.relos.len()
-    }
-
-    /// No relocations.
-    pub fn is_empty(&self) -> bool {
-        self.relos.is_empty()
     }
 
     /// The relocations that can't be applied, in instruction order of the references; loading the
     /// program fails with the first. Their [`CoreError::insn`] is the index in the linked program.
-    pub fn failures(&self) -> impl Iterator<Item = &CoreError> {
+    #[cfg(test)]
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &CoreError> {
         self.relos.iter().filter_map(|r| r.result.as_ref().err())
-    }
-
-    /// The instructions that will be poisoned (no kernel type satisfies their relocation).
-    pub fn poisoned(&self) -> impl Iterator<Item = usize> + '_ {
-        self.relos
-            .iter()
-            .filter(|r| r.result.as_ref().is_ok_and(|v| v.poison))
-            .map(|r| r.insn)
     }
 
     /// Applies the `k`th CO-RE reference of the program (`relo`, at instruction `insn`) to `insns`:
@@ -418,18 +439,18 @@ pub fn kernel_ops_type(kernel: &KernelBtf, type_name: &str) -> Result<KernelOpsT
 
 /// One map's members matched against a kernel type (see [`match_members`]).
 #[derive(Debug, Clone)]
-pub struct MemberMatch {
+pub(crate) struct MemberMatch {
     /// Each member of the object's struct, in object order, with its verdict.
-    pub verdicts: Vec<(String, MemberStatus)>,
+    pub(crate) verdicts: Vec<(String, MemberStatus)>,
     /// The map value: the size of the kernel's value type (`bpf_struct_ops_<name>`), zero but for the
     /// object's data members, copied to their kernel offsets.
-    pub value: Vec<u8>,
+    pub(crate) value: Vec<u8>,
     /// The function-pointer members that get program fds.
-    pub slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
 }
 
 /// Checks every member of one map against a kernel type; returns per-member verdicts and the kernel value.
-pub fn match_members(
+pub(crate) fn match_members(
     obj: &ObjectSpec,
     map: &StructOpsSpec,
     kernel: &KernelBtf,
@@ -1493,6 +1514,26 @@ pub fn dry_run(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<usize, crate::Err
 pub(crate) static NO_CORE: ProgramCore = ProgramCore { relos: Vec::new() };
 
 impl Plan {
+    /// The struct_ops maps the object creates, in name order, each matched against its kernel type.
+    pub fn maps(&self) -> &[MatchedMap] {
+        &self.maps
+    }
+
+    /// The programs that load (those the created maps use, and `SEC("syscall")` programs), by name.
+    pub fn programs(&self) -> impl Iterator<Item = &str> {
+        self.programs.keys().map(String::as_str)
+    }
+
+    /// Whether `program` loads.
+    pub fn loads(&self, program: &str) -> bool {
+        self.programs.contains_key(program)
+    }
+
+    /// The kfuncs the loaded programs call, by symbol.
+    pub fn kfuncs(&self) -> impl Iterator<Item = &str> {
+        self.kfuncs.keys().map(String::as_str)
+    }
+
     /// Kernel-field offset slots: (data section, offset in section) -> kernel offset, for
     /// [`crate::field_imm::inline`].
     pub(crate) fn field_slots(&self) -> std::collections::HashMap<(&str, u64), u32> {

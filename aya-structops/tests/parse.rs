@@ -340,7 +340,7 @@ fn members_registration_requires_are_reported_before_registering() {
     // The plan still loads it (the kernel checks at registration, not load) and carries the verdict that
     // register() consults before any syscall.
     let plan = matching::plan(&spec, &kernel).unwrap();
-    let e = plan.maps[0].check_registration().unwrap_err();
+    let e = plan.maps()[0].check_registration().unwrap_err();
     assert!(
         matches!(&e, aya_structops::MatchError::Required { map, type_name, member, .. }
             if map == "INCOMPLETE" && type_name == "tcp_congestion_ops" && member == "cong_avoid or cong_control"),
@@ -360,7 +360,7 @@ fn members_registration_requires_are_reported_before_registering() {
     );
     assert!(issues[1].reason.contains("`c unreg`"), "{issues:?}");
     let plan = matching::plan(&spec, &kernel).unwrap();
-    let e = plan.maps[0].check_registration().unwrap_err().to_string();
+    let e = plan.maps()[0].check_registration().unwrap_err().to_string();
     assert!(
         e.contains("map `c_unreg`") && e.contains("member `undo_cwnd`"),
         "{e}"
@@ -378,12 +378,12 @@ fn members_registration_requires_are_reported_before_registering() {
         "rust/reno_map",
     ] {
         let plan = matching::plan(&obj(name), &kernel).unwrap();
-        for m in &plan.maps {
+        for m in plan.maps() {
             assert!(
-                m.registration.is_empty(),
+                m.registration_issues().is_empty(),
                 "{name} {}: {:?}",
-                m.name,
-                m.registration
+                m.name(),
+                m.registration_issues()
             );
         }
     }
@@ -456,8 +456,8 @@ fn optional_struct_ops_programs_are_loaded_only_when_used() {
         return;
     };
     let plan = matching::plan(&spec, &kernel).unwrap();
-    assert!(plan.programs.contains_key("k_cubic_cwnd_event"));
-    assert!(!plan.programs.contains_key("k_spare_ssthresh"));
+    assert!(plan.loads("k_cubic_cwnd_event"));
+    assert!(!plan.loads("k_spare_ssthresh"));
 }
 
 #[test]
