@@ -78,6 +78,9 @@ pub struct Options {
 struct Tools {
     root: PathBuf,
     structops: PathBuf,
+    /// The same CLI linked statically against glibc (`-C target-feature=+crt-static`): not what
+    /// `cargo install` builds, measured as the option it is.
+    structops_static: PathBuf,
     libbpf_ref: PathBuf,
     /// The timing helper, `xtask-bench-exec`.
     exec: PathBuf,
@@ -235,8 +238,9 @@ fn machine(tools: &Tools) -> Vec<(&'static str, String)> {
         (
             "structops",
             format!(
-                "release build, {} bytes",
-                std::fs::metadata(&tools.structops).map_or(0, |m| m.len())
+                "release build, {} bytes; statically linked (crt-static), {} bytes",
+                std::fs::metadata(&tools.structops).map_or(0, |m| m.len()),
+                std::fs::metadata(&tools.structops_static).map_or(0, |m| m.len())
             ),
         ),
         ("bpftool", sh("bpftool version | head -2 | tr '\\n' ' '")),
@@ -244,6 +248,9 @@ fn machine(tools: &Tools) -> Vec<(&'static str, String)> {
         ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),
     ]
 }
+
+/// The target the statically linked CLI is built for.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// Builds our release CLI, the reference loader, the Rust BPF objects and the in-process benchmark.
 fn build(root: &Path) -> Result<(Tools, PathBuf)> {
@@ -260,6 +267,29 @@ fn build(root: &Path) -> Result<(Tools, PathBuf)> {
         "--bin",
         "structops",
     ]))?;
+    // The static variant: with an explicit --target, RUSTFLAGS reach only the target's code (not build
+    // scripts and proc macros).
+    let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    setup::run(
+        Command::new("cargo")
+            .current_dir(root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "aya-structops",
+                "--features",
+                "cli",
+                "--bin",
+                "structops",
+                "--target",
+                STATIC_TARGET,
+            ])
+            .env(
+                "RUSTFLAGS",
+                format!("{flags} -C target-feature=+crt-static").trim(),
+            ),
+    )?;
     // Its own workspace; run from its directory so that its .cargo/config.toml applies.
     let ref_target = target.join("libbpf-ref");
     setup::run(
@@ -293,6 +323,7 @@ fn build(root: &Path) -> Result<(Tools, PathBuf)> {
         Tools {
             root: root.to_owned(),
             structops: target.join("release/structops"),
+            structops_static: target.join(STATIC_TARGET).join("release/structops"),
             libbpf_ref: ref_target.join("release/libbpf-ref"),
             exec: target.join("debug/xtask-bench-exec"),
             scratch,
@@ -482,6 +513,7 @@ fn loader_section(
     let obj = path_str(&object)?;
     let rel = tools.rel(&object);
     let so = path_str(&tools.structops)?;
+    let so_static = path_str(&tools.structops_static)?;
     let lr = path_str(&tools.libbpf_ref)?;
 
     // Our output names the maps (`<map> <type> id <id>...`), which the cleanup and bpftool use.
@@ -514,8 +546,19 @@ fn loader_section(
             argv: vec![lr, obj.clone()],
             expect_code: 0,
         },
+        Spec {
+            name: "structops register (static glibc)".into(),
+            argv: vec![
+                so_static,
+                "register".into(),
+                obj.clone(),
+                "--duration".into(),
+                "0".into(),
+            ],
+            expect_code: 0,
+        },
     ];
-    eprintln!("xtask: {rel}: alternating structops and libbpf-ref");
+    eprintln!("xtask: {rel}: alternating structops, libbpf-ref and the static structops");
     let samples = runner::alternate(
         &tools.exec,
         &specs,
@@ -530,7 +573,11 @@ fn loader_section(
     }
     drop(cleanup);
 
-    let (ours, lib) = (Medians::of(&samples[0]), Medians::of(&samples[1]));
+    let (ours, lib, ours_static) = (
+        Medians::of(&samples[0]),
+        Medians::of(&samples[1]),
+        Medians::of(&samples[2]),
+    );
     let mut md = format!(
         "\n#### `{rel}` (maps {}): {} runs each after {} warmups\n\n",
         maps.join(", "),
@@ -540,6 +587,7 @@ fn loader_section(
     md.push_str(SAMPLE_HEADER);
     md.push_str(&sample_row(&specs[0].name, &ours));
     md.push_str(&sample_row(&specs[1].name, &lib));
+    md.push_str(&sample_row(&specs[2].name, &ours_static));
     let ratios = [
         ("CPU (user+sys)", ours.cpu / lib.cpu, CPU_GOAL),
         ("wall", ours.wall / lib.wall, WALL_GOAL),
@@ -562,6 +610,21 @@ fn loader_section(
             verdict(r, goal, true)
         ));
     }
+    let static_ratios = [
+        ("CPU", ours_static.cpu / lib.cpu, CPU_GOAL),
+        ("wall", ours_static.wall / lib.wall, WALL_GOAL),
+        ("peak RSS", ours_static.rss_kib / lib.rss_kib, RSS_GOAL),
+        ("faults", ours_static.faults() / lib.faults(), FAULTS_GOAL),
+    ];
+    writeln!(
+        md,
+        "- static structops / libbpf: {}",
+        static_ratios
+            .iter()
+            .map(|(what, r, goal)| format!("{what} {r:.2}x ({})", verdict(*r, *goal, true)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     md.push_str("\n```sh\n");
     for s in &specs {
         writeln!(md, "{}", s.display(&tools.root))?;
