@@ -1,11 +1,11 @@
 //! [`Plan`] -> kernel objects: object BTF, global-data maps, programs, struct_ops maps. Nothing runs yet.
 //!
-//! Every fd is owned (`OwnedFd`) by the value being built, so an error part-way drops, and so releases,
-//! everything created so far.
+//! Every fd is owned (typed: `sys::MapFd`, `ProgFd`, `BtfFd`) by the value being built, so an error
+//! part-way drops, and so releases, everything created so far.
 
 use std::{
     collections::BTreeMap,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::Arc,
 };
 
@@ -25,7 +25,7 @@ use crate::{
 /// A loaded program ([`AsFd`]: the program's fd).
 #[derive(Debug)]
 pub struct LoadedProgram {
-    pub(crate) fd: Arc<OwnedFd>,
+    pub(crate) fd: Arc<sys::ProgFd>,
     /// Program name.
     pub name: String,
     /// Instructions loaded (after linking).
@@ -55,7 +55,7 @@ impl AsFd for StructOpsMap {
 impl LoadedProgram {
     /// The kernel's id of this program (`BPF_OBJ_GET_INFO_BY_FD`).
     pub fn id(&self) -> Result<u32, Error> {
-        sys::prog_info(self.fd.as_fd())
+        sys::prog_info(&self.fd)
             .map(|i| i.id)
             .map_err(|source| Error::Sys {
                 what: format!("program `{}` info", self.name),
@@ -73,11 +73,11 @@ pub struct StructOpsMap {
     pub type_name: String,
     /// Registered through a link.
     pub link: bool,
-    pub(crate) fd: Arc<OwnedFd>,
+    pub(crate) fd: Arc<sys::MapFd>,
     /// The value with program fds in place.
     pub(crate) value: Vec<u8>,
     /// The programs whose fds are in `value`, kept open as long as the value may be used.
-    pub(crate) programs: Vec<Arc<OwnedFd>>,
+    pub(crate) programs: Vec<Arc<sys::ProgFd>>,
     /// Members bound to programs: (member, program).
     pub slots: Vec<(String, String)>,
     /// What the kernel would refuse at registration (checked before registering).
@@ -90,7 +90,7 @@ pub struct StructOpsMap {
 impl StructOpsMap {
     /// The kernel's id of this map.
     pub fn id(&self) -> Result<u32, Error> {
-        sys::map_info(self.fd.as_fd())
+        sys::map_info(&self.fd)
             .map(|i| i.id)
             .map_err(|source| Error::Sys {
                 what: format!("map `{}` info", self.name),
@@ -102,7 +102,7 @@ impl StructOpsMap {
 /// A global-data map (`.bss`, `.data*`, `.rodata*`).
 #[derive(Debug)]
 pub(crate) struct DataMap {
-    pub fd: OwnedFd,
+    pub fd: sys::MapFd,
     pub size: usize,
 }
 
@@ -134,11 +134,11 @@ pub struct Loaded {
     pub(crate) programs: BTreeMap<String, LoadedProgram>,
     pub(crate) maps: BTreeMap<String, StructOpsMap>,
     pub(crate) data: BTreeMap<String, DataMap>,
-    pub(crate) btf_maps: BTreeMap<String, OwnedFd>,
+    pub(crate) btf_maps: BTreeMap<String, sys::MapFd>,
     pub(crate) globals: BTreeMap<String, GlobalSymbol>,
     /// The arena's user mapping (its address is what arena pointers hold); unmapped on drop.
     pub(crate) _arena: Option<ArenaMapping>,
-    pub(crate) _btf: OwnedFd,
+    pub(crate) _btf: sys::BtfFd,
 }
 
 impl Loaded {
@@ -178,11 +178,14 @@ impl Loaded {
             .get(name)
             .or_else(|| self.data.get(name).map(|d| &d.fd))
             .ok_or_else(|| Error::NoSuchMap(name.into()))?;
-        let dup = fd.try_clone().map_err(|source| Error::Os {
-            what: format!("duplicating the fd of map `{name}`"),
-            syscall: "dup",
-            source,
-        })?;
+        let dup = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| Error::Os {
+                what: format!("duplicating the fd of map `{name}`"),
+                syscall: "dup",
+                source,
+            })?;
         aya::maps::MapData::from_fd(dup)
             .and_then(aya::maps::Map::from_map_data)
             .map_err(|source| Error::AyaMap {
@@ -254,12 +257,12 @@ impl Loaded {
             .get(&sym.section)
             .ok_or_else(|| Error::NoSuchGlobal(name.into()))?;
         let mut value = vec![0u8; map.size];
-        sys::map_lookup_elem(map.fd.as_fd(), &0u32.to_ne_bytes(), &mut value).map_err(
-            |source| Error::Sys {
+        sys::map_lookup_elem(&map.fd, &0u32.to_ne_bytes(), &mut value).map_err(|source| {
+            Error::Sys {
                 what: format!("reading {} for `{name}`", sym.section),
                 source,
-            },
-        )?;
+            }
+        })?;
         Ok(value[sym.offset as usize..(sym.offset + sym.size) as usize].to_vec())
     }
 
@@ -280,7 +283,7 @@ impl Loaded {
         if !p.syscall {
             return Err(Error::NotASyscallProgram(program.into()));
         }
-        sys::prog_test_run_inout(p.fd.as_fd(), ctx)
+        sys::prog_test_run_inout(&p.fd, ctx)
             .map(|r| r as i32)
             .map_err(|source| Error::Sys {
                 what: format!("test run of syscall program `{program}`"),
@@ -296,7 +299,7 @@ impl Loaded {
             .get(program)
             .ok_or_else(|| Error::NoSuchProgram(program.into()))?;
         let ctx: Vec<u8> = args.iter().flat_map(|a| a.to_ne_bytes()).collect();
-        sys::prog_test_run(p.fd.as_fd(), &ctx).map_err(|source| Error::Sys {
+        sys::prog_test_run(&p.fd, &ctx).map_err(|source| Error::Sys {
             what: format!("test run of program `{program}`"),
             source,
         })
@@ -398,7 +401,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             .flatten();
         let created = match datasec {
             Some(id) => sys::map_create(&MapCreate {
-                btf_fd: Some(btf_fd.as_fd()),
+                btf_fd: Some(&btf_fd),
                 btf_value_type_id: id,
                 ..plain
             })
@@ -416,14 +419,12 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             source,
         })?;
         let what = |op: &str| format!("{op} global data map `{name}`");
-        sys::map_update_elem(fd.as_fd(), &0u32.to_ne_bytes(), &bytes, 0).map_err(|source| {
-            Error::Sys {
-                what: what("filling"),
-                source,
-            }
+        sys::map_update_elem(&fd, &0u32.to_ne_bytes(), &bytes, 0).map_err(|source| Error::Sys {
+            what: what("filling"),
+            source,
         })?;
         if read_only {
-            sys::map_freeze(fd.as_fd()).map_err(|source| Error::Sys {
+            sys::map_freeze(&fd).map_err(|source| Error::Sys {
                 what: what("freezing"),
                 source,
             })?;
@@ -440,7 +441,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     // BTF-defined maps (and legacy `maps`-section ones): maps pinned by name reused or pinned, maps of
     // maps with their initial slots (crate::maps_create). `pins` removes the pins made here unless the
     // load completes.
-    let (btf_maps, pins) = crate::maps_create::create_object_maps(spec, btf_fd.as_fd())?;
+    let (btf_maps, pins) = crate::maps_create::create_object_maps(spec, &btf_fd)?;
 
     // The arena: mapped (at its `map_extra` address) before any program loads (the verifier wants its
     // user address), with the `__arena` globals copied to its end, as libbpf does.
@@ -588,7 +589,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         let (func_info, line_info) = btf_info_records(prog, &btf_info);
         let attach_obj = match &attach.btf_obj {
             BtfObject::Vmlinux => None,
-            m => Some(module_fds.get(m).as_fd()),
+            m => Some(module_fds.get(m)),
         };
         let with_btf = ProgLoad {
             prog_type: if attach.syscall {
@@ -604,7 +605,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             name,
             sleepable: prog.sleepable,
             fd_array: &fd_array,
-            prog_btf_fd: (!func_info.is_empty()).then(|| btf_fd.as_fd()),
+            prog_btf_fd: (!func_info.is_empty()).then_some(&btf_fd),
             func_info: &func_info,
             func_info_rec_size: FUNC_INFO_REC_SIZE,
             line_info: &line_info,
@@ -653,9 +654,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             }
             Err(e) => return Err(load_err(e.io, e.log)),
         };
-        let verified_insns = sys::prog_info(fd.as_fd())
-            .map(|i| i.verified_insns)
-            .unwrap_or(0);
+        let verified_insns = sys::prog_info(&fd).map(|i| i.verified_insns).unwrap_or(0);
         debug!(
             program = %name,
             insns = insns.len(),
@@ -684,7 +683,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     for m in &plan.maps {
         let vtype_obj = match &m.kernel.btf_obj {
             BtfObject::Vmlinux => None,
-            module => Some(module_fds.get(module).as_fd()),
+            module => Some(module_fds.get(module)),
         };
         let fd = sys::map_create(&MapCreate {
             map_type: bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32,
@@ -693,7 +692,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             value_size: m.kernel.value_size,
             max_entries: 1,
             flags: if m.link { BPF_F_LINK } else { 0 },
-            btf_fd: Some(btf_fd.as_fd()),
+            btf_fd: Some(&btf_fd),
             btf_vmlinux_value_type_id: m.kernel.value_type_id,
             value_type_btf_obj_fd: vtype_obj,
             ..Default::default()
@@ -777,7 +776,7 @@ fn arena_data_offset(arena_len: u64, data_len: u64, page: u64) -> Option<u64> {
 /// (anywhere when 0) and copies the `__arena` globals to its end.
 fn map_arena(
     spec: &ObjectSpec,
-    btf_maps: &BTreeMap<String, OwnedFd>,
+    btf_maps: &BTreeMap<String, sys::MapFd>,
     bytes: &[u8],
 ) -> Result<ArenaMapping, Error> {
     let arenas: Vec<_> = spec
@@ -944,7 +943,7 @@ fn resolve_externs(
 }
 
 /// fds of the module BTF objects a plan refers to.
-struct ModuleBtfFds(BTreeMap<BtfObject, OwnedFd>);
+struct ModuleBtfFds(BTreeMap<BtfObject, sys::BtfFd>);
 
 impl ModuleBtfFds {
     fn open<'a>(plan: &'a Plan, ksyms: impl Iterator<Item = &'a KsymValue>) -> Result<Self, Error> {
@@ -969,13 +968,13 @@ impl ModuleBtfFds {
         Ok(Self(out))
     }
 
-    fn get(&self, obj: &BtfObject) -> &OwnedFd {
+    fn get(&self, obj: &BtfObject) -> &sys::BtfFd {
         &self.0[obj]
     }
 }
 
 /// A new fd to a module's BTF object, which module struct_ops types and module kfuncs are relative to.
-fn module_btf_fd(name: &str) -> Result<OwnedFd, Error> {
+fn module_btf_fd(name: &str) -> Result<sys::BtfFd, Error> {
     sys::btf_fd_by_name(name).map_err(|source| Error::Sys {
         what: format!("opening the BTF object of module `{name}`"),
         source,

@@ -16,7 +16,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
 };
 
@@ -264,7 +264,7 @@ impl Drop for PinGuard {
 
 /// Opens the map pinned at `path` for map `m`: `Ok(None)` when nothing is pinned there, the map's fd
 /// when it is compatible, an error when it is not (or can't be inspected).
-fn open_pinned(m: &MapSpec, path: &Path) -> Result<Option<OwnedFd>, ObjectMapError> {
+fn open_pinned(m: &MapSpec, path: &Path) -> Result<Option<sys::MapFd>, ObjectMapError> {
     let pin_err = |op, source| ObjectMapError::Pin {
         map: m.name.clone(),
         path: path.to_owned(),
@@ -285,7 +285,8 @@ fn open_pinned(m: &MapSpec, path: &Path) -> Result<Option<OwnedFd>, ObjectMapErr
             ),
         ));
     }
-    let info = sys::map_info(fd.as_fd()).map_err(|e| pin_err("reading the map pinned at", e))?;
+    let fd = sys::MapFd::from_owned(fd);
+    let info = sys::map_info(&fd).map_err(|e| pin_err("reading the map pinned at", e))?;
     if let Some((property, pinned, object)) = reuse_mismatch(m, &info) {
         return Err(ObjectMapError::PinnedIncompatible {
             map: m.name.clone(),
@@ -304,8 +305,8 @@ fn open_pinned(m: &MapSpec, path: &Path) -> Result<Option<OwnedFd>, ObjectMapErr
 /// the guard of the pins made.
 pub(crate) fn create_object_maps(
     spec: &ObjectSpec,
-    btf_fd: BorrowedFd<'_>,
-) -> Result<(BTreeMap<String, OwnedFd>, PinGuard), Error> {
+    btf_fd: &sys::BtfFd,
+) -> Result<(BTreeMap<String, sys::MapFd>, PinGuard), Error> {
     let root = spec.pin_root();
     // Everything checkable is checked before the first map is made.
     let mut paths = BTreeMap::new();
@@ -358,7 +359,7 @@ pub(crate) fn create_object_maps(
     {
         for (&slot, target) in &m.init_slots {
             let value = (fds[target].as_raw_fd() as u32).to_ne_bytes();
-            sys::map_update_elem(fds[&m.name].as_fd(), &slot.to_ne_bytes(), &value, 0).map_err(
+            sys::map_update_elem(&fds[&m.name], &slot.to_ne_bytes(), &value, 0).map_err(
                 |source| ObjectMapError::SlotWrite {
                     map: m.name.clone(),
                     slot,
@@ -460,7 +461,7 @@ const MAP_TYPES_WITHOUT_BTF: &[bpf_map_type] = &[
 /// and use them: socket/task/inode/cgroup storage require them, as do values holding `bpf_spin_lock`,
 /// `bpf_timer`, kptrs or graph roots. Map types in [`MAP_TYPES_WITHOUT_BTF`], legacy definitions and
 /// definitions with no types get no BTF.
-fn object_map_create<'a>(m: &'a MapSpec, btf_fd: BorrowedFd<'a>) -> MapCreate<'a> {
+fn object_map_create<'a>(m: &'a MapSpec, btf_fd: &'a sys::BtfFd) -> MapCreate<'a> {
     let typed = (m.key_type_id.is_some() || m.value_type_id.is_some())
         && !MAP_TYPES_WITHOUT_BTF
             .iter()
@@ -488,7 +489,7 @@ fn object_map_create<'a>(m: &'a MapSpec, btf_fd: BorrowedFd<'a>) -> MapCreate<'a
 /// `BPF_MAP_CREATE` of `attr`; like libbpf, a creation with BTF types that fails is retried without them
 /// (kernels that refuse BTF for a map type). If that fails too, the error is the first one (the
 /// kernel's answer to the map as defined).
-fn create_with_btf_retry(attr: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
+fn create_with_btf_retry(attr: &MapCreate<'_>) -> Result<sys::MapFd, SysError> {
     match sys::map_create(attr) {
         Ok(fd) => Ok(fd),
         Err(first) if attr.btf_fd.is_some() => {
@@ -516,7 +517,7 @@ fn create_with_btf_retry(attr: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
 
 /// Creates an object map ([`object_map_create`]); a map of maps with the template of its inner maps,
 /// made from its inner definition and closed once the outer map exists (libbpf's lifetime for it).
-fn create_object_map(m: &MapSpec, btf_fd: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
+fn create_object_map(m: &MapSpec, btf_fd: &sys::BtfFd) -> Result<sys::MapFd, Error> {
     let template = match &m.inner {
         Some(inner) => Some(
             create_with_btf_retry(&object_map_create(inner, btf_fd)).map_err(|source| {
@@ -530,7 +531,7 @@ fn create_object_map(m: &MapSpec, btf_fd: BorrowedFd<'_>) -> Result<OwnedFd, Err
         None => None,
     };
     let attr = MapCreate {
-        inner_map_fd: template.as_ref().map(|t| t.as_fd()),
+        inner_map_fd: template.as_ref(),
         ..object_map_create(m, btf_fd)
     };
     create_with_btf_retry(&attr).map_err(|source| Error::MapCreate {
@@ -566,8 +567,9 @@ mod tests {
 
     #[test]
     fn object_maps_get_btf_types_like_libbpf() {
-        let stdin = std::io::stdin();
-        let fd = stdin.as_fd();
+        // Never handed to the kernel: any open fd stands in for the object BTF.
+        let btf = sys::BtfFd::from_owned(std::io::stdin().as_fd().try_clone_to_owned().unwrap());
+        let fd = &btf;
         let m = spec(bpf_map_type::BPF_MAP_TYPE_SK_STORAGE, Some(2), Some(9));
         let a = object_map_create(&m, fd);
         assert!(a.btf_fd.is_some());

@@ -1,7 +1,7 @@
 //! Loaded struct_ops map -> registered: [`Registration`], an RAII handle that unregisters on drop.
 
 use std::{
-    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -30,8 +30,8 @@ use crate::{
 pub struct Registration {
     pub(crate) map: String,
     pub(crate) type_name: String,
-    pub(crate) map_fd: Arc<OwnedFd>,
-    pub(crate) link: Option<OwnedFd>,
+    pub(crate) map_fd: Arc<sys::MapFd>,
+    pub(crate) link: Option<sys::LinkFd>,
     pub(crate) pinned: Option<PathBuf>,
     /// Set when [`Registration::detach`] succeeded, so [`Registration::detached`] can say who did it.
     pub(crate) detached_here: AtomicBool,
@@ -67,7 +67,7 @@ impl Registration {
 
     /// The kernel id of the struct_ops map.
     pub fn map_id(&self) -> Result<u32, Error> {
-        sys::map_info(self.map_fd.as_fd())
+        sys::map_info(&self.map_fd)
             .map(|i| i.id)
             .map_err(|source| Error::Sys {
                 what: format!("map `{}` info", self.map),
@@ -80,7 +80,7 @@ impl Registration {
         let Some(link) = &self.link else {
             return Ok(None);
         };
-        sys::link_info(link.as_fd())
+        sys::link_info(link)
             .map(|i| Some(i.id))
             .map_err(|source| Error::Sys {
                 what: format!("link of `{}` info", self.map),
@@ -145,9 +145,10 @@ impl Registration {
         };
         let fd = sys::obj_get(path).map_err(pin_err)?;
         let (map_fd, link) = match sys::fd_kind(fd.as_fd()) {
-            sys::FdKind::Map => (fd, None),
+            sys::FdKind::Map => (sys::MapFd::from_owned(fd), None),
             sys::FdKind::Link => {
-                let info = sys::link_info(fd.as_fd()).map_err(pin_err)?;
+                let fd = sys::LinkFd::from_owned(fd);
+                let info = sys::link_info(&fd).map_err(pin_err)?;
                 if info.type_ != aya_obj::generated::bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32
                 {
                     return Err(Error::NotStructOps(path.to_owned()));
@@ -159,7 +160,7 @@ impl Registration {
             }
             _ => return Err(Error::NotStructOps(path.to_owned())),
         };
-        let info = sys::map_info(map_fd.as_fd()).map_err(pin_err)?;
+        let info = sys::map_info(&map_fd).map_err(pin_err)?;
         if info.type_ != aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32 {
             return Err(Error::NotStructOps(path.to_owned()));
         }
@@ -196,7 +197,7 @@ impl Registration {
             .link
             .as_ref()
             .ok_or_else(|| Error::NotLink(self.map.clone(), "detach needs a link"))?;
-        sys::link_detach(link.as_fd()).map_err(|source| match source.errno() {
+        sys::link_detach(link).map_err(|source| match source.errno() {
             Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => {
                 Error::Unsupported("BPF_LINK_DETACH of struct_ops links (6.9+)")
             }
@@ -359,17 +360,15 @@ impl Registration {
         match self.link.take() {
             Some(link) => drop(link),
             None => {
-                sys::map_delete_elem(self.map_fd.as_fd(), &0u32.to_ne_bytes()).map_err(
-                    |source| {
-                        // Still registered (unless the kernel says it is on its way out,
-                        // EINPROGRESS): still owed, so dropping the handle tries once more.
-                        self.owes_release = source.errno() != Some(libc::EINPROGRESS);
-                        Error::Sys {
-                            what: format!("unregistering struct_ops map `{}`", self.map),
-                            source,
-                        }
-                    },
-                )?;
+                sys::map_delete_elem(&self.map_fd, &0u32.to_ne_bytes()).map_err(|source| {
+                    // Still registered (unless the kernel says it is on its way out,
+                    // EINPROGRESS): still owed, so dropping the handle tries once more.
+                    self.owes_release = source.errno() != Some(libc::EINPROGRESS);
+                    Error::Sys {
+                        what: format!("unregistering struct_ops map `{}`", self.map),
+                        source,
+                    }
+                })?;
             }
         }
         debug!(map = %self.map, type_name = %self.type_name, "struct_ops unregistered");
@@ -387,13 +386,13 @@ impl Drop for Registration {
 
 /// The syscalls of [`Registration::update`], with their own fds.
 struct UpdateJob {
-    link: OwnedFd,
+    link: sys::LinkFd,
     old_name: String,
     name: String,
     type_name: String,
-    map: Arc<OwnedFd>,
+    map: Arc<sys::MapFd>,
     value: Vec<u8>,
-    expected_old: Option<Arc<OwnedFd>>,
+    expected_old: Option<Arc<sys::MapFd>>,
 }
 
 impl UpdateJob {
@@ -409,17 +408,13 @@ impl UpdateJob {
             source,
         };
         // A map that is already READY (updated before) is fine; fill it if it isn't.
-        match sys::map_update_elem(self.map.as_fd(), &0u32.to_ne_bytes(), &self.value, 0) {
+        match sys::map_update_elem(&self.map, &0u32.to_ne_bytes(), &self.value, 0) {
             Ok(()) => {}
             Err(e) if e.errno() == Some(libc::EBUSY) => {}
             Err(e) => return Err(fail(e)),
         }
-        sys::link_update_struct_ops(
-            self.link.as_fd(),
-            self.map.as_fd(),
-            self.expected_old.as_ref().map(|m| m.as_fd()),
-        )
-        .map_err(fail)?;
+        sys::link_update_struct_ops(&self.link, &self.map, self.expected_old.as_deref())
+            .map_err(fail)?;
         debug!(old = %self.old_name, new = %self.name, "struct_ops link updated");
         Ok(())
     }
@@ -446,7 +441,7 @@ pub enum DetachReason {
     External,
 }
 
-fn poll_now(fd: &OwnedFd) -> i16 {
+fn poll_now(fd: &sys::LinkFd) -> i16 {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN | libc::POLLOUT,
@@ -462,10 +457,10 @@ struct Job {
     map: String,
     type_name: String,
     link: bool,
-    fd: Arc<OwnedFd>,
+    fd: Arc<sys::MapFd>,
     value: Vec<u8>,
     ops_name: Option<String>,
-    _programs: Vec<Arc<OwnedFd>>,
+    _programs: Vec<Arc<sys::ProgFd>>,
 }
 
 /// What usually causes a registration's `errno`.
@@ -501,7 +496,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
     // For a non-link map this update registers; for a link map it stores the value and the link registers.
     // A link map whose value is in place already (an earlier attempt whose link creation failed, or a
     // live link: the link creation below then says why) answers EBUSY: the value is there, go on.
-    match sys::map_update_elem(job.fd.as_fd(), &0u32.to_ne_bytes(), &job.value, 0) {
+    match sys::map_update_elem(&job.fd, &0u32.to_ne_bytes(), &job.value, 0) {
         Ok(()) => {}
         Err(e) if job.link && e.errno() == Some(libc::EBUSY) => {}
         Err(e) => return Err(fail(e)),
@@ -518,7 +513,7 @@ fn register_job(job: Job) -> Result<Registration, Error> {
         owes_release: !job.link,
     };
     if job.link {
-        reg.link = Some(sys::link_create_struct_ops(job.fd.as_fd()).map_err(fail)?);
+        reg.link = Some(sys::link_create_struct_ops(&job.fd).map_err(fail)?);
         reg.owes_release = true;
     }
     debug!("struct_ops registered");

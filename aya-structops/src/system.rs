@@ -1,6 +1,6 @@
 //! What is registered on the system: every struct_ops map the kernel holds, like `bpftool struct_ops show`.
 
-use std::{os::fd::AsFd, path::Path};
+use std::path::Path;
 
 use aya_obj::generated::{bpf_link_type, bpf_map_type};
 
@@ -85,7 +85,7 @@ pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
         let Ok(fd) = sys::link_fd_by_id(id) else {
             continue;
         }; // gone meanwhile
-        let info = sys::link_info(fd.as_fd()).map_err(sys_err("link info"))?;
+        let info = sys::link_info(&fd).map_err(sys_err("link info"))?;
         if info.type_ == bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32 {
             // SAFETY: the kernel filled the struct_ops variant for this link type.
             let map_id = unsafe { info.__bindgen_anon_1.struct_ops.map_id };
@@ -100,12 +100,12 @@ pub fn struct_ops() -> Result<Vec<StructOpsInfo>, Error> {
         let Ok(fd) = sys::map_fd_by_id(id) else {
             continue;
         };
-        let info = sys::map_info(fd.as_fd()).map_err(sys_err("map info"))?;
+        let info = sys::map_info(&fd).map_err(sys_err("map info"))?;
         if info.type_ != bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32 {
             continue;
         }
         let mut value = vec![0u8; info.value_size as usize];
-        let state = match sys::map_lookup_elem(fd.as_fd(), &0u32.to_ne_bytes(), &mut value) {
+        let state = match sys::map_lookup_elem(&fd, &0u32.to_ne_bytes(), &mut value) {
             Ok(true) if value.len() >= 8 => {
                 match u32::from_ne_bytes(value[4..8].try_into().expect("4 bytes")) {
                     0 => StructOpsState::Init,
@@ -160,7 +160,7 @@ pub fn struct_ops_programs() -> Result<Vec<ProgramInfo>, Error> {
         let Ok(fd) = sys::prog_fd_by_id(id) else {
             continue;
         };
-        let info = sys::prog_info(fd.as_fd()).map_err(|source| Error::Sys {
+        let info = sys::prog_info(&fd).map_err(|source| Error::Sys {
             what: format!("program {id} info"),
             source,
         })?;
@@ -228,7 +228,7 @@ pub fn unregister_by_id(map_id: u32) -> Result<StructOpsInfo, Error> {
         what: what(),
         source,
     })?;
-    sys::map_delete_elem(fd.as_fd(), &0u32.to_ne_bytes()).map_err(|source| Error::Sys {
+    sys::map_delete_elem(&fd, &0u32.to_ne_bytes()).map_err(|source| Error::Sys {
         what: what(),
         source,
     })?;

@@ -4,7 +4,7 @@ use std::{io, os::fd::OwnedFd};
 
 use aya_obj::generated::bpf_cmd;
 
-use super::{bpf, len_u32, retry_with_log, take_fd, zeroed_attr};
+use super::{BtfFd, bpf, len_u32, retry_with_log, take_fd, zeroed_attr};
 
 /// First size of the BTF log buffer when a load failed.
 const BTF_LOG_INITIAL: usize = 1 << 20;
@@ -37,7 +37,7 @@ impl BtfLoadError {
 /// `btf_log_level = 1` and a log buffer (1 MiB, grown on `ENOSPC` up to 16 MiB - 1, the old
 /// kernels' limit) so that the error carries the kernel's explanation; the returned `io` error is
 /// the one from the first attempt.
-pub(crate) fn btf_load(data: &[u8]) -> Result<OwnedFd, BtfLoadError> {
+pub(crate) fn btf_load(data: &[u8]) -> Result<BtfFd, BtfLoadError> {
     let cmd = bpf_cmd::BPF_BTF_LOAD;
     let btf_size = len_u32(cmd, "BTF", data.len()).map_err(|e| BtfLoadError {
         io: e.io,
@@ -65,13 +65,13 @@ pub(crate) fn btf_load(data: &[u8]) -> Result<OwnedFd, BtfLoadError> {
     };
 
     let first = match run(None) {
-        (Ok(fd), _) => return Ok(fd),
+        (Ok(fd), _) => return Ok(BtfFd::from_owned(fd)),
         (Err(err), _) => err,
     };
     match retry_with_log(BTF_LOG_INITIAL, BTF_LOG_MAX, |buf| run(Some(buf))) {
         Ok(fd) => {
             tracing::debug!(error = %first, "BPF_BTF_LOAD succeeded only when retried with a log");
-            Ok(fd)
+            Ok(BtfFd::from_owned(fd))
         }
         Err(log) => Err(BtfLoadError { io: first, log }),
     }
@@ -89,7 +89,7 @@ mod tests {
         }
         let fd = btf_load(&testutil::btf_int_only()).expect("load BTF");
         // The fd is a BTF object: GET_INFO_BY_FD on it works with the BTF info layout.
-        let id = obj::btf_id(std::os::fd::AsFd::as_fd(&fd)).expect("btf info");
+        let id = obj::btf_id(&fd).expect("btf info");
         assert_ne!(id, 0);
     }
 

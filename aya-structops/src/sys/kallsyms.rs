@@ -28,8 +28,6 @@
 //! - Instruction offsets are `i16`: one program's context is at most [`MAX_CTX`] bytes; more names
 //!   are split over several programs.
 
-use std::os::fd::AsFd as _;
-
 use aya_obj::generated::{bpf_func_id, bpf_insn, bpf_prog_type};
 
 use super::{
@@ -275,7 +273,7 @@ pub(crate) fn lookup(names: &[&str]) -> Result<Vec<Lookup>, LookupError> {
         let fd =
             prog_load_with_log_sizes(&load, LOG_INITIAL, LOG_MAX).map_err(LookupError::Load)?;
         let mut ctx = prog.ctx.clone();
-        let ret = prog_test_run_inout(fd.as_fd(), &mut ctx).map_err(LookupError::Run)?;
+        let ret = prog_test_run_inout(&fd, &mut ctx).map_err(LookupError::Run)?;
         drop(fd);
         if ret != 0 {
             return Err(LookupError::Retval(ret));

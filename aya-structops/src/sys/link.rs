@@ -1,23 +1,23 @@
 //! struct_ops links: `BPF_LINK_CREATE`, `BPF_LINK_UPDATE`, `BPF_LINK_DETACH`.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::AsFd as _;
 
 use aya_obj::generated::{BPF_F_REPLACE, bpf_attach_type, bpf_cmd};
 
-use super::{SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
+use super::{LinkFd, MapFd, SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
 
 /// Registers a struct_ops map created with `BPF_F_LINK` (and already filled by a map update) and
 /// returns the link fd; closing the last reference to the link unregisters it.
 ///
 /// The map fd goes in the `prog_fd` slot (`link_create.map_fd` shares it), the target is 0 and
 /// the attach type `BPF_STRUCT_OPS`.
-pub(crate) fn link_create_struct_ops(map_fd: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+pub(crate) fn link_create_struct_ops(map_fd: &MapFd) -> Result<LinkFd, SysError> {
     let mut attr = zeroed_attr();
-    attr.link_create.__bindgen_anon_1.map_fd = fd_u32(map_fd);
+    attr.link_create.__bindgen_anon_1.map_fd = fd_u32(map_fd.as_fd());
     attr.link_create.__bindgen_anon_2.target_fd = 0;
     attr.link_create.attach_type = bpf_attach_type::BPF_STRUCT_OPS as u32;
     // SAFETY: LINK_CREATE for struct_ops reads no user pointers and returns a new fd.
-    unsafe { bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr) }
+    unsafe { bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr) }.map(LinkFd::from_owned)
 }
 
 /// Atomically replaces the struct_ops map behind a live link with `new_map` (also a `BPF_F_LINK`
@@ -26,19 +26,19 @@ pub(crate) fn link_create_struct_ops(map_fd: BorrowedFd<'_>) -> Result<OwnedFd, 
 /// With `old_map`, the kernel first checks that the link currently uses that map
 /// (`BPF_F_REPLACE`) and fails with `EPERM` otherwise. On failure the old map stays registered.
 pub(crate) fn link_update_struct_ops(
-    link: BorrowedFd<'_>,
-    new_map: BorrowedFd<'_>,
-    old_map: Option<BorrowedFd<'_>>,
+    link: &LinkFd,
+    new_map: &MapFd,
+    old_map: Option<&MapFd>,
 ) -> Result<(), SysError> {
     let mut attr = zeroed_attr();
     // SAFETY: writing plain integers into the LINK_UPDATE member of a zeroed union.
     unsafe {
         let a = &mut attr.link_update;
-        a.link_fd = fd_u32(link);
-        a.__bindgen_anon_1.new_map_fd = fd_u32(new_map);
+        a.link_fd = fd_u32(link.as_fd());
+        a.__bindgen_anon_1.new_map_fd = fd_u32(new_map.as_fd());
         if let Some(old) = old_map {
             a.flags = BPF_F_REPLACE;
-            a.__bindgen_anon_2.old_map_fd = fd_u32(old);
+            a.__bindgen_anon_2.old_map_fd = fd_u32(old.as_fd());
         }
     }
     // SAFETY: LINK_UPDATE reads no user pointers.
@@ -47,9 +47,9 @@ pub(crate) fn link_update_struct_ops(
 
 /// Detaches a link without closing it (`BPF_LINK_DETACH`): for struct_ops (kernel 6.9+) this
 /// unregisters the struct_ops and signals `EPOLLHUP` on the link fd. The fd stays valid.
-pub(crate) fn link_detach(link: BorrowedFd<'_>) -> Result<(), SysError> {
+pub(crate) fn link_detach(link: &LinkFd) -> Result<(), SysError> {
     let mut attr = zeroed_attr();
-    attr.link_detach.link_fd = fd_u32(link);
+    attr.link_detach.link_fd = fd_u32(link.as_fd());
     // SAFETY: LINK_DETACH reads no user pointers.
     unsafe { bpf_checked(bpf_cmd::BPF_LINK_DETACH, &mut attr) }.map(drop)
 }
@@ -61,7 +61,7 @@ mod tests {
     use aya_obj::generated::bpf_map_type;
 
     use super::*;
-    use crate::sys::{MapCreate, map_create, testutil};
+    use crate::sys::{BtfFd, MapCreate, ProgFd, map_create, testutil};
 
     /// Without a struct_ops subsystem type at hand, check that the commands reach the kernel and
     /// are rejected for the right reason: an ARRAY map is not a struct_ops map.
@@ -79,15 +79,17 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let err = link_create_struct_ops(map.as_fd()).unwrap_err();
+        let err = link_create_struct_ops(&map).unwrap_err();
         assert_eq!(err.cmd, "BPF_LINK_CREATE");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
 
-        // A map fd is not a link fd.
-        let err = link_update_struct_ops(map.as_fd(), map.as_fd(), Some(map.as_fd())).unwrap_err();
+        // A map fd is not a link fd: the types keep the kinds apart, so the mix-up has to be
+        // wrapped on purpose here to see that the kernel refuses it too.
+        let not_a_link = LinkFd::from_owned(map.as_fd().try_clone_to_owned().unwrap());
+        let err = link_update_struct_ops(&not_a_link, &map, Some(&map)).unwrap_err();
         assert_eq!(err.cmd, "BPF_LINK_UPDATE");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
-        let err = link_detach(map.as_fd()).unwrap_err();
+        let err = link_detach(&not_a_link).unwrap_err();
         assert_eq!(err.cmd, "BPF_LINK_DETACH");
         assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
     }
@@ -99,11 +101,7 @@ mod tests {
 
     /// A `BPF_F_LINK` struct_ops map of `tcp_congestion_ops` named `name`, filled with three
     /// trivial programs and updated (ready for `BPF_LINK_CREATE`).
-    fn tcp_ca_map(
-        vmlinux: &[u8],
-        obj_btf: std::os::fd::BorrowedFd<'_>,
-        name: &str,
-    ) -> (OwnedFd, Vec<OwnedFd>) {
+    fn tcp_ca_map(vmlinux: &[u8], obj_btf: &BtfFd, name: &str) -> (MapFd, Vec<ProgFd>) {
         use aya_obj::generated::{BPF_F_LINK, bpf_prog_type};
 
         use crate::sys::{ProgLoad, map_update_elem, prog_load};
@@ -149,7 +147,7 @@ mod tests {
             buf[data_off + off..][..8].copy_from_slice(&raw.to_ne_bytes());
             progs.push(prog);
         }
-        map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &buf, 0).expect("fill struct_ops map");
+        map_update_elem(&map, &0u32.to_ne_bytes(), &buf, 0).expect("fill struct_ops map");
         (map, progs)
     }
 
@@ -181,19 +179,19 @@ mod tests {
 
         let name = format!("sysl{}", std::process::id() % 1_000_000);
         let btf = crate::sys::btf_load(&testutil::btf_int_only()).unwrap();
-        let (map1, _progs1) = tcp_ca_map(&vmlinux, btf.as_fd(), &name);
-        let (map2, _progs2) = tcp_ca_map(&vmlinux, btf.as_fd(), &name);
-        let id1 = map_info(map1.as_fd()).unwrap().id;
-        let id2 = map_info(map2.as_fd()).unwrap().id;
+        let (map1, _progs1) = tcp_ca_map(&vmlinux, &btf, &name);
+        let (map2, _progs2) = tcp_ca_map(&vmlinux, &btf, &name);
+        let id1 = map_info(&map1).unwrap().id;
+        let id2 = map_info(&map2).unwrap().id;
         assert!(!available_ccs().split_whitespace().any(|n| n == name));
 
-        let link = link_create_struct_ops(map1.as_fd()).expect("link create");
+        let link = link_create_struct_ops(&map1).expect("link create");
         assert!(
             available_ccs().split_whitespace().any(|n| n == name),
             "{}",
             available_ccs()
         );
-        let info = link_info(link.as_fd()).unwrap();
+        let info = link_info(&link).unwrap();
         assert_eq!(info.type_, bpf_link_type::BPF_LINK_TYPE_STRUCT_OPS as u32);
         // SAFETY: the struct_ops member of the union is the one a struct_ops link fills.
         assert_eq!(unsafe { info.__bindgen_anon_1.struct_ops.map_id }, id1);
@@ -207,22 +205,21 @@ mod tests {
         }
         assert!(seen);
         let again = crate::sys::link_fd_by_id(info.id).unwrap();
-        assert_eq!(link_info(again.as_fd()).unwrap().id, info.id);
+        assert_eq!(link_info(&again).unwrap().id, info.id);
         drop(again);
 
         // Swap to map2, checking the old map; a stale `old_map` is refused.
-        link_update_struct_ops(link.as_fd(), map2.as_fd(), Some(map1.as_fd())).expect("update");
-        let info = link_info(link.as_fd()).unwrap();
+        link_update_struct_ops(&link, &map2, Some(&map1)).expect("update");
+        let info = link_info(&link).unwrap();
         // SAFETY: as above.
         assert_eq!(unsafe { info.__bindgen_anon_1.struct_ops.map_id }, id2);
-        let err =
-            link_update_struct_ops(link.as_fd(), map1.as_fd(), Some(map1.as_fd())).unwrap_err();
+        let err = link_update_struct_ops(&link, &map1, Some(&map1)).unwrap_err();
         assert_eq!(err.errno(), Some(libc::EPERM), "{err}");
         // Without `old_map` it is unconditional.
-        link_update_struct_ops(link.as_fd(), map1.as_fd(), None).expect("update without old");
+        link_update_struct_ops(&link, &map1, None).expect("update without old");
         assert!(available_ccs().split_whitespace().any(|n| n == name));
 
-        link_detach(link.as_fd()).expect("detach");
+        link_detach(&link).expect("detach");
         assert!(
             !available_ccs().split_whitespace().any(|n| n == name),
             "{}",

@@ -1,12 +1,12 @@
 //! Map creation and element access.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::AsFd as _;
 
 use aya_obj::generated::{BPF_F_VTYPE_BTF_OBJ_FD, bpf_attr, bpf_cmd, bpf_map_type};
 
 use super::{
-    SysError, bpf_checked, bpf_fd, fd_u32, obj::map_info, opt_fd_u32, sanitize_obj_name,
-    zeroed_attr,
+    BtfFd, MapFd, SysError, bpf_checked, bpf_fd, fd_u32, obj::map_info, opt_fd_u32,
+    sanitize_obj_name, zeroed_attr,
 };
 
 /// Arguments of [`map_create`]. `Default` gives an unnamed map with no BTF and every number 0.
@@ -26,7 +26,7 @@ pub(crate) struct MapCreate<'a> {
     /// automatically when `value_type_btf_obj_fd` is set.
     pub flags: u32,
     /// Object BTF describing key/value (or, for struct_ops, required to be a valid BTF).
-    pub btf_fd: Option<BorrowedFd<'a>>,
+    pub btf_fd: Option<&'a BtfFd>,
     /// Key type id in `btf_fd`.
     pub btf_key_type_id: u32,
     /// Value type id in `btf_fd`.
@@ -34,18 +34,18 @@ pub(crate) struct MapCreate<'a> {
     /// For struct_ops maps: id of `bpf_struct_ops_<name>` in the kernel (vmlinux or module) BTF.
     pub btf_vmlinux_value_type_id: u32,
     /// For struct_ops maps of a module type: the module's BTF fd.
-    pub value_type_btf_obj_fd: Option<BorrowedFd<'a>>,
+    pub value_type_btf_obj_fd: Option<&'a BtfFd>,
     /// `map_extra` (bloom filter hash count, arena address, ...).
     pub map_extra: u64,
     /// NUMA node; the kernel reads it only with `BPF_F_NUMA_NODE` in `flags`.
     pub numa_node: u32,
     /// For a map of maps: a map like its inner maps will be (type, sizes, flags), which the kernel keeps
     /// as their template.
-    pub inner_map_fd: Option<BorrowedFd<'a>>,
+    pub inner_map_fd: Option<&'a MapFd>,
 }
 
 /// Creates a map and returns its fd.
-pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
+pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<MapFd, SysError> {
     let mut attr = zeroed_attr();
     // SAFETY: writing plain integers into the MAP_CREATE member of a zeroed union.
     let a = unsafe { &mut attr.__bindgen_anon_1 };
@@ -55,19 +55,19 @@ pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd, SysError> {
     a.max_entries = m.max_entries;
     a.map_flags = m.flags;
     a.map_name = sanitize_obj_name(m.name);
-    a.btf_fd = opt_fd_u32(m.btf_fd);
+    a.btf_fd = opt_fd_u32(m.btf_fd.map(|f| f.as_fd()));
     a.btf_key_type_id = m.btf_key_type_id;
     a.btf_value_type_id = m.btf_value_type_id;
     a.btf_vmlinux_value_type_id = m.btf_vmlinux_value_type_id;
     a.map_extra = m.map_extra;
     a.numa_node = m.numa_node;
-    a.inner_map_fd = opt_fd_u32(m.inner_map_fd);
+    a.inner_map_fd = opt_fd_u32(m.inner_map_fd.map(|f| f.as_fd()));
     if let Some(fd) = m.value_type_btf_obj_fd {
         a.map_flags |= BPF_F_VTYPE_BTF_OBJ_FD;
-        a.value_type_btf_obj_fd = fd_u32(fd) as i32;
+        a.value_type_btf_obj_fd = fd_u32(fd.as_fd()) as i32;
     }
     // SAFETY: MAP_CREATE reads no user pointers and returns a new fd.
-    unsafe { bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr) }
+    unsafe { bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr) }.map(MapFd::from_owned)
 }
 
 /// Whether a map type's values are per-CPU arrays of `round_up(value_size, 8)` slots.
@@ -89,7 +89,7 @@ fn is_percpu(map_type: u32) -> bool {
 /// false` allows a larger buffer (lookups).
 fn check_sizes(
     cmd: bpf_cmd,
-    fd: BorrowedFd<'_>,
+    fd: &MapFd,
     key_len: usize,
     value: Option<(usize, bool)>,
 ) -> Result<(), SysError> {
@@ -116,11 +116,11 @@ fn check_sizes(
 }
 
 /// A zeroed attr for a `BPF_MAP_*_ELEM` command on `fd` with `key`.
-fn elem_attr(fd: BorrowedFd<'_>, key: &[u8]) -> bpf_attr {
+fn elem_attr(fd: &MapFd, key: &[u8]) -> bpf_attr {
     let mut attr = zeroed_attr();
     // SAFETY: writing plain integers into the MAP_*_ELEM member of a zeroed union.
     let a = unsafe { &mut attr.__bindgen_anon_2 };
-    a.map_fd = fd_u32(fd);
+    a.map_fd = fd_u32(fd.as_fd());
     a.key = key.as_ptr() as u64;
     attr
 }
@@ -131,7 +131,7 @@ fn elem_attr(fd: BorrowedFd<'_>, key: &[u8]) -> bpf_attr {
 /// `BPF_LINK_CREATE`). `key` and `value` must have the map's exact key/value sizes (checked with
 /// one `BPF_OBJ_GET_INFO_BY_FD` first; per-CPU maps are refused).
 pub(crate) fn map_update_elem(
-    fd: BorrowedFd<'_>,
+    fd: &MapFd,
     key: &[u8],
     value: &[u8],
     flags: u64,
@@ -149,11 +149,7 @@ pub(crate) fn map_update_elem(
 ///
 /// `key` must have the map's key size and `value` at least its value size (only that many bytes
 /// are written); checked with one `BPF_OBJ_GET_INFO_BY_FD` first. Per-CPU maps are refused.
-pub(crate) fn map_lookup_elem(
-    fd: BorrowedFd<'_>,
-    key: &[u8],
-    value: &mut [u8],
-) -> Result<bool, SysError> {
+pub(crate) fn map_lookup_elem(fd: &MapFd, key: &[u8], value: &mut [u8]) -> Result<bool, SysError> {
     let cmd = bpf_cmd::BPF_MAP_LOOKUP_ELEM;
     check_sizes(cmd, fd, key.len(), Some((value.len(), false)))?;
     let mut attr = elem_attr(fd, key);
@@ -168,7 +164,7 @@ pub(crate) fn map_lookup_elem(
 
 /// Deletes `key` (for a non-link struct_ops map: unregisters it). `key` must have the map's key
 /// size (checked first).
-pub(crate) fn map_delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<(), SysError> {
+pub(crate) fn map_delete_elem(fd: &MapFd, key: &[u8]) -> Result<(), SysError> {
     let cmd = bpf_cmd::BPF_MAP_DELETE_ELEM;
     check_sizes(cmd, fd, key.len(), None)?;
     let mut attr = elem_attr(fd, key);
@@ -177,16 +173,15 @@ pub(crate) fn map_delete_elem(fd: BorrowedFd<'_>, key: &[u8]) -> Result<(), SysE
 }
 
 /// Freezes the map: no more writes from user space.
-pub(crate) fn map_freeze(fd: BorrowedFd<'_>) -> Result<(), SysError> {
+pub(crate) fn map_freeze(fd: &MapFd) -> Result<(), SysError> {
     let mut attr = zeroed_attr();
-    attr.__bindgen_anon_2.map_fd = fd_u32(fd);
+    attr.__bindgen_anon_2.map_fd = fd_u32(fd.as_fd());
     // SAFETY: MAP_FREEZE reads no user pointers.
     unsafe { bpf_checked(bpf_cmd::BPF_MAP_FREEZE, &mut attr) }.map(drop)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd as _;
 
     use aya_obj::generated::{BPF_F_RDONLY_PROG, bpf_map_type};
 
@@ -210,7 +205,7 @@ mod tests {
             return;
         }
         let fd = map_create(&array("sys_test_array")).expect("create");
-        let fd = fd.as_fd();
+        let fd = &fd;
         let info = obj::map_info(fd).unwrap();
         assert_eq!(info.type_, bpf_map_type::BPF_MAP_TYPE_ARRAY as u32);
         assert_eq!(
@@ -263,7 +258,7 @@ mod tests {
             ..array("sys_test_hash")
         })
         .expect("create");
-        let fd = fd.as_fd();
+        let fd = &fd;
         let key = 5u32.to_ne_bytes();
         let mut value = [0u8; 8];
         assert!(!map_lookup_elem(fd, &key, &mut value).unwrap());
@@ -285,13 +280,13 @@ mod tests {
         let fd = map_create(&MapCreate {
             value_size: 4,
             flags: BPF_F_RDONLY_PROG,
-            btf_fd: Some(btf.as_fd()),
+            btf_fd: Some(&btf),
             btf_key_type_id: 1,
             btf_value_type_id: 1,
             ..array("with-btf")
         })
         .expect("create");
-        let info = obj::map_info(fd.as_fd()).unwrap();
+        let info = obj::map_info(&fd).unwrap();
         assert_ne!(info.btf_id, 0);
         assert_eq!((info.btf_key_type_id, info.btf_value_type_id), (1, 1));
         assert_eq!(info.map_flags, BPF_F_RDONLY_PROG);
@@ -308,7 +303,7 @@ mod tests {
             ..array("sys_test_pcpu")
         })
         .expect("create");
-        let err = map_lookup_elem(fd.as_fd(), &0u32.to_ne_bytes(), &mut [0u8; 8]).unwrap_err();
+        let err = map_lookup_elem(&fd, &0u32.to_ne_bytes(), &mut [0u8; 8]).unwrap_err();
         assert_eq!(err.io.kind(), std::io::ErrorKind::InvalidInput);
     }
 
@@ -318,7 +313,7 @@ mod tests {
             return;
         }
         let fd = map_create(&array("sys_test_ids")).expect("create");
-        let id = obj::map_info(fd.as_fd()).unwrap().id;
+        let id = obj::map_info(&fd).unwrap().id;
         let mut seen = false;
         let mut cur = 0;
         while let Some(next) = obj::map_next_id(cur).unwrap() {
@@ -328,7 +323,7 @@ mod tests {
         }
         assert!(seen, "map id {id} not listed");
         let by_id = obj::map_fd_by_id(id).unwrap();
-        assert_eq!(obj::map_info(by_id.as_fd()).unwrap().id, id);
+        assert_eq!(obj::map_info(&by_id).unwrap().id, id);
         // Ids past the last one: none.
         assert_eq!(obj::map_next_id(u32::MAX).unwrap(), None);
     }

@@ -1,8 +1,9 @@
 //! A small, safe layer over the `bpf(2)` system call.
 //!
 //! Everything here is `pub(crate)`: the rest of the crate talks to the kernel only through these
-//! functions. File descriptors are [`OwnedFd`] / [`BorrowedFd`](std::os::fd::BorrowedFd); raw
-//! integers appear only inside this module and in arrays handed to the kernel (`fd_array`).
+//! functions. File descriptors are typed by the kind of object they refer to ([`MapFd`],
+//! [`ProgFd`], [`LinkFd`], [`BtfFd`], see [`fd`](self::fd)); raw integers appear only inside this
+//! module and in arrays handed to the kernel (`fd_array`).
 //!
 //! Every command fills a zeroed [`bpf_attr`] and passes `size_of::<bpf_attr>()` as its size. The
 //! kernel accepts a larger `bpf_attr` than it knows as long as the unknown tail is zero, so the
@@ -30,6 +31,7 @@ pub(crate) mod bpffs;
 pub(crate) mod btf;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+pub(crate) mod fd;
 pub(crate) mod kallsyms;
 pub(crate) mod link;
 pub(crate) mod map;
@@ -42,6 +44,7 @@ mod testutil;
 pub(crate) use self::{
     bpffs::bpffs_mounted,
     btf::btf_load,
+    fd::{BtfFd, LinkFd, MapFd, ProgFd},
     link::{link_create_struct_ops, link_detach, link_update_struct_ops},
     map::{MapCreate, map_create, map_delete_elem, map_freeze, map_lookup_elem, map_update_elem},
     obj::{

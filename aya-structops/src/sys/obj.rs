@@ -3,7 +3,7 @@
 use std::{
     ffi::CString,
     os::{
-        fd::{AsFd as _, BorrowedFd, OwnedFd},
+        fd::{AsFd, BorrowedFd, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
     path::Path,
@@ -11,7 +11,7 @@ use std::{
 
 use aya_obj::generated::{bpf_btf_info, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
 
-use super::{SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
+use super::{BtfFd, LinkFd, MapFd, ProgFd, SysError, bpf_checked, bpf_fd, fd_u32, zeroed_attr};
 
 /// `path` as a C string, refusing interior NULs.
 fn c_path(cmd: bpf_cmd, path: &Path) -> Result<CString, SysError> {
@@ -22,12 +22,12 @@ fn c_path(cmd: bpf_cmd, path: &Path) -> Result<CString, SysError> {
 /// Pins the object behind `fd` (map, program, link, BTF) at `path`, which must be on a bpffs
 /// (see [`ensure_bpffs`](super::ensure_bpffs)) and not exist yet. Remove the pin with
 /// [`obj_unpin`].
-pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<(), SysError> {
+pub(crate) fn obj_pin(fd: impl AsFd, path: &Path) -> Result<(), SysError> {
     let cmd = bpf_cmd::BPF_OBJ_PIN;
     let path = c_path(cmd, path)?;
     let mut attr = zeroed_attr();
     attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.bpf_fd = fd_u32(fd);
+    attr.__bindgen_anon_4.bpf_fd = fd_u32(fd.as_fd());
     // SAFETY: `pathname` is a NUL-terminated string alive for the call.
     unsafe { bpf_checked(cmd, &mut attr) }.map(drop)
 }
@@ -41,7 +41,8 @@ pub(crate) fn obj_unpin(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// Opens the object pinned at `path` (read-write) and returns a new fd to it.
+/// Opens the object pinned at `path` (read-write) and returns a new fd to it. The kind of object is
+/// not known here: tell it with [`fd_kind`] before wrapping the fd in its typed newtype.
 pub(crate) fn obj_get(path: &Path) -> Result<OwnedFd, SysError> {
     let cmd = bpf_cmd::BPF_OBJ_GET;
     let path = c_path(cmd, path)?;
@@ -84,33 +85,33 @@ fn obj_info<T: ObjInfo>(fd: BorrowedFd<'_>) -> Result<T, SysError> {
 }
 
 /// Kernel information on a map (type, id, sizes, flags, BTF ids, name).
-pub(crate) fn map_info(fd: BorrowedFd<'_>) -> Result<bpf_map_info, SysError> {
-    obj_info(fd)
+pub(crate) fn map_info(fd: &MapFd) -> Result<bpf_map_info, SysError> {
+    obj_info(fd.as_fd())
 }
 
 /// Kernel information on a program: type, id, tag, name, `verified_insns` (instructions the
 /// verifier processed), `xlated_prog_len` (bytes after verification), BTF id, func/line info
 /// counts, run statistics. Array fields (`map_ids`, ...) are not fetched.
-pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> Result<bpf_prog_info, SysError> {
-    obj_info(fd)
+pub(crate) fn prog_info(fd: &ProgFd) -> Result<bpf_prog_info, SysError> {
+    obj_info(fd.as_fd())
 }
 
 /// Kernel information on a link: type, id, and for struct_ops links the map id
 /// (`__bindgen_anon_1.struct_ops.map_id`). Name/path buffers are not fetched.
-pub(crate) fn link_info(fd: BorrowedFd<'_>) -> Result<bpf_link_info, SysError> {
-    obj_info(fd)
+pub(crate) fn link_info(fd: &LinkFd) -> Result<bpf_link_info, SysError> {
+    obj_info(fd.as_fd())
 }
 
 /// Kernel information on a BTF object (id, size, whether kernel BTF); the data and name are not
 /// fetched.
 #[cfg(test)]
-pub(crate) fn btf_info(fd: BorrowedFd<'_>) -> Result<bpf_btf_info, SysError> {
-    obj_info(fd)
+pub(crate) fn btf_info(fd: &BtfFd) -> Result<bpf_btf_info, SysError> {
+    obj_info(fd.as_fd())
 }
 
 /// The kernel id of a BTF object.
 #[cfg(test)]
-pub(crate) fn btf_id(fd: BorrowedFd<'_>) -> Result<u32, SysError> {
+pub(crate) fn btf_id(fd: &BtfFd) -> Result<u32, SysError> {
     btf_info(fd).map(|i| i.id)
 }
 
@@ -158,18 +159,18 @@ pub(crate) fn link_next_id(start: u32) -> Result<Option<u32>, SysError> {
 }
 
 /// A new fd to the map with id `id` (`ENOENT` if it is gone).
-pub(crate) fn map_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
-    fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
+pub(crate) fn map_fd_by_id(id: u32) -> Result<MapFd, SysError> {
+    fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id).map(MapFd::from_owned)
 }
 
 /// A new fd to the program with id `id` (`ENOENT` if it is gone).
-pub(crate) fn prog_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
-    fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)
+pub(crate) fn prog_fd_by_id(id: u32) -> Result<ProgFd, SysError> {
+    fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id).map(ProgFd::from_owned)
 }
 
 /// A new fd to the link with id `id` (`ENOENT` if it is gone).
-pub(crate) fn link_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
-    fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
+pub(crate) fn link_fd_by_id(id: u32) -> Result<LinkFd, SysError> {
+    fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id).map(LinkFd::from_owned)
 }
 
 /// What kind of BPF object an fd refers to.
@@ -203,7 +204,7 @@ pub(crate) fn fd_kind(fd: BorrowedFd<'_>) -> FdKind {
 
 /// A new fd to the kernel BTF object named `name` (a module's BTF, e.g. `"tcp_dctcp"`; `"vmlinux"` for
 /// the kernel's own), found by walking BTF ids. `ENOENT` when no such kernel BTF is loaded.
-pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {
+pub(crate) fn btf_fd_by_name(name: &str) -> Result<BtfFd, SysError> {
     let mut id = 0;
     while let Some(next) = next_id(bpf_cmd::BPF_BTF_GET_NEXT_ID, id)? {
         id = next;
@@ -223,7 +224,7 @@ pub(crate) fn btf_fd_by_name(name: &str) -> Result<OwnedFd, SysError> {
         unsafe { bpf_checked(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
         let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
         if info.kernel_btf != 0 && &buf[..end] == name.as_bytes() {
-            return Ok(fd);
+            return Ok(BtfFd::from_owned(fd));
         }
     }
     Err(SysError::new(
@@ -257,22 +258,21 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        map_update_elem(map.as_fd(), &0u32.to_ne_bytes(), &42u32.to_ne_bytes(), 0).unwrap();
+        map_update_elem(&map, &0u32.to_ne_bytes(), &42u32.to_ne_bytes(), 0).unwrap();
 
         let pin = dir.path().join("map");
-        obj_pin(map.as_fd(), &pin).unwrap();
+        obj_pin(&map, &pin).unwrap();
         let _unpin = testutil::RemoveOnDrop(pin.clone());
         // Pinning twice at the same path fails.
-        let err = obj_pin(map.as_fd(), &pin).unwrap_err();
+        let err = obj_pin(&map, &pin).unwrap_err();
         assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
 
         let got = obj_get(&pin).unwrap();
-        assert_eq!(
-            map_info(got.as_fd()).unwrap().id,
-            map_info(map.as_fd()).unwrap().id
-        );
+        assert_eq!(fd_kind(got.as_fd()), FdKind::Map);
+        let got = MapFd::from_owned(got);
+        assert_eq!(map_info(&got).unwrap().id, map_info(&map).unwrap().id);
         let mut value = [0u8; 4];
-        assert!(map_lookup_elem(got.as_fd(), &0u32.to_ne_bytes(), &mut value).unwrap());
+        assert!(map_lookup_elem(&got, &0u32.to_ne_bytes(), &mut value).unwrap());
         assert_eq!(u32::from_ne_bytes(value), 42);
 
         std::fs::remove_file(&pin).unwrap();
@@ -292,12 +292,12 @@ mod tests {
         if testutil::skip_unless_root("missing_ids") {
             return;
         }
-        for r in [
-            map_fd_by_id(u32::MAX),
-            prog_fd_by_id(u32::MAX),
-            link_fd_by_id(u32::MAX),
+        for errno in [
+            map_fd_by_id(u32::MAX).unwrap_err().errno(),
+            prog_fd_by_id(u32::MAX).unwrap_err().errno(),
+            link_fd_by_id(u32::MAX).unwrap_err().errno(),
         ] {
-            assert_eq!(r.unwrap_err().errno(), Some(libc::ENOENT));
+            assert_eq!(errno, Some(libc::ENOENT));
         }
         assert_eq!(prog_next_id(u32::MAX).unwrap(), None);
         assert_eq!(link_next_id(i32::MAX as u32).unwrap(), None);

@@ -3,14 +3,14 @@
 use std::{
     ffi::CStr,
     io,
-    os::fd::{BorrowedFd, OwnedFd, RawFd},
+    os::fd::{AsFd as _, OwnedFd, RawFd},
 };
 
 use aya_obj::generated::{BPF_F_SLEEPABLE, bpf_cmd, bpf_insn};
 
 use super::{
-    SysError, bpf, bpf_checked, fd_u32, len_u32, opt_fd_u32, retry_with_log, sanitize_obj_name,
-    take_fd, zeroed_attr,
+    BtfFd, ProgFd, SysError, bpf, bpf_checked, fd_u32, len_u32, opt_fd_u32, retry_with_log,
+    sanitize_obj_name, take_fd, zeroed_attr,
 };
 
 /// First size of the verifier log buffer when a load failed.
@@ -31,7 +31,7 @@ pub(crate) struct ProgLoad<'a> {
     /// `attach_btf_id`; for struct_ops programs the id of the kernel struct type.
     pub attach_btf_id: u32,
     /// BTF object (module) holding `attach_btf_id`; `None` for vmlinux.
-    pub attach_btf_obj_fd: Option<BorrowedFd<'a>>,
+    pub attach_btf_obj_fd: Option<&'a BtfFd>,
     /// The instructions, after relocation.
     pub insns: &'a [bpf_insn],
     /// License string, e.g. `c"GPL"`.
@@ -42,7 +42,7 @@ pub(crate) struct ProgLoad<'a> {
     /// Load with `BPF_F_SLEEPABLE`.
     pub sleepable: bool,
     /// Object BTF the `func_info` / `line_info` records refer to.
-    pub prog_btf_fd: Option<BorrowedFd<'a>>,
+    pub prog_btf_fd: Option<&'a BtfFd>,
     /// `bpf_func_info` records, `func_info_rec_size` bytes each.
     pub func_info: &'a [u8],
     /// Size of one `func_info` record (8 today).
@@ -113,7 +113,7 @@ fn records(what: &str, data: &[u8], rec_size: u32) -> Result<(u64, u32, u32), Sy
 /// first attempt's (a too-small log buffer would otherwise surface as `ENOSPC`). `EAGAIN` from the
 /// kernel is retried a few times. Use [`prog_info`](super::prog_info) for the verified instruction
 /// count.
-pub(crate) fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
+pub(crate) fn prog_load(p: &ProgLoad<'_>) -> Result<ProgFd, ProgLoadError> {
     prog_load_with_log_sizes(p, PROG_LOG_INITIAL, PROG_LOG_MAX)
 }
 
@@ -122,7 +122,7 @@ pub(super) fn prog_load_with_log_sizes(
     p: &ProgLoad<'_>,
     log_initial: usize,
     log_max: usize,
-) -> Result<OwnedFd, ProgLoadError> {
+) -> Result<ProgFd, ProgLoadError> {
     let cmd = bpf_cmd::BPF_PROG_LOAD;
     let insn_cnt = len_u32(cmd, "instructions", p.insns.len())?;
     let (func_info, func_info_cnt, func_info_rec_size) =
@@ -143,7 +143,7 @@ pub(super) fn prog_load_with_log_sizes(
             a.prog_flags = if p.sleepable { BPF_F_SLEEPABLE } else { 0 };
             a.prog_name = prog_name;
             a.expected_attach_type = p.expected_attach_type;
-            a.prog_btf_fd = opt_fd_u32(p.prog_btf_fd);
+            a.prog_btf_fd = opt_fd_u32(p.prog_btf_fd.map(|f| f.as_fd()));
             a.func_info = func_info;
             a.func_info_cnt = func_info_cnt;
             a.func_info_rec_size = func_info_rec_size;
@@ -151,7 +151,8 @@ pub(super) fn prog_load_with_log_sizes(
             a.line_info_cnt = line_info_cnt;
             a.line_info_rec_size = line_info_rec_size;
             a.attach_btf_id = p.attach_btf_id;
-            a.__bindgen_anon_1.attach_btf_obj_fd = opt_fd_u32(p.attach_btf_obj_fd);
+            a.__bindgen_anon_1.attach_btf_obj_fd =
+                opt_fd_u32(p.attach_btf_obj_fd.map(|f| f.as_fd()));
             if !p.fd_array.is_empty() {
                 a.fd_array = p.fd_array.as_ptr() as u64;
             }
@@ -183,13 +184,13 @@ pub(super) fn prog_load_with_log_sizes(
     };
 
     let first = match run(None) {
-        (Ok(fd), _) => return Ok(fd),
+        (Ok(fd), _) => return Ok(ProgFd::from_owned(fd)),
         (Err(err), _) => err,
     };
     match retry_with_log(log_initial, log_max, |buf| run(Some(buf))) {
         Ok(fd) => {
             tracing::debug!(error = %first, name = p.name, "BPF_PROG_LOAD succeeded only when retried with a log");
-            Ok(fd)
+            Ok(ProgFd::from_owned(fd))
         }
         Err(log) => Err(ProgLoadError { io: first, log }),
     }
@@ -202,10 +203,10 @@ pub(super) fn prog_load_with_log_sizes(
 /// `BPF_PROG_TYPE_SYSCALL`, raw tracepoints, and struct_ops programs of `bpf_dummy_ops` (an array
 /// of u64 arguments). Packet-based types (socket filters, XDP, tc) need `data_in` instead and are
 /// not covered here.
-pub(crate) fn prog_test_run(fd: BorrowedFd<'_>, ctx_in: &[u8]) -> Result<u32, SysError> {
+pub(crate) fn prog_test_run(fd: &ProgFd, ctx_in: &[u8]) -> Result<u32, SysError> {
     let cmd = bpf_cmd::BPF_PROG_TEST_RUN;
     let mut attr = zeroed_attr();
-    attr.test.prog_fd = fd_u32(fd);
+    attr.test.prog_fd = fd_u32(fd.as_fd());
     if !ctx_in.is_empty() {
         attr.test.ctx_in = ctx_in.as_ptr() as u64;
         attr.test.ctx_size_in = len_u32(cmd, "ctx_in", ctx_in.len())?;
@@ -219,10 +220,10 @@ pub(crate) fn prog_test_run(fd: BorrowedFd<'_>, ctx_in: &[u8]) -> Result<u32, Sy
 /// [`prog_test_run`] for programs whose context the kernel copies back into `ctx` after the run
 /// (`BPF_PROG_TYPE_SYSCALL`: `bpf_prog_test_run_syscall` writes `ctx_in` back), so the caller sees what
 /// the program stored in it.
-pub(crate) fn prog_test_run_inout(fd: BorrowedFd<'_>, ctx: &mut [u8]) -> Result<u32, SysError> {
+pub(crate) fn prog_test_run_inout(fd: &ProgFd, ctx: &mut [u8]) -> Result<u32, SysError> {
     let cmd = bpf_cmd::BPF_PROG_TEST_RUN;
     let mut attr = zeroed_attr();
-    attr.test.prog_fd = fd_u32(fd);
+    attr.test.prog_fd = fd_u32(fd.as_fd());
     if !ctx.is_empty() {
         attr.test.ctx_in = ctx.as_mut_ptr() as u64;
         attr.test.ctx_size_in = len_u32(cmd, "ctx_in", ctx.len())?;
@@ -235,7 +236,6 @@ pub(crate) fn prog_test_run_inout(fd: BorrowedFd<'_>, ctx: &mut [u8]) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd as _;
 
     use aya_obj::generated::bpf_prog_type;
 
@@ -269,7 +269,7 @@ mod tests {
         }
         let insns = testutil::return_zero();
         let fd = prog_load(&socket_filter(&insns, "sys-test/ret0")).expect("load");
-        let info = obj::prog_info(fd.as_fd()).expect("prog_info");
+        let info = obj::prog_info(&fd).expect("prog_info");
         assert_eq!(
             info.type_,
             bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER as u32
@@ -285,7 +285,7 @@ mod tests {
 
         // The id finds the same program again.
         let again = obj::prog_fd_by_id(info.id).expect("prog_fd_by_id");
-        assert_eq!(obj::prog_info(again.as_fd()).unwrap().id, info.id);
+        assert_eq!(obj::prog_info(&again).unwrap().id, info.id);
         let mut seen = false;
         let mut id = 0;
         while let Some(next) = obj::prog_next_id(id).expect("prog_next_id") {
@@ -311,7 +311,7 @@ mod tests {
             .flat_map(|v| v.to_ne_bytes())
             .collect();
         let load = ProgLoad {
-            prog_btf_fd: Some(btf.as_fd()),
+            prog_btf_fd: Some(&btf),
             func_info: &func_info,
             func_info_rec_size: 8,
             line_info: &line_info,
@@ -322,7 +322,7 @@ mod tests {
             Ok(fd) => fd,
             Err(e) => panic!("{e}\n{}", e.log),
         };
-        let info = obj::prog_info(fd.as_fd()).unwrap();
+        let info = obj::prog_info(&fd).unwrap();
         assert_ne!(info.btf_id, 0);
         assert_eq!(info.nr_func_info, 1);
         assert_eq!(info.nr_line_info, 1);
@@ -398,7 +398,7 @@ mod tests {
             Err(e) => panic!("{e}\n{}", e.log),
         };
         let mut ctx = [0xffu8; 8];
-        assert_eq!(prog_test_run_inout(fd.as_fd(), &mut ctx).unwrap(), 0);
+        assert_eq!(prog_test_run_inout(&fd, &mut ctx).unwrap(), 0);
         assert_eq!(ctx[..4], 7u32.to_ne_bytes(), "written back");
         assert_eq!(ctx[4..], [0xff; 4], "the rest untouched");
     }
@@ -423,8 +423,8 @@ mod tests {
             Err(e) => panic!("{e}\n{}", e.log),
         };
         let ctx = 0xdead_beef_u32.to_ne_bytes();
-        assert_eq!(prog_test_run(fd.as_fd(), &ctx).unwrap(), 0xdead_beef);
+        assert_eq!(prog_test_run(&fd, &ctx).unwrap(), 0xdead_beef);
         let ctx = 7u64.to_ne_bytes();
-        assert_eq!(prog_test_run(fd.as_fd(), &ctx).unwrap(), 7);
+        assert_eq!(prog_test_run(&fd, &ctx).unwrap(), 7);
     }
 }
