@@ -41,7 +41,7 @@ pub enum MatchError {
         /// The member.
         member: String,
         /// What is wrong.
-        reason: String,
+        reason: MemberReason,
     },
     /// One program bound to members of different kernel types or indexes.
     #[error(
@@ -85,7 +85,7 @@ pub enum MatchError {
         /// The dotted member path.
         path: String,
         /// What is wrong.
-        reason: String,
+        reason: FieldReason,
     },
     /// The kernel would refuse to register the map: a member it requires is missing or has a value it rejects.
     #[error(
@@ -99,7 +99,7 @@ pub enum MatchError {
         /// The member (for "one of" rules, the alternatives joined with ` or `).
         member: String,
         /// What the kernel requires, naming the kernel function that checks it.
-        reason: String,
+        reason: RegistrationReason,
     },
     /// A kfunc the programs call does not exist in this kernel.
     #[error("program `{program}` calls kfunc `{kfunc}`, which the kernel does not have")]
@@ -112,6 +112,226 @@ pub enum MatchError {
     /// Kernel BTF is malformed.
     #[error("kernel BTF: {0}")]
     Btf(#[from] BtfError),
+}
+
+/// Why a member of an object's ops struct can't be loaded on a kernel ([`MatchError::Member`],
+/// [`MemberStatus::Incompatible`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemberReason {
+    /// The kernel's ops struct has no member of that name, and the object sets it (programs or non-zero data).
+    #[error("the kernel's `{kernel_type}` has no such member, and the object sets it")]
+    NotInKernel {
+        /// The kernel type name.
+        kernel_type: String,
+    },
+    /// The member is a bitfield (in the object or the kernel).
+    #[error("bitfield members are not supported")]
+    Bitfield,
+    /// The object has a function pointer (a program), the kernel member is data.
+    #[error("the object has a function pointer, the kernel a {kernel}")]
+    ProgramForData {
+        /// The kernel member's type, described.
+        kernel: String,
+    },
+    /// The kernel member is a function pointer (a program goes there), the object sets it as data.
+    #[error(
+        "kind mismatch: the kernel member is a function pointer (a program goes there), the object sets it as data ({object})"
+    )]
+    DataForProgram {
+        /// The kind of the object's member.
+        object: BtfKind,
+    },
+    /// Data members of different kinds.
+    #[error("kind mismatch: the object has a {object}, the kernel a {kernel}")]
+    KindMismatch {
+        /// The kind of the object's member.
+        object: BtfKind,
+        /// The kind of the kernel's member.
+        kernel: BtfKind,
+    },
+    /// Data members of different sizes.
+    #[error("size mismatch: {object} bytes in the object, {kernel} in the kernel")]
+    SizeMismatch {
+        /// Size in the object, in bytes.
+        object: u32,
+        /// Size in the kernel, in bytes.
+        kernel: u32,
+    },
+}
+
+/// Why a kernel field the programs read (`kernel_field!`) can't be resolved on a kernel
+/// ([`MatchError::Field`], [`FieldReport::result`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum FieldReason {
+    /// The kernel has no struct or union of that name.
+    #[error("the kernel has no such struct or union")]
+    NoSuchType,
+    /// An element of the path is not a member.
+    #[error("{in_type} has no member `{missing}`")]
+    NoSuchMember {
+        /// The struct/union searched, e.g. `struct tcp_sock`.
+        in_type: String,
+        /// The path element that was not found.
+        missing: String,
+    },
+    /// The path leads through or to a bitfield.
+    #[error("member `{member}` of {in_type} is a bitfield")]
+    Bitfield {
+        /// The struct/union holding the bitfield.
+        in_type: String,
+        /// The dotted path up to the bitfield member.
+        member: String,
+    },
+    /// The field has another size than the program reads.
+    #[error("the program reads {program} bytes, the kernel's field is {kernel} bytes")]
+    SizeMismatch {
+        /// Bytes the program reads.
+        program: u32,
+        /// Size of the kernel's field.
+        kernel: u32,
+    },
+    /// The path could not be followed in the kernel's BTF (e.g. through a member that is not a struct
+    /// or union, or malformed BTF).
+    #[error("{0}")]
+    Btf(#[source] std::sync::Arc<BtfError>),
+}
+
+impl FieldReason {
+    /// The reason for a failed [`Btf::member_path`].
+    fn from_path_error(e: BtfError) -> Self {
+        match e {
+            BtfError::MemberNotFound {
+                type_name, missing, ..
+            } => FieldReason::NoSuchMember {
+                in_type: type_name,
+                missing,
+            },
+            BtfError::Bitfield { type_name, member } => FieldReason::Bitfield {
+                in_type: type_name,
+                member,
+            },
+            e => FieldReason::Btf(std::sync::Arc::new(e)),
+        }
+    }
+}
+
+/// Why the kernel would refuse to register a map ([`RegistrationIssue::reason`],
+/// [`MatchError::Required`]). Each names the kernel function that checks it (`checked_by`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationReason {
+    /// The member needs a program.
+    #[error("registration requires a program here (kernel: {checked_by})")]
+    ProgramRequired {
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// One of several members needs a program.
+    #[error("registration requires a program for one of `{}` (kernel: {checked_by})", .members.join("`, `"))]
+    AnyProgramRequired {
+        /// The alternatives.
+        members: &'static [&'static str],
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// This (older) kernel needs a program on the member.
+    #[error("this kernel requires a program here (kernel: {checked_by})")]
+    ProgramRequiredByThisKernel {
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// A name member the kernel copies with `bpf_obj_name_cpy` is not a valid name.
+    #[error("{problem} (kernel: {checked_by})")]
+    Name {
+        /// What is wrong with it.
+        problem: NameProblem,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// The member must be zero.
+    #[error("must be 0, the object sets {value} (kernel: {checked_by})")]
+    NotZero {
+        /// The object's value.
+        value: u64,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// The flags have bits outside what the kernel accepts.
+    #[error(
+        "flags {flags:#x} include bits {:#x} outside {mask_name} ({allowed:#x}) (kernel: {checked_by})",
+        .flags & !.allowed
+    )]
+    FlagsOutsideMask {
+        /// The object's flags.
+        flags: u64,
+        /// The mask's name (a uapi constant or a kernel enumerator).
+        mask_name: &'static str,
+        /// The bits allowed.
+        allowed: u64,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// The value exceeds a maximum.
+    #[error("{value} exceeds the maximum {max} (kernel: {checked_by})")]
+    ExceedsMax {
+        /// The object's value.
+        value: u64,
+        /// The maximum.
+        max: u64,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// A flag the object sets needs a program on this member.
+    #[error("`{flags_member}` has {flag}, which requires a program here (kernel: {checked_by})")]
+    FlagNeedsProgram {
+        /// The flags member.
+        flags_member: &'static str,
+        /// The flag set.
+        flag: &'static str,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+    /// A flag with a program on another member needs a further flag.
+    #[error("{flag} with a program on `{with}` also needs {needs} (kernel: {checked_by})")]
+    FlagNeedsFlag {
+        /// The flag set.
+        flag: &'static str,
+        /// The member whose program makes it need `needs`.
+        with: &'static str,
+        /// The flag it needs.
+        needs: &'static str,
+        /// The kernel function that checks it.
+        checked_by: &'static str,
+    },
+}
+
+/// What is wrong with a name the kernel copies with `bpf_obj_name_cpy` (1 to size-1 characters of
+/// `[A-Za-z0-9_.]`, NUL-terminated).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameProblem {
+    /// The object does not set the member.
+    #[error("registration requires a name, and the object does not set this member")]
+    Unset,
+    /// The name is empty.
+    #[error("registration requires a non-empty name")]
+    Empty,
+    /// No NUL within the member.
+    #[error("the name is not NUL-terminated within its {size} bytes (at most {} characters)", .size - 1)]
+    NotTerminated {
+        /// The member's size in bytes (at least 1).
+        size: usize,
+    },
+    /// A character outside `[A-Za-z0-9_.]`.
+    #[error("the name `{name}` has {bad:?}, but only A-Z, a-z, 0-9, `_` and `.` are allowed")]
+    BadCharacter {
+        /// The name (lossily decoded).
+        name: String,
+        /// The first character not allowed.
+        bad: char,
+    },
 }
 
 /// A kernel struct_ops type.
@@ -368,7 +588,7 @@ pub enum MemberStatus {
     /// Absent from this kernel, but zero in the object: it is ignored.
     AbsentZero,
     /// Cannot be loaded on this kernel.
-    Incompatible(String),
+    Incompatible(MemberReason),
 }
 
 /// Separates the alternatives of a kfunc symbol: `scx_bpf_dsq_insert___or___scx_bpf_dispatch` names a
@@ -482,12 +702,11 @@ pub(crate) fn match_members(
         let zero = m.program.is_none() && bytes.iter().all(|b| *b == 0);
         let status = match kstruct.member(&m.name) {
             None if zero => MemberStatus::AbsentZero,
-            None => MemberStatus::Incompatible(format!(
-                "the kernel's `{}` has no such member, and the object sets it",
-                map.kernel_type_name()
-            )),
+            None => MemberStatus::Incompatible(MemberReason::NotInKernel {
+                kernel_type: map.kernel_type_name().to_owned(),
+            }),
             Some((_, km)) if km.bitfield_size != 0 || m.kind == MemberKind::Bitfield => {
-                MemberStatus::Incompatible("bitfield members are not supported".into())
+                MemberStatus::Incompatible(MemberReason::Bitfield)
             }
             Some((idx, km)) => {
                 let kid = kbtf.skip_mods_and_typedefs(km.type_id)?;
@@ -523,10 +742,11 @@ pub(crate) fn match_members(
                     });
                 };
                 match m.kind {
-                    MemberKind::FuncPtr if !kfunc_ptr => MemberStatus::Incompatible(format!(
-                        "the object has a function pointer, the kernel a {}",
-                        kbtf.describe(kid)
-                    )),
+                    MemberKind::FuncPtr if !kfunc_ptr => {
+                        MemberStatus::Incompatible(MemberReason::ProgramForData {
+                            kernel: kbtf.describe(kid),
+                        })
+                    }
                     MemberKind::FuncPtr => {
                         if let Some(p) = &m.program {
                             slots.push(Slot {
@@ -544,19 +764,19 @@ pub(crate) fn match_members(
                         if kfunc_ptr && zero {
                             MemberStatus::Matched(idx as u32)
                         } else if kfunc_ptr {
-                            MemberStatus::Incompatible(format!(
-                                "kind mismatch: the kernel member is a function pointer (a program goes \
-                                 there), the object sets it as data ({okind})"
-                            ))
+                            MemberStatus::Incompatible(MemberReason::DataForProgram {
+                                object: okind,
+                            })
                         } else if okind != kkind {
-                            MemberStatus::Incompatible(format!(
-                                "kind mismatch: the object has a {okind}, the kernel a {kkind}"
-                            ))
+                            MemberStatus::Incompatible(MemberReason::KindMismatch {
+                                object: okind,
+                                kernel: kkind,
+                            })
                         } else if ksize != m.size {
-                            MemberStatus::Incompatible(format!(
-                                "size mismatch: {} bytes in the object, {ksize} in the kernel",
-                                m.size
-                            ))
+                            MemberStatus::Incompatible(MemberReason::SizeMismatch {
+                                object: m.size,
+                                kernel: ksize,
+                            })
                         } else {
                             let at = offset as usize;
                             // In range: checked where `offset` was computed.
@@ -817,7 +1037,7 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
     }
     for field in obj.fields.iter().filter(|f| f.used) {
         let path = field.path.join(".");
-        let ferr = |reason: String| MatchError::Field {
+        let ferr = |reason: FieldReason| MatchError::Field {
             type_name: field.type_name.clone(),
             path: path.clone(),
             reason,
@@ -825,17 +1045,17 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
         let (bobj, id) = kernel
             .find(BtfKind::Struct, &field.type_name)
             .or_else(|| kernel.find(BtfKind::Union, &field.type_name))
-            .ok_or_else(|| ferr("the kernel has no such struct or union".into()))?;
+            .ok_or_else(|| ferr(FieldReason::NoSuchType))?;
         let parts: Vec<&str> = field.path.iter().map(String::as_str).collect();
         let loc = kernel
             .btf(&bobj)
             .member_path(id, &parts)
-            .map_err(|e| ferr(e.to_string()))?;
+            .map_err(|e| ferr(FieldReason::from_path_error(e)))?;
         if field.size != 0 && loc.size != field.size {
-            return Err(ferr(format!(
-                "the program reads {} bytes, the kernel's field is {} bytes",
-                field.size, loc.size
-            )));
+            return Err(ferr(FieldReason::SizeMismatch {
+                program: field.size,
+                kernel: loc.size,
+            }));
         }
         plan.fields
             .push((field.section.clone(), field.offset, loc.byte_offset));
@@ -1039,23 +1259,24 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
         let r = kernel
             .find(BtfKind::Struct, &field.type_name)
             .or_else(|| kernel.find(BtfKind::Union, &field.type_name))
-            .ok_or_else(|| "no such struct or union".to_owned())
+            .ok_or(FieldReason::NoSuchType)
             .and_then(|(o, id)| {
                 kernel
                     .btf(&o)
                     .member_path(id, &parts)
-                    .map_err(|e| e.to_string())
+                    .map_err(FieldReason::from_path_error)
             })
             .and_then(|loc| {
                 if field.size != 0 && loc.size != field.size {
-                    Err(format!(
-                        "{} bytes in the kernel, the program reads {}",
-                        loc.size, field.size
-                    ))
+                    Err(FieldReason::SizeMismatch {
+                        program: field.size,
+                        kernel: loc.size,
+                    })
                 } else {
                     Ok(loc.byte_offset)
                 }
-            });
+            })
+            .map_err(|e| e.to_string());
         fields.push((name, r));
     }
     let mut kfuncs: Vec<(String, bool)> = Vec::new();
@@ -1270,7 +1491,7 @@ pub struct RegistrationIssue {
     /// The member (for "one of" rules, the alternatives joined with ` or `).
     pub member: String,
     /// What the kernel requires, naming the kernel function that checks it.
-    pub reason: String,
+    pub reason: RegistrationReason,
 }
 
 impl RegistrationIssue {
@@ -1325,43 +1546,49 @@ pub fn registration_issues(map: &StructOpsSpec, kernel: &KernelBtf) -> Vec<Regis
         }
     };
     let mut out = Vec::new();
-    let mut issue = |member: String, reason: String| {
+    let mut issue = |member: String, reason: RegistrationReason| {
         if !out.iter().any(|i: &RegistrationIssue| i.member == member) {
             out.push(RegistrationIssue { member, reason });
         }
     };
-    for (rule, source) in rules.iter() {
-        match *rule {
+    for &(rule, checked_by) in rules.iter() {
+        match rule {
             Rule::Program(member) if !has_program(member) => issue(
                 member.to_owned(),
-                format!("registration requires a program here (kernel: {source})"),
+                RegistrationReason::ProgramRequired { checked_by },
             ),
             Rule::AnyProgram(members) if !members.iter().any(|m| has_program(m)) => issue(
                 members.join(" or "),
-                format!(
-                    "registration requires a program for one of `{}` (kernel: {source})",
-                    members.join("`, `")
-                ),
+                RegistrationReason::AnyProgramRequired {
+                    members,
+                    checked_by,
+                },
             ),
             Rule::ProgramWithoutValidate(member)
                 if !has_program(member) && !kernel_has_struct_ops_validate(kernel) =>
             {
                 issue(
                     member.to_owned(),
-                    format!("this kernel requires a program here (kernel: {source})"),
+                    RegistrationReason::ProgramRequiredByThisKernel { checked_by },
                 )
             }
             Rule::ObjName(member) => {
-                if let Err(why) = obj_name(map.member_data(member).unwrap_or(&[])) {
-                    issue(member.to_owned(), format!("{why} (kernel: {source})"))
+                if let Err(problem) = obj_name(map.member_data(member).unwrap_or(&[])) {
+                    issue(
+                        member.to_owned(),
+                        RegistrationReason::Name {
+                            problem,
+                            checked_by,
+                        },
+                    )
                 }
             }
             Rule::Zero(member) if value(member) != 0 => issue(
                 member.to_owned(),
-                format!(
-                    "must be 0, the object sets {} (kernel: {source})",
-                    value(member)
-                ),
+                RegistrationReason::NotZero {
+                    value: value(member),
+                    checked_by,
+                },
             ),
             Rule::FlagsWithin(member, mask) => {
                 let (mask_name, allowed) = match mask {
@@ -1374,19 +1601,22 @@ pub fn registration_issues(map: &StructOpsSpec, kernel: &KernelBtf) -> Vec<Regis
                 {
                     issue(
                         member.to_owned(),
-                        format!(
-                            "flags {bits:#x} include bits {:#x} outside {mask_name} ({allowed:#x}) (kernel: {source})",
-                            bits & !allowed
-                        ),
+                        RegistrationReason::FlagsOutsideMask {
+                            flags: bits,
+                            mask_name,
+                            allowed,
+                            checked_by,
+                        },
                     )
                 }
             }
             Rule::Max(member, max) if value(member) > max => issue(
                 member.to_owned(),
-                format!(
-                    "{} exceeds the maximum {max} (kernel: {source})",
-                    value(member)
-                ),
+                RegistrationReason::ExceedsMax {
+                    value: value(member),
+                    max,
+                    checked_by,
+                },
             ),
             Rule::FlagNeedsPrograms {
                 flags,
@@ -1403,9 +1633,11 @@ pub fn registration_issues(map: &StructOpsSpec, kernel: &KernelBtf) -> Vec<Regis
                 for member in needs.iter().filter(|m| !has_program(m)) {
                     issue(
                         member.to_string(),
-                        format!(
-                            "`{flags}` has {flag}, which requires a program here (kernel: {source})"
-                        ),
+                        RegistrationReason::FlagNeedsProgram {
+                            flags_member: flags,
+                            flag,
+                            checked_by,
+                        },
                     );
                 }
             }
@@ -1425,9 +1657,12 @@ pub fn registration_issues(map: &StructOpsSpec, kernel: &KernelBtf) -> Vec<Regis
                 if f & bit != 0 && has_program(with) && f & keep == 0 {
                     issue(
                         flags.to_owned(),
-                        format!(
-                            "{flag} with a program on `{with}` also needs {unless} (kernel: {source})"
-                        ),
+                        RegistrationReason::FlagNeedsFlag {
+                            flag,
+                            with,
+                            needs: unless,
+                            checked_by,
+                        },
                     );
                 }
             }
@@ -1450,29 +1685,24 @@ fn kernel_has_struct_ops_validate(kernel: &KernelBtf) -> bool {
 }
 
 /// The kernel's `bpf_obj_name_cpy` accepts 1 to `len - 1` characters of `[A-Za-z0-9_.]` followed by a NUL.
-fn obj_name(bytes: &[u8]) -> Result<(), String> {
+fn obj_name(bytes: &[u8]) -> Result<(), NameProblem> {
     if bytes.is_empty() {
-        return Err("registration requires a name, and the object does not set this member".into());
+        return Err(NameProblem::Unset);
     }
     let Some(end) = bytes.iter().position(|b| *b == 0) else {
-        return Err(format!(
-            "the name is not NUL-terminated within its {} bytes (at most {} characters)",
-            bytes.len(),
-            bytes.len() - 1
-        ));
+        return Err(NameProblem::NotTerminated { size: bytes.len() });
     };
     if end == 0 {
-        return Err("registration requires a non-empty name".into());
+        return Err(NameProblem::Empty);
     }
     if let Some(bad) = bytes[..end]
         .iter()
         .find(|b| !(b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.'))
     {
-        return Err(format!(
-            "the name `{}` has {:?}, but only A-Z, a-z, 0-9, `_` and `.` are allowed",
-            String::from_utf8_lossy(&bytes[..end]),
-            char::from(*bad)
-        ));
+        return Err(NameProblem::BadCharacter {
+            name: String::from_utf8_lossy(&bytes[..end]).into_owned(),
+            bad: char::from(*bad),
+        });
     }
     Ok(())
 }
@@ -1643,7 +1873,14 @@ mod tests {
         // ...but not before, where bpf_tcp_ca_init_member wanted cong_avoid itself.
         let old = registration_issues(&control, &kernel(false));
         assert_eq!(members(&old), ["cong_avoid"]);
-        assert!(old[0].reason.contains("bpf_tcp_ca_init_member"), "{old:?}");
+        assert!(
+            matches!(
+                old[0].reason,
+                RegistrationReason::ProgramRequiredByThisKernel { checked_by }
+                    if checked_by.starts_with("bpf_tcp_ca_init_member")
+            ),
+            "{old:?}"
+        );
 
         let none = spec(
             "tcp_congestion_ops",
@@ -1660,9 +1897,20 @@ mod tests {
                 "name"
             ]
         );
-        assert!(
-            issues[0].reason.contains("tcp_validate_congestion_control"),
-            "{issues:?}"
+        assert_eq!(
+            issues[0].reason,
+            RegistrationReason::ProgramRequired {
+                checked_by: "tcp_validate_congestion_control, net/ipv4/tcp_cong.c"
+            }
+        );
+        assert_eq!(
+            issues[0].reason.to_string(),
+            "registration requires a program here (kernel: tcp_validate_congestion_control, net/ipv4/tcp_cong.c)"
+        );
+        assert_eq!(
+            issues[2].reason.to_string(),
+            "registration requires a program for one of `cong_avoid`, `cong_control` (kernel: \
+             tcp_validate_congestion_control, net/ipv4/tcp_cong.c)"
         );
         let e = issues[2].to_error("m", "tcp_congestion_ops").to_string();
         assert!(
@@ -1676,10 +1924,23 @@ mod tests {
     #[test]
     fn names_follow_bpf_obj_name_cpy() {
         assert!(obj_name(NAME).is_ok());
-        assert!(obj_name(b"\0\0\0\0").unwrap_err().contains("non-empty"));
-        assert!(obj_name(b"").unwrap_err().contains("does not set"));
-        assert!(obj_name(b"abcd").unwrap_err().contains("NUL-terminated"));
+        assert_eq!(obj_name(b"\0\0\0\0"), Err(NameProblem::Empty));
+        assert_eq!(obj_name(b""), Err(NameProblem::Unset));
+        let e = obj_name(b"abcd").unwrap_err();
+        assert_eq!(e, NameProblem::NotTerminated { size: 4 });
+        assert_eq!(
+            e.to_string(),
+            "the name is not NUL-terminated within its 4 bytes (at most 3 characters)"
+        );
         let e = obj_name(b"c reno\0\0").unwrap_err();
+        assert_eq!(
+            e,
+            NameProblem::BadCharacter {
+                name: "c reno".into(),
+                bad: ' '
+            }
+        );
+        let e = e.to_string();
         assert!(e.contains("' '") && e.contains("`c reno`"), "{e}");
         let k = kernel(true);
         let bad = spec(
@@ -1689,7 +1950,14 @@ mod tests {
         );
         let issues = registration_issues(&bad, &k);
         assert_eq!(members(&issues), ["name"]);
-        assert!(issues[0].reason.contains("bpf_scx_init_member"));
+        assert!(
+            matches!(
+                &issues[0].reason,
+                RegistrationReason::Name { problem: NameProblem::BadCharacter { bad: '-', .. }, checked_by }
+                    if checked_by.starts_with("bpf_scx_init_member")
+            ),
+            "{issues:?}"
+        );
     }
 
     #[test]
@@ -1718,8 +1986,54 @@ mod tests {
             ["flags", "dispatch_max_batch", "timeout_ms", "enqueue"],
             "{issues:?}"
         );
-        assert!(issues[0].reason.contains("0x100"), "{issues:?}");
-        assert!(issues[3].reason.contains("SCX_OPS_ENQ_LAST"), "{issues:?}");
+        assert!(
+            matches!(
+                issues[0].reason,
+                RegistrationReason::FlagsOutsideMask {
+                    flags: 0x142,
+                    mask_name: "SCX_OPS_ALL_FLAGS",
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
+        assert!(
+            issues[0].reason.to_string().contains("bits 0x100 outside"),
+            "{issues:?}"
+        );
+        assert!(
+            matches!(
+                issues[1].reason,
+                RegistrationReason::ExceedsMax {
+                    value: 0xffff_ffff,
+                    max: 0x7fff_ffff,
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
+        assert!(
+            matches!(
+                issues[2].reason,
+                RegistrationReason::ExceedsMax {
+                    value: 30_001,
+                    max: 30_000,
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
+        assert!(
+            matches!(
+                issues[3].reason,
+                RegistrationReason::FlagNeedsProgram {
+                    flags_member: "flags",
+                    flag: "SCX_OPS_ENQ_LAST",
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
         // BUILTIN_IDLE_PER_NODE with update_idle needs KEEP_BUILTIN_IDLE.
         let idle = spec(
             "sched_ext_ops",
@@ -1728,7 +2042,18 @@ mod tests {
         );
         let issues = registration_issues(&idle, &k);
         assert_eq!(members(&issues), ["flags"]);
-        assert!(issues[0].reason.contains("SCX_OPS_KEEP_BUILTIN_IDLE"));
+        assert!(
+            matches!(
+                issues[0].reason,
+                RegistrationReason::FlagNeedsFlag {
+                    flag: "SCX_OPS_BUILTIN_IDLE_PER_NODE",
+                    with: "update_idle",
+                    needs: "SCX_OPS_KEEP_BUILTIN_IDLE",
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
         let keep = spec(
             "sched_ext_ops",
             &[("update_idle", true)],
@@ -1749,6 +2074,10 @@ mod tests {
             members(&registration_issues(&q, &k)),
             ["reset", "destroy", "priv_size"]
         );
+        assert!(matches!(
+            registration_issues(&q, &k)[2].reason,
+            RegistrationReason::NotZero { value: 4, .. }
+        ));
         let hid = spec(
             "hid_bpf_ops",
             &[("hid_device_event", true)],
@@ -1756,7 +2085,18 @@ mod tests {
         );
         let issues = registration_issues(&hid, &k);
         assert_eq!(members(&issues), ["flags"]);
-        assert!(issues[0].reason.contains("BPF_F_BEFORE"));
+        assert!(
+            matches!(
+                issues[0].reason,
+                RegistrationReason::FlagsOutsideMask {
+                    flags: 9,
+                    mask_name: "BPF_F_BEFORE",
+                    allowed: 8,
+                    ..
+                }
+            ),
+            "{issues:?}"
+        );
         let hid_ok = spec(
             "hid_bpf_ops",
             &[],

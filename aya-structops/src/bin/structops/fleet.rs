@@ -291,7 +291,7 @@ impl Matrix {
                 let cell = match status {
                     MemberStatus::Matched(_) => Cell::Ok(None),
                     MemberStatus::AbsentZero => Cell::Ok(Some("absent, zero".into())),
-                    MemberStatus::Incompatible(r) if r.contains("has no such member") => {
+                    MemberStatus::Incompatible(r @ matching::MemberReason::NotInKernel { .. }) => {
                         Cell::Missing(format!("{}.{member}: {r}", m.map))
                     }
                     MemberStatus::Incompatible(r) => {
@@ -573,14 +573,16 @@ mod tests {
                 &[
                     (
                         "ssthresh",
-                        MemberStatus::Incompatible(
-                            "the kernel's `tcp_congestion_ops` has no such member, and the object sets it"
-                                .into(),
-                        ),
+                        MemberStatus::Incompatible(matching::MemberReason::NotInKernel {
+                            kernel_type: "tcp_congestion_ops".into(),
+                        }),
                     ),
                     (
                         "cwnd_event",
-                        MemberStatus::Incompatible("4 bytes in the object, 8 in the kernel".into()),
+                        MemberStatus::Incompatible(matching::MemberReason::SizeMismatch {
+                            object: 4,
+                            kernel: 8,
+                        }),
                     ),
                 ],
             )],
@@ -666,7 +668,9 @@ mod tests {
         let mut r = report(vec![map("cc", Ok(()), &[])], &[], &[]);
         r.maps[0].registration.push(RegistrationIssue {
             member: "ssthresh".into(),
-            reason: "needs a program".into(),
+            reason: matching::RegistrationReason::ProgramRequired {
+                checked_by: "tcp_validate_congestion_control",
+            },
         });
         let mut optional = map("opt", Err("no struct_ops type `x` in this kernel"), &[]);
         optional.autocreate = false;
