@@ -2,7 +2,7 @@
 //!
 //! Everything here is `pub(crate)`: the rest of the crate talks to the kernel only through these
 //! functions. File descriptors are typed by the kind of object they refer to ([`MapFd`],
-//! [`ProgFd`], [`LinkFd`], [`BtfFd`], see [`fd`](self::fd)); raw integers appear only inside this
+//! [`ProgFd`], [`LinkFd`], [`BtfFd`], see [`fd`]); raw integers appear only inside this
 //! module and in arrays handed to the kernel (`fd_array`).
 //!
 //! Every command fills a zeroed [`bpf_attr`] and passes `size_of::<bpf_attr>()` as its size. The
@@ -10,6 +10,7 @@
 //! bindings may be newer than the running kernel.
 //!
 //! Submodules:
+//! - [`fd`]: the typed fds [`MapFd`], [`ProgFd`], [`LinkFd`], [`BtfFd`].
 //! - [`btf`](self::btf): `BPF_BTF_LOAD`.
 //! - [`kallsyms`](self::kallsyms): kernel symbol addresses through `bpf_kallsyms_lookup_name` in a
 //!   syscall program.
