@@ -1084,6 +1084,60 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
     Ok(plan)
 }
 
+/// Why a map's kernel type can't be used, in a [`MapReport`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelTypeError {
+    /// The kernel has no struct_ops type of that name.
+    #[error("no struct_ops type `{type_name}` in this kernel ({source})")]
+    Missing {
+        /// The kernel type name (flavor stripped).
+        type_name: String,
+        /// What the lookup found missing.
+        #[source]
+        source: std::sync::Arc<BtfError>,
+    },
+    /// The kernel's BTF of the type is malformed.
+    #[error("{0}")]
+    Btf(#[source] std::sync::Arc<BtfError>),
+}
+
+/// A member's verdict in a [`MapReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberReport {
+    /// The member.
+    pub member: String,
+    /// Its verdict.
+    pub status: MemberStatus,
+}
+
+/// A kernel field the programs read, in a [`CompatReport`].
+#[derive(Debug, Clone)]
+pub struct FieldReport {
+    /// `type.path`, e.g. `tcp_sock.snd_cwnd`.
+    pub field: String,
+    /// Its byte offset in this kernel, or why it can't be resolved.
+    pub result: Result<u32, FieldReason>,
+}
+
+/// A kfunc the programs call, in a [`CompatReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KfuncReport {
+    /// The kfunc symbol (possibly alternatives joined with [`KFUNC_ALTERNATIVES`]).
+    pub name: String,
+    /// Whether this kernel has it.
+    pub found: bool,
+}
+
+/// A global variable no instruction reads, in a [`CompatReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadGlobal {
+    /// The variable.
+    pub name: String,
+    /// Its section.
+    pub section: String,
+}
+
 /// One map in a [`CompatReport`].
 #[derive(Debug, Clone)]
 pub struct MapReport {
@@ -1094,9 +1148,9 @@ pub struct MapReport {
     /// Whether the loader would create it (optional maps are not created unless asked).
     pub autocreate: bool,
     /// `Err` when the kernel lacks the type.
-    pub kernel_type: Result<KernelOpsType, String>,
+    pub kernel_type: Result<KernelOpsType, KernelTypeError>,
     /// Per member verdicts (empty when the type is missing).
-    pub members: Vec<(String, MemberStatus)>,
+    pub members: Vec<MemberReport>,
     /// What the kernel would refuse at registration (empty when the type is missing).
     pub registration: Vec<RegistrationIssue>,
 }
@@ -1107,12 +1161,12 @@ pub struct CompatReport {
     /// struct_ops maps.
     pub maps: Vec<MapReport>,
     /// Kernel fields the programs read: `type.path` -> offset or why not.
-    pub fields: Vec<(String, Result<u32, String>)>,
+    pub fields: Vec<FieldReport>,
     /// kfuncs the programs call -> found or not.
-    pub kfuncs: Vec<(String, bool)>,
+    pub kfuncs: Vec<KfuncReport>,
     /// Global variables no instruction reads, with their section: the compiler folded their values into
     /// the code, so [`ObjectSpec::set_global`] refuses them. Informational: loading is not affected.
-    pub unread_globals: Vec<(String, String)>,
+    pub unread_globals: Vec<UnreadGlobal>,
     /// CO-RE relocations that can't be applied on this kernel, per program and relocation.
     pub core: Vec<CoreFailure>,
 }
@@ -1137,10 +1191,10 @@ impl CompatReport {
             m.kernel_type.is_ok()
                 && m.members
                     .iter()
-                    .all(|(_, s)| !matches!(s, MemberStatus::Incompatible(_)))
+                    .all(|m| !matches!(m.status, MemberStatus::Incompatible(_)))
                 && m.registration.is_empty()
-        }) && self.fields.iter().all(|(_, r)| r.is_ok())
-            && self.kfuncs.iter().all(|(_, ok)| *ok)
+        }) && self.fields.iter().all(|f| f.result.is_ok())
+            && self.kfuncs.iter().all(|k| k.found)
             && self.core.iter().all(|c| !c.loaded)
     }
 }
@@ -1161,7 +1215,7 @@ impl std::fmt::Display for CompatReport {
                 )?,
                 Ok(_) => writeln!(f, "map {} ({}){created}:", m.map, m.type_name)?,
             }
-            for (member, status) in &m.members {
+            for MemberReport { member, status } in &m.members {
                 match status {
                     MemberStatus::Matched(i) => {
                         writeln!(f, "  {member:<20} matched (kernel member #{i})")?
@@ -1178,14 +1232,18 @@ impl std::fmt::Display for CompatReport {
                 writeln!(f, "  {:<20} UNREGISTRABLE: {}", issue.member, issue.reason)?;
             }
         }
-        for (field, r) in &self.fields {
-            match r {
+        for FieldReport { field, result } in &self.fields {
+            match result {
                 Ok(off) => writeln!(f, "field {field:<26} offset {off}")?,
                 Err(e) => writeln!(f, "field {field:<26} INCOMPATIBLE: {e}")?,
             }
         }
-        for (k, ok) in &self.kfuncs {
-            writeln!(f, "kfunc {k:<26} {}", if *ok { "found" } else { "MISSING" })?;
+        for KfuncReport { name, found } in &self.kfuncs {
+            writeln!(
+                f,
+                "kfunc {name:<26} {}",
+                if *found { "found" } else { "MISSING" }
+            )?;
         }
         for c in &self.core {
             let e = &c.error;
@@ -1205,7 +1263,7 @@ impl std::fmt::Display for CompatReport {
                 e.reason()
             )?;
         }
-        for (g, section) in &self.unread_globals {
+        for UnreadGlobal { name: g, section } in &self.unread_globals {
             writeln!(
                 f,
                 "global {g:<25} ({section}) read by no instruction (its value was folded into the code): set_global refuses it"
@@ -1231,16 +1289,33 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     for map in obj.struct_ops.values() {
         let type_name = map.kernel_type_name().to_owned();
         let (kernel_type, members, registration) = match kernel_ops_type(kernel, &type_name) {
+            Err(e @ BtfError::NotFound { .. }) => (
+                Err(KernelTypeError::Missing {
+                    type_name: type_name.clone(),
+                    source: std::sync::Arc::new(e),
+                }),
+                Vec::new(),
+                Vec::new(),
+            ),
             Err(e) => (
-                Err(format!(
-                    "no struct_ops type `{type_name}` in this kernel ({e})"
-                )),
+                Err(KernelTypeError::Btf(std::sync::Arc::new(e))),
                 Vec::new(),
                 Vec::new(),
             ),
             Ok(kty) => match match_members(obj, map, kernel, &kty) {
-                Ok(m) => (Ok(kty), m.verdicts, registration_issues(map, kernel)),
-                Err(e) => (Err(e.to_string()), Vec::new(), Vec::new()),
+                Ok(m) => (
+                    Ok(kty),
+                    m.verdicts
+                        .into_iter()
+                        .map(|(member, status)| MemberReport { member, status })
+                        .collect(),
+                    registration_issues(map, kernel),
+                ),
+                Err(e) => (
+                    Err(KernelTypeError::Btf(std::sync::Arc::new(e))),
+                    Vec::new(),
+                    Vec::new(),
+                ),
             },
         };
         maps.push(MapReport {
@@ -1275,16 +1350,21 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
                 } else {
                     Ok(loc.byte_offset)
                 }
-            })
-            .map_err(|e| e.to_string());
-        fields.push((name, r));
+            });
+        fields.push(FieldReport {
+            field: name,
+            result: r,
+        });
     }
-    let mut kfuncs: Vec<(String, bool)> = Vec::new();
+    let mut kfuncs: Vec<KfuncReport> = Vec::new();
     for p in obj.programs.values() {
         for k in p.kfuncs() {
             // Weak kfuncs are reported with the externs (`ObjectSpec::extern_report`).
-            if !kfuncs.iter().any(|(n, _)| n == k) && !obj.is_weak_extern(k) {
-                kfuncs.push((k.to_owned(), find_kfunc(kernel, k).is_some()));
+            if !kfuncs.iter().any(|r| r.name == k) && !obj.is_weak_extern(k) {
+                kfuncs.push(KfuncReport {
+                    name: k.to_owned(),
+                    found: find_kfunc(kernel, k).is_some(),
+                });
             }
         }
     }
@@ -1292,7 +1372,10 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
         .globals
         .iter()
         .filter(|(name, g)| !g.read && !name.starts_with(crate::object::FIELD_SYMBOL_PREFIX))
-        .map(|(name, g)| (name.clone(), g.section.clone()))
+        .map(|(name, g)| UnreadGlobal {
+            name: name.clone(),
+            section: g.section.clone(),
+        })
         .collect();
     let loaded = considered_programs(obj, false);
     let core = resolve_core(obj, kernel, considered_programs(obj, true).into_iter())

@@ -162,7 +162,7 @@ fn check_reports_each_member_against_this_kernel() {
         report.maps[0]
             .members
             .iter()
-            .any(|(_, s)| *s == MemberStatus::AbsentZero),
+            .any(|m| m.status == MemberStatus::AbsentZero),
         "{report}"
     );
 
@@ -210,11 +210,12 @@ fn check_reports_each_member_against_this_kernel() {
     for (name, member, expected, needle) in cases {
         let report = matching::check(&obj(name), &kernel);
         assert!(!report.compatible(), "{name}: {report}");
-        let (_, status) = report.maps[0]
+        let status = &report.maps[0]
             .members
             .iter()
-            .find(|(m, _)| m == member)
-            .unwrap();
+            .find(|m| m.member == member)
+            .unwrap()
+            .status;
         let MemberStatus::Incompatible(reason) = status else {
             panic!("{name}: {status:?}")
         };
@@ -223,7 +224,13 @@ fn check_reports_each_member_against_this_kernel() {
     }
     let report = matching::check(&obj("no_such_type"), &kernel);
     assert!(!report.compatible());
-    assert!(report.maps[0].kernel_type.is_err());
+    assert!(
+        matches!(
+            &report.maps[0].kernel_type,
+            Err(matching::KernelTypeError::Missing { .. })
+        ),
+        "{report}"
+    );
 
     let report = matching::check(&obj("rust/tcp_cc"), &kernel);
     assert!(report.compatible(), "{report}");
@@ -231,7 +238,7 @@ fn check_reports_each_member_against_this_kernel() {
         report
             .fields
             .iter()
-            .any(|(f, r)| f == "tcp_sock.snd_cwnd" && r.is_ok()),
+            .any(|f| f.field == "tcp_sock.snd_cwnd" && f.result.is_ok()),
         "{report}"
     );
     println!("{report}");
@@ -364,7 +371,7 @@ fn members_registration_requires_are_reported_before_registering() {
     assert!(
         m.members
             .iter()
-            .all(|(_, s)| matches!(s, MemberStatus::Matched(_))),
+            .all(|m| matches!(m.status, MemberStatus::Matched(_))),
         "{report}"
     );
     let opt = report

@@ -777,7 +777,7 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
         if let Err(e) = &m.kernel_type {
             faults.insert(format!("map `{}` ({}): {e}", m.map, m.type_name));
         }
-        for (member, status) in &m.members {
+        for matching::MemberReport { member, status } in &m.members {
             if let matching::MemberStatus::Incompatible(r) = status {
                 faults.insert(format!(
                     "map `{}` ({}), member `{member}`: {r}",
@@ -792,13 +792,13 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
             ));
         }
     }
-    for (f, r) in &report.fields {
-        if let Err(e) = r {
+    for matching::FieldReport { field: f, result } in &report.fields {
+        if let Err(e) = result {
             faults.insert(format!("kernel field `{f}`: {e}"));
         }
     }
-    for (k, ok) in &report.kfuncs {
-        if !ok {
+    for matching::KfuncReport { name: k, found } in &report.kfuncs {
+        if !found {
             faults.insert(format!("kfunc `{k}` is missing"));
         }
     }

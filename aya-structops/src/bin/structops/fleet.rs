@@ -246,9 +246,6 @@ pub struct Matrix {
     order: Vec<(u8, usize, usize)>,
 }
 
-/// What one map's row says when the kernel lacks the struct_ops type (see `matching::check`).
-const NO_TYPE_PREFIX: &str = "no struct_ops type";
-
 impl Matrix {
     /// An empty matrix.
     pub fn new() -> Self {
@@ -283,11 +280,11 @@ impl Matrix {
             let row = format!("map {} ({}{optional})", m.map, m.type_name);
             let cell = match &m.kernel_type {
                 Ok(_) => Cell::Ok(None),
-                Err(e) if e.starts_with(NO_TYPE_PREFIX) => Cell::Missing(e.clone()),
-                Err(e) => Cell::Mismatch(e.clone()),
+                Err(e @ matching::KernelTypeError::Missing { .. }) => Cell::Missing(e.to_string()),
+                Err(e) => Cell::Mismatch(e.to_string()),
             };
             self.set((0, i, 0), row, cell);
-            for (j, (member, status)) in m.members.iter().enumerate() {
+            for (j, matching::MemberReport { member, status }) in m.members.iter().enumerate() {
                 let cell = match status {
                     MemberStatus::Matched(_) => Cell::Ok(None),
                     MemberStatus::AbsentZero => Cell::Ok(Some("absent, zero".into())),
@@ -324,17 +321,18 @@ impl Matrix {
                 );
             }
         }
-        for (i, (field, r)) in report.fields.iter().enumerate() {
-            let cell = match r {
+        for (i, matching::FieldReport { field, result }) in report.fields.iter().enumerate() {
+            let cell = match result {
                 Ok(off) => Cell::Ok(Some(format!("@{off}"))),
-                Err(e) if e.contains("no such struct") || e.contains("has no member") => {
-                    Cell::Missing(format!("{field}: {e}"))
-                }
+                Err(
+                    e @ (matching::FieldReason::NoSuchType
+                    | matching::FieldReason::NoSuchMember { .. }),
+                ) => Cell::Missing(format!("{field}: {e}")),
                 Err(e) => Cell::Mismatch(format!("{field}: {e}")),
             };
             self.set((1, i, 0), format!("field {field}"), cell);
         }
-        for (i, (kfunc, found)) in report.kfuncs.iter().enumerate() {
+        for (i, matching::KfuncReport { name: kfunc, found }) in report.kfuncs.iter().enumerate() {
             let cell = if *found {
                 Cell::Ok(None)
             } else {
@@ -504,11 +502,7 @@ mod tests {
 
     use super::*;
 
-    fn map(
-        name: &str,
-        kernel_type: Result<(), &str>,
-        members: &[(&str, MemberStatus)],
-    ) -> MapReport {
+    fn map(name: &str, kernel_type: Result<(), ()>, members: &[(&str, MemberStatus)]) -> MapReport {
         MapReport {
             map: name.into(),
             type_name: "tcp_congestion_ops".into(),
@@ -521,10 +515,19 @@ mod tests {
                     value_size: 8,
                     data_offset: 0,
                 })
-                .map_err(str::to_owned),
+                .map_err(|()| matching::KernelTypeError::Missing {
+                    type_name: "tcp_congestion_ops".into(),
+                    source: std::sync::Arc::new(aya_structops::btf::BtfError::NotFound {
+                        kind: aya_structops::btf::BtfKind::Struct,
+                        name: "bpf_struct_ops_tcp_congestion_ops".into(),
+                    }),
+                }),
             members: members
                 .iter()
-                .map(|(m, s)| ((*m).to_owned(), s.clone()))
+                .map(|(m, s)| matching::MemberReport {
+                    member: (*m).to_owned(),
+                    status: s.clone(),
+                })
                 .collect(),
             registration: Vec::new(),
         }
@@ -532,18 +535,24 @@ mod tests {
 
     fn report(
         maps: Vec<MapReport>,
-        fields: &[(&str, Result<u32, &str>)],
+        fields: &[(&str, Result<u32, matching::FieldReason>)],
         kfuncs: &[(&str, bool)],
     ) -> CompatReport {
         CompatReport {
             maps,
             fields: fields
                 .iter()
-                .map(|(f, r)| ((*f).to_owned(), r.map_err(str::to_owned)))
+                .map(|(f, r)| matching::FieldReport {
+                    field: (*f).to_owned(),
+                    result: r.clone(),
+                })
                 .collect(),
             kfuncs: kfuncs
                 .iter()
-                .map(|(k, ok)| ((*k).to_owned(), *ok))
+                .map(|(k, ok)| matching::KfuncReport {
+                    name: (*k).to_owned(),
+                    found: *ok,
+                })
                 .collect(),
             unread_globals: Vec::new(),
             core: Vec::new(),
@@ -588,16 +597,15 @@ mod tests {
             )],
             &[(
                 "tcp_sock.snd_cwnd",
-                Err("struct tcp_sock has no member `snd_cwnd` (looking up `snd_cwnd`)"),
+                Err(matching::FieldReason::NoSuchMember {
+                    in_type: "struct tcp_sock".into(),
+                    missing: "snd_cwnd".into(),
+                }),
             )],
             &[("tcp_reno_ssthresh", false)],
         );
         let none = report(
-            vec![map(
-                "cc",
-                Err("no struct_ops type `tcp_congestion_ops` in this kernel (not found)"),
-                &[],
-            )],
+            vec![map("cc", Err(()), &[])],
             &[("tcp_sock.snd_cwnd", Ok(1484))],
             &[("tcp_reno_ssthresh", true)],
         );
@@ -672,7 +680,7 @@ mod tests {
                 checked_by: "tcp_validate_congestion_control",
             },
         });
-        let mut optional = map("opt", Err("no struct_ops type `x` in this kernel"), &[]);
+        let mut optional = map("opt", Err(()), &[]);
         optional.autocreate = false;
         let ok = report(vec![optional.clone()], &[], &[]);
         let ext = aya_structops::object::ExternReport {
