@@ -807,7 +807,7 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
     }
     for e in missing_externs {
         if let Err(why) = &e.status {
-            faults.insert(why.clone());
+            faults.insert(why.to_string());
         }
     }
     warn!(

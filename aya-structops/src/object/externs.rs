@@ -781,7 +781,7 @@ pub(crate) fn kallsyms_addresses<'a>(
 }
 
 /// One line of `structops check` about an extern: what it needs and, when known, its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ExternReport {
     /// The extern.
     pub name: String,
@@ -789,8 +789,8 @@ pub struct ExternReport {
     pub kind: String,
     /// Declared `__weak`.
     pub weak: bool,
-    /// The value or where it comes from, or why it would fail (`Err`).
-    pub status: Result<String, String>,
+    /// The value or where it comes from, or why it would fail (`Err`: the error loading would return).
+    pub status: Result<String, std::sync::Arc<ExternError>>,
 }
 
 impl std::fmt::Display for ExternReport {
@@ -859,7 +859,7 @@ pub(crate) fn report(
                 };
                 result
                     .map(|r| describe_value(e, &r))
-                    .map_err(|err| err.to_string())
+                    .map_err(std::sync::Arc::new)
             }
         };
         out.push(ExternReport {

@@ -259,6 +259,7 @@ fn typeless_ksyms_through_the_helper_match_proc_kallsyms() {
             .find(|r| r.name == "tcp_init_sock")
             .expect("tcp_init_sock is an extern of dctcp_storage")
             .status
+            .map_err(|e| e.to_string())
     };
     let counted = inject(Step::ProgLoad, u32::MAX, libc::EPERM).unwrap();
     assert_eq!(status(), Ok(want.clone()), "through the helper");

@@ -687,7 +687,13 @@ mod tests {
             name: "CONFIG_HZ".into(),
             kind: "kconfig u64".into(),
             weak: false,
-            status: Err("not in this kernel's config".into()),
+            status: Err(std::sync::Arc::new(
+                aya_structops::object::ExternError::Missing {
+                    name: "CONFIG_HZ".into(),
+                    kind: "kconfig u64".into(),
+                    why: "not in this kernel's config".into(),
+                },
+            )),
         };
         let mut m = Matrix::new();
         m.add("reg", &r, &[]);
