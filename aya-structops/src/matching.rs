@@ -98,8 +98,9 @@ pub enum MatchError {
         type_name: String,
         /// The member (for "one of" rules, the alternatives joined with ` or `).
         member: String,
-        /// What the kernel requires, naming the kernel function that checks it.
-        reason: RegistrationReason,
+        /// What the kernel requires, naming the kernel function that checks it (boxed: it is the
+        /// largest reason, and keeps [`crate::Error`] small).
+        reason: Box<RegistrationReason>,
     },
     /// A kfunc the programs call does not exist in this kernel.
     #[error("program `{program}` calls kfunc `{kfunc}`, which the kernel does not have")]
@@ -1584,7 +1585,7 @@ impl RegistrationIssue {
             map: map.to_owned(),
             type_name: type_name.to_owned(),
             member: self.member.clone(),
-            reason: self.reason.clone(),
+            reason: Box::new(self.reason.clone()),
         }
     }
 }

@@ -166,7 +166,14 @@ fn check_reports_each_member_against_this_kernel() {
         "{report}"
     );
 
-    let cases: [(&str, &str, fn(&MemberReason) -> bool, &str); 4] = [
+    /// Object, member, the expected reason, and a piece of its message.
+    type Case = (
+        &'static str,
+        &'static str,
+        fn(&MemberReason) -> bool,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
         (
             "missing_member",
             "not_in_kernel",
