@@ -4,7 +4,7 @@
 //! part-way drops, and so releases, everything created so far.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::Arc,
 };
@@ -14,9 +14,9 @@ use tracing::{debug, info_span};
 
 use crate::{
     Error,
-    matching::{BtfObject, KernelBtf, Plan},
+    matching::{BtfObject, KernelBtf, MatchedMap, Plan, ProgramAttach},
     object::{
-        ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec,
+        ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec, ProgramSpec,
         externs::{self, KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
     },
     sys::{self, MapCreate, ProgLoad},
@@ -335,13 +335,52 @@ fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
         .collect()
 }
 
-/// Loads what the plan describes.
+/// Loads what the plan describes: object BTF, global-data maps, the object's maps, the arena, programs,
+/// struct_ops maps, in that order. Each stage returns what it made; an error drops (and so closes)
+/// everything made by the stages before it, the latest first.
 pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
     let externs = resolve_externs(spec, kernel, plan)?;
     let module_fds = ModuleBtfFds::open(plan, externs.ksyms.values())?;
+    let btf_fd = load_object_btf(spec)?;
+    let data = create_data_maps(spec, plan, &externs, &btf_fd)?;
+    // BTF-defined maps (and legacy `maps`-section ones): maps pinned by name reused or pinned, maps of
+    // maps with their initial slots (crate::maps_create). `pins` removes the pins made here unless the
+    // load completes.
+    let (btf_maps, pins) = crate::maps_create::create_object_maps(spec, &btf_fd)?;
+    // The arena: mapped (at its `map_extra` address) before any program loads (the verifier wants its
+    // user address), with the `__arena` globals copied to its end, as libbpf does.
+    let arena = match &spec.arena_data {
+        Some(bytes) => Some(map_arena(spec, &btf_maps, bytes)?),
+        None => None,
+    };
+    let programs = load_programs(&ProgramInputs {
+        spec,
+        plan,
+        externs: &externs,
+        module_fds: &module_fds,
+        btf_fd: &btf_fd,
+        data: &data,
+        btf_maps: &btf_maps,
+        arena: arena.as_ref(),
+    })?;
+    let maps = create_struct_ops_maps(spec, plan, &module_fds, &btf_fd, &programs)?;
+    pins.keep();
+    Ok(Loaded {
+        name: spec.name.clone(),
+        programs,
+        maps,
+        data,
+        btf_maps,
+        globals: spec.globals.clone(),
+        _arena: arena,
+        _btf: btf_fd,
+    })
+}
 
-    // Object BTF: struct_ops maps need a valid btf_fd.
+/// Object BTF stage: the object's BTF sanitized for the kernel, loaded (struct_ops maps need a valid
+/// btf_fd).
+fn load_object_btf(spec: &ObjectSpec) -> Result<sys::BtfFd, Error> {
     let btf = spec
         .btf
         .sanitize_for_kernel_with(
@@ -350,7 +389,7 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             &|f| spec.hidden_functions.contains(f),
         )
         .map_err(|e| Error::Parse(e.into()))?;
-    let btf_fd = sys::btf_load(&btf).map_err(|e| match e.errno() {
+    sys::btf_load(&btf).map_err(|e| match e.errno() {
         Some(libc::EPERM | libc::EACCES) => Error::Permission {
             op: format!("loading the BTF of object `{}`", spec.name),
         },
@@ -358,8 +397,17 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
             io: e.io,
             log: e.log,
         },
-    })?;
+    })
+}
 
+/// Global data stage: one array map per non-empty data section, with kernel field offsets written in,
+/// and the `.kconfig` map of the resolved `__kconfig` values.
+fn create_data_maps(
+    spec: &ObjectSpec,
+    plan: &Plan,
+    externs: &ResolvedExterns,
+    btf_fd: &sys::BtfFd,
+) -> Result<BTreeMap<String, DataMap>, Error> {
     // Global data, with kernel field offsets written in.
     let mut sections: BTreeMap<String, Vec<u8>> = spec
         .data
@@ -380,370 +428,461 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
         if bytes.is_empty() {
             continue;
         }
-        let read_only = spec.data.get(&name).is_none_or(|d| d.read_only);
-        let map_name = data_map_name(&spec.name, &name);
-        let plain = MapCreate {
-            map_type: bpf_map_type::BPF_MAP_TYPE_ARRAY as u32,
-            name: &map_name,
-            key_size: 4,
-            value_size: bytes.len() as u32,
-            max_entries: 1,
-            flags: if read_only { BPF_F_RDONLY_PROG } else { 0 },
-            ..Default::default()
-        };
-        // libbpf's rule: the value type is the section's DATASEC, so the kernel knows the variables in it
-        // (a `bpf_spin_lock` global, scx's `private(LOCK)` sections, needs it: "map has to have BTF in
-        // order to use bpf_spin_lock"). A kernel that refuses it gets the map without BTF, as libbpf retries.
-        let datasec = spec
-            .data
-            .contains_key(&name)
-            .then(|| spec.btf.find(crate::btf::BtfKind::Datasec, &name))
-            .flatten();
-        let created = match datasec {
-            Some(id) => sys::map_create(&MapCreate {
-                btf_fd: Some(&btf_fd),
-                btf_value_type_id: id,
-                ..plain
-            })
-            .or_else(|e| match e.errno() {
-                Some(libc::EINVAL | libc::EOPNOTSUPP) => {
-                    debug!(section = %name, error = %e, "global data map created without BTF");
-                    sys::map_create(&plain)
-                }
-                _ => Err(e),
-            }),
-            None => sys::map_create(&plain),
-        };
-        let fd = created.map_err(|source| Error::MapCreate {
-            map: name.clone(),
-            source,
-        })?;
-        let what = |op: &str| format!("{op} global data map `{name}`");
-        sys::map_update_elem(&fd, &0u32.to_ne_bytes(), &bytes, 0).map_err(|source| Error::Sys {
-            what: what("filling"),
-            source,
-        })?;
-        if read_only {
-            sys::map_freeze(&fd).map_err(|source| Error::Sys {
-                what: what("freezing"),
-                source,
-            })?;
-        }
-        data.insert(
-            name,
-            DataMap {
-                fd,
-                size: bytes.len(),
-            },
-        );
+        let map = create_data_map(spec, btf_fd, &name, &bytes)?;
+        data.insert(name, map);
     }
+    Ok(data)
+}
 
-    // BTF-defined maps (and legacy `maps`-section ones): maps pinned by name reused or pinned, maps of
-    // maps with their initial slots (crate::maps_create). `pins` removes the pins made here unless the
-    // load completes.
-    let (btf_maps, pins) = crate::maps_create::create_object_maps(spec, &btf_fd)?;
-
-    // The arena: mapped (at its `map_extra` address) before any program loads (the verifier wants its
-    // user address), with the `__arena` globals copied to its end, as libbpf does.
-    let arena = match &spec.arena_data {
-        Some(bytes) => Some(map_arena(spec, &btf_maps, bytes)?),
-        None => None,
+/// One global data map: created (with its DATASEC as value type when the kernel takes it), filled, and
+/// frozen when read-only.
+fn create_data_map(
+    spec: &ObjectSpec,
+    btf_fd: &sys::BtfFd,
+    name: &str,
+    bytes: &[u8],
+) -> Result<DataMap, Error> {
+    let read_only = spec.data.get(name).is_none_or(|d| d.read_only);
+    let map_name = data_map_name(&spec.name, name);
+    let plain = MapCreate {
+        map_type: bpf_map_type::BPF_MAP_TYPE_ARRAY as u32,
+        name: &map_name,
+        key_size: 4,
+        value_size: bytes.len() as u32,
+        max_entries: 1,
+        flags: if read_only { BPF_F_RDONLY_PROG } else { 0 },
+        ..Default::default()
     };
+    // libbpf's rule: the value type is the section's DATASEC, so the kernel knows the variables in it
+    // (a `bpf_spin_lock` global, scx's `private(LOCK)` sections, needs it: "map has to have BTF in
+    // order to use bpf_spin_lock"). A kernel that refuses it gets the map without BTF, as libbpf retries.
+    let datasec = spec
+        .data
+        .contains_key(name)
+        .then(|| spec.btf.find(crate::btf::BtfKind::Datasec, name))
+        .flatten();
+    let created = match datasec {
+        Some(id) => sys::map_create(&MapCreate {
+            btf_fd: Some(btf_fd),
+            btf_value_type_id: id,
+            ..plain
+        })
+        .or_else(|e| match e.errno() {
+            Some(libc::EINVAL | libc::EOPNOTSUPP) => {
+                debug!(section = %name, error = %e, "global data map created without BTF");
+                sys::map_create(&plain)
+            }
+            _ => Err(e),
+        }),
+        None => sys::map_create(&plain),
+    };
+    let fd = created.map_err(|source| Error::MapCreate {
+        map: name.to_owned(),
+        source,
+    })?;
+    let what = |op: &str| format!("{op} global data map `{name}`");
+    sys::map_update_elem(&fd, &0u32.to_ne_bytes(), bytes, 0).map_err(|source| Error::Sys {
+        what: what("filling"),
+        source,
+    })?;
+    if read_only {
+        sys::map_freeze(&fd).map_err(|source| Error::Sys {
+            what: what("freezing"),
+            source,
+        })?;
+    }
+    Ok(DataMap {
+        fd,
+        size: bytes.len(),
+    })
+}
 
-    // Programs.
+/// What the program stage reads: the plan, resolved externs, and the fds made by the stages before it
+/// (borrowed: they stay owned by `load`).
+struct ProgramInputs<'a> {
+    spec: &'a ObjectSpec,
+    plan: &'a Plan,
+    externs: &'a ResolvedExterns,
+    module_fds: &'a ModuleBtfFds,
+    btf_fd: &'a sys::BtfFd,
+    data: &'a BTreeMap<String, DataMap>,
+    btf_maps: &'a BTreeMap<String, sys::MapFd>,
+    arena: Option<&'a ArenaMapping>,
+}
+
+/// A program's instructions and records as `BPF_PROG_LOAD` takes them.
+struct PreparedProgram {
+    insns: Vec<bpf_insn>,
+    fd_array: Vec<RawFd>,
+    func_info: Vec<u8>,
+    line_info: Vec<u8>,
+}
+
+/// Program stage: every planned program prepared and loaded.
+fn load_programs(inputs: &ProgramInputs) -> Result<BTreeMap<String, LoadedProgram>, Error> {
     let mut programs = BTreeMap::new();
     // Kernel-field offset slots: their loads become immediates (see `field_imm`).
-    let field_slots = plan.field_slots();
-    for (name, attach) in &plan.programs {
-        let prog = &spec.programs[name];
-        // CO-RE values resolved by the plan, patched in the order of the program's references.
-        let core = plan.core.get(name).unwrap_or(&crate::matching::NO_CORE);
-        let mut core_next = 0;
-        let mut insns = prog.insns.clone();
-        let inlined =
-            crate::field_imm::inline(&mut insns, &prog.refs, &field_slots, attach.returns_void);
-        if inlined.loads > 0 {
-            tracing::debug!(
-                program = %name,
-                loads = inlined.loads,
-                folded = inlined.folded,
-                removed = inlined.removed.len(),
-                "kernel-field offsets inlined as immediates"
-            );
-        }
-        let mut fd_array: Vec<RawFd> = Vec::new();
-        for r in &prog.refs {
-            match r {
-                InsnRef::Data { insn, .. } if inlined.removed.contains(insn) => {}
-                InsnRef::Data {
-                    insn,
-                    section,
-                    offset,
-                } => {
-                    let map = data
-                        .get(section)
-                        .expect("referenced sections are non-empty");
-                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                    insns[*insn].imm = map.fd.as_raw_fd();
-                    insns[*insn + 1].imm = *offset as i32;
-                }
-                InsnRef::Core { insn, relo } => {
-                    core.patch(core_next, &mut insns, *insn, relo)
-                        .map_err(|source| Error::Core {
-                            program: name.clone(),
-                            source,
-                        })?;
-                    core_next += 1;
-                }
-                InsnRef::Arena { insn, offset } => {
-                    let arena = arena
-                        .as_ref()
-                        .expect("map_arena made the mapping for arena references");
-                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                    insns[*insn].imm = arena.fd;
-                    insns[*insn + 1].imm = (arena.data_offset + *offset) as i32;
-                }
-                InsnRef::Map {
-                    insn,
-                    name: map_name,
-                } => {
-                    let map = btf_maps.get(map_name).ok_or_else(|| Error::DanglingMap {
-                        program: name.clone(),
-                        map: map_name.clone(),
-                    })?;
-                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
-                    insns[*insn].imm = map.as_raw_fd();
-                }
-                InsnRef::Extern {
-                    insn,
-                    name: ext,
-                    addend,
-                } => {
-                    let (first, second) = insns.split_at_mut(*insn + 1);
-                    let (ld, next) = (&mut first[*insn], &mut second[0]);
-                    if let Some(off) = externs.kconfig_offsets.get(ext) {
-                        ld.set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                        ld.imm = data[KCONFIG_SEC].fd.as_raw_fd();
-                        next.imm = *off as i32 + addend;
-                        continue;
-                    }
-                    match externs.ksyms.get(ext) {
-                        Some(KsymValue::BtfId { obj, id }) => {
-                            ld.set_src(PSEUDO_BTF_ID);
-                            ld.imm = *id as i32;
-                            next.imm = match obj {
-                                BtfObject::Vmlinux => 0,
-                                module => module_fds.get(module).as_raw_fd(),
-                            };
-                        }
-                        Some(KsymValue::Address(addr)) => {
-                            ld.set_src(0);
-                            ld.imm = *addr as u32 as i32;
-                            next.imm = (*addr >> 32) as u32 as i32;
-                        }
-                        Some(KsymValue::Zero) | None => {
-                            ld.set_src(0);
-                            ld.imm = 0;
-                            next.imm = 0;
-                        }
-                    }
-                }
-                InsnRef::Kfunc { insn, name } if !plan.kfuncs.contains_key(name) => {
-                    // A weak kfunc this kernel lacks (plan() refuses strong ones): libbpf's poisoned
-                    // call, an unknown helper the verifier accepts only in dead code.
-                    let idx = externs.index.get(name).copied().unwrap_or(0) as i32;
-                    insns[*insn] = Insn {
-                        code: crate::object::link_consts::CALL,
-                        regs: 0,
-                        off: 0,
-                        imm: POISON_CALL_KFUNC_BASE + idx,
-                    };
-                }
-                InsnRef::Kfunc { insn, name } => {
-                    let target = &plan.kfuncs[name];
-                    insns[*insn].set_src(crate::object::link_consts::PSEUDO_KFUNC_CALL);
-                    insns[*insn].imm = target.btf_id as i32;
-                    insns[*insn].off = match &target.btf_obj {
-                        BtfObject::Vmlinux => 0,
-                        module => {
-                            let fd = module_fds.get(module).as_raw_fd();
-                            let idx = fd_array.iter().position(|f| *f == fd).unwrap_or_else(|| {
-                                fd_array.push(fd);
-                                fd_array.len() - 1
-                            });
-                            // Index 0 of fd_array means vmlinux to the verifier: shift by one.
-                            (idx + 1) as i16
-                        }
-                    };
-                }
-            }
-        }
-        if !fd_array.is_empty() {
-            fd_array.insert(0, -1);
-        }
-        // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
-        let mut btf_info = prog.btf_info.clone();
-        crate::field_imm::invert_branches_over_jumps(&mut insns);
-        crate::field_imm::compact(&mut insns, &mut btf_info);
-        let insns = to_bpf_insns(&insns);
-        let (func_info, line_info) = btf_info_records(prog, &btf_info);
-        let attach_obj = match &attach.btf_obj {
-            BtfObject::Vmlinux => None,
-            m => Some(module_fds.get(m)),
-        };
-        let with_btf = ProgLoad {
-            prog_type: if attach.syscall {
-                bpf_prog_type::BPF_PROG_TYPE_SYSCALL as u32
-            } else {
-                bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32
-            },
-            expected_attach_type: attach.member_index,
-            attach_btf_id: attach.attach_btf_id,
-            attach_btf_obj_fd: if attach.syscall { None } else { attach_obj },
-            insns: &insns,
-            license: &spec.license,
-            name,
-            sleepable: prog.sleepable,
-            fd_array: &fd_array,
-            prog_btf_fd: (!func_info.is_empty()).then_some(&btf_fd),
-            func_info: &func_info,
-            func_info_rec_size: FUNC_INFO_REC_SIZE,
-            line_info: &line_info,
-            line_info_rec_size: LINE_INFO_REC_SIZE,
-        };
-        let (err_map, err_member) = if attach.syscall {
-            (
-                "(none: a SEC(\"syscall\") program)".to_owned(),
-                "(none)".to_owned(),
-            )
-        } else {
-            (attach.map.clone(), attach.member.clone())
-        };
-        let load_err = |io: std::io::Error, log: String| Error::ProgramLoad {
-            program: name.clone(),
-            map: err_map.clone(),
-            member: err_member.clone(),
-            io,
-            log,
-        };
-        let fd = match sys::prog_load(&with_btf) {
-            Ok(fd) => fd,
-            Err(e) if with_btf.prog_btf_fd.is_some() && refused_for_btf_info(&e.log) => {
-                // With func_info the verifier checks non-static subprograms as global functions, which
-                // older kernels cannot do for every signature (6.1: "Global function memset() doesn't
-                // return scalar" for Rust's compiler-builtins). Without it they verify as static
-                // subprograms, as before this loader passed BTF info; the first error stands if that
-                // fails too.
-                let without = ProgLoad {
-                    prog_btf_fd: None,
-                    func_info: &[],
-                    line_info: &[],
-                    ..with_btf
-                };
-                match sys::prog_load(&without) {
-                    Ok(fd) => {
-                        tracing::info!(
-                            program = %name,
-                            reason = %e.log.lines().rev().find(|l| refused_for_btf_info(l)).unwrap_or(""),
-                            "program loaded without func/line info after the kernel refused them"
-                        );
-                        fd
-                    }
-                    Err(_) => return Err(load_err(e.io, e.log)),
-                }
-            }
-            Err(e) => return Err(load_err(e.io, e.log)),
-        };
-        let verified_insns = sys::prog_info(&fd).map(|i| i.verified_insns).unwrap_or(0);
-        debug!(
-            program = %name,
-            insns = insns.len(),
-            verified_insns,
-            map = %attach.map,
-            member = %attach.member,
-            sleepable = prog.sleepable,
-            "program loaded"
-        );
-        programs.insert(
-            name.clone(),
-            LoadedProgram {
-                fd: Arc::new(fd),
-                name: name.clone(),
-                insn_count: insns.len(),
-                verified_insns,
-                sleepable: prog.sleepable,
-                syscall: attach.syscall,
-                attach: (attach.map.clone(), attach.member.clone()),
-            },
-        );
+    let field_slots = inputs.plan.field_slots();
+    for (name, attach) in &inputs.plan.programs {
+        let program = load_program(inputs, &field_slots, name, attach)?;
+        programs.insert(name.clone(), program);
     }
+    Ok(programs)
+}
 
-    // struct_ops maps.
-    let mut maps = BTreeMap::new();
-    for m in &plan.maps {
-        let vtype_obj = match &m.kernel.btf_obj {
-            BtfObject::Vmlinux => None,
-            module => Some(module_fds.get(module)),
-        };
-        let fd = sys::map_create(&MapCreate {
-            map_type: bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32,
-            name: &m.name,
-            key_size: 4,
-            value_size: m.kernel.value_size,
-            max_entries: 1,
-            flags: if m.link { BPF_F_LINK } else { 0 },
-            btf_fd: Some(&btf_fd),
-            btf_vmlinux_value_type_id: m.kernel.value_type_id,
-            value_type_btf_obj_fd: vtype_obj,
-            ..Default::default()
-        })
-        .map_err(|source| Error::MapCreate {
-            map: m.name.clone(),
-            source,
-        })?;
-        let mut value = m.value.clone();
-        for slot in &m.slots {
-            let prog = &programs[&slot.program];
-            let at = slot.value_offset as usize;
-            value[at..at + 8].copy_from_slice(&(prog.fd.as_raw_fd() as u64).to_ne_bytes());
-        }
-        debug!(map = %m.name, type_name = %m.type_name, link = m.link, "struct_ops map created");
-        maps.insert(
-            m.name.clone(),
-            StructOpsMap {
-                name: m.name.clone(),
-                type_name: m.type_name.clone(),
-                link: m.link,
-                fd: Arc::new(fd),
-                value,
-                programs: m
-                    .slots
-                    .iter()
-                    .map(|s| programs[&s.program].fd.clone())
-                    .collect(),
-                slots: m
-                    .slots
-                    .iter()
-                    .map(|s| (s.member.clone(), s.program.clone()))
-                    .collect(),
-                registration: m.registration.clone(),
-                ops_name: spec
-                    .struct_ops_map(&m.name)
-                    .and_then(|s| s.member_data("name"))
-                    .and_then(c_string),
-            },
+/// One program: its instructions prepared from the plan, then loaded.
+fn load_program(
+    inputs: &ProgramInputs,
+    field_slots: &HashMap<(&str, u64), u32>,
+    name: &str,
+    attach: &ProgramAttach,
+) -> Result<LoadedProgram, Error> {
+    let prog = &inputs.spec.programs[name];
+    let prepared = prepare_program(inputs, field_slots, name, attach, prog)?;
+    let fd = prog_load(inputs, name, attach, prog, &prepared)?;
+    let insns = &prepared.insns;
+    let verified_insns = sys::prog_info(&fd).map(|i| i.verified_insns).unwrap_or(0);
+    debug!(
+        program = %name,
+        insns = insns.len(),
+        verified_insns,
+        map = %attach.map,
+        member = %attach.member,
+        sleepable = prog.sleepable,
+        "program loaded"
+    );
+    Ok(LoadedProgram {
+        fd: Arc::new(fd),
+        name: name.to_owned(),
+        insn_count: insns.len(),
+        verified_insns,
+        sleepable: prog.sleepable,
+        syscall: attach.syscall,
+        attach: (attach.map.clone(), attach.member.clone()),
+    })
+}
+
+/// A program's instructions from the plan: kernel-field loads as immediates, relocations applied, the
+/// no-ops dropped, with its func/line info records.
+fn prepare_program(
+    inputs: &ProgramInputs,
+    field_slots: &HashMap<(&str, u64), u32>,
+    name: &str,
+    attach: &ProgramAttach,
+    prog: &ProgramSpec,
+) -> Result<PreparedProgram, Error> {
+    let mut insns = prog.insns.clone();
+    let inlined =
+        crate::field_imm::inline(&mut insns, &prog.refs, field_slots, attach.returns_void);
+    if inlined.loads > 0 {
+        tracing::debug!(
+            program = %name,
+            loads = inlined.loads,
+            folded = inlined.folded,
+            removed = inlined.removed.len(),
+            "kernel-field offsets inlined as immediates"
         );
     }
-    pins.keep();
-    Ok(Loaded {
-        name: spec.name.clone(),
-        programs,
-        maps,
+    let mut fd_array = relocate(inputs, name, prog, &inlined.removed, &mut insns)?;
+    if !fd_array.is_empty() {
+        fd_array.insert(0, -1);
+    }
+    // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
+    let mut btf_info = prog.btf_info.clone();
+    crate::field_imm::invert_branches_over_jumps(&mut insns);
+    crate::field_imm::compact(&mut insns, &mut btf_info);
+    let insns = to_bpf_insns(&insns);
+    let (func_info, line_info) = btf_info_records(prog, &btf_info);
+    Ok(PreparedProgram {
+        insns,
+        fd_array,
+        func_info,
+        line_info,
+    })
+}
+
+/// Applies a program's relocations (data and arena values, CO-RE values patched from the plan, maps,
+/// externs, kfuncs) to `insns`; skips data loads `field_imm` removed. Returns the module BTF fds its
+/// kfunc calls index (`fd_array`, without the vmlinux slot).
+fn relocate(
+    inputs: &ProgramInputs,
+    name: &str,
+    prog: &ProgramSpec,
+    removed: &BTreeSet<usize>,
+    insns: &mut [Insn],
+) -> Result<Vec<RawFd>, Error> {
+    let ProgramInputs {
+        plan,
+        externs,
+        module_fds,
         data,
         btf_maps,
-        globals: spec.globals.clone(),
-        _arena: arena,
-        _btf: btf_fd,
+        arena,
+        ..
+    } = inputs;
+    // CO-RE values resolved by the plan, patched in the order of the program's references.
+    let core = plan.core.get(name).unwrap_or(&crate::matching::NO_CORE);
+    let mut core_next = 0;
+    let mut fd_array: Vec<RawFd> = Vec::new();
+    for r in &prog.refs {
+        match r {
+            InsnRef::Data { insn, .. } if removed.contains(insn) => {}
+            InsnRef::Data {
+                insn,
+                section,
+                offset,
+            } => {
+                let map = data
+                    .get(section)
+                    .expect("referenced sections are non-empty");
+                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                insns[*insn].imm = map.fd.as_raw_fd();
+                insns[*insn + 1].imm = *offset as i32;
+            }
+            InsnRef::Core { insn, relo } => {
+                core.patch(core_next, insns, *insn, relo)
+                    .map_err(|source| Error::Core {
+                        program: name.to_owned(),
+                        source,
+                    })?;
+                core_next += 1;
+            }
+            InsnRef::Arena { insn, offset } => {
+                let arena = arena
+                    .as_ref()
+                    .expect("map_arena made the mapping for arena references");
+                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                insns[*insn].imm = arena.fd;
+                insns[*insn + 1].imm = (arena.data_offset + *offset) as i32;
+            }
+            InsnRef::Map {
+                insn,
+                name: map_name,
+            } => {
+                let map = btf_maps.get(map_name).ok_or_else(|| Error::DanglingMap {
+                    program: name.to_owned(),
+                    map: map_name.clone(),
+                })?;
+                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
+                insns[*insn].imm = map.as_raw_fd();
+            }
+            InsnRef::Extern {
+                insn,
+                name: ext,
+                addend,
+            } => {
+                let (first, second) = insns.split_at_mut(*insn + 1);
+                let (ld, next) = (&mut first[*insn], &mut second[0]);
+                if let Some(off) = externs.kconfig_offsets.get(ext) {
+                    ld.set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
+                    ld.imm = data[KCONFIG_SEC].fd.as_raw_fd();
+                    next.imm = *off as i32 + addend;
+                    continue;
+                }
+                match externs.ksyms.get(ext) {
+                    Some(KsymValue::BtfId { obj, id }) => {
+                        ld.set_src(PSEUDO_BTF_ID);
+                        ld.imm = *id as i32;
+                        next.imm = match obj {
+                            BtfObject::Vmlinux => 0,
+                            module => module_fds.get(module).as_raw_fd(),
+                        };
+                    }
+                    Some(KsymValue::Address(addr)) => {
+                        ld.set_src(0);
+                        ld.imm = *addr as u32 as i32;
+                        next.imm = (*addr >> 32) as u32 as i32;
+                    }
+                    Some(KsymValue::Zero) | None => {
+                        ld.set_src(0);
+                        ld.imm = 0;
+                        next.imm = 0;
+                    }
+                }
+            }
+            InsnRef::Kfunc { insn, name } if !plan.kfuncs.contains_key(name) => {
+                // A weak kfunc this kernel lacks (plan() refuses strong ones): libbpf's poisoned
+                // call, an unknown helper the verifier accepts only in dead code.
+                let idx = externs.index.get(name).copied().unwrap_or(0) as i32;
+                insns[*insn] = Insn {
+                    code: crate::object::link_consts::CALL,
+                    regs: 0,
+                    off: 0,
+                    imm: POISON_CALL_KFUNC_BASE + idx,
+                };
+            }
+            InsnRef::Kfunc { insn, name } => {
+                let target = &plan.kfuncs[name];
+                insns[*insn].set_src(crate::object::link_consts::PSEUDO_KFUNC_CALL);
+                insns[*insn].imm = target.btf_id as i32;
+                insns[*insn].off = match &target.btf_obj {
+                    BtfObject::Vmlinux => 0,
+                    module => {
+                        let fd = module_fds.get(module).as_raw_fd();
+                        let idx = fd_array.iter().position(|f| *f == fd).unwrap_or_else(|| {
+                            fd_array.push(fd);
+                            fd_array.len() - 1
+                        });
+                        // Index 0 of fd_array means vmlinux to the verifier: shift by one.
+                        (idx + 1) as i16
+                    }
+                };
+            }
+        }
+    }
+    Ok(fd_array)
+}
+
+/// `BPF_PROG_LOAD` of a prepared program, retried without func/line info when the kernel refuses them.
+fn prog_load(
+    inputs: &ProgramInputs,
+    name: &str,
+    attach: &ProgramAttach,
+    prog: &ProgramSpec,
+    prepared: &PreparedProgram,
+) -> Result<sys::ProgFd, Error> {
+    let attach_obj = match &attach.btf_obj {
+        BtfObject::Vmlinux => None,
+        m => Some(inputs.module_fds.get(m)),
+    };
+    let with_btf = ProgLoad {
+        prog_type: if attach.syscall {
+            bpf_prog_type::BPF_PROG_TYPE_SYSCALL as u32
+        } else {
+            bpf_prog_type::BPF_PROG_TYPE_STRUCT_OPS as u32
+        },
+        expected_attach_type: attach.member_index,
+        attach_btf_id: attach.attach_btf_id,
+        attach_btf_obj_fd: if attach.syscall { None } else { attach_obj },
+        insns: &prepared.insns,
+        license: &inputs.spec.license,
+        name,
+        sleepable: prog.sleepable,
+        fd_array: &prepared.fd_array,
+        prog_btf_fd: (!prepared.func_info.is_empty()).then_some(inputs.btf_fd),
+        func_info: &prepared.func_info,
+        func_info_rec_size: FUNC_INFO_REC_SIZE,
+        line_info: &prepared.line_info,
+        line_info_rec_size: LINE_INFO_REC_SIZE,
+    };
+    let (err_map, err_member) = if attach.syscall {
+        (
+            "(none: a SEC(\"syscall\") program)".to_owned(),
+            "(none)".to_owned(),
+        )
+    } else {
+        (attach.map.clone(), attach.member.clone())
+    };
+    let load_err = |io: std::io::Error, log: String| Error::ProgramLoad {
+        program: name.to_owned(),
+        map: err_map.clone(),
+        member: err_member.clone(),
+        io,
+        log,
+    };
+    match sys::prog_load(&with_btf) {
+        Ok(fd) => Ok(fd),
+        Err(e) if with_btf.prog_btf_fd.is_some() && refused_for_btf_info(&e.log) => {
+            // With func_info the verifier checks non-static subprograms as global functions, which
+            // older kernels cannot do for every signature (6.1: "Global function memset() doesn't
+            // return scalar" for Rust's compiler-builtins). Without it they verify as static
+            // subprograms, as before this loader passed BTF info; the first error stands if that
+            // fails too.
+            let without = ProgLoad {
+                prog_btf_fd: None,
+                func_info: &[],
+                line_info: &[],
+                ..with_btf
+            };
+            match sys::prog_load(&without) {
+                Ok(fd) => {
+                    tracing::info!(
+                        program = %name,
+                        reason = %e.log.lines().rev().find(|l| refused_for_btf_info(l)).unwrap_or(""),
+                        "program loaded without func/line info after the kernel refused them"
+                    );
+                    Ok(fd)
+                }
+                Err(_) => Err(load_err(e.io, e.log)),
+            }
+        }
+        Err(e) => Err(load_err(e.io, e.log)),
+    }
+}
+
+/// struct_ops stage: one map per planned struct_ops map, its value holding the loaded programs' fds.
+fn create_struct_ops_maps(
+    spec: &ObjectSpec,
+    plan: &Plan,
+    module_fds: &ModuleBtfFds,
+    btf_fd: &sys::BtfFd,
+    programs: &BTreeMap<String, LoadedProgram>,
+) -> Result<BTreeMap<String, StructOpsMap>, Error> {
+    let mut maps = BTreeMap::new();
+    for m in &plan.maps {
+        let map = create_struct_ops_map(spec, m, module_fds, btf_fd, programs)?;
+        maps.insert(m.name.clone(), map);
+    }
+    Ok(maps)
+}
+
+/// One struct_ops map: created, and its value with the program fds written into their slots (the
+/// value is written at registration).
+fn create_struct_ops_map(
+    spec: &ObjectSpec,
+    m: &MatchedMap,
+    module_fds: &ModuleBtfFds,
+    btf_fd: &sys::BtfFd,
+    programs: &BTreeMap<String, LoadedProgram>,
+) -> Result<StructOpsMap, Error> {
+    let vtype_obj = match &m.kernel.btf_obj {
+        BtfObject::Vmlinux => None,
+        module => Some(module_fds.get(module)),
+    };
+    let fd = sys::map_create(&MapCreate {
+        map_type: bpf_map_type::BPF_MAP_TYPE_STRUCT_OPS as u32,
+        name: &m.name,
+        key_size: 4,
+        value_size: m.kernel.value_size,
+        max_entries: 1,
+        flags: if m.link { BPF_F_LINK } else { 0 },
+        btf_fd: Some(btf_fd),
+        btf_vmlinux_value_type_id: m.kernel.value_type_id,
+        value_type_btf_obj_fd: vtype_obj,
+        ..Default::default()
+    })
+    .map_err(|source| Error::MapCreate {
+        map: m.name.clone(),
+        source,
+    })?;
+    let mut value = m.value.clone();
+    for slot in &m.slots {
+        let prog = &programs[&slot.program];
+        let at = slot.value_offset as usize;
+        value[at..at + 8].copy_from_slice(&(prog.fd.as_raw_fd() as u64).to_ne_bytes());
+    }
+    debug!(map = %m.name, type_name = %m.type_name, link = m.link, "struct_ops map created");
+    Ok(StructOpsMap {
+        name: m.name.clone(),
+        type_name: m.type_name.clone(),
+        link: m.link,
+        fd: Arc::new(fd),
+        value,
+        programs: m
+            .slots
+            .iter()
+            .map(|s| programs[&s.program].fd.clone())
+            .collect(),
+        slots: m
+            .slots
+            .iter()
+            .map(|s| (s.member.clone(), s.program.clone()))
+            .collect(),
+        registration: m.registration.clone(),
+        ops_name: spec
+            .struct_ops_map(&m.name)
+            .and_then(|s| s.member_data("name"))
+            .and_then(c_string),
     })
 }
 
