@@ -69,3 +69,20 @@ pub(crate) const PSEUDO_BTF_ID: u8 = 3;
 /// A subprogram's address (`imm`: instructions from the next one to it): callbacks of `bpf_loop`,
 /// `bpf_for_each_map_elem`, timers, `bpf_rbtree_add`.
 pub(crate) const PSEUDO_FUNC: u8 = 4;
+
+/// One instruction in the kernel's layout (`struct bpf_insn`), for programs the crate assembles itself.
+pub(crate) fn encode(
+    code: u8,
+    dst: u8,
+    src: u8,
+    off: i16,
+    imm: i32,
+) -> aya_obj::generated::bpf_insn {
+    aya_obj::generated::bpf_insn {
+        code,
+        _bitfield_align_1: [],
+        _bitfield_1: aya_obj::generated::bpf_insn::new_bitfield_1(dst, src),
+        off,
+        imm,
+    }
+}

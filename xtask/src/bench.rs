@@ -257,7 +257,7 @@ fn build(root: &Path) -> Result<(Tools, PathBuf)> {
     setup::apt_install(&["hyperfine", "bpftool", "libelf-dev", "zlib1g-dev", "make"])?;
     let bpf = crate::build::ebpf(&setup::all()?)?;
     let target = target_dir(root);
-    setup::run(Command::new("cargo").current_dir(root).args([
+    const BUILD_CLI: &[&str] = &[
         "build",
         "--release",
         "-p",
@@ -266,25 +266,16 @@ fn build(root: &Path) -> Result<(Tools, PathBuf)> {
         "cli",
         "--bin",
         "structops",
-    ]))?;
+    ];
+    setup::run(Command::new("cargo").current_dir(root).args(BUILD_CLI))?;
     // The static variant: with an explicit --target, RUSTFLAGS reach only the target's code (not build
     // scripts and proc macros).
     let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
     setup::run(
         Command::new("cargo")
             .current_dir(root)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "aya-structops",
-                "--features",
-                "cli",
-                "--bin",
-                "structops",
-                "--target",
-                STATIC_TARGET,
-            ])
+            .args(BUILD_CLI)
+            .args(["--target", STATIC_TARGET])
             .env(
                 "RUSTFLAGS",
                 format!("{flags} -C target-feature=+crt-static").trim(),

@@ -132,15 +132,7 @@ pub(crate) struct LookupProgram {
     pub slots: Vec<Slot>,
 }
 
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> bpf_insn {
-    bpf_insn {
-        code,
-        _bitfield_align_1: [],
-        _bitfield_1: bpf_insn::new_bitfield_1(dst, src),
-        off,
-        imm,
-    }
-}
+use crate::insn::encode as insn;
 
 /// A context or stack offset as an instruction offset; callers keep them below [`MAX_CTX`].
 fn off16(off: isize) -> i16 {

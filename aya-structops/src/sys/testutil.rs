@@ -24,15 +24,7 @@ pub(super) fn c_name(raw: &[libc::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> bpf_insn {
-    bpf_insn {
-        code,
-        _bitfield_align_1: [],
-        _bitfield_1: bpf_insn::new_bitfield_1(dst, src),
-        off,
-        imm,
-    }
-}
+use crate::insn::encode as insn;
 
 /// `r<dst> = imm` (BPF_ALU64 | BPF_MOV | BPF_K).
 pub(super) fn mov64_imm(dst: u8, imm: i32) -> bpf_insn {
