@@ -362,3 +362,19 @@ pub fn ops_name(name: &str) -> [u8; 16] {
     out[..name.len()].copy_from_slice(name.as_bytes());
     out
 }
+
+/// Moves `bytes` over loopback with congestion control `cc` (`tcp_cc::transfer`) and asserts that the
+/// receiver got every byte and that the sender's socket used `cc`.
+pub fn transfer(cc: &str, bytes: u64) -> tcp_cc::Transfer {
+    let t = tcp_cc::transfer(cc, bytes).expect("loopback transfer");
+    assert_eq!(t.bytes, bytes, "the receiver got every byte");
+    assert_eq!(t.sender_cc, cc, "getsockopt(TCP_CONGESTION) on the sender");
+    t
+}
+
+/// [`transfer`] on tokio's blocking pool, for tests that keep the runtime responsive meanwhile.
+pub async fn transfer_blocking(cc: &'static str, bytes: u64) -> tcp_cc::Transfer {
+    tokio::task::spawn_blocking(move || transfer(cc, bytes))
+        .await
+        .expect("the transfer task panicked")
+}

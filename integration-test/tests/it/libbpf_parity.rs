@@ -13,13 +13,7 @@ use aya_structops::{
 use integration_test::{Held, assert_cc_gone, objects, require_struct_ops_link, skip};
 
 async fn transfer(cc: &'static str) {
-    tokio::task::spawn_blocking(move || {
-        let t = tcp_cc::transfer(cc, 4 << 20).expect("loopback transfer");
-        assert_eq!(t.sender_cc, cc);
-        assert_eq!(t.bytes, 4 << 20);
-    })
-    .await
-    .unwrap();
+    integration_test::transfer_blocking(cc, 4 << 20).await;
 }
 
 /// libbpf's `LINUX_KERNEL_VERSION` of the running kernel (from its release, patch level capped at 255).

@@ -79,13 +79,7 @@ fn pinned_spec(root: &PinRoot) -> ObjectSpec {
 }
 
 async fn transfer(cc: &'static str) {
-    tokio::task::spawn_blocking(move || {
-        let t = tcp_cc::transfer(cc, 4 << 20).expect("loopback transfer");
-        assert_eq!(t.sender_cc, cc);
-        assert_eq!(t.bytes, 4 << 20);
-    })
-    .await
-    .unwrap();
+    integration_test::transfer_blocking(cc, 4 << 20).await;
 }
 
 fn counters(map: aya::maps::Map) -> Array<MapData, u64> {
