@@ -6,7 +6,8 @@
 //!    struct_ops map + detach + close, one process) run alternately by our own runner
 //!    ([`runner`]: fork + exec + `wait4`), each run from process start to exit: wall, user and system
 //!    CPU, peak RSS, minor and major page faults; medians. The sched_ext objects (no sched_ext on the
-//!    host) on their `structops check` path, against the 7.x BTF and the host's.
+//!    host) on their `structops check` path, against the 7.x BTF and the host's, and loaded and
+//!    registered for real in a Debian 7.x guest ([`guest`]: one QEMU boot, the same binaries).
 //! 2. **Second reference, Debian's bpftool** (libbpf 1.1), with hyperfine, on the objects it can
 //!    register: `bpftool struct_ops register OBJ && bpftool struct_ops unregister name MAP`, and
 //!    `bpftool struct_ops register` alone.
@@ -20,6 +21,7 @@
 //! most libbpf's; Rust programs at most 1.05x of C's sizes; Rust Reno throughput at least 0.97x of the
 //! built-in reno's.
 
+mod guest;
 mod progs;
 mod runner;
 mod tput;
@@ -72,6 +74,15 @@ pub struct Options {
     /// Print the results only; leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
+    /// Debian kernel (version prefix) booted in QEMU to load and register the sched_ext objects.
+    #[arg(long, value_name = "VERSION", default_value = "7")]
+    guest_kernel: String,
+    /// Timed runs per command in the guest (TCG: each run takes seconds).
+    #[arg(long, default_value_t = 10)]
+    guest_runs: u32,
+    /// Skip the guest run (no sched_ext load figures).
+    #[arg(long)]
+    no_guest: bool,
 }
 
 /// Paths of the built tools.
@@ -362,6 +373,16 @@ pub fn run(opts: &Options) -> Result<()> {
         md.push_str(&section);
     }
     md.push_str(&scx_section(&tools, &bpf, opts)?);
+    if !opts.no_guest {
+        md.push_str(&guest::section(
+            &tools,
+            &bpf,
+            &opts.guest_kernel,
+            2,
+            opts.guest_runs,
+            &mut summary,
+        )?);
+    }
 
     md.push_str("\n### Second reference: Debian's bpftool (libbpf 1.1, hyperfine)\n");
     for (object, maps) in &per_object {
