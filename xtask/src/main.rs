@@ -161,7 +161,7 @@ fn check_free_space() -> Result<()> {
     }
     // SAFETY: statvfs returned 0, so it initialised `st`.
     let st = unsafe { st.assume_init() };
-    let free = st.f_bavail as u64 * st.f_frsize as u64;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
     let needed = if dir.join("debug").exists() {
         TEST_DISK_NEEDED_BUILT
     } else {
