@@ -65,8 +65,8 @@ pub struct Options {
     /// repeatable.
     #[arg(long = "object", value_name = "PATH")]
     objects: Vec<PathBuf>,
-    /// Throughput rounds (each round runs every congestion control once).
-    #[arg(long, default_value_t = 5)]
+    /// Throughput rounds (each round runs every congestion control once), after one untimed warmup round.
+    #[arg(long, default_value_t = 9)]
     rounds: u32,
     /// Seconds per throughput run.
     #[arg(long, default_value_t = 2.0)]
@@ -1201,11 +1201,15 @@ fn reno_section(
         ccs.len(),
         opts.round_secs
     );
-    for r in 0..opts.rounds as usize {
+    // Round 0 warms up (socket buffers, caches, CPU frequency) and is not kept.
+    for r in 0..=opts.rounds as usize {
         for k in 0..ccs.len() {
             // Rotate the order each round so that no congestion control always runs first.
             let i = (k + r) % ccs.len();
-            results[i].push(tput::round(ccs[i], opts.round_secs)?);
+            let bytes_per_s = tput::round(ccs[i], opts.round_secs)?;
+            if r > 0 {
+                results[i].push(bytes_per_s);
+            }
         }
     }
     let after: Vec<Vec<progs::ProgInfo>> = (0..2)
@@ -1231,7 +1235,7 @@ fn reno_section(
         "\n#### Loopback TCP throughput\n\nOne sender and one receiver thread on 127.0.0.1, 1 MiB writes, \
          `TCP_CONGESTION` set on the listening and the connecting socket (checked back with \
          `getsockopt` on both ends); {} rounds of {} s per congestion control, the order rotated each \
-         round.\n\n| congestion control | median Gbit/s | rounds Gbit/s |\n|---|---:|---|",
+         round, after one untimed warmup round.\n\n| congestion control | median Gbit/s | rounds Gbit/s |\n|---|---:|---|",
         opts.rounds, opts.round_secs
     )?;
     let names = [
