@@ -373,6 +373,7 @@ pub fn run(opts: &Options) -> Result<()> {
         md.push_str(&section);
     }
     md.push_str(&scx_section(&tools, &bpf, opts)?);
+    md.push_str(&fleet_section(&tools, &bpf, opts, &mut summary)?);
     if !opts.no_guest {
         md.push_str(&guest::section(
             &tools,
@@ -643,6 +644,136 @@ fn loader_section(
     }
     md.push_str("```\n");
     Ok((md, maps))
+}
+
+/// The fleet pre-flight: `structops check OBJ` against one kernel's BTF file and against every kernel
+/// BTF the project can obtain (the booted Debian kernels and their other flavours and architectures,
+/// [`crate::kernels::fleet_btfs`]), host excluded in both so that the difference is the files alone:
+/// the CPU per further kernel.
+fn fleet_section(
+    tools: &Tools,
+    bpf: &Path,
+    opts: &Options,
+    summary: &mut Vec<String>,
+) -> Result<String> {
+    const FLEET_GOAL_MS: f64 = 2.0;
+    let kernels = crate::kernels::kernels_dir();
+    let mut btfs: Vec<PathBuf> = std::fs::read_dir(&kernels)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("info").exists())
+        .map(|e| e.path().join("vmlinux.btf"))
+        .filter(|p| p.is_file())
+        .collect();
+    btfs.sort();
+    btfs.extend(crate::kernels::fleet_btfs(false)?);
+    let Some(one) = btfs.first().cloned() else {
+        return Ok(
+            "\n### Fleet pre-flight\n\nNot measured: no cached kernel BTF (run `cargo xtask integration-test`).\n"
+                .into(),
+        );
+    };
+    let so = path_str(&tools.structops)?;
+    let object = bpf.join("reno_map.o");
+    let obj = path_str(&object)?;
+    let mut all = vec![so.clone(), "check".into(), obj.clone(), "--no-host".into()];
+    for b in &btfs {
+        all.push("--btf".into());
+        all.push(path_str(b)?);
+    }
+    let single = vec![
+        so.clone(),
+        "check".into(),
+        obj.clone(),
+        "--no-host".into(),
+        "--btf".into(),
+        path_str(&one)?,
+    ];
+    // The exit code says compatible (0) or not with every kernel (1); either is a measured run.
+    let code = |argv: &[String]| -> Result<i32> {
+        let st = Command::new(&argv[0]).args(&argv[1..]).output()?;
+        let c = st.status.code().unwrap_or(-1);
+        if c != 0 && c != 1 {
+            bail!(
+                "`{}` exited with {c}: {}",
+                argv.join(" "),
+                String::from_utf8_lossy(&st.stderr)
+            );
+        }
+        Ok(c)
+    };
+    let label = |p: &Path| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let specs = [
+        Spec {
+            name: format!("check --no-host --btf ({})", label(&one)),
+            expect_code: code(&single)?,
+            argv: single,
+        },
+        Spec {
+            name: format!("check --no-host, {} kernels' BTF", btfs.len()),
+            expect_code: code(&all)?,
+            argv: all,
+        },
+    ];
+    eprintln!(
+        "xtask: fleet pre-flight over {} kernel BTF files",
+        btfs.len()
+    );
+    let samples = runner::alternate(
+        &tools.exec,
+        &specs,
+        opts.warmup,
+        opts.runs,
+        &tools.scratch,
+        || Ok(()),
+    )?;
+    let m: Vec<Medians> = samples.iter().map(|s| Medians::of(s)).collect();
+    let per_kernel = (m[1].cpu - m[0].cpu) / (btfs.len().max(2) - 1) as f64;
+    let mut md = format!(
+        "\n### Fleet pre-flight: `structops check {}` against every kernel BTF the project can obtain\n\n\
+         {} BTF files: the booted Debian kernels and, for each of their ABIs, the other flavours and \
+         architectures Debian builds ({}), downloaded once by `cargo xtask bench` \
+         (`xtask/src/kernels.rs` `fleet_btfs`). `--no-host` in both rows, so the difference is the files \
+         alone. {} runs each after {} warmups.\n\n",
+        tools.rel(&object),
+        btfs.len(),
+        crate::kernels::FLEET_FLAVOURS
+            .iter()
+            .flat_map(|(_, f)| f.iter().copied())
+            .collect::<Vec<_>>()
+            .join(", "),
+        opts.runs,
+        opts.warmup
+    );
+    md.push_str(SAMPLE_HEADER);
+    for (s, m) in specs.iter().zip(&m) {
+        md.push_str(&sample_row(&s.name, m));
+    }
+    let sizes: Vec<String> = btfs
+        .iter()
+        .map(|b| {
+            let mib = std::fs::metadata(b).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+            format!("{} ({mib:.1} MiB)", label(b))
+        })
+        .collect();
+    writeln!(
+        md,
+        "\n- CPU per further kernel: **{} ms** (goal ≤ {FLEET_GOAL_MS} ms: {})\n- Kernels: {}",
+        format!("{:.2}", per_kernel * 1e3),
+        verdict(per_kernel * 1e3, FLEET_GOAL_MS, true),
+        sizes.join(", ")
+    )?;
+    summary.push(format!(
+        "| fleet check, CPU per further kernel BTF ({} kernels) | {} ms | ≤ {FLEET_GOAL_MS} ms | {} |\n",
+        btfs.len(),
+        format!("{:.2}", per_kernel * 1e3),
+        verdict(per_kernel * 1e3, FLEET_GOAL_MS, true)
+    ));
+    Ok(md)
 }
 
 /// The sched_ext objects on their `check` path (the host has no sched_ext): against the newest

@@ -274,6 +274,7 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>> {
     const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
     const LZ4_LEGACY: &[u8] = &[0x02, 0x21, 0x4c, 0x18];
     const GZIP: &[u8] = &[0x1f, 0x8b];
+    const XZ: &[u8] = &[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
     let mut out = Vec::new();
     if data.starts_with(ZSTD) {
         let mut input = data;
@@ -303,13 +304,114 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>> {
         flate2::read::GzDecoder::new(data)
             .read_to_end(&mut out)
             .context("gzip")?;
+    } else if data.starts_with(XZ) {
+        // Debian's 6.1 x86 kernels: through the `xz` tool (installed with the kernel tools).
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("xz")
+            .args(["-dc", "--single-stream"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("running xz (apt-get install xz-utils)")?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let input = data.to_vec();
+        let writer = std::thread::spawn(move || {
+            // The kernel build appends the decoded size after the stream: xz stops at the stream's
+            // end (`--single-stream`) and may close its input first.
+            let _ = stdin.write_all(&input);
+        });
+        child
+            .stdout
+            .take()
+            .expect("piped")
+            .read_to_end(&mut out)
+            .context("xz")?;
+        let _ = writer.join();
+        child.wait()?;
+        if out.is_empty() {
+            bail!("xz decoded nothing");
+        }
     } else {
         bail!(
-            "unknown compression (magic {:02x?}); zstd, lz4 and gzip are supported",
+            "unknown compression (magic {:02x?}); zstd, lz4, gzip and xz are supported",
             &data[..data.len().min(6)]
         );
     }
     Ok(out)
+}
+
+/// The BTF of a kernel image of any architecture Debian ships: an ELF vmlinux (its `.BTF`), an x86
+/// bzImage, an arm64 `Image.gz` or EFI zboot image (`MZ` + `zimg`: the payload at the offset and size the
+/// header gives), or an uncompressed Image, where the BTF blob is found by its header (magic `0xeB9F`,
+/// version 1, a 24-byte header whose sections end inside the image; the largest such blob is vmlinux's).
+/// Not cached.
+pub fn image_btf(path: &Path) -> Result<Vec<u8>> {
+    let image = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let inner = if image.starts_with(b"\x7fELF") || image.get(0x202..0x206) == Some(b"HdrS") {
+        return vmlinux_btf_uncached(&image);
+    } else if image.starts_with(&[0x1f, 0x8b]) {
+        decompress(&image)?
+    } else if image.starts_with(b"MZ") && image.get(4..8) == Some(b"zimg") {
+        let u32_at = |off: usize| -> Result<usize> {
+            let b = image
+                .get(off..off + 4)
+                .ok_or_else(|| anyhow!("zboot header truncated at {off:#x}"))?;
+            Ok(u32::from_le_bytes(b.try_into().unwrap()) as usize)
+        };
+        let (start, len) = (u32_at(8)?, u32_at(12)?);
+        let payload = image.get(start..start.saturating_add(len)).ok_or_else(|| {
+            anyhow!("zboot payload ({len} bytes at {start:#x}) lies outside the file")
+        })?;
+        decompress(payload)?
+    } else {
+        image
+    };
+    if inner.starts_with(b"\x7fELF") {
+        return elf_btf(&inner);
+    }
+    raw_btf(&inner).ok_or_else(|| anyhow!("no BTF blob in the kernel image {}", path.display()))
+}
+
+/// The `.BTF` of a vmlinux ELF or x86 bzImage held in memory.
+fn vmlinux_btf_uncached(image: &[u8]) -> Result<Vec<u8>> {
+    if image.starts_with(b"\x7fELF") {
+        return elf_btf(image);
+    }
+    elf_btf(&decompress(bzimage_payload(image)?)?)
+}
+
+/// The largest well-formed BTF blob in `image` (magic, version 1, flags 0, 24-byte header, type
+/// section first, string section after it, both inside the image, strings NUL-delimited).
+fn raw_btf(image: &[u8]) -> Option<Vec<u8>> {
+    const MAGIC: &[u8] = &[0x9f, 0xeb, 0x01, 0x00, 24, 0, 0, 0];
+    let u32_at = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    let mut best: Option<&[u8]> = None;
+    let finder = memchr::memmem::Finder::new(MAGIC);
+    for at in finder.find_iter(image) {
+        let (Some(type_off), Some(type_len), Some(str_off), Some(str_len)) = (
+            u32_at(at + 8),
+            u32_at(at + 12),
+            u32_at(at + 16),
+            u32_at(at + 20),
+        ) else {
+            continue;
+        };
+        let end = at + 24 + str_off + str_len;
+        if type_off != 0 || str_off != type_len || str_len == 0 || end > image.len() {
+            continue;
+        }
+        let strings = &image[at + 24 + str_off..end];
+        if strings.first() != Some(&0) || strings.last() != Some(&0) {
+            continue;
+        }
+        if best.is_none_or(|b| b.len() < end - at) {
+            best = Some(&image[at..end]);
+        }
+    }
+    best.map(<[u8]>::to_vec)
 }
 
 /// The `.BTF` section of an ELF image.
@@ -345,10 +447,39 @@ mod tests {
     }
 
     #[test]
+    fn raw_btf_finds_the_largest_well_formed_blob() {
+        let blob = |types: &[u8], strings: &[u8]| {
+            let mut b = vec![0x9f, 0xeb, 1, 0, 24, 0, 0, 0];
+            for v in [0, types.len(), types.len(), strings.len()] {
+                b.extend_from_slice(&(v as u32).to_le_bytes());
+            }
+            b.extend_from_slice(types);
+            b.extend_from_slice(strings);
+            b
+        };
+        let small = blob(&[0; 12], b"\0a\0");
+        let big = blob(&[1; 24], b"\0name\0");
+        let mut image = b"code".to_vec();
+        image.extend_from_slice(&small);
+        image.extend_from_slice(b"more");
+        image.extend_from_slice(&big);
+        // A header whose sections run past the end is not a blob.
+        let mut cut = blob(&[0; 12], b"\0x\0");
+        cut.truncate(cut.len() - 2);
+        image.extend_from_slice(&cut);
+        assert_eq!(raw_btf(&image).unwrap(), big);
+        assert!(raw_btf(b"no btf here").is_none());
+        assert!(
+            raw_btf(&blob(&[0; 12], b"x\0")).is_none(),
+            "strings must start with NUL"
+        );
+    }
+
+    #[test]
     fn bzimage_and_decompress_errors_are_named() {
         let e = bzimage_payload(&[0u8; 0x300]).unwrap_err().to_string();
         assert!(e.contains("bzImage"), "{e}");
-        let e = decompress(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0])
+        let e = decompress(&[0x42, 0x5a, 0x68, 0x39, 0, 0])
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown compression"), "{e}");

@@ -198,6 +198,8 @@ struct Apt {
     dir: PathBuf,
     refreshed: bool,
     names: Option<BTreeSet<String>>,
+    /// The package architecture indexed, when not the host's (`arm64` for the fleet BTFs).
+    arch: Option<String>,
 }
 
 /// One `deb` entry of the system's apt sources.
@@ -321,7 +323,15 @@ fn mirrors() -> Result<(String, Option<String>)> {
 
 impl Apt {
     fn new(root: &Path) -> Result<Self> {
-        let dir = root.join("apt");
+        Self::with_dir(root.join("apt"), None)
+    }
+
+    /// An index of `arch`'s packages (its own directory beside the host architecture's).
+    fn for_arch(root: &Path, arch: &str) -> Result<Self> {
+        Self::with_dir(root.join(format!("apt-{arch}")), Some(arch.to_owned()))
+    }
+
+    fn with_dir(dir: PathBuf, arch: Option<String>) -> Result<Self> {
         for sub in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(dir.join(sub))?;
         }
@@ -345,6 +355,7 @@ impl Apt {
             dir,
             refreshed: false,
             names: None,
+            arch,
         })
     }
 
@@ -370,6 +381,10 @@ impl Apt {
         ];
         for o in opts {
             cmd.arg("-o").arg(o);
+        }
+        if let Some(arch) = &self.arch {
+            cmd.arg("-o").arg(format!("APT::Architecture={arch}"));
+            cmd.arg("-o").arg(format!("APT::Architectures={arch}"));
         }
         cmd
     }
@@ -811,4 +826,122 @@ mod tests {
         assert_eq!(module_name("nf-nat.ko").as_deref(), Some("nf_nat"));
         assert_eq!(module_name("modules.dep"), None);
     }
+}
+
+/// The kernel images whose BTF `structops check --btf-dir` is measured against besides the booted ones:
+/// per architecture, the Debian flavours of each cached kernel's ABI (`cloud-amd64` is the booted one).
+pub const FLEET_FLAVOURS: &[(&str, &[&str])] = &[
+    ("amd64", &["amd64", "rt-amd64"]),
+    ("arm64", &["arm64", "cloud-arm64", "rt-arm64"]),
+];
+
+/// The BTF of every [`FLEET_FLAVOURS`] flavour of the cached kernels' ABIs, downloaded once (the
+/// kernel image only: extracted from the package, its BTF kept, the rest deleted) and cached as
+/// `<cache>/kernels/fleet/<abi>-<flavour>/vmlinux.btf`. Flavours the archive lacks are skipped with
+/// a note; returns the BTF files there are.
+pub fn fleet_btfs(offline: bool) -> Result<Vec<PathBuf>> {
+    let root = kernels_dir();
+    let mut abis: Vec<String> = fs::read_dir(&root)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("info").exists())
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(&format!("-{FLAVOUR}"))
+                .map(str::to_owned)
+        })
+        .collect();
+    abis.sort();
+    let mut out = Vec::new();
+    for (arch, flavours) in FLEET_FLAVOURS {
+        let mut apt = None;
+        for abi in &abis {
+            for flavour in *flavours {
+                let release = format!("{abi}-{flavour}");
+                let dest = root.join("fleet").join(&release).join("vmlinux.btf");
+                // `flavour_vmlinuz` (codegen) may have fetched this one already.
+                let codegen_copy = root.join("flavours").join(&release).join("vmlinux.btf");
+                if codegen_copy.is_file() {
+                    out.push(codegen_copy);
+                    continue;
+                }
+                if dest.is_file() {
+                    out.push(dest);
+                    continue;
+                }
+                if offline {
+                    continue;
+                }
+                let apt = match &mut apt {
+                    Some(a) => a,
+                    None => {
+                        let mut a = if *arch == "amd64" {
+                            Apt::new(&root)?
+                        } else {
+                            Apt::for_arch(&root, arch)?
+                        };
+                        a.refresh(false)?;
+                        apt.insert(a)
+                    }
+                };
+                // The unsigned image (a plain Image.gz / bzImage), else the signed one.
+                let pkg = [
+                    format!("linux-image-{release}-unsigned"),
+                    format!("linux-binary-unsigned-{release}"),
+                    format!("linux-image-{release}"),
+                    format!("linux-binary-{release}"),
+                ]
+                .into_iter()
+                .find(|p| apt.candidate(p).ok().flatten().is_some());
+                let Some(pkg) = pkg else {
+                    eprintln!("xtask: fleet: no {release} kernel package in the archive; skipped");
+                    continue;
+                };
+                eprintln!("xtask: fleet: downloading {pkg} (for its BTF)");
+                let tmp = root.join(format!(".tmp-fleet-{release}"));
+                let _ = fs::remove_dir_all(&tmp);
+                fs::create_dir_all(tmp.join("root"))?;
+                run(apt
+                    .command("apt-get")
+                    .args(["download", &pkg])
+                    .current_dir(&tmp))?;
+                let mut images = Vec::new();
+                for deb in fs::read_dir(&tmp)? {
+                    let deb = deb?.path();
+                    if deb.extension().is_some_and(|e| e == "deb") {
+                        // Only the kernel image: the package's modules are hundreds of MB unpacked.
+                        let status = Command::new("sh")
+                            .arg("-c")
+                            .arg(
+                                "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards --no-anchored 'vmlinuz*'",
+                            )
+                            .arg("sh")
+                            .arg(&deb)
+                            .arg(tmp.join("root"))
+                            .status()?;
+                        if !status.success() {
+                            bail!("extracting the kernel image of {}: {status}", deb.display());
+                        }
+                    }
+                }
+                walk(&tmp.join("root"), &mut images)?;
+                let image = images
+                    .iter()
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+                    })
+                    .ok_or_else(|| anyhow!("no vmlinuz in {pkg}"))?;
+                let btf = crate::codegen::image_btf(image)
+                    .with_context(|| format!("the BTF of {pkg}"))?;
+                fs::create_dir_all(dest.parent().expect("has a parent"))?;
+                fs::write(dest.with_extension("btf.tmp"), &btf)?;
+                fs::rename(dest.with_extension("btf.tmp"), &dest)?;
+                fs::remove_dir_all(&tmp)?;
+                out.push(dest);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
