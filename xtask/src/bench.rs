@@ -762,15 +762,15 @@ fn fleet_section(
         .collect();
     writeln!(
         md,
-        "\n- CPU per further kernel: **{} ms** (goal ≤ {FLEET_GOAL_MS} ms: {})\n- Kernels: {}",
-        format!("{:.2}", per_kernel * 1e3),
+        "\n- CPU per further kernel: **{:.2} ms** (goal ≤ {FLEET_GOAL_MS} ms: {})\n- Kernels: {}",
+        per_kernel * 1e3,
         verdict(per_kernel * 1e3, FLEET_GOAL_MS, true),
         sizes.join(", ")
     )?;
     summary.push(format!(
-        "| fleet check, CPU per further kernel BTF ({} kernels) | {} ms | ≤ {FLEET_GOAL_MS} ms | {} |\n",
+        "| fleet check, CPU per further kernel BTF ({} kernels) | {:.2} ms | ≤ {FLEET_GOAL_MS} ms | {} |\n",
         btfs.len(),
-        format!("{:.2}", per_kernel * 1e3),
+        per_kernel * 1e3,
         verdict(per_kernel * 1e3, FLEET_GOAL_MS, true)
     ));
     Ok(md)
