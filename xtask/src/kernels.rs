@@ -804,30 +804,6 @@ fn store(tree: &Path, release: &str, version: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spec_matching() {
-        assert!(matches_spec("6.1.0-56", "6.1"));
-        assert!(!matches_spec("6.12.117+deb12", "6.1"));
-        assert!(matches_spec("6.12.117+deb12-cloud-amd64", "6.12"));
-        assert!(matches_spec("7.3.4+deb13", "7"));
-        assert!(matches_spec("7.2.13+deb14", "7.2"));
-        assert!(!matches_spec("7.3.4+deb13", "7.2"));
-        assert!(version_key("7.3.4+deb13") > version_key("7.2.13+deb14"));
-        assert!(version_key("6.1.0-56") > version_key("6.1.0-9"));
-    }
-
-    #[test]
-    fn module_names() {
-        assert_eq!(module_name("tcp_dctcp.ko.xz").as_deref(), Some("tcp_dctcp"));
-        assert_eq!(module_name("nf-nat.ko").as_deref(), Some("nf_nat"));
-        assert_eq!(module_name("modules.dep"), None);
-    }
-}
-
 /// The kernel images whose BTF `structops check --btf-dir` is measured against besides the booted ones:
 /// per architecture, the Debian flavours of each cached kernel's ABI (`cloud-amd64` is the booted one).
 pub const FLEET_FLAVOURS: &[(&str, &[&str])] = &[
@@ -944,4 +920,28 @@ pub fn fleet_btfs(offline: bool) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_matching() {
+        assert!(matches_spec("6.1.0-56", "6.1"));
+        assert!(!matches_spec("6.12.117+deb12", "6.1"));
+        assert!(matches_spec("6.12.117+deb12-cloud-amd64", "6.12"));
+        assert!(matches_spec("7.3.4+deb13", "7"));
+        assert!(matches_spec("7.2.13+deb14", "7.2"));
+        assert!(!matches_spec("7.3.4+deb13", "7.2"));
+        assert!(version_key("7.3.4+deb13") > version_key("7.2.13+deb14"));
+        assert!(version_key("6.1.0-56") > version_key("6.1.0-9"));
+    }
+
+    #[test]
+    fn module_names() {
+        assert_eq!(module_name("tcp_dctcp.ko.xz").as_deref(), Some("tcp_dctcp"));
+        assert_eq!(module_name("nf-nat.ko").as_deref(), Some("nf_nat"));
+        assert_eq!(module_name("modules.dep"), None);
+    }
 }
