@@ -29,10 +29,12 @@ use object::{
     read::elf::{ElfFile64, FileHeader, SectionHeader, Sym},
 };
 
-use aya_structops::{
-    btf::{Btf, BtfError, BtfKind, Type},
-    matching::KFUNC_ALTERNATIVES,
-};
+use aya_structops::btf::{Btf, BtfError, BtfKind, Type, essential_name};
+
+/// The older kfunc-alternatives separator of aya-structops (`a___or___b`): libbpf's essential name of such a
+/// symbol is `a___or`, no kernel function, so it cannot be expressed for libbpf. The current one,
+/// [`aya_structops::matching::KFUNC_ALTERNATIVES`] (`a___or_b`), is a libbpf flavor suffix: libbpf calls `a`.
+const ALTERNATIVES_V1: &str = "___or___";
 
 /// The section libbpf expects kernel symbols (`__ksym` externs) in.
 const KSYMS_SEC: &str = ".ksyms";
@@ -83,8 +85,9 @@ pub enum KsymsError {
         /// The symbols, sorted.
         names: Vec<String>,
     },
-    /// Called symbols listing alternatives (`a___or___b`), which only the aya-structops loader resolves.
-    #[error("kfunc symbols {} list alternatives (`a{KFUNC_ALTERNATIVES}b`), which libbpf cannot resolve: such objects load only with aya-structops", quoted(.names))]
+    /// Called symbols listing alternatives with the older separator (`a___or___b`), which only the
+    /// aya-structops loader resolves (`a___or_b` is fine: libbpf calls `a`).
+    #[error("kfunc symbols {} list alternatives with the older separator `{ALTERNATIVES_V1}`, which libbpf cannot resolve (use `___or_`): such objects load only with aya-structops", quoted(.names))]
     Alternatives {
         /// The symbols, sorted.
         names: Vec<String>,
@@ -115,8 +118,10 @@ fn quoted(names: &[String]) -> String {
 /// parameter and return kinds match the kernel's (pointers to same-named empty structs/unions, ints of the
 /// same size/encoding, enums of the same size, void), param names arg0.., and a `.ksyms` DATASEC listing them.
 /// Returns the rewritten ELF and the names added. Symbols already described in BTF are left alone; a symbol
-/// the kernel BTF lacks is an error naming it; `a___or___b` alternative symbols (our loader's rename syntax)
-/// cannot be expressed for libbpf: error naming them.
+/// the kernel BTF lacks is an error naming it. A symbol is looked up in the kernel by its essential name, as
+/// libbpf resolves it (`bpf_foo___v2` calls `bpf_foo`; aya-structops' renamed-kfunc alternatives
+/// `a___or_b` call `a`), and described under its own name; the older `a___or___b` alternatives cannot be
+/// expressed for libbpf: error naming them.
 ///
 /// `kernel` is vmlinux BTF, or a module's split BTF on top of it for module kfuncs. Everything else in the
 /// ELF is kept: sections (`.BTF` aside), symbols and relocations; relocations into `.BTF` (`.rel.BTF`) are
@@ -141,7 +146,7 @@ pub fn add_kfunc_btf(elf: &[u8], kernel: &Btf) -> Result<(Vec<u8>, Vec<String>),
     let wanted: Vec<&String> = calls.keys().filter(|name| !described(name)).collect();
     let alternatives: Vec<String> = wanted
         .iter()
-        .filter(|name| name.contains(KFUNC_ALTERNATIVES))
+        .filter(|name| name.contains(ALTERNATIVES_V1))
         .map(|name| (*name).clone())
         .collect();
     if !alternatives.is_empty() {
@@ -151,7 +156,7 @@ pub fn add_kfunc_btf(elf: &[u8], kernel: &Btf) -> Result<(Vec<u8>, Vec<String>),
     }
     let missing: Vec<String> = wanted
         .iter()
-        .filter(|name| kernel.find(BtfKind::Func, name).is_none())
+        .filter(|name| kernel.find(BtfKind::Func, essential_name(name)).is_none())
         .map(|name| (*name).clone())
         .collect();
     if !missing.is_empty() {
@@ -478,9 +483,10 @@ impl Mirror<'_> {
             kfunc: name.to_owned(),
             source,
         };
+        // libbpf calls the kernel function of the symbol's essential name.
         let id = self
             .kernel
-            .find(BtfKind::Func, name)
+            .find(BtfKind::Func, essential_name(name))
             .expect("checked by the caller");
         let proto = match self.kernel.type_by_id(id).map_err(kernel_err)? {
             Type::Func { proto, .. } => proto,
@@ -1298,6 +1304,39 @@ mod tests {
             matches!(&err, KsymsError::MissingKfuncs { names } if names == &["no_such_kfunc"]),
             "{err}"
         );
+    }
+
+    #[test]
+    fn flavored_and_alternative_symbols_get_the_prototype_of_their_essential_name() {
+        // `tcp_slow_start___or_tcp_slow_start_v2`: libbpf calls `tcp_slow_start`.
+        let name = "tcp_slow_start___or_tcp_slow_start_v2";
+        let input = rename_symbol(&testdata("rust/tcp_cc.o"), "tcp_slow_start", name);
+        let (out, names) = add_kfunc_btf(&input, &synthetic_kernel()).unwrap();
+        assert!(names.iter().any(|n| n == name), "{names:?}");
+        let file = ElfFile64::<object::LittleEndian>::parse(&*out).unwrap();
+        let btf = Btf::parse(
+            file.section_by_name(".BTF")
+                .unwrap()
+                .data()
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        let func = btf
+            .find(BtfKind::Func, name)
+            .expect("FUNC under the symbol's name");
+        let Type::Func { proto, .. } = btf.type_by_id(func).unwrap() else {
+            panic!("not a FUNC");
+        };
+        assert_eq!(btf.kind(proto).unwrap(), BtfKind::FuncProto);
+        // An alternative whose first name the kernel lacks is missing for libbpf.
+        let input = rename_symbol(
+            &testdata("rust/tcp_cc.o"),
+            "tcp_slow_start",
+            "no_such___or_tcp_slow_start",
+        );
+        let err = add_kfunc_btf(&input, &synthetic_kernel()).unwrap_err();
+        assert!(matches!(&err, KsymsError::MissingKfuncs { .. }), "{err}");
     }
 
     #[test]

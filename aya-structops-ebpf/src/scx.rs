@@ -5,8 +5,10 @@
 //! there to the CPUs' local queues by itself. See `examples/scx-fifo-ebpf`.
 //!
 //! kfuncs renamed across kernels are declared under their current name and linked as
-//! `<new>___or___<old>`: the aya-structops loader calls whichever of the two the running kernel has
-//! (e.g. [`scx_bpf_dsq_insert`] is `scx_bpf_dispatch` on 6.12).
+//! `<new>___or_<old>`: the aya-structops loader calls whichever of the two the running kernel has
+//! (e.g. [`scx_bpf_dsq_insert`] is `scx_bpf_dispatch` on 6.12). libbpf reads `___or_<old>` as a flavor
+//! suffix and calls `<new>`: an object built with kfunc BTF from a kernel with sched_ext
+//! (`aya-structops-build`) loads with libbpf too on kernels that have the new names (6.13+).
 #![allow(non_camel_case_types, non_upper_case_globals)]
 
 pub use crate::ops::sched_ext_ops::{
@@ -55,10 +57,10 @@ pub const SCX_OPS_SWITCH_PARTIAL: u64 = 1 << 3;
 unsafe extern "C" {
     /// Inserts `p` into DSQ `dsq_id` with a time slice (`enqueue`, `select_cpu`, `dispatch`).
     /// `scx_bpf_dispatch` before 6.13.
-    #[link_name = "scx_bpf_dsq_insert___or___scx_bpf_dispatch"]
+    #[link_name = "scx_bpf_dsq_insert___or_scx_bpf_dispatch"]
     pub fn scx_bpf_dsq_insert(p: *mut task_struct, dsq_id: u64, slice: u64, enq_flags: u64);
     /// Inserts `p` into a user DSQ ordered by `vtime`. `scx_bpf_dispatch_vtime` before 6.13.
-    #[link_name = "scx_bpf_dsq_insert_vtime___or___scx_bpf_dispatch_vtime"]
+    #[link_name = "scx_bpf_dsq_insert_vtime___or_scx_bpf_dispatch_vtime"]
     pub fn scx_bpf_dsq_insert_vtime(
         p: *mut task_struct,
         dsq_id: u64,
@@ -68,7 +70,7 @@ unsafe extern "C" {
     );
     /// Moves the first task of a user DSQ to the current CPU's local DSQ (`dispatch` only); true if one
     /// moved. `scx_bpf_consume` before 6.13.
-    #[link_name = "scx_bpf_dsq_move_to_local___or___scx_bpf_consume"]
+    #[link_name = "scx_bpf_dsq_move_to_local___or_scx_bpf_consume"]
     pub fn scx_bpf_dsq_move_to_local(dsq_id: u64) -> bool;
 }
 

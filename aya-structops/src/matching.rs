@@ -592,9 +592,30 @@ pub enum MemberStatus {
     Incompatible(MemberReason),
 }
 
-/// Separates the alternatives of a kfunc symbol: `scx_bpf_dsq_insert___or___scx_bpf_dispatch` names a
+/// Separates the alternatives of a kfunc symbol: `scx_bpf_dsq_insert___or_scx_bpf_dispatch` names a
 /// kfunc renamed across kernels; the first one this kernel has is called (they must share a prototype).
-pub const KFUNC_ALTERNATIVES: &str = "___or___";
+///
+/// The separator is a libbpf flavor suffix (`X___Y`, the last one in the name): libbpf resolves the
+/// symbol by its essential name, the first alternative, so an object calling it loads with libbpf too
+/// on kernels that have that name (`aya-structops-build` adds its BTF); aya-structops also tries the
+/// others. Alternatives must not contain `___` themselves. The earlier separator `___or___`, which libbpf
+/// cannot resolve, is still accepted ([`kfunc_alternatives`]).
+pub const KFUNC_ALTERNATIVES: &str = "___or_";
+
+/// The older alternatives separator (`a___or___b`), still read.
+const KFUNC_ALTERNATIVES_V1: &str = "___or___";
+
+/// The alternatives a kfunc symbol lists, first the one to call if the kernel has it:
+/// `scx_bpf_dsq_insert___or_scx_bpf_dispatch` (or the older `..___or___..`) gives `scx_bpf_dsq_insert`
+/// then `scx_bpf_dispatch`; a plain name gives itself.
+pub fn kfunc_alternatives(symbol: &str) -> impl Iterator<Item = &str> {
+    let sep = if symbol.contains(KFUNC_ALTERNATIVES_V1) {
+        KFUNC_ALTERNATIVES_V1
+    } else {
+        KFUNC_ALTERNATIVES
+    };
+    symbol.split(sep)
+}
 
 /// Resolves a kfunc symbol (possibly a list of alternatives) to the kernel function it calls. Each
 /// alternative is looked up by its essential name, as libbpf does for `__ksym` functions: a `___flavor`
@@ -602,8 +623,7 @@ pub const KFUNC_ALTERNATIVES: &str = "___or___";
 /// calls the kernel's `scx_bpf_dsq_move_to_local___v2` and `scx_bpf_dsq_move_to_local___v1` calls
 /// `scx_bpf_dsq_move_to_local`.
 pub fn find_kfunc(kernel: &KernelBtf, symbol: &str) -> Option<(BtfObject, u32)> {
-    symbol
-        .split(KFUNC_ALTERNATIVES)
+    kfunc_alternatives(symbol)
         .find_map(|name| kernel.find(BtfKind::Func, crate::core_reloc::essential_name(name)))
 }
 
@@ -861,7 +881,7 @@ pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> KernelNames {
     }
     for p in obj.programs.values() {
         for k in p.kfuncs() {
-            names.extend(k.split(KFUNC_ALTERNATIVES).map(|n| {
+            names.extend(kfunc_alternatives(k).map(|n| {
                 (
                     BtfKind::Func,
                     crate::core_reloc::essential_name(n).to_owned(),

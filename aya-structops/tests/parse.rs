@@ -263,6 +263,23 @@ fn renamed_kfuncs_resolve_to_the_first_alternative_present() {
         matching::find_kfunc(&kernel, "tcp_reno_ssthresh").unwrap()
     );
     assert!(matching::find_kfunc(&kernel, "not_a___or___not_b").is_none());
+    // The separator libbpf reads as a flavor suffix.
+    let b = matching::find_kfunc(&kernel, "not_a_kfunc___or_tcp_reno_ssthresh").unwrap();
+    assert_eq!(b, a);
+    assert!(matching::find_kfunc(&kernel, "not_a___or_not_b").is_none());
+    assert_eq!(
+        matching::kfunc_alternatives("scx_bpf_dsq_insert___or_scx_bpf_dispatch")
+            .collect::<Vec<_>>(),
+        ["scx_bpf_dsq_insert", "scx_bpf_dispatch"]
+    );
+    assert_eq!(
+        matching::kfunc_alternatives("a___or___b").collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(
+        matching::kfunc_alternatives("scx_bpf_dsq_move_to_local___v2").collect::<Vec<_>>(),
+        ["scx_bpf_dsq_move_to_local___v2"]
+    );
 }
 
 #[test]

@@ -51,7 +51,23 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
         .target_dir(root.join("target"))
         .bpf_linker(tools.bpf_linker_bin.join("bpf-linker"));
     let root_dir = root.to_str().context("workspace path is not UTF-8")?;
+    // The host may have no sched_ext: the schedulers' kfunc BTF comes from a cached kernel that has it, so
+    // that libbpf loads them too (without one, they load with aya-structops only, as the warning says).
+    let scx_builder = sched_ext_btf().map(|btf| {
+        eprintln!(
+            "xtask: kfunc BTF of the sched_ext crates from {}",
+            btf.display()
+        );
+        aya_structops_build::Builder::new()
+            .target_dir(root.join("target"))
+            .bpf_linker(tools.bpf_linker_bin.join("bpf-linker"))
+            .kfunc_btf(aya_structops_build::KfuncBtf::File(btf))
+    });
     for (krate, bins) in BPF_CRATES {
+        let builder = match &scx_builder {
+            Some(b) if krate.starts_with("scx-") => b,
+            _ => &builder,
+        };
         // Workspace members: metadata and `cargo build -p` from the workspace root find them.
         let build = builder.build(&aya_structops_build::Package {
             name: krate,
@@ -70,6 +86,33 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// The BTF of the newest cached Debian kernel built with sched_ext (`CONFIG_SCHED_CLASS_EXT`), if any.
+fn sched_ext_btf() -> Option<PathBuf> {
+    let mut found: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir(crate::kernels::kernels_dir())
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|d| d.join("info").exists())
+        .filter(|d| {
+            std::fs::read_to_string(d.join("config"))
+                .is_ok_and(|c| c.lines().any(|l| l == "CONFIG_SCHED_CLASS_EXT=y"))
+        })
+        .filter_map(|d| {
+            let version = d
+                .file_name()?
+                .to_str()?
+                .split(|c: char| !c.is_ascii_digit())
+                .take(3)
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            crate::codegen::vmlinux_btf(&d.join("vmlinuz")).ok()?;
+            Some((version, d.join("vmlinux.btf")))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, p)| p)
 }
 
 /// Refreshes the committed Rust objects (`testdata/obj/rust/<name>.o`) from the objects as linked (before

@@ -307,7 +307,7 @@ impl Header {
 
 /// A name without its `___flavor` suffix (libbpf's *essential* name): everything before the last
 /// `X___Y` separator where neither `X` nor `Y` is an underscore, so `a___v2___compat` -> `a___v2`.
-pub(crate) fn essential_name(name: &str) -> &str {
+pub fn essential_name(name: &str) -> &str {
     let b = name.as_bytes();
     if b.len() >= 5 {
         for i in (0..=b.len() - 5).rev() {

@@ -37,7 +37,7 @@ async fn probe_kernel_features() {
         yes_no(Path::new("/sys/kernel/btf/tcp_dctcp").exists()),
     );
     if kernel_has_struct_ops("sched_ext_ops") {
-        // Renamed in 6.13; scx-fifo-ebpf asks for `scx_bpf_dsq_insert___or___scx_bpf_dispatch`.
+        // Renamed in 6.13; scx-fifo-ebpf asks for `scx_bpf_dsq_insert___or_scx_bpf_dispatch`.
         let name = ["scx_bpf_dsq_insert", "scx_bpf_dispatch"]
             .into_iter()
             .find(|f| kernel_has_func(f))

@@ -80,7 +80,7 @@ poweroff -f
 echo o >/proc/sysrq-trigger
 "#;
 
-/// One object measured in the guest: our command, and libbpf's where libbpf can load the object.
+/// One object measured in the guest by both loaders.
 struct Pair {
     /// How the object is shown (its path in the repository).
     shown: String,
@@ -88,10 +88,6 @@ struct Pair {
     host: PathBuf,
     /// Its file name in the guest's [`OBJ_DIR`].
     guest_name: String,
-    /// Whether libbpf-ref runs it too: not for the Rust scheduler, whose renamed-kfunc alternatives
-    /// (`scx_bpf_dsq_insert___or___scx_bpf_dispatch`) only our loader resolves; libbpf stops at
-    /// "failed to find BTF for extern". libbpf's row for it is the C twin's.
-    libbpf: bool,
 }
 
 /// Runs the guest benchmark on the newest cached-or-downloaded Debian kernel matching `spec`; returns
@@ -115,20 +111,15 @@ pub fn section(
         );
     }
     let pairs = [
-        (tools.root.join("testdata/obj/tcp_cc.o"), "tcp_cc.o", true),
-        (
-            tools.root.join("testdata/obj/scx_vtime.o"),
-            "c_scx_vtime.o",
-            true,
-        ),
-        (bpf.join("scx_vtime.o"), "rs_scx_vtime.o", false),
+        (tools.root.join("testdata/obj/tcp_cc.o"), "tcp_cc.o"),
+        (tools.root.join("testdata/obj/scx_vtime.o"), "c_scx_vtime.o"),
+        (bpf.join("scx_vtime.o"), "rs_scx_vtime.o"),
     ]
     .into_iter()
-    .map(|(host, guest_name, libbpf)| Pair {
+    .map(|(host, guest_name)| Pair {
         shown: tools.rel(&host),
         host,
         guest_name: guest_name.to_owned(),
-        libbpf,
     })
     .collect::<Vec<_>>();
 
@@ -146,11 +137,8 @@ pub fn section(
             content: Content::Executable(tools.exec.clone()),
         },
     ];
-    // Per object: the index of our command's samples and of libbpf's (or of the reference row used).
+    // Per object, two commands: ours (even index), libbpf's (odd).
     let mut commands = String::new();
-    let mut rows = Vec::new();
-    let mut n = 0;
-    let mut last_libbpf = None;
     for p in &pairs {
         files.push(GuestFile {
             path: format!("{OBJ_DIR}/{}", p.guest_name),
@@ -158,15 +146,7 @@ pub fn section(
         });
         let obj = format!("/{OBJ_DIR}/{}", p.guest_name);
         writeln!(commands, "structops register {obj} --duration 0")?;
-        let ours = n;
-        n += 1;
-        if p.libbpf {
-            writeln!(commands, "libbpf-ref {obj}")?;
-            last_libbpf = Some(n);
-            n += 1;
-        }
-        let theirs = last_libbpf.context("the first guest object must be one libbpf loads")?;
-        rows.push((ours, theirs));
+        writeln!(commands, "libbpf-ref {obj}")?;
     }
     files.push(GuestFile {
         path: "etc/xtask/commands".into(),
@@ -225,7 +205,7 @@ pub fn section(
             log.display()
         );
     }
-    let samples = parse_samples(&outcome.results, n, warmup)?;
+    let samples = parse_samples(&outcome.results, 2 * pairs.len(), warmup)?;
     if samples.iter().any(|s| s.len() != runs as usize) {
         bail!(
             "the benchmark guest reported {:?} samples per command, expected {runs} (console: {})",
@@ -247,17 +227,9 @@ pub fn section(
          absolute times are several times the host's and only the ratios compare; `tcp_cc.o` is measured \
          in the same boot as the scale. sched_ext is checked `disabled` after every run.\n",
     );
-    for (p, &(ours, theirs)) in pairs.iter().zip(&rows) {
-        let ours = Medians::of(&samples[ours]);
-        let theirs = Medians::of(&samples[theirs]);
-        let libbpf_row = if p.libbpf {
-            "libbpf-ref (libbpf 1.7)".to_owned()
-        } else {
-            format!(
-                "libbpf-ref on the C twin `{}` (libbpf can't load this object)",
-                pairs[1].shown
-            )
-        };
+    for (i, p) in pairs.iter().enumerate() {
+        let ours = Medians::of(&samples[2 * i]);
+        let theirs = Medians::of(&samples[2 * i + 1]);
         writeln!(
             md,
             "\n#### `{}` in the guest: {runs} runs each after {warmup} warmups\n",
@@ -266,7 +238,7 @@ pub fn section(
         md.push_str("| command | wall ms | user ms | sys ms | CPU ms | peak RSS MiB | minor faults | major faults |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for (name, m) in [
             ("structops register --duration 0", &ours),
-            (libbpf_row.as_str(), &theirs),
+            ("libbpf-ref (libbpf 1.7)", &theirs),
         ] {
             md.push_str(&super::sample_row(name, m));
         }
@@ -290,14 +262,9 @@ pub fn section(
             ratios[2].1,
             ratios[3].1
         )?;
-        let against = if p.libbpf {
-            ""
-        } else {
-            " (libbpf: the C twin)"
-        };
         for (what, r, goal) in ratios {
             summary.push(format!(
-                "| `{}` in the {} guest: {what}, structops / libbpf 1.7{against} | {r:.2}x | ≤ {goal}x | {} |\n",
+                "| `{}` in the {} guest: {what}, structops / libbpf 1.7 | {r:.2}x | ≤ {goal}x | {} |\n",
                 p.shown,
                 kernel.release,
                 verdict(r, goal, true)
