@@ -52,7 +52,8 @@ use std::sync::{Arc, OnceLock};
 pub use aya;
 pub use core_reloc::CoreError;
 pub use error::{
-    Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error, kernel_errno_name,
+    ArenaError, Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error,
+    kernel_errno_name,
 };
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use maps_create::ObjectMapError;

@@ -13,7 +13,7 @@ use aya_obj::generated::{BPF_F_LINK, BPF_F_RDONLY_PROG, bpf_insn, bpf_map_type, 
 use tracing::{debug, info_span};
 
 use crate::{
-    Error,
+    ArenaError, Error,
     matching::{BtfObject, KernelBtf, MatchedMap, Plan, ProgramAttach},
     object::{
         ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec, ProgramSpec,
@@ -926,40 +926,34 @@ fn map_arena(
     let m = match arenas.as_slice() {
         [m] => *m,
         [] => {
-            return Err(Error::Arena {
-                map: None,
-                detail: format!(
-                    "the object has __arena globals ({} bytes in {}) but no BPF_MAP_TYPE_ARENA map",
-                    bytes.len(),
-                    crate::object::link_consts::ARENA_SECTION
-                ),
-            });
+            return Err(ArenaError::NoMap {
+                globals: bytes.len(),
+                section: crate::object::link_consts::ARENA_SECTION,
+            }
+            .into());
         }
         _ => {
-            return Err(Error::Arena {
-                map: None,
-                detail: format!(
-                    "the object has {} arena maps; __arena globals need exactly one",
-                    arenas.len()
-                ),
-            });
+            return Err(ArenaError::SeveralMaps {
+                maps: arenas.iter().map(|m| m.name.clone()).collect(),
+            }
+            .into());
         }
-    };
-    let bad = |detail: String| Error::Arena {
-        map: Some(m.name.clone()),
-        detail,
     };
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let len = u64::from(m.max_entries) * page;
     let data_offset = arena_data_offset(len, bytes.len() as u64, page).ok_or_else(|| {
-        bad(format!(
-            "{} bytes of __arena globals do not fit its {} pages",
-            bytes.len(),
-            m.max_entries
-        ))
+        ArenaError::GlobalsTooLarge {
+            map: m.name.clone(),
+            globals: bytes.len(),
+            pages: m.max_entries,
+            page_size: page,
+        }
     })?;
-    let len = usize::try_from(len).map_err(|_| bad(format!("{len} bytes do not fit usize")))?;
+    let len = usize::try_from(len).map_err(|_| ArenaError::TooLarge {
+        map: m.name.clone(),
+        len,
+    })?;
     let fd = btf_maps.get(&m.name).expect("parsed maps are created");
     let fixed = if m.map_extra != 0 {
         libc::MAP_FIXED_NOREPLACE
@@ -979,11 +973,13 @@ fn map_arena(
         )
     };
     if addr == libc::MAP_FAILED {
-        return Err(bad(format!(
-            "mapping {len} bytes at {:#x}: {}",
-            m.map_extra,
-            std::io::Error::last_os_error()
-        )));
+        return Err(ArenaError::Mmap {
+            map: m.name.clone(),
+            len,
+            addr: m.map_extra,
+            source: std::io::Error::last_os_error(),
+        }
+        .into());
     }
     let mapping = ArenaMapping {
         addr: addr as usize,
@@ -992,10 +988,12 @@ fn map_arena(
         data_offset,
     };
     if m.map_extra != 0 && mapping.addr as u64 != m.map_extra {
-        return Err(bad(format!(
-            "the kernel mapped it at {:#x}, not at map_extra {:#x}",
-            mapping.addr, m.map_extra
-        )));
+        return Err(ArenaError::Misplaced {
+            map: m.name.clone(),
+            addr: mapping.addr as u64,
+            map_extra: m.map_extra,
+        }
+        .into());
     }
     if !bytes.is_empty() {
         // SAFETY: `data_offset + bytes.len() <= len` (arena_data_offset), inside the mapping just made;
@@ -1142,6 +1140,20 @@ mod tests {
         assert_eq!(c_string(b"full").as_deref(), Some("full"));
         assert_eq!(c_string(b"\0abc"), None);
         assert_eq!(c_string(b""), None);
+    }
+
+    /// `__arena` globals without an arena map: a typed error before any syscall.
+    #[test]
+    fn arena_globals_need_an_arena_map() {
+        let spec = ObjectSpec::from_file(format!(
+            "{}/../testdata/obj/reno.o",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        match map_arena(&spec, &BTreeMap::new(), &[0; 10]) {
+            Err(Error::Arena(ArenaError::NoMap { globals: 10, .. })) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
