@@ -87,7 +87,7 @@ impl ObjectSpec {
 
     /// Like [`ObjectSpec::load`], against given kernel BTF (it must describe the running kernel).
     pub fn load_with(&self, kernel: &KernelBtf) -> Result<Loaded, Error> {
-        let plan = matching::plan(self, kernel)?;
-        load::load(self, kernel, &plan)
+        let plan = matching::plan_for_load(self, kernel)?;
+        load::load(self, plan)
     }
 }

@@ -14,10 +14,10 @@ use tracing::{debug, info_span};
 
 use crate::{
     ArenaError, Error,
-    matching::{BtfObject, KernelBtf, MatchedMap, Plan, ProgramAttach},
+    matching::{BtfObject, MatchedMap, Plan, ProgramAttach},
     object::{
-        ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec, ProgramSpec,
-        externs::{self, KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
+        ExternError, GlobalSymbol, Insn, InsnRef, ObjectSpec, ProgramSpec,
+        externs::{KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
     },
     sys::{self, MapCreate, ProgLoad},
 };
@@ -338,9 +338,20 @@ fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
 /// Loads what the plan describes: object BTF, global-data maps, the object's maps, the arena, programs,
 /// struct_ops maps, in that order. Each stage returns what it made; an error drops (and so closes)
 /// everything made by the stages before it, the latest first.
-pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
+pub(crate) fn load(spec: &ObjectSpec, mut plan: Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
-    let externs = resolve_externs(spec, kernel, plan)?;
+    // Resolved by the plan; its failure is the load's.
+    let externs = match &mut plan.externs {
+        Ok(resolved) => std::mem::take(resolved),
+        Err(e) => {
+            let e = Arc::clone(e);
+            drop(plan);
+            return Err(Error::Extern(
+                Arc::try_unwrap(e).unwrap_or_else(ExternError::Shared),
+            ));
+        }
+    };
+    let plan = &plan;
     let module_fds = ModuleBtfFds::open(plan, externs.ksyms.values())?;
     let btf_fd = load_object_btf(spec)?;
     let data = create_data_maps(spec, plan, &externs, &btf_fd)?;
@@ -1051,34 +1062,6 @@ fn refused_for_btf_info(log: &str) -> bool {
         .any(|needle| log.contains(needle))
 }
 
-/// Resolves the externs the planned programs use (values from the kernel, its config, kallsyms; the
-/// config set with [`ObjectSpec::set_kernel_config`] if any).
-fn resolve_externs(
-    spec: &ObjectSpec,
-    kernel: &KernelBtf,
-    plan: &Plan,
-) -> Result<ResolvedExterns, Error> {
-    let used: std::collections::BTreeSet<&str> = plan
-        .programs
-        .keys()
-        .filter_map(|p| spec.programs.get(p))
-        .flat_map(|p| p.externs().chain(p.kfuncs()))
-        .collect();
-    let externs: BTreeMap<String, ExternSpec> = spec
-        .externs
-        .iter()
-        .filter(|(n, _)| used.contains(n.as_str()))
-        .map(|(n, e)| (n.clone(), e.clone()))
-        .collect();
-    if externs.is_empty() {
-        return Ok(ResolvedExterns::default());
-    }
-    externs::running_sources(spec.kernel_config.as_ref(), |s| {
-        externs::resolve(&spec.btf, &externs, kernel, s)
-    })
-    .map_err(Error::Extern)
-}
-
 /// fds of the module BTF objects a plan refers to.
 struct ModuleBtfFds(BTreeMap<BtfObject, sys::BtfFd>);
 
@@ -1121,6 +1104,34 @@ fn module_btf_fd(name: &str) -> Result<sys::BtfFd, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan's extern failure is the load's error, returned before any syscall: the error itself
+    /// when the plan held the only reference, shared when a clone of the plan holds it too.
+    #[test]
+    fn a_plans_extern_failure_fails_the_load_first() {
+        let spec = ObjectSpec::from_file(format!(
+            "{}/../testdata/obj/cubic_kconfig.o",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let failed = || Plan {
+            externs: Err(Arc::new(ExternError::UnknownVirtual("LINUX_X".into()))),
+            ..Plan::default()
+        };
+        match load(&spec, failed()) {
+            Err(Error::Extern(ExternError::UnknownVirtual(n))) => assert_eq!(n, "LINUX_X"),
+            other => panic!("{other:?}"),
+        }
+        let plan = failed();
+        let kept = plan.clone();
+        match load(&spec, plan) {
+            Err(Error::Extern(e @ ExternError::Shared(_))) => {
+                assert!(e.to_string().contains("LINUX_X"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(kept);
+    }
 
     #[test]
     fn btf_info_refusals_are_told_from_code_errors() {
