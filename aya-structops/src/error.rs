@@ -55,6 +55,95 @@ impl std::fmt::Display for RegisterHint {
     }
 }
 
+/// Why the object's arena (its `BPF_MAP_TYPE_ARENA` map, with the `__arena` globals copied to the
+/// end of its user mapping) could not be set up at load: [`Error::Arena`]. Each names the arena map
+/// when there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArenaError {
+    /// The object has `__arena` globals but no arena map to put them in.
+    #[error(
+        "the object has __arena globals ({globals} bytes in {section}) but no BPF_MAP_TYPE_ARENA map"
+    )]
+    NoMap {
+        /// Bytes of `__arena` globals.
+        globals: usize,
+        /// Their section.
+        section: &'static str,
+    },
+    /// The object has more than one arena map: which one holds the globals is not defined.
+    #[error(
+        "the object has {} arena maps ({}); __arena globals need exactly one", .maps.len(), .maps.join(", ")
+    )]
+    SeveralMaps {
+        /// The arena maps.
+        maps: Vec<String>,
+    },
+    /// The `__arena` globals, page-rounded, are larger than the arena.
+    #[error(
+        "arena map `{map}`: {globals} bytes of __arena globals do not fit its {pages} pages of {page_size} bytes"
+    )]
+    GlobalsTooLarge {
+        /// The arena map.
+        map: String,
+        /// Bytes of `__arena` globals.
+        globals: usize,
+        /// The arena's size in pages (its `max_entries`).
+        pages: u32,
+        /// The page size.
+        page_size: u64,
+    },
+    /// The arena is larger than this process can map.
+    #[error("arena map `{map}`: its {len} bytes do not fit this platform's address space")]
+    TooLarge {
+        /// The arena map.
+        map: String,
+        /// The arena's size in bytes.
+        len: u64,
+    },
+    /// `mmap` of the arena map failed.
+    #[error(
+        "arena map `{map}`: mapping {len} bytes at {addr:#x} (its map_extra; 0: anywhere): mmap: {}",
+        describe_io_error(.source)
+    )]
+    Mmap {
+        /// The arena map.
+        map: String,
+        /// Bytes to map.
+        len: usize,
+        /// Where (the map's `map_extra`; 0: anywhere).
+        addr: u64,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel mapped the arena elsewhere than the `map_extra` address its programs use.
+    #[error(
+        "arena map `{map}`: the kernel mapped it at {addr:#x}, not at its map_extra address {map_extra:#x}"
+    )]
+    Misplaced {
+        /// The arena map.
+        map: String,
+        /// Where it was mapped.
+        addr: u64,
+        /// Where it had to be.
+        map_extra: u64,
+    },
+}
+
+impl ArenaError {
+    /// The arena map at fault, when there is one.
+    pub fn map(&self) -> Option<&str> {
+        match self {
+            ArenaError::NoMap { .. } | ArenaError::SeveralMaps { .. } => None,
+            ArenaError::GlobalsTooLarge { map, .. }
+            | ArenaError::TooLarge { map, .. }
+            | ArenaError::Mmap { map, .. }
+            | ArenaError::Misplaced { map, .. } => Some(map),
+        }
+    }
+}
+
 /// The error type of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -194,13 +283,8 @@ pub enum Error {
     NoSuchProgram(String),
     /// The object's arena (`BPF_MAP_TYPE_ARENA` map and `__arena` globals in `.addr_space.1`) could not be
     /// set up: no arena map for the globals, globals larger than the arena, or the mapping refused.
-    #[error("arena{}: {detail}", .map.as_ref().map(|m| format!(" map `{m}`")).unwrap_or_default())]
-    Arena {
-        /// The arena map, when there is one.
-        map: Option<String>,
-        /// What is wrong (with the OS error, for a refused mapping).
-        detail: String,
-    },
+    #[error(transparent)]
+    Arena(#[from] ArenaError),
     /// [`crate::Loaded::test_run_syscall`] on a program that is not a `SEC("syscall")` one.
     #[error(
         "program `{0}` is not a SEC(\"syscall\") program: only those run with test_run_syscall"
@@ -387,6 +471,78 @@ pub fn describe_io_error(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each arena error names the map (when there is one) and what is wrong; a refused mapping keeps
+    /// its OS error as the source.
+    #[test]
+    fn arena_errors_name_the_map_and_the_fault() {
+        use std::error::Error as _;
+        let mmap = Error::from(ArenaError::Mmap {
+            map: "arena".into(),
+            len: 1 << 20,
+            addr: 0x1_0000_0000,
+            source: std::io::Error::from_raw_os_error(libc::EEXIST),
+        });
+        let text = mmap.to_string();
+        assert!(
+            text.starts_with("arena map `arena`: mapping 1048576 bytes at 0x100000000"),
+            "{text}"
+        );
+        let source = mmap
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(source.and_then(|e| e.raw_os_error()), Some(libc::EEXIST));
+        let cases = [
+            (
+                ArenaError::NoMap {
+                    globals: 100,
+                    section: ".addr_space.1",
+                },
+                None,
+                "__arena globals (100 bytes in .addr_space.1) but no BPF_MAP_TYPE_ARENA map",
+            ),
+            (
+                ArenaError::SeveralMaps {
+                    maps: vec!["a".into(), "b".into()],
+                },
+                None,
+                "2 arena maps (a, b)",
+            ),
+            (
+                ArenaError::GlobalsTooLarge {
+                    map: "arena".into(),
+                    globals: 8193,
+                    pages: 2,
+                    page_size: 4096,
+                },
+                Some("arena"),
+                "arena map `arena`: 8193 bytes of __arena globals do not fit its 2 pages",
+            ),
+            (
+                ArenaError::TooLarge {
+                    map: "arena".into(),
+                    len: u64::MAX,
+                },
+                Some("arena"),
+                "arena map `arena`: its 18446744073709551615 bytes",
+            ),
+            (
+                ArenaError::Misplaced {
+                    map: "arena".into(),
+                    addr: 0x2000,
+                    map_extra: 0x1000,
+                },
+                Some("arena"),
+                "arena map `arena`: the kernel mapped it at 0x2000, not at its map_extra address 0x1000",
+            ),
+        ];
+        for (e, map, text) in cases {
+            assert_eq!(e.map(), map);
+            let e = Error::from(e);
+            assert!(e.to_string().contains(text), "{e}");
+            assert!(e.source().is_none(), "{e}");
+        }
+    }
 
     #[test]
     fn kernel_internal_errnos_are_named() {

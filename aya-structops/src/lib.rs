@@ -52,7 +52,8 @@ use std::sync::{Arc, OnceLock};
 pub use aya;
 pub use core_reloc::CoreError;
 pub use error::{
-    Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error, kernel_errno_name,
+    ArenaError, Error, MatchError, ParseError, RegisterHint, SysError, describe_io_error,
+    kernel_errno_name,
 };
 pub use load::{GlobalValue, Loaded, LoadedProgram, StructOpsMap};
 pub use maps_create::ObjectMapError;
@@ -86,7 +87,7 @@ impl ObjectSpec {
 
     /// Like [`ObjectSpec::load`], against given kernel BTF (it must describe the running kernel).
     pub fn load_with(&self, kernel: &KernelBtf) -> Result<Loaded, Error> {
-        let plan = matching::plan(self, kernel)?;
-        load::load(self, kernel, &plan)
+        let plan = matching::plan_for_load(self, kernel)?;
+        load::load(self, plan)
     }
 }

@@ -1,23 +1,30 @@
 //! [`Plan`] -> kernel objects: object BTF, global-data maps, programs, struct_ops maps. Nothing runs yet.
 //!
 //! Every fd is owned (typed: `sys::MapFd`, `ProgFd`, `BtfFd`) by the value being built, so an error
-//! part-way drops, and so releases, everything created so far.
+//! part-way drops, and so releases, everything created so far. What the syscalls take is computed
+//! from the plan without syscalls in `prepare` (global-data bytes, relocated program instructions).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, HashMap},
     os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     sync::Arc,
 };
 
-use aya_obj::generated::{BPF_F_LINK, BPF_F_RDONLY_PROG, bpf_insn, bpf_map_type, bpf_prog_type};
+use aya_obj::generated::{BPF_F_LINK, BPF_F_RDONLY_PROG, bpf_map_type, bpf_prog_type};
 use tracing::{debug, info_span};
 
+mod prepare;
+
+use self::prepare::{
+    FUNC_INFO_REC_SIZE, LINE_INFO_REC_SIZE, PreparedProgram, Targets, data_sections,
+    prepare_program,
+};
 use crate::{
-    Error,
-    matching::{BtfObject, KernelBtf, MatchedMap, Plan, ProgramAttach},
+    ArenaError, Error,
+    matching::{BtfObject, MatchedMap, Plan, ProgramAttach},
     object::{
-        ExternSpec, GlobalSymbol, Insn, InsnRef, ObjectSpec, ProgramSpec,
-        externs::{self, KCONFIG_SEC, KsymValue, POISON_CALL_KFUNC_BASE, ResolvedExterns},
+        ExternError, GlobalSymbol, ObjectSpec, ProgramSpec,
+        externs::{KsymValue, ResolvedExterns},
     },
     sys::{self, MapCreate, ProgLoad},
 };
@@ -315,32 +322,23 @@ fn data_map_name(obj: &str, section: &str) -> String {
     format!("{prefix}{section}")
 }
 
-fn to_bpf_insns(insns: &[Insn]) -> Vec<bpf_insn> {
-    insns
-        .iter()
-        .map(|i| {
-            let bytes = [
-                i.code,
-                i.regs,
-                i.off.to_le_bytes()[0],
-                i.off.to_le_bytes()[1],
-                i.imm.to_le_bytes()[0],
-                i.imm.to_le_bytes()[1],
-                i.imm.to_le_bytes()[2],
-                i.imm.to_le_bytes()[3],
-            ];
-            // SAFETY: bpf_insn is the kernel's 8-byte #[repr(C)] instruction; every bit pattern is valid.
-            unsafe { std::mem::transmute::<[u8; 8], bpf_insn>(bytes) }
-        })
-        .collect()
-}
-
 /// Loads what the plan describes: object BTF, global-data maps, the object's maps, the arena, programs,
 /// struct_ops maps, in that order. Each stage returns what it made; an error drops (and so closes)
 /// everything made by the stages before it, the latest first.
-pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result<Loaded, Error> {
+pub(crate) fn load(spec: &ObjectSpec, mut plan: Plan) -> Result<Loaded, Error> {
     let _span = info_span!("load", object = %spec.name).entered();
-    let externs = resolve_externs(spec, kernel, plan)?;
+    // Resolved by the plan; its failure is the load's.
+    let externs = match &mut plan.externs {
+        Ok(resolved) => std::mem::take(resolved),
+        Err(e) => {
+            let e = Arc::clone(e);
+            drop(plan);
+            return Err(Error::Extern(
+                Arc::try_unwrap(e).unwrap_or_else(ExternError::Shared),
+            ));
+        }
+    };
+    let plan = &plan;
     let module_fds = ModuleBtfFds::open(plan, externs.ksyms.values())?;
     let btf_fd = load_object_btf(spec)?;
     let data = create_data_maps(spec, plan, &externs, &btf_fd)?;
@@ -356,13 +354,26 @@ pub(crate) fn load(spec: &ObjectSpec, kernel: &KernelBtf, plan: &Plan) -> Result
     };
     let programs = load_programs(&ProgramInputs {
         spec,
-        plan,
-        externs: &externs,
         module_fds: &module_fds,
         btf_fd: &btf_fd,
-        data: &data,
-        btf_maps: &btf_maps,
-        arena: arena.as_ref(),
+        targets: Targets {
+            plan,
+            externs: &externs,
+            data: data
+                .iter()
+                .map(|(n, d)| (n.as_str(), d.fd.as_raw_fd()))
+                .collect(),
+            maps: btf_maps
+                .iter()
+                .map(|(n, fd)| (n.as_str(), fd.as_raw_fd()))
+                .collect(),
+            arena: arena.as_ref().map(|a| (a.fd, a.data_offset)),
+            modules: module_fds
+                .0
+                .iter()
+                .map(|(obj, fd)| (obj, fd.as_raw_fd()))
+                .collect(),
+        },
     })?;
     let maps = create_struct_ops_maps(spec, plan, &module_fds, &btf_fd, &programs)?;
     pins.keep();
@@ -400,31 +411,16 @@ fn load_object_btf(spec: &ObjectSpec) -> Result<sys::BtfFd, Error> {
     })
 }
 
-/// Global data stage: one array map per non-empty data section, with kernel field offsets written in,
-/// and the `.kconfig` map of the resolved `__kconfig` values.
+/// Global data stage: one array map per non-empty section of [`data_sections`] (the object's data with
+/// kernel field offsets written in, and the `.kconfig` map of the resolved `__kconfig` values).
 fn create_data_maps(
     spec: &ObjectSpec,
     plan: &Plan,
     externs: &ResolvedExterns,
     btf_fd: &sys::BtfFd,
 ) -> Result<BTreeMap<String, DataMap>, Error> {
-    // Global data, with kernel field offsets written in.
-    let mut sections: BTreeMap<String, Vec<u8>> = spec
-        .data
-        .iter()
-        .map(|(n, d)| (n.clone(), d.data.clone()))
-        .collect();
-    for (section, at, offset) in &plan.fields {
-        let bytes = sections
-            .get_mut(section)
-            .expect("fields live in parsed sections");
-        bytes[*at as usize..*at as usize + 4].copy_from_slice(&offset.to_ne_bytes());
-    }
-    // `__kconfig` values: a read-only, frozen `.kconfig` map, like libbpf's.
-    let kconfig =
-        (!externs.kconfig.is_empty()).then(|| (KCONFIG_SEC.to_owned(), externs.kconfig.clone()));
     let mut data = BTreeMap::new();
-    for (name, bytes) in sections.into_iter().chain(kconfig) {
+    for (name, bytes) in data_sections(spec, plan, externs) {
         if bytes.is_empty() {
             continue;
         }
@@ -497,33 +493,21 @@ fn create_data_map(
     })
 }
 
-/// What the program stage reads: the plan, resolved externs, and the fds made by the stages before it
-/// (borrowed: they stay owned by `load`).
+/// What the program stage reads: the object, the fds made by the stages before it (borrowed: they
+/// stay owned by `load`), and what relocations point at.
 struct ProgramInputs<'a> {
     spec: &'a ObjectSpec,
-    plan: &'a Plan,
-    externs: &'a ResolvedExterns,
     module_fds: &'a ModuleBtfFds,
     btf_fd: &'a sys::BtfFd,
-    data: &'a BTreeMap<String, DataMap>,
-    btf_maps: &'a BTreeMap<String, sys::MapFd>,
-    arena: Option<&'a ArenaMapping>,
-}
-
-/// A program's instructions and records as `BPF_PROG_LOAD` takes them.
-struct PreparedProgram {
-    insns: Vec<bpf_insn>,
-    fd_array: Vec<RawFd>,
-    func_info: Vec<u8>,
-    line_info: Vec<u8>,
+    targets: Targets<'a>,
 }
 
 /// Program stage: every planned program prepared and loaded.
 fn load_programs(inputs: &ProgramInputs) -> Result<BTreeMap<String, LoadedProgram>, Error> {
     let mut programs = BTreeMap::new();
     // Kernel-field offset slots: their loads become immediates (see `field_imm`).
-    let field_slots = inputs.plan.field_slots();
-    for (name, attach) in &inputs.plan.programs {
+    let field_slots = inputs.targets.plan.field_slots();
+    for (name, attach) in &inputs.targets.plan.programs {
         let program = load_program(inputs, &field_slots, name, attach)?;
         programs.insert(name.clone(), program);
     }
@@ -538,7 +522,7 @@ fn load_program(
     attach: &ProgramAttach,
 ) -> Result<LoadedProgram, Error> {
     let prog = &inputs.spec.programs[name];
-    let prepared = prepare_program(inputs, field_slots, name, attach, prog)?;
+    let prepared = prepare_program(&inputs.targets, field_slots, name, attach, prog)?;
     let fd = prog_load(inputs, name, attach, prog, &prepared)?;
     let insns = &prepared.insns;
     let verified_insns = sys::prog_info(&fd).map(|i| i.verified_insns).unwrap_or(0);
@@ -560,177 +544,6 @@ fn load_program(
         syscall: attach.syscall,
         attach: (attach.map.clone(), attach.member.clone()),
     })
-}
-
-/// A program's instructions from the plan: kernel-field loads as immediates, relocations applied, the
-/// no-ops dropped, with its func/line info records.
-fn prepare_program(
-    inputs: &ProgramInputs,
-    field_slots: &HashMap<(&str, u64), u32>,
-    name: &str,
-    attach: &ProgramAttach,
-    prog: &ProgramSpec,
-) -> Result<PreparedProgram, Error> {
-    let mut insns = prog.insns.clone();
-    let inlined =
-        crate::field_imm::inline(&mut insns, &prog.refs, field_slots, attach.returns_void);
-    if inlined.loads > 0 {
-        tracing::debug!(
-            program = %name,
-            loads = inlined.loads,
-            folded = inlined.folded,
-            removed = inlined.removed.len(),
-            "kernel-field offsets inlined as immediates"
-        );
-    }
-    let mut fd_array = relocate(inputs, name, prog, &inlined.removed, &mut insns)?;
-    if !fd_array.is_empty() {
-        fd_array.insert(0, -1);
-    }
-    // The no-ops left by `field_imm` (and any other) go, so the verifier neither walks nor counts them.
-    let mut btf_info = prog.btf_info.clone();
-    crate::field_imm::invert_branches_over_jumps(&mut insns);
-    crate::field_imm::compact(&mut insns, &mut btf_info);
-    let insns = to_bpf_insns(&insns);
-    let (func_info, line_info) = btf_info_records(prog, &btf_info);
-    Ok(PreparedProgram {
-        insns,
-        fd_array,
-        func_info,
-        line_info,
-    })
-}
-
-/// Applies a program's relocations (data and arena values, CO-RE values patched from the plan, maps,
-/// externs, kfuncs) to `insns`; skips data loads `field_imm` removed. Returns the module BTF fds its
-/// kfunc calls index (`fd_array`, without the vmlinux slot).
-fn relocate(
-    inputs: &ProgramInputs,
-    name: &str,
-    prog: &ProgramSpec,
-    removed: &BTreeSet<usize>,
-    insns: &mut [Insn],
-) -> Result<Vec<RawFd>, Error> {
-    let ProgramInputs {
-        plan,
-        externs,
-        module_fds,
-        data,
-        btf_maps,
-        arena,
-        ..
-    } = inputs;
-    // CO-RE values resolved by the plan, patched in the order of the program's references.
-    let core = plan.core.get(name).unwrap_or(&crate::matching::NO_CORE);
-    let mut core_next = 0;
-    let mut fd_array: Vec<RawFd> = Vec::new();
-    for r in &prog.refs {
-        match r {
-            InsnRef::Data { insn, .. } if removed.contains(insn) => {}
-            InsnRef::Data {
-                insn,
-                section,
-                offset,
-            } => {
-                let map = data
-                    .get(section)
-                    .expect("referenced sections are non-empty");
-                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                insns[*insn].imm = map.fd.as_raw_fd();
-                insns[*insn + 1].imm = *offset as i32;
-            }
-            InsnRef::Core { insn, relo } => {
-                core.patch(core_next, insns, *insn, relo)
-                    .map_err(|source| Error::Core {
-                        program: name.to_owned(),
-                        source,
-                    })?;
-                core_next += 1;
-            }
-            InsnRef::Arena { insn, offset } => {
-                let arena = arena
-                    .as_ref()
-                    .expect("map_arena made the mapping for arena references");
-                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                insns[*insn].imm = arena.fd;
-                insns[*insn + 1].imm = (arena.data_offset + *offset) as i32;
-            }
-            InsnRef::Map {
-                insn,
-                name: map_name,
-            } => {
-                let map = btf_maps.get(map_name).ok_or_else(|| Error::DanglingMap {
-                    program: name.to_owned(),
-                    map: map_name.clone(),
-                })?;
-                insns[*insn].set_src(crate::object::link_consts::PSEUDO_MAP_FD);
-                insns[*insn].imm = map.as_raw_fd();
-            }
-            InsnRef::Extern {
-                insn,
-                name: ext,
-                addend,
-            } => {
-                let (first, second) = insns.split_at_mut(*insn + 1);
-                let (ld, next) = (&mut first[*insn], &mut second[0]);
-                if let Some(off) = externs.kconfig_offsets.get(ext) {
-                    ld.set_src(crate::object::link_consts::PSEUDO_MAP_VALUE);
-                    ld.imm = data[KCONFIG_SEC].fd.as_raw_fd();
-                    next.imm = *off as i32 + addend;
-                    continue;
-                }
-                match externs.ksyms.get(ext) {
-                    Some(KsymValue::BtfId { obj, id }) => {
-                        ld.set_src(PSEUDO_BTF_ID);
-                        ld.imm = *id as i32;
-                        next.imm = match obj {
-                            BtfObject::Vmlinux => 0,
-                            module => module_fds.get(module).as_raw_fd(),
-                        };
-                    }
-                    Some(KsymValue::Address(addr)) => {
-                        ld.set_src(0);
-                        ld.imm = *addr as u32 as i32;
-                        next.imm = (*addr >> 32) as u32 as i32;
-                    }
-                    Some(KsymValue::Zero) | None => {
-                        ld.set_src(0);
-                        ld.imm = 0;
-                        next.imm = 0;
-                    }
-                }
-            }
-            InsnRef::Kfunc { insn, name } if !plan.kfuncs.contains_key(name) => {
-                // A weak kfunc this kernel lacks (plan() refuses strong ones): libbpf's poisoned
-                // call, an unknown helper the verifier accepts only in dead code.
-                let idx = externs.index.get(name).copied().unwrap_or(0) as i32;
-                insns[*insn] = Insn {
-                    code: crate::object::link_consts::CALL,
-                    regs: 0,
-                    off: 0,
-                    imm: POISON_CALL_KFUNC_BASE + idx,
-                };
-            }
-            InsnRef::Kfunc { insn, name } => {
-                let target = &plan.kfuncs[name];
-                insns[*insn].set_src(crate::object::link_consts::PSEUDO_KFUNC_CALL);
-                insns[*insn].imm = target.btf_id as i32;
-                insns[*insn].off = match &target.btf_obj {
-                    BtfObject::Vmlinux => 0,
-                    module => {
-                        let fd = module_fds.get(module).as_raw_fd();
-                        let idx = fd_array.iter().position(|f| *f == fd).unwrap_or_else(|| {
-                            fd_array.push(fd);
-                            fd_array.len() - 1
-                        });
-                        // Index 0 of fd_array means vmlinux to the verifier: shift by one.
-                        (idx + 1) as i16
-                    }
-                };
-            }
-        }
-    }
-    Ok(fd_array)
 }
 
 /// `BPF_PROG_LOAD` of a prepared program, retried without func/line info when the kernel refuses them.
@@ -926,40 +739,34 @@ fn map_arena(
     let m = match arenas.as_slice() {
         [m] => *m,
         [] => {
-            return Err(Error::Arena {
-                map: None,
-                detail: format!(
-                    "the object has __arena globals ({} bytes in {}) but no BPF_MAP_TYPE_ARENA map",
-                    bytes.len(),
-                    crate::object::link_consts::ARENA_SECTION
-                ),
-            });
+            return Err(ArenaError::NoMap {
+                globals: bytes.len(),
+                section: crate::object::link_consts::ARENA_SECTION,
+            }
+            .into());
         }
         _ => {
-            return Err(Error::Arena {
-                map: None,
-                detail: format!(
-                    "the object has {} arena maps; __arena globals need exactly one",
-                    arenas.len()
-                ),
-            });
+            return Err(ArenaError::SeveralMaps {
+                maps: arenas.iter().map(|m| m.name.clone()).collect(),
+            }
+            .into());
         }
-    };
-    let bad = |detail: String| Error::Arena {
-        map: Some(m.name.clone()),
-        detail,
     };
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let len = u64::from(m.max_entries) * page;
     let data_offset = arena_data_offset(len, bytes.len() as u64, page).ok_or_else(|| {
-        bad(format!(
-            "{} bytes of __arena globals do not fit its {} pages",
-            bytes.len(),
-            m.max_entries
-        ))
+        ArenaError::GlobalsTooLarge {
+            map: m.name.clone(),
+            globals: bytes.len(),
+            pages: m.max_entries,
+            page_size: page,
+        }
     })?;
-    let len = usize::try_from(len).map_err(|_| bad(format!("{len} bytes do not fit usize")))?;
+    let len = usize::try_from(len).map_err(|_| ArenaError::TooLarge {
+        map: m.name.clone(),
+        len,
+    })?;
     let fd = btf_maps.get(&m.name).expect("parsed maps are created");
     let fixed = if m.map_extra != 0 {
         libc::MAP_FIXED_NOREPLACE
@@ -979,11 +786,13 @@ fn map_arena(
         )
     };
     if addr == libc::MAP_FAILED {
-        return Err(bad(format!(
-            "mapping {len} bytes at {:#x}: {}",
-            m.map_extra,
-            std::io::Error::last_os_error()
-        )));
+        return Err(ArenaError::Mmap {
+            map: m.name.clone(),
+            len,
+            addr: m.map_extra,
+            source: std::io::Error::last_os_error(),
+        }
+        .into());
     }
     let mapping = ArenaMapping {
         addr: addr as usize,
@@ -992,10 +801,12 @@ fn map_arena(
         data_offset,
     };
     if m.map_extra != 0 && mapping.addr as u64 != m.map_extra {
-        return Err(bad(format!(
-            "the kernel mapped it at {:#x}, not at map_extra {:#x}",
-            mapping.addr, m.map_extra
-        )));
+        return Err(ArenaError::Misplaced {
+            map: m.name.clone(),
+            addr: mapping.addr as u64,
+            map_extra: m.map_extra,
+        }
+        .into());
     }
     if !bytes.is_empty() {
         // SAFETY: `data_offset + bytes.len() <= len` (arena_data_offset), inside the mapping just made;
@@ -1018,31 +829,6 @@ fn c_string(bytes: &[u8]) -> Option<String> {
     (end > 0).then(|| String::from_utf8_lossy(&bytes[..end]).into_owned())
 }
 
-/// Size of a `bpf_func_info` record passed to the kernel.
-const FUNC_INFO_REC_SIZE: u32 = 8;
-/// Size of a `bpf_line_info` record passed to the kernel.
-const LINE_INFO_REC_SIZE: u32 = 16;
-use crate::insn::PSEUDO_BTF_ID;
-
-/// The `bpf_func_info` and `bpf_line_info` records of a program (empty when it has none or not one per
-/// function: the kernel wants all or nothing).
-fn btf_info_records(
-    prog: &crate::object::ProgramSpec,
-    info: &crate::object::BtfInfo,
-) -> (Vec<u8>, Vec<u8>) {
-    if !prog.has_btf_info() {
-        return (Vec::new(), Vec::new());
-    }
-    let words = |recs: &[&[u32]]| -> Vec<u8> {
-        recs.iter()
-            .flat_map(|r| r.iter().flat_map(|w| w.to_ne_bytes()))
-            .collect()
-    };
-    let funcs: Vec<&[u32]> = info.funcs.iter().map(|r| &r[..]).collect();
-    let lines: Vec<&[u32]> = info.lines.iter().map(|r| &r[..]).collect();
-    (words(&funcs), words(&lines))
-}
-
 /// Whether a verifier log says the program failed because of its BTF function or line info (global
 /// function checks, malformed records) rather than its code.
 fn refused_for_btf_info(log: &str) -> bool {
@@ -1051,34 +837,6 @@ fn refused_for_btf_info(log: &str) -> bool {
     ["Global function", "() func#", "func_info", "line_info"]
         .iter()
         .any(|needle| log.contains(needle))
-}
-
-/// Resolves the externs the planned programs use (values from the kernel, its config, kallsyms; the
-/// config set with [`ObjectSpec::set_kernel_config`] if any).
-fn resolve_externs(
-    spec: &ObjectSpec,
-    kernel: &KernelBtf,
-    plan: &Plan,
-) -> Result<ResolvedExterns, Error> {
-    let used: std::collections::BTreeSet<&str> = plan
-        .programs
-        .keys()
-        .filter_map(|p| spec.programs.get(p))
-        .flat_map(|p| p.externs().chain(p.kfuncs()))
-        .collect();
-    let externs: BTreeMap<String, ExternSpec> = spec
-        .externs
-        .iter()
-        .filter(|(n, _)| used.contains(n.as_str()))
-        .map(|(n, e)| (n.clone(), e.clone()))
-        .collect();
-    if externs.is_empty() {
-        return Ok(ResolvedExterns::default());
-    }
-    externs::running_sources(spec.kernel_config.as_ref(), |s| {
-        externs::resolve(&spec.btf, &externs, kernel, s)
-    })
-    .map_err(Error::Extern)
 }
 
 /// fds of the module BTF objects a plan refers to.
@@ -1124,6 +882,34 @@ fn module_btf_fd(name: &str) -> Result<sys::BtfFd, Error> {
 mod tests {
     use super::*;
 
+    /// The plan's extern failure is the load's error, returned before any syscall: the error itself
+    /// when the plan held the only reference, shared when a clone of the plan holds it too.
+    #[test]
+    fn a_plans_extern_failure_fails_the_load_first() {
+        let spec = ObjectSpec::from_file(format!(
+            "{}/../testdata/obj/cubic_kconfig.o",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let failed = || Plan {
+            externs: Err(Arc::new(ExternError::UnknownVirtual("LINUX_X".into()))),
+            ..Plan::default()
+        };
+        match load(&spec, failed()) {
+            Err(Error::Extern(ExternError::UnknownVirtual(n))) => assert_eq!(n, "LINUX_X"),
+            other => panic!("{other:?}"),
+        }
+        let plan = failed();
+        let kept = plan.clone();
+        match load(&spec, plan) {
+            Err(Error::Extern(e @ ExternError::Shared(_))) => {
+                assert!(e.to_string().contains("LINUX_X"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(kept);
+    }
+
     #[test]
     fn btf_info_refusals_are_told_from_code_errors() {
         assert!(refused_for_btf_info(
@@ -1142,6 +928,20 @@ mod tests {
         assert_eq!(c_string(b"full").as_deref(), Some("full"));
         assert_eq!(c_string(b"\0abc"), None);
         assert_eq!(c_string(b""), None);
+    }
+
+    /// `__arena` globals without an arena map: a typed error before any syscall.
+    #[test]
+    fn arena_globals_need_an_arena_map() {
+        let spec = ObjectSpec::from_file(format!(
+            "{}/../testdata/obj/reno.o",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        match map_arena(&spec, &BTreeMap::new(), &[0; 10]) {
+            Err(Error::Arena(ArenaError::NoMap { globals: 10, .. })) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

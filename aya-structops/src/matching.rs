@@ -6,7 +6,11 @@
 //! a member the kernel lacks is accepted only while zero. A program may back several maps only for the same
 //! kernel type and member index. Kernel fields (`kernel_field!`), kfuncs and the CO-RE relocations of the
 //! planned programs are resolved here too, after one pass over vmlinux's BTF finds every name the object
-//! needs ([`kernel_names`]): loading then patches instructions and makes syscalls, nothing more.
+//! needs ([`kernel_names`]): loading then patches instructions and makes syscalls, nothing more. The
+//! externs of the planned programs are resolved here as well: for the running kernel's BTF
+//! ([`KernelBtf::running`]) from this machine (its kernel config, release, and kallsyms, which the
+//! kernel's `bpf_kallsyms_lookup_name` answers in a `SEC("syscall")` program run: the one place this
+//! module makes syscalls), for another kernel's BTF only as far as that BTF answers.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +18,10 @@ pub use crate::btf::{BtfObject, KernelBtf, KernelNames};
 use crate::{
     btf::{Btf, BtfError, BtfKind, Type},
     core_reloc::{CoreError, CoreValue},
-    object::{InsnRef, MemberKind, ObjectSpec, StructOpsSpec},
+    object::{
+        ExternReport, ExternSpec, InsnRef, MemberKind, ObjectSpec, StructOpsSpec,
+        externs::{self, ExternError, ResolvedExterns, Values},
+    },
 };
 
 /// Why an object does not match the kernel.
@@ -473,8 +480,9 @@ pub(crate) struct KfuncTarget {
     pub(crate) btf_id: u32,
 }
 
-/// Everything the loader needs to know from the kernel's BTF.
-#[derive(Debug, Clone, Default)]
+/// Everything the loader needs to know from the kernel's BTF, and the extern values: loading only
+/// patches instructions from it and makes syscalls.
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// Maps to create, in name order.
     pub(crate) maps: Vec<MatchedMap>,
@@ -486,6 +494,22 @@ pub struct Plan {
     pub(crate) kfuncs: BTreeMap<String, KfuncTarget>,
     /// The CO-RE relocations of each planned program that has any, resolved against the kernel.
     pub(crate) core: BTreeMap<String, ProgramCore>,
+    /// The externs (`__kconfig`, `__ksym`, weak kfuncs) the planned programs use, resolved; or why they
+    /// did not resolve, which loading returns ([`crate::Error::Extern`]).
+    pub(crate) externs: Result<ResolvedExterns, std::sync::Arc<ExternError>>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            maps: Vec::new(),
+            programs: BTreeMap::new(),
+            fields: Vec::new(),
+            kfuncs: BTreeMap::new(),
+            core: BTreeMap::new(),
+            externs: Ok(ResolvedExterns::default()),
+        }
+    }
 }
 
 /// The CO-RE relocations of one program, resolved against the kernel by [`plan`] (or [`check`]):
@@ -911,6 +935,11 @@ pub fn kernel_names(obj: &ObjectSpec, all_maps: bool) -> KernelNames {
             crate::object::externs::ExternKind::Kconfig(_) if e.name == "LINUX_HAS_BPF_COOKIE" => {
                 names.push((BtfKind::Enum, "bpf_func_id".to_owned()));
             }
+            crate::object::externs::ExternKind::Kconfig(_)
+                if e.name == "LINUX_HAS_SYSCALL_WRAPPER" =>
+            {
+                names.push((BtfKind::Func, externs::syscall_wrapper().to_owned()));
+            }
             _ => {}
         }
     }
@@ -947,8 +976,46 @@ fn prefetch(obj: &ObjectSpec, kernel: &KernelBtf, all_maps: bool) {
     kernel.prefetch(&kernel_names(obj, all_maps));
 }
 
-/// Matches an object against a kernel: every created map, its programs, kernel fields and kfuncs.
+/// Matches an object against a kernel: every created map, its programs, kernel fields, kfuncs, CO-RE
+/// relocations and externs. Extern values (`__kconfig`, typeless `__ksym`) come from this machine when
+/// `kernel` is the running kernel's BTF ([`KernelBtf::running`], [`crate::running_kernel`]); for another
+/// kernel's BTF those are not known, and only a plan made by a load on that kernel can load.
 pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
+    plan_with(obj, kernel, extern_values(obj, kernel))
+}
+
+/// The plan [`ObjectSpec::load_with`] loads: `kernel` is the running kernel (its contract), so extern
+/// values come from this machine whichever way its BTF was read.
+pub(crate) fn plan_for_load(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
+    plan_with(obj, kernel, Values::Running(obj.kernel_config.as_ref()))
+}
+
+/// Where `obj`'s extern values come from against `kernel`: this machine for the running kernel's BTF,
+/// nowhere for another kernel's.
+fn extern_values<'a>(obj: &'a ObjectSpec, kernel: &KernelBtf) -> Values<'a> {
+    if kernel.is_running() {
+        Values::Running(obj.kernel_config.as_ref())
+    } else {
+        Values::Foreign
+    }
+}
+
+/// The externs the planned programs use (their extern references and kfunc calls).
+fn planned_externs(obj: &ObjectSpec, plan: &Plan) -> BTreeMap<String, ExternSpec> {
+    let used: std::collections::BTreeSet<&str> = plan
+        .programs
+        .keys()
+        .filter_map(|p| obj.programs.get(p))
+        .flat_map(|p| p.externs().chain(p.kfuncs()))
+        .collect();
+    obj.externs
+        .iter()
+        .filter(|(n, _)| used.contains(n.as_str()))
+        .map(|(n, e)| (n.clone(), e.clone()))
+        .collect()
+}
+
+fn plan_with(obj: &ObjectSpec, kernel: &KernelBtf, values: Values<'_>) -> Result<Plan, MatchError> {
     prefetch(obj, kernel, false);
     let mut plan = Plan::default();
     let mut users: BTreeMap<String, (String, String, u32, u32)> = BTreeMap::new();
@@ -1102,6 +1169,11 @@ pub fn plan(obj: &ObjectSpec, kernel: &KernelBtf) -> Result<Plan, MatchError> {
         }
     }
     plan.core = resolve_core(obj, kernel, plan.programs.keys().map(String::as_str));
+    let externs = planned_externs(obj, &plan);
+    if !externs.is_empty() {
+        plan.externs =
+            externs::resolve_with(&obj.btf, &externs, kernel, values).map_err(std::sync::Arc::new);
+    }
     Ok(plan)
 }
 
@@ -1176,9 +1248,13 @@ pub struct MapReport {
     pub registration: Vec<RegistrationIssue>,
 }
 
-/// Would this object load on that kernel? Per map and member, per kernel field, per kfunc.
+/// Would this object load on that kernel? Per map and member, per kernel field, per kfunc, per extern.
 #[derive(Debug, Clone)]
 pub struct CompatReport {
+    /// The externs (`__kconfig`, `__ksym` variables and weak kfuncs; strong kfuncs are in
+    /// [`CompatReport::kfuncs`]): each one's value, or where it comes from at load (another kernel's
+    /// BTF), or the error loading would return.
+    pub externs: Vec<ExternReport>,
     /// struct_ops maps.
     pub maps: Vec<MapReport>,
     /// Kernel fields the programs read: `type.path` -> offset or why not.
@@ -1217,11 +1293,15 @@ impl CompatReport {
         }) && self.fields.iter().all(|f| f.result.is_ok())
             && self.kfuncs.iter().all(|k| k.found)
             && self.core.iter().all(|c| !c.loaded)
+            && self.externs.iter().all(|e| e.status.is_ok())
     }
 }
 
 impl std::fmt::Display for CompatReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.externs {
+            writeln!(f, "{e}")?;
+        }
         for m in &self.maps {
             let created = if m.autocreate {
                 ""
@@ -1302,8 +1382,11 @@ impl std::fmt::Display for CompatReport {
     }
 }
 
-/// Reports, without loading anything, whether each map, member, kernel field, kfunc and CO-RE
-/// relocation of `obj` matches `kernel` (the running kernel, or another kernel's BTF from [`KernelBtf::from_file`]).
+/// Reports, without loading anything, whether each map, member, kernel field, kfunc, CO-RE
+/// relocation and extern of `obj` matches `kernel` (the running kernel, or another kernel's BTF from
+/// [`KernelBtf::from_file`]). Extern values are resolved as [`plan`] resolves them: from this machine
+/// for the running kernel's BTF; for another kernel's, the report says where a value read from the
+/// running system (kernel config, release, kallsyms) would come from.
 pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     prefetch(obj, kernel, true);
     let mut maps = Vec::new();
@@ -1380,7 +1463,7 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
     let mut kfuncs: Vec<KfuncReport> = Vec::new();
     for p in obj.programs.values() {
         for k in p.kfuncs() {
-            // Weak kfuncs are reported with the externs (`ObjectSpec::extern_report`).
+            // Weak kfuncs are reported with the externs.
             if !kfuncs.iter().any(|r| r.name == k) && !obj.is_weak_extern(k) {
                 kfuncs.push(KfuncReport {
                     name: k.to_owned(),
@@ -1413,7 +1496,9 @@ pub fn check(obj: &ObjectSpec, kernel: &KernelBtf) -> CompatReport {
                 })
         })
         .collect();
+    let externs = externs::report_with(&obj.btf, &obj.externs, kernel, extern_values(obj, kernel));
     CompatReport {
+        externs,
         maps,
         fields,
         kfuncs,
@@ -2412,5 +2497,133 @@ mod tests {
         let mut code = spec.insns.clone();
         let e = NO_CORE.patch(0, &mut code, insns[0], relo).unwrap_err();
         assert!(e.reason().contains("not resolved by the plan"), "{e}");
+    }
+
+    /// The plan resolves the externs of the programs it loads: from this machine for the running
+    /// kernel's BTF (or always, for a load), and for another kernel's BTF only what that BTF answers,
+    /// naming the first extern whose value only the running system knows.
+    #[test]
+    fn plans_resolve_externs_from_the_running_system_only_for_the_running_kernel() {
+        const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+        let (Ok(running), Ok(foreign)) = (KernelBtf::running(), KernelBtf::from_file(VMLINUX))
+        else {
+            crate::test_skip::skip(
+                "plans_resolve_externs_from_the_running_system_only_for_the_running_kernel",
+                "vmlinux_btf",
+                "no readable vmlinux BTF",
+            );
+            return;
+        };
+        assert!(running.is_running() && !foreign.is_running());
+        let mut obj = testdata("cubic_kconfig.o");
+        obj.set_kernel_config(
+            crate::object::KernelConfig::parse(
+                "CONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=m\n",
+            )
+            .unwrap(),
+        );
+        let resolved = plan(&obj, &running).unwrap().externs.unwrap();
+        let at = resolved.kconfig_offsets["CONFIG_HZ"] as usize;
+        assert_eq!(resolved.kconfig[at..at + 8], 300u64.to_ne_bytes());
+        // The load's plan is the running system's whichever way its BTF was read.
+        let for_load = plan_for_load(&obj, &foreign).unwrap().externs.unwrap();
+        assert_eq!(for_load.kconfig, resolved.kconfig);
+        // Another kernel's: the config is not this machine's to read.
+        let e = plan(&obj, &foreign).unwrap().externs.unwrap_err();
+        assert!(
+            matches!(&*e, ExternError::NotRunning { name, .. } if name.starts_with("CONFIG_")),
+            "{e}"
+        );
+        // A typeless ksym comes from kallsyms: not known either; a typed one is in the BTF.
+        let e = plan(&testdata("dctcp_storage.o"), &foreign)
+            .unwrap()
+            .externs
+            .unwrap_err();
+        assert!(
+            matches!(&*e, ExternError::NotRunning { name, .. } if name == "tcp_init_sock"),
+            "{e}"
+        );
+        let typed = plan(&testdata("ksym_typed.o"), &foreign)
+            .unwrap()
+            .externs
+            .unwrap();
+        assert!(matches!(
+            typed.ksyms["runqueues"],
+            externs::KsymValue::BtfId { .. }
+        ));
+        // No externs: nothing to resolve, on any kernel.
+        let none = plan(&testdata("reno.o"), &foreign)
+            .unwrap()
+            .externs
+            .unwrap();
+        assert!(none.ksyms.is_empty() && none.kconfig.is_empty());
+    }
+
+    /// `check` reports every extern as the plan resolves them: values on the running kernel, where
+    /// they come from at load for another kernel's BTF; a strong extern that does not resolve makes
+    /// the object incompatible and is named.
+    #[test]
+    fn check_reports_externs_from_the_same_resolution() {
+        const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+        let (Ok(running), Ok(foreign)) = (KernelBtf::running(), KernelBtf::from_file(VMLINUX))
+        else {
+            crate::test_skip::skip(
+                "check_reports_externs_from_the_same_resolution",
+                "vmlinux_btf",
+                "no readable vmlinux BTF",
+            );
+            return;
+        };
+        let mut obj = testdata("cubic_kconfig.o");
+        let status = |r: &CompatReport, name: &str| {
+            r.externs
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("{name} not reported: {r}"))
+                .status
+                .clone()
+        };
+        let r = check(&obj, &foreign);
+        assert!(r.compatible(), "{r}");
+        assert!(status(&r, "CONFIG_HZ").unwrap().contains("read at load"));
+        assert!(
+            status(&r, "LINUX_KERNEL_VERSION")
+                .unwrap()
+                .contains("release at load")
+        );
+        assert!(
+            status(&r, "LINUX_HAS_BPF_COOKIE")
+                .unwrap()
+                .contains("kernel BTF")
+        );
+        assert!(
+            r.to_string().starts_with("extern CONFIG_BPF_SYSCALL"),
+            "{r}"
+        );
+
+        obj.set_kernel_config(
+            crate::object::KernelConfig::parse(
+                "CONFIG_HZ=300\nCONFIG_BPF_SYSCALL=y\nCONFIG_TCP_CONG_CUBIC=m\n",
+            )
+            .unwrap(),
+        );
+        let r = check(&obj, &running);
+        assert!(r.compatible(), "{r}");
+        assert_eq!(status(&r, "CONFIG_HZ").unwrap(), "= 300 (<string>)");
+        // Strong CONFIG_HZ and CONFIG_BPF_SYSCALL unset: each one named with its own error.
+        obj.set_kernel_config(
+            crate::object::KernelConfig::parse("CONFIG_TCP_CONG_CUBIC=y\n").unwrap(),
+        );
+        let r = check(&obj, &running);
+        assert!(!r.compatible(), "{r}");
+        for name in ["CONFIG_HZ", "CONFIG_BPF_SYSCALL"] {
+            let e = status(&r, name).unwrap_err();
+            assert!(
+                matches!(&*e, ExternError::Missing { name: n, .. } if n == name),
+                "{e}"
+            );
+        }
+        assert!(status(&r, "CONFIG_TCP_CONG_CUBIC").is_ok());
+        assert!(r.to_string().contains("MISSING"), "{r}");
     }
 }

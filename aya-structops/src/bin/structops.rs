@@ -760,15 +760,10 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
             .map_err(|e| Fail::new(format!("--btf {}: {e}", path.display())).code(2))?,
         None => aya_structops::running_kernel().map_err(|e| Fail::from(e).code(2))?,
     };
-    let report = matching::check(&spec, &kernel);
     // Externs: values from this machine for the running kernel; with --btf, where they would come from.
-    let externs = spec.extern_report(&kernel, btf.is_none());
-    let missing_externs: Vec<_> = externs.iter().filter(|e| e.status.is_err()).collect();
-    for e in &externs {
-        say!("{e}");
-    }
+    let report = matching::check(&spec, &kernel);
     say!("{report}");
-    if report.compatible() && missing_externs.is_empty() {
+    if report.compatible() {
         return Ok(0);
     }
     // One summary line naming what is at fault, as for other failures.
@@ -805,7 +800,7 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
     for c in report.core.iter().filter(|c| c.loaded) {
         faults.insert(format!("program `{}`: {}", c.program, c.error));
     }
-    for e in missing_externs {
+    for e in &report.externs {
         if let Err(why) = &e.status {
             faults.insert(why.to_string());
         }

@@ -57,6 +57,12 @@ impl KernelBtf {
         self.vmlinux
     }
 
+    /// Whether this is the running kernel's BTF ([`KernelBtf::running`], the one constructor that
+    /// reads module BTF from `/sys/kernel/btf`): extern values then come from this machine.
+    pub(crate) fn is_running(&self) -> bool {
+        self.modules_dir.is_some()
+    }
+
     /// vmlinux BTF.
     pub fn vmlinux(&self) -> &Btf {
         &self.vmlinux

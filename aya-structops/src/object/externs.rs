@@ -138,6 +138,24 @@ pub enum ExternError {
         #[source]
         source: std::io::Error,
     },
+    /// The extern's value comes from the running system (its kernel config, release or kallsyms), and
+    /// the kernel BTF is another kernel's ([`crate::KernelBtf::from_file`], [`crate::KernelBtf::from_btf`]):
+    /// only a load on that kernel can resolve it.
+    #[error(
+        "extern `{name}` ({kind}): {from}; the kernel BTF is not the running kernel's, so its value is not known here"
+    )]
+    NotRunning {
+        /// The extern.
+        name: String,
+        /// Its kind.
+        kind: String,
+        /// Where the value comes from at load.
+        from: &'static str,
+    },
+    /// The error of a [`Plan`](crate::matching::Plan) that was loaded while a clone of it still held
+    /// the same error: that error, shared.
+    #[error(transparent)]
+    Shared(std::sync::Arc<ExternError>),
     /// BTF could not be read.
     #[error("extern `{name}`: {source}")]
     Btf {
@@ -269,7 +287,7 @@ pub(crate) enum KsymValue {
 }
 
 /// Everything the loader needs to patch extern references.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ResolvedExterns {
     /// The `.kconfig` map's bytes (empty: no `.kconfig` externs).
     pub kconfig: Vec<u8>,
@@ -294,6 +312,78 @@ pub(crate) struct ExternSources<'a> {
     pub lookup: &'a mut dyn FnMut(&[&str]) -> Option<Vec<Lookup>>,
     /// `uname -r`.
     pub release: &'a dyn Fn() -> Option<String>,
+}
+
+/// Whose values a resolution uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Values<'a> {
+    /// This machine's: the kernel is the running one. Its config (or this one, set with
+    /// [`crate::ObjectSpec::set_kernel_config`]), kallsyms and release.
+    Running(Option<&'a KernelConfig>),
+    /// None: the kernel BTF is another kernel's. Only what that BTF answers resolves; an extern whose
+    /// value comes from the running system is not made up ([`ExternError::NotRunning`]).
+    Foreign,
+}
+
+/// Where an extern's value comes from when only the running system can tell (its kernel config,
+/// release, kallsyms); `None` for those the kernel BTF answers.
+fn from_running_system(e: &ExternSpec) -> Option<&'static str> {
+    match e.kind {
+        ExternKind::Kconfig(_) if !e.name.starts_with("LINUX_") => Some(
+            "read at load from the kernel's config (/proc/config.gz or /boot/config-<release>)",
+        ),
+        ExternKind::Kconfig(_) if e.name == "LINUX_KERNEL_VERSION" => {
+            Some("from the kernel's release at load")
+        }
+        ExternKind::KsymTypeless => {
+            Some("looked up at load (bpf_kallsyms_lookup_name, else /proc/kallsyms)")
+        }
+        _ => None,
+    }
+}
+
+/// Resolves `externs` against `kernel` with `values`' sources: what a plan holds for loading.
+pub(crate) fn resolve_with(
+    obj_btf: &Btf,
+    externs: &BTreeMap<String, ExternSpec>,
+    kernel: &KernelBtf,
+    values: Values<'_>,
+) -> Result<ResolvedExterns, ExternError> {
+    match values {
+        Values::Running(config) => {
+            running_sources(config, |s| resolve(obj_btf, externs, kernel, s))
+        }
+        Values::Foreign => {
+            if let Some((e, from)) = externs
+                .values()
+                .find_map(|e| from_running_system(e).map(|from| (e, from)))
+            {
+                return Err(ExternError::NotRunning {
+                    name: e.name.clone(),
+                    kind: e.kind.describe(),
+                    from,
+                });
+            }
+            no_sources(|s| resolve(obj_btf, externs, kernel, s))
+        }
+    }
+}
+
+/// No system at all: no config, empty kallsyms, no helper, no release. For externs the kernel BTF
+/// answers alone (`from_running_system` is `None` for each), which never ask these.
+fn no_sources<R>(f: impl FnOnce(&mut ExternSources<'_>) -> R) -> R {
+    let mut config =
+        |_: &[&str]| -> Result<KernelConfig, ExternError> { Ok(KernelConfig::default()) };
+    let mut kallsyms =
+        || -> std::io::Result<Box<dyn std::io::BufRead>> { Ok(Box::new(std::io::empty())) };
+    let mut lookup = |_: &[&str]| None;
+    let release = || None;
+    f(&mut ExternSources {
+        config: &mut config,
+        kallsyms: &mut kallsyms,
+        lookup: &mut lookup,
+        release: &release,
+    })
 }
 
 /// The running system's sources; `config` overrides the kernel config.
@@ -624,12 +714,10 @@ fn kconfig_value(
             if ty != KconfigType::Bool {
                 return Err(bad("must be a bool".into()));
             }
-            let has = kernel
-                .find(BtfKind::Func, &format!("{}sys_bpf", syscall_prefix()))
-                .is_some();
+            let has = kernel.find(BtfKind::Func, syscall_wrapper()).is_some();
             (
                 Some(if has { "y" } else { "n" }.into()),
-                format!("kernel BTF ({}sys_bpf)", syscall_prefix()),
+                format!("kernel BTF ({})", syscall_wrapper()),
             )
         }
         n if n.starts_with("LINUX_") => return Err(ExternError::UnknownVirtual(n.to_owned())),
@@ -655,20 +743,21 @@ fn kconfig_value(
     }
 }
 
-/// The prefix of syscall entry points on this architecture (libbpf's `arch_specific_syscall_pfx`).
-fn syscall_prefix() -> &'static str {
+/// The kernel function `LINUX_HAS_SYSCALL_WRAPPER` looks for: `bpf`'s syscall entry point with this
+/// architecture's prefix (libbpf's `arch_specific_syscall_pfx` + `sys_bpf`).
+pub(crate) fn syscall_wrapper() -> &'static str {
     if cfg!(target_arch = "x86_64") {
-        "__x64_"
+        "__x64_sys_bpf"
     } else if cfg!(target_arch = "aarch64") {
-        "__arm64_"
+        "__arm64_sys_bpf"
     } else if cfg!(target_arch = "s390x") {
-        "__s390x_"
+        "__s390x_sys_bpf"
     } else if cfg!(target_arch = "riscv64") {
-        "__riscv_"
+        "__riscv_sys_bpf"
     } else if cfg!(target_arch = "powerpc64") {
-        "sys_"
+        "sys_sys_bpf"
     } else {
-        "__se_"
+        "__se_sys_bpf"
     }
 }
 
@@ -816,60 +905,63 @@ pub(crate) fn report(
     kernel: &KernelBtf,
     running: Option<Option<&KernelConfig>>,
 ) -> Vec<ExternReport> {
-    let mut out = Vec::new();
-    // Strong kfuncs are in the report's kfunc list already.
-    for e in externs
+    let values = match running {
+        Some(config) => Values::Running(config),
+        None => Values::Foreign,
+    };
+    report_with(obj_btf, externs, kernel, values)
+}
+
+/// [`report`] with its sources as [`Values`]. Every extern but the strong kfuncs (those are in
+/// [`crate::matching::CompatReport::kfuncs`]) is resolved in one [`resolve_with`], as a plan resolves
+/// them; only when that fails is each one resolved alone, so that every failing extern is named with
+/// its own error. For another kernel's BTF an extern whose value comes from the running system
+/// reports where it comes from at load instead.
+pub(crate) fn report_with(
+    obj_btf: &Btf,
+    externs: &BTreeMap<String, ExternSpec>,
+    kernel: &KernelBtf,
+    values: Values<'_>,
+) -> Vec<ExternReport> {
+    let reported: Vec<&ExternSpec> = externs
         .values()
         .filter(|e| e.weak || e.kind != ExternKind::Kfunc)
-    {
-        let one = BTreeMap::from([(e.name.clone(), e.clone())]);
-        let status = match (running, e.kind) {
-            (None, ExternKind::Kconfig(_)) if !e.name.starts_with("LINUX_") => Ok(
-                "read at load from the kernel's config (/proc/config.gz or /boot/config-<release>)"
-                    .into(),
-            ),
-            (None, ExternKind::Kconfig(_)) if e.name == "LINUX_KERNEL_VERSION" => {
-                Ok("from the kernel's release at load".into())
+        .collect();
+    let at_load = |e: &ExternSpec| match values {
+        Values::Foreign => from_running_system(e),
+        Values::Running(_) => None,
+    };
+    let together: BTreeMap<String, ExternSpec> = reported
+        .iter()
+        .filter(|e| at_load(e).is_none())
+        .map(|e| (e.name.clone(), (*e).clone()))
+        .collect();
+    let all = if together.is_empty() {
+        Ok(ResolvedExterns::default())
+    } else {
+        resolve_with(obj_btf, &together, kernel, values)
+    };
+    reported
+        .into_iter()
+        .map(|e| {
+            let status = match (at_load(e), &all) {
+                (Some(from), _) => Ok(from.to_owned()),
+                (None, Ok(r)) => Ok(describe_value(e, r)),
+                (None, Err(_)) => {
+                    let one = BTreeMap::from([(e.name.clone(), e.clone())]);
+                    resolve_with(obj_btf, &one, kernel, values)
+                        .map(|r| describe_value(e, &r))
+                        .map_err(std::sync::Arc::new)
+                }
+            };
+            ExternReport {
+                name: e.name.clone(),
+                kind: e.kind.describe(),
+                weak: e.weak,
+                status,
             }
-            (None, ExternKind::KsymTypeless) => {
-                Ok("looked up at load (bpf_kallsyms_lookup_name, else /proc/kallsyms)".into())
-            }
-            (running, _) => {
-                let mut no_config = |_: &[&str]| -> Result<KernelConfig, ExternError> {
-                    Ok(KernelConfig::default())
-                };
-                let mut no_kallsyms = || -> std::io::Result<Box<dyn std::io::BufRead>> {
-                    Ok(Box::new(std::io::empty()))
-                };
-                let mut no_lookup = |_: &[&str]| None;
-                let no_release = || None;
-                let result = match running {
-                    Some(cfg) => running_sources(cfg, |s| resolve(obj_btf, &one, kernel, s)),
-                    None => resolve(
-                        obj_btf,
-                        &one,
-                        kernel,
-                        &mut ExternSources {
-                            config: &mut no_config,
-                            kallsyms: &mut no_kallsyms,
-                            lookup: &mut no_lookup,
-                            release: &no_release,
-                        },
-                    ),
-                };
-                result
-                    .map(|r| describe_value(e, &r))
-                    .map_err(std::sync::Arc::new)
-            }
-        };
-        out.push(ExternReport {
-            name: e.name.clone(),
-            kind: e.kind.describe(),
-            weak: e.weak,
-            status,
-        });
-    }
-    out
+        })
+        .collect()
 }
 
 fn describe_value(e: &ExternSpec, r: &ResolvedExterns) -> String {

@@ -267,13 +267,8 @@ impl Matrix {
         cells[col] = cell;
     }
 
-    /// Adds a kernel's column from its [`CompatReport`] and extern report.
-    pub fn add(
-        &mut self,
-        kernel: &str,
-        report: &CompatReport,
-        externs: &[aya_structops::object::ExternReport],
-    ) {
+    /// Adds a kernel's column from its [`CompatReport`] (externs included).
+    pub fn add(&mut self, kernel: &str, report: &CompatReport) {
         self.kernels.push(kernel.to_owned());
         for (i, m) in report.maps.iter().enumerate() {
             let optional = if m.autocreate { "" } else { ", optional" };
@@ -340,19 +335,15 @@ impl Matrix {
             };
             self.set((2, i, 0), format!("kfunc {kfunc}"), cell);
         }
-        let mut externs_ok = true;
-        for (i, e) in externs.iter().enumerate() {
+        for (i, e) in report.externs.iter().enumerate() {
             let cell = match &e.status {
                 Ok(_) => Cell::Ok(None),
-                Err(why) => {
-                    externs_ok = false;
-                    Cell::Missing(format!("extern {}: {why}", e.name))
-                }
+                Err(why) => Cell::Missing(format!("extern {}: {why}", e.name)),
             };
             self.set((3, i, 0), format!("extern {} ({})", e.name, e.kind), cell);
         }
         self.columns.push(Column::Checked {
-            compatible: report.compatible() && externs_ok,
+            compatible: report.compatible(),
         });
     }
 
@@ -481,8 +472,7 @@ pub fn check(spec: &ObjectSpec, kernels: &[Kernel]) -> Matrix {
             });
         match checked {
             Ok((kernel, report)) => {
-                let externs = spec.extern_report(&kernel, k.source == Source::Host);
-                matrix.add(&k.label, &report, &externs);
+                matrix.add(&k.label, &report);
                 if let Some(b) = Arc::try_unwrap(kernel)
                     .ok()
                     .and_then(|k| k.into_vmlinux().into_buffer())
@@ -539,6 +529,7 @@ mod tests {
         kfuncs: &[(&str, bool)],
     ) -> CompatReport {
         CompatReport {
+            externs: Vec::new(),
             maps,
             fields: fields
                 .iter()
@@ -610,9 +601,9 @@ mod tests {
             &[("tcp_reno_ssthresh", true)],
         );
         let mut m = Matrix::new();
-        m.add("none", &none, &[]);
-        m.add("good", &good, &[]);
-        m.add("old", &old, &[]);
+        m.add("none", &none);
+        m.add("good", &good);
+        m.add("old", &old);
         assert_eq!(m.incompatible(), ["none", "old"]);
         // Rows in the object's order, though the first kernel had no member rows.
         let titles: Vec<&str> = m.rows.iter().map(|(r, _)| r.trim()).collect();
@@ -683,6 +674,7 @@ mod tests {
         let mut optional = map("opt", Err(()), &[]);
         optional.autocreate = false;
         let ok = report(vec![optional.clone()], &[], &[]);
+        let mut with_ext = ok.clone();
         let ext = aya_structops::object::ExternReport {
             name: "CONFIG_HZ".into(),
             kind: "kconfig u64".into(),
@@ -696,9 +688,10 @@ mod tests {
             )),
         };
         let mut m = Matrix::new();
-        m.add("reg", &r, &[]);
-        m.add("opt", &ok, &[]);
-        m.add("ext", &ok, &[ext]);
+        with_ext.externs.push(ext);
+        m.add("reg", &r);
+        m.add("opt", &ok);
+        m.add("ext", &with_ext);
         assert!(matches!(
             m.cell("cc registration", "reg"),
             Some(Cell::Mismatch(_))
@@ -771,7 +764,7 @@ mod tests {
         assert_eq!(k.label, "nonexistent");
         let spec_less = report(vec![], &[], &[]);
         let mut m = Matrix::new();
-        m.add("fine", &spec_less, &[]);
+        m.add("fine", &spec_less);
         m.add_unreadable(&k.label, &k.open().err().expect("an error"));
         assert!(m.any_unreadable());
         assert_eq!(m.incompatible(), ["nonexistent"]);
