@@ -33,13 +33,13 @@ pub struct ObjMember {
 #[derive(Debug, Clone)]
 pub struct StructOpsSpec {
     /// Map name (the variable's name).
-    pub name: String,
+    pub(crate) name: String,
     /// The ELF section it was found in.
     pub(crate) section: String,
     /// Registered through a BPF link (`.struct_ops.link`) rather than by a map update.
     pub(crate) link: bool,
     /// Whether the loader creates this map (false for `?`-sections until asked).
-    pub autocreate: bool,
+    pub(crate) autocreate: bool,
     /// The object's name for the type, possibly with a `___flavor` suffix.
     pub(crate) type_name: String,
     pub(crate) data: Vec<u8>,
