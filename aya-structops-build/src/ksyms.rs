@@ -1108,7 +1108,7 @@ mod tests {
             s.programs()
                 .map(|p| {
                     (
-                        p.name.clone(),
+                        p.name().to_owned(),
                         p.insn_count(),
                         p.kfuncs().map(str::to_owned).collect::<Vec<_>>(),
                     )

@@ -172,7 +172,7 @@ fn main() {
         programs = plan.programs().count();
         insns = spec
             .programs()
-            .filter(|p| plan.loads(&p.name))
+            .filter(|p| plan.loads(p.name()))
             .map(|p| p.insn_count())
             .sum();
         if root {

@@ -37,7 +37,7 @@ fn c_tcp_cc_maps_members_and_programs() {
     let maps: Vec<_> = spec.struct_ops().collect();
     assert_eq!(maps.len(), 1);
     let m = maps[0];
-    assert!(!m.link && m.autocreate && m.section == ".struct_ops");
+    assert!(!m.link() && m.autocreate() && m.section() == ".struct_ops");
     assert_eq!(m.kernel_type_name(), "tcp_congestion_ops");
     let name = m.member_data("name").unwrap();
     assert_eq!(&name[..7], b"c_reno\0");
@@ -56,7 +56,7 @@ fn link_and_optional_sections() {
     let spec = obj("multi");
     let mut maps: Vec<_> = spec
         .struct_ops()
-        .map(|m| (m.name.as_str(), m.link, m.autocreate))
+        .map(|m| (m.name(), m.link(), m.autocreate()))
         .collect();
     maps.sort();
     assert_eq!(maps.len(), 3, "{maps:?}");
@@ -72,7 +72,7 @@ fn link_and_optional_sections() {
 fn flavor_suffix_is_stripped_for_matching() {
     let spec = obj("flavor");
     let m = spec.struct_ops().next().unwrap();
-    assert!(m.type_name.ends_with("___mine"), "{}", m.type_name);
+    assert!(m.type_name().ends_with("___mine"), "{}", m.type_name());
     assert_eq!(m.kernel_type_name(), "tcp_congestion_ops");
 }
 
@@ -102,8 +102,8 @@ fn parse_errors_name_the_culprit() {
 fn rust_objects_parse_with_fields_kfuncs_and_sleepable_programs() {
     let spec = obj("rust/tcp_cc");
     let m = spec.struct_ops_map("RUST_RENO").unwrap();
-    assert!(m.link);
-    assert_eq!(m.type_name, "tcp_congestion_ops");
+    assert!(m.link());
+    assert_eq!(m.type_name(), "tcp_congestion_ops");
     // Only the members the Rust value sets exist in the object.
     let members: Vec<_> = m.members().iter().map(|x| x.name.as_str()).collect();
     assert_eq!(
@@ -128,8 +128,8 @@ fn rust_objects_parse_with_fields_kfuncs_and_sleepable_programs() {
     assert_eq!(kfuncs, ["tcp_slow_start", "tcp_cong_avoid_ai"]);
 
     let dummy = obj("rust/dummy");
-    assert!(dummy.program("rs_test_sleepable").unwrap().sleepable);
-    assert!(!dummy.program("rs_test_1").unwrap().sleepable);
+    assert!(dummy.program("rs_test_sleepable").unwrap().sleepable());
+    assert!(!dummy.program("rs_test_1").unwrap().sleepable());
 }
 
 #[test]
@@ -418,7 +418,7 @@ fn members_registration_requires_are_reported_before_registering() {
 
     // C, a `.struct_ops` map (registered by a map update): no undo_cwnd, and a name the kernel refuses.
     let spec = obj("unregistrable");
-    assert!(!spec.struct_ops_map("c_unreg").unwrap().link);
+    assert!(!spec.struct_ops_map("c_unreg").unwrap().link());
     let report = matching::check(&spec, &kernel);
     assert!(!report.compatible(), "{report}");
     let issues = &report.maps[0].registration;
@@ -516,8 +516,8 @@ fn externs_are_described_from_btf() {
     ));
     assert_eq!(kind("structops_no_such_kfunc"), ExternKind::Kfunc);
     assert!(spec.is_weak_extern("structops_no_such_kfunc"));
-    let sk = spec.maps().find(|m| m.name == "d_sk_stg").unwrap();
-    assert!(sk.key_type_id.is_some() && sk.value_type_id.is_some());
+    let sk = spec.maps().find(|m| m.name() == "d_sk_stg").unwrap();
+    assert!(sk.key_type_id().is_some() && sk.value_type_id().is_some());
     let spec = obj("ksym_typed");
     assert!(matches!(
         spec.extern_spec("runqueues").unwrap().kind,
@@ -529,7 +529,7 @@ fn externs_are_described_from_btf() {
 fn optional_struct_ops_programs_are_loaded_only_when_used() {
     let spec = obj("cubic_kconfig");
     let used = spec.program("k_cubic_cwnd_event").unwrap();
-    assert!(used.optional() && used.section.starts_with("?struct_ops"));
+    assert!(used.optional() && used.section().starts_with("?struct_ops"));
     // Referenced only by the optional map: parsed, not an orphan, not planned.
     let spare = spec.program("k_spare_ssthresh").unwrap();
     assert!(spare.optional());
@@ -553,7 +553,7 @@ fn c_programs_carry_func_and_line_info() {
         let prog = spec.program(p).unwrap_or_else(|| {
             panic!(
                 "{o}: no {p}: {:?}",
-                spec.programs().map(|p| &p.name).collect::<Vec<_>>()
+                spec.programs().map(|p| p.name()).collect::<Vec<_>>()
             )
         });
         assert!(prog.has_btf_info(), "{o}/{p}");
@@ -597,5 +597,53 @@ fn check_reports_externs_with_and_without_the_running_config() {
             aya_structops::object::ExternError::Missing { name, .. } if name == "CONFIG_HZ"
         )),
         "{hz}"
+    );
+}
+
+/// The maps of a parsed object are read through getters and edited through checked setters: an edit the
+/// kernel would refuse is a typed error naming the map, and leaves the map as parsed.
+#[test]
+fn parsed_maps_are_edited_through_checked_setters() {
+    use aya_structops::object::MapSpecError;
+
+    let mut spec = obj("map_in_map");
+    let outer = spec.map("mim_outer").expect("mim_outer");
+    assert!(outer.is_map_of_maps());
+    assert_eq!((outer.max_entries(), outer.value_size()), (2, 4));
+    assert_eq!(
+        outer.init_slots().get(&0).map(String::as_str),
+        Some("mim_inner_a")
+    );
+    assert_eq!(outer.inner().map(|i| i.name()), Some("mim_outer.inner"));
+
+    let outer = spec.map_mut("mim_outer").unwrap();
+    let err = outer.set_max_entries(0).unwrap_err();
+    assert!(
+        matches!(&err, MapSpecError::ZeroMaxEntries { map, .. } if map == "mim_outer"),
+        "{err}"
+    );
+    assert!(matches!(
+        outer.set_value_size(8),
+        Err(MapSpecError::ValueSizeFixed { .. })
+    ));
+    assert_eq!((outer.max_entries(), outer.value_size()), (2, 4));
+    outer.set_max_entries(16).unwrap();
+    assert_eq!(spec.map("mim_outer").unwrap().max_entries(), 16);
+
+    // A slot of the hash of maps is a key, not an index: any size holds it.
+    let by_key = spec.map_mut("mim_by_key").unwrap();
+    by_key.set_max_entries(1).unwrap();
+
+    let inner_a = spec
+        .maps()
+        .find(|m| m.name() == "mim_inner_a")
+        .map(|m| (m.key_size(), m.value_size(), m.value_type_id().is_some()));
+    assert_eq!(inner_a, Some((4, 8, true)));
+    let inner_a = spec.map_mut("mim_inner_a").unwrap();
+    let err = inner_a.set_value_size(16).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "map `mim_inner_a`: value size 16, but the value is a BTF type of 8 bytes \
+         (`__type(value, T)`); change `T` in the BPF program instead"
     );
 }

@@ -317,15 +317,15 @@ pub fn kernel_name(name: &str) -> String {
 /// Every kernel object name an object can create: its programs, struct_ops maps, BTF-defined maps and
 /// global-data maps (`<object prefix><section>`, as the loader names them, and `.kconfig`).
 pub fn object_names(spec: &aya_structops::ObjectSpec) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = spec.programs().map(|p| p.name.clone()).collect();
-    names.extend(spec.struct_ops().map(|m| m.name.clone()));
-    names.extend(spec.maps().map(|m| m.name.clone()));
+    let mut names: BTreeSet<String> = spec.programs().map(|p| p.name().to_owned()).collect();
+    names.extend(spec.struct_ops().map(|m| m.name().to_owned()));
+    names.extend(spec.maps().map(|m| m.name().to_owned()));
     // Global-data maps are named `<prefix><section>`; match on the section part with any prefix the
     // loader may choose by listing the usual sections under the object's first 8 chars.
-    let prefix: String = spec.name.chars().take(8).collect();
+    let prefix: String = spec.name().chars().take(8).collect();
     for s in spec.data_sections() {
         let cut: String = spec
-            .name
+            .name()
             .chars()
             .take(15usize.saturating_sub(s.name.len()).min(8))
             .collect();
@@ -334,7 +334,7 @@ pub fn object_names(spec: &aya_structops::ObjectSpec) -> BTreeSet<String> {
     }
     for s in [".kconfig", ".rodata", ".data", ".bss"] {
         let cut: String = spec
-            .name
+            .name()
             .chars()
             .take(15usize.saturating_sub(s.len()).min(8))
             .collect();

@@ -300,7 +300,7 @@ fn register(
     }
     let mut spec = open(obj)?;
     if !only.is_empty() {
-        let all: Vec<String> = spec.struct_ops().map(|m| m.name.clone()).collect();
+        let all: Vec<String> = spec.struct_ops().map(|m| m.name().to_owned()).collect();
         for name in only {
             if !all.contains(name) {
                 return Err(Fail::new(format!(
@@ -317,8 +317,8 @@ fn register(
             m.set_autocreate(only.contains(name));
         }
     }
-    if !spec.struct_ops().any(|m| m.autocreate) {
-        let optional: Vec<&str> = spec.struct_ops().map(|m| m.name.as_str()).collect();
+    if !spec.struct_ops().any(|m| m.autocreate()) {
+        let optional: Vec<&str> = spec.struct_ops().map(|m| m.name()).collect();
         return Err(Fail::new(format!(
             "{}: every struct_ops map is optional, none would be created: name them with --map ({})",
             obj.display(),

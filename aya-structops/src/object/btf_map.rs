@@ -33,43 +33,244 @@ pub enum MapPinning {
 
 /// A map of the object (a variable in `.maps`, or a legacy `maps`-section definition), created at load and
 /// reachable afterwards as an aya map.
+///
+/// Read it with its getters; before load, change what libbpf lets a user change (`bpf_map__set_max_entries`,
+/// `bpf_map__set_map_flags`, `bpf_map__set_numa_node`, `bpf_map__set_value_size`) with the checked setters,
+/// reached through [`ObjectSpec::map_mut`](crate::ObjectSpec::map_mut). The name, type, key and BTF types
+/// come from the object and stay as parsed: programs refer to the map by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapSpec {
     /// Map name.
-    pub name: String,
+    pub(crate) name: String,
     /// `bpf_map_type` number.
-    pub map_type: u32,
+    pub(crate) map_type: u32,
     /// Key size in bytes.
-    pub key_size: u32,
+    pub(crate) key_size: u32,
     /// Value size in bytes.
-    pub value_size: u32,
+    pub(crate) value_size: u32,
     /// Maximum number of entries.
-    pub max_entries: u32,
+    pub(crate) max_entries: u32,
     /// `map_flags`.
-    pub flags: u32,
+    pub(crate) flags: u32,
     /// `map_extra` (bloom filter hash count, arena address, ...).
-    pub map_extra: u64,
+    pub(crate) map_extra: u64,
     /// `numa_node` (used by the kernel only with `BPF_F_NUMA_NODE` in `flags`).
-    pub numa_node: u32,
+    pub(crate) numa_node: u32,
     /// BTF id (in the object's BTF) of the key type, from `__type(key, T)`; `None` for `__uint(key_size, N)`
     /// and legacy definitions.
-    pub key_type_id: Option<u32>,
+    pub(crate) key_type_id: Option<u32>,
     /// BTF id (in the object's BTF) of the value type, from `__type(value, T)`; `None` for
-    /// `__uint(value_size, N)` and legacy definitions.
-    pub value_type_id: Option<u32>,
+    /// `__uint(value_size, N)` and legacy definitions. When set, `value_size` is that type's size.
+    pub(crate) value_type_id: Option<u32>,
     /// Whether the definition came from the legacy `maps` section (no BTF types).
-    pub legacy: bool,
+    pub(crate) legacy: bool,
     /// Pinning (`__uint(pinning, LIBBPF_PIN_BY_NAME)`).
-    pub pinning: MapPinning,
-    /// For a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`): the definition of its
-    /// inner maps, from `__array(values, struct def)`, named `<map>.inner` as libbpf names it. The loader
-    /// creates a map from it only to describe the inner maps to the kernel (`inner_map_fd`) and closes it
-    /// once the outer map exists.
-    pub inner: Option<Box<MapSpec>>,
-    /// Initial contents of a map of maps (`.values = { [2] = &other_map }`): key (slot index) -> name of
-    /// the `.maps` map whose fd the loader writes there once every map exists. Not written to a pinned
-    /// map that is reused.
-    pub init_slots: BTreeMap<u32, String>,
+    pub(crate) pinning: MapPinning,
+    /// For a map of maps: the definition of its inner maps (see [`MapSpec::inner`]).
+    pub(crate) inner: Option<Box<MapSpec>>,
+    /// Initial contents of a map of maps (see [`MapSpec::init_slots`]).
+    pub(crate) init_slots: BTreeMap<u32, String>,
+}
+
+/// A change to a [`MapSpec`] before load that the kernel would refuse (or that would break the object),
+/// caught when it is made. Each names the map and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MapSpecError {
+    /// `max_entries` 0 for a map type that needs at least one entry.
+    #[error("map `{map}`: max_entries 0, but a {} map needs at least one entry", map_type_label(*.map_type))]
+    ZeroMaxEntries {
+        /// The map.
+        map: String,
+        /// Its `bpf_map_type` number.
+        map_type: u32,
+    },
+    /// A nonzero `max_entries` for a local storage map (socket, task, inode, cgroup storage), which the
+    /// kernel requires to be 0: it has one value per object, however many there are.
+    #[error(
+        "map `{map}`: max_entries {max_entries}, but a {} map takes 0 (one value per kernel object)",
+        map_type_label(*.map_type)
+    )]
+    MaxEntriesNotZero {
+        /// The map.
+        map: String,
+        /// Its `bpf_map_type` number.
+        map_type: u32,
+        /// The size asked for.
+        max_entries: u32,
+    },
+    /// A ring buffer size (`max_entries`, in bytes) that is not a power-of-two multiple of the page size,
+    /// which the kernel requires of `BPF_MAP_TYPE_RINGBUF` and `BPF_MAP_TYPE_USER_RINGBUF`.
+    #[error(
+        "map `{map}`: ring buffer size {size} bytes is not a power-of-two multiple of the page size \
+         ({page_size} bytes); e.g. {}",
+        ringbuf_size_above(*.size, *.page_size)
+    )]
+    RingBufSize {
+        /// The map.
+        map: String,
+        /// The size asked for, in bytes.
+        size: u32,
+        /// The page size of this machine.
+        page_size: u32,
+    },
+    /// An array of maps whose initial values (`.values = { [i] = &m }`) name a slot beyond the new size.
+    #[error(
+        "map `{map}`: max_entries {max_entries}, but the object puts a map in slot {slot} (its `.values`)"
+    )]
+    SlotOutOfRange {
+        /// The map.
+        map: String,
+        /// The size asked for.
+        max_entries: u32,
+        /// The highest slot the object fills.
+        slot: u32,
+    },
+    /// A value size change for a map type whose value size the kernel fixes (fds, ring buffers,
+    /// arenas, ...).
+    #[error("map `{map}`: the value size of a {} map is fixed by the kernel", map_type_label(*.map_type))]
+    ValueSizeFixed {
+        /// The map.
+        map: String,
+        /// Its `bpf_map_type` number.
+        map_type: u32,
+    },
+    /// A value size of 0 bytes.
+    #[error("map `{map}`: value size 0; the map's values need at least one byte")]
+    ZeroValueSize {
+        /// The map.
+        map: String,
+    },
+    /// A value size change for a map whose value is a BTF type (`__type(value, T)`): the kernel checks
+    /// the type's size against the value size. Change the type in the BPF program instead.
+    #[error(
+        "map `{map}`: value size {size}, but the value is a BTF type of {type_size} bytes \
+         (`__type(value, T)`); change `T` in the BPF program instead"
+    )]
+    ValueSizeOfBtfType {
+        /// The map.
+        map: String,
+        /// The size asked for.
+        size: u32,
+        /// The size of the value's BTF type.
+        type_size: u32,
+    },
+    /// Map flags the kernel refuses together.
+    #[error(
+        "map `{map}`: map flags {flags:#x} set both {first} and {second}, which exclude each other"
+    )]
+    ConflictingFlags {
+        /// The map.
+        map: String,
+        /// The flags asked for.
+        flags: u32,
+        /// One flag.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+    /// Map flags without one the map type requires.
+    #[error("map `{map}`: map flags {flags:#x} lack {flag}, which a {} map requires", map_type_label(*.map_type))]
+    MissingFlag {
+        /// The map.
+        map: String,
+        /// Its `bpf_map_type` number.
+        map_type: u32,
+        /// The flags asked for.
+        flags: u32,
+        /// The flag required.
+        flag: &'static str,
+    },
+}
+
+/// `BPF_MAP_TYPE_HASH` for a known type number, else `type N`.
+fn map_type_label(map_type: u32) -> String {
+    match bpf_map_type::try_from(map_type) {
+        Ok(t) => format!("{t:?}"),
+        Err(_) => format!("type {map_type}"),
+    }
+}
+
+/// The smallest valid ring buffer size at or above `size` (what libbpf rounds a size up to), for messages.
+fn ringbuf_size_above(size: u32, page_size: u32) -> String {
+    let mut valid = u64::from(page_size.max(1));
+    while valid < u64::from(size) {
+        valid *= 2;
+    }
+    if valid <= u64::from(u32::MAX) {
+        format!("{valid}")
+    } else {
+        format!("{}", valid / 2)
+    }
+}
+
+/// Whether `map_type` is one of the kernel's types numbered below `__MAX_BPF_MAP_TYPE` as this crate
+/// knows them; the checks of the setters are only made for those.
+fn known_type(map_type: u32) -> bool {
+    bpf_map_type::try_from(map_type).is_ok() && map_type != bpf_map_type::BPF_MAP_TYPE_UNSPEC as u32
+}
+
+/// Local storage types: `max_entries` must be 0 and `BPF_F_NO_PREALLOC` is required (the deprecated cgroup
+/// storages only require the former).
+fn is_local_storage(map_type: u32) -> bool {
+    use bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_SK_STORAGE,
+        BPF_MAP_TYPE_INODE_STORAGE,
+        BPF_MAP_TYPE_TASK_STORAGE,
+        BPF_MAP_TYPE_CGRP_STORAGE,
+    ]
+    .iter()
+    .any(|t| *t as u32 == map_type)
+}
+
+fn is_deprecated_cgroup_storage(map_type: u32) -> bool {
+    map_type == bpf_map_type::BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED as u32
+        || map_type == bpf_map_type::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED as u32
+}
+
+fn is_ringbuf(map_type: u32) -> bool {
+    map_type == bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32
+        || map_type == bpf_map_type::BPF_MAP_TYPE_USER_RINGBUF as u32
+}
+
+/// Map types whose values are the user's data, so whose value size a user may choose.
+fn has_user_values(map_type: u32) -> bool {
+    use bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_HASH,
+        BPF_MAP_TYPE_ARRAY,
+        BPF_MAP_TYPE_PERCPU_HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_LRU_HASH,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        BPF_MAP_TYPE_LPM_TRIE,
+        BPF_MAP_TYPE_QUEUE,
+        BPF_MAP_TYPE_STACK,
+        BPF_MAP_TYPE_BLOOM_FILTER,
+        BPF_MAP_TYPE_SK_STORAGE,
+        BPF_MAP_TYPE_INODE_STORAGE,
+        BPF_MAP_TYPE_TASK_STORAGE,
+        BPF_MAP_TYPE_CGRP_STORAGE,
+        BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED,
+        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED,
+    ]
+    .iter()
+    .any(|t| *t as u32 == map_type)
+}
+
+/// Map types created without their BTF key and value types (see `maps_create`): a value type id there
+/// describes nothing to the kernel.
+fn value_type_ignored(map_type: u32) -> bool {
+    map_type == bpf_map_type::BPF_MAP_TYPE_QUEUE as u32
+        || map_type == bpf_map_type::BPF_MAP_TYPE_STACK as u32
+}
+
+/// The page size of this machine.
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096)
 }
 
 impl MapSpec {
@@ -92,9 +293,245 @@ impl MapSpec {
         }
     }
 
+    /// The map's name: its variable's name in the object, which programs refer to it by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `bpf_map_type` number (`__uint(type, ...)`).
+    pub fn map_type(&self) -> u32 {
+        self.map_type
+    }
+
+    /// Key size in bytes.
+    pub fn key_size(&self) -> u32 {
+        self.key_size
+    }
+
+    /// Value size in bytes (4 for a map of maps: its values are map fds).
+    pub fn value_size(&self) -> u32 {
+        self.value_size
+    }
+
+    /// Maximum number of entries (for a ring buffer: its size in bytes; for an arena: its pages).
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// `map_flags` (`BPF_F_*`).
+    pub fn map_flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// `map_extra` (bloom filter hash count, arena address, ...).
+    pub fn map_extra(&self) -> u64 {
+        self.map_extra
+    }
+
+    /// `numa_node`, used by the kernel only with `BPF_F_NUMA_NODE` in the map flags.
+    pub fn numa_node(&self) -> u32 {
+        self.numa_node
+    }
+
+    /// BTF id (in the object's BTF) of the key type, from `__type(key, T)`; `None` for
+    /// `__uint(key_size, N)` and legacy definitions.
+    pub fn key_type_id(&self) -> Option<u32> {
+        self.key_type_id
+    }
+
+    /// BTF id (in the object's BTF) of the value type, from `__type(value, T)`; `None` for
+    /// `__uint(value_size, N)` and legacy definitions.
+    pub fn value_type_id(&self) -> Option<u32> {
+        self.value_type_id
+    }
+
+    /// Whether the definition came from the legacy `maps` section (no BTF types).
+    pub fn is_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    /// Pinning (`__uint(pinning, LIBBPF_PIN_BY_NAME)`).
+    pub fn pinning(&self) -> MapPinning {
+        self.pinning
+    }
+
+    /// For a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS`, `BPF_MAP_TYPE_HASH_OF_MAPS`): the definition of its
+    /// inner maps, from `__array(values, struct def)`, named `<map>.inner` as libbpf names it. The loader
+    /// creates a map from it only to describe the inner maps to the kernel (`inner_map_fd`) and closes it
+    /// once the outer map exists.
+    pub fn inner(&self) -> Option<&MapSpec> {
+        self.inner.as_deref()
+    }
+
+    /// Initial contents of a map of maps (`.values = { [2] = &other_map }`): key (slot index) -> name of
+    /// the `.maps` map whose fd the loader writes there once every map exists. Not written to a pinned
+    /// map that is reused.
+    pub fn init_slots(&self) -> &BTreeMap<u32, String> {
+        &self.init_slots
+    }
+
     /// Whether the map's type is a map of maps (`BPF_MAP_TYPE_ARRAY_OF_MAPS` or `BPF_MAP_TYPE_HASH_OF_MAPS`).
     pub fn is_map_of_maps(&self) -> bool {
         is_map_of_maps(self.map_type)
+    }
+
+    /// Sets the maximum number of entries before load, as libbpf's `bpf_map__set_max_entries` (for a ring
+    /// buffer, its size in bytes; for an arena, its pages).
+    ///
+    /// Fails, leaving the map as it was, where the kernel would refuse the map: 0 for a type that needs
+    /// entries ([`MapSpecError::ZeroMaxEntries`]), not 0 for a local storage map
+    /// ([`MapSpecError::MaxEntriesNotZero`]), a ring buffer size that is not a power-of-two multiple of
+    /// the page size ([`MapSpecError::RingBufSize`]; libbpf would round it up silently), or an array of maps
+    /// smaller than the slots the object fills ([`MapSpecError::SlotOutOfRange`]). Map types this crate
+    /// does not know are not checked.
+    ///
+    /// ```
+    /// # fn f(spec: &mut aya_structops::ObjectSpec) -> Result<(), Box<dyn std::error::Error>> {
+    /// if let Some(m) = spec.map_mut("counters") {
+    ///     m.set_max_entries(4096)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn set_max_entries(&mut self, max_entries: u32) -> Result<(), MapSpecError> {
+        let map_type = self.map_type;
+        let map = || self.name.clone();
+        if known_type(map_type) {
+            if is_local_storage(map_type) || is_deprecated_cgroup_storage(map_type) {
+                if max_entries != 0 {
+                    return Err(MapSpecError::MaxEntriesNotZero {
+                        map: map(),
+                        map_type,
+                        max_entries,
+                    });
+                }
+            } else if max_entries == 0 {
+                return Err(MapSpecError::ZeroMaxEntries {
+                    map: map(),
+                    map_type,
+                });
+            }
+            if is_ringbuf(map_type) {
+                let page_size = page_size();
+                if !max_entries.is_multiple_of(page_size)
+                    || !(max_entries / page_size).is_power_of_two()
+                {
+                    return Err(MapSpecError::RingBufSize {
+                        map: map(),
+                        size: max_entries,
+                        page_size,
+                    });
+                }
+            }
+        }
+        if map_type == bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS as u32
+            && let Some((&slot, _)) = self.init_slots.last_key_value()
+            && slot >= max_entries
+        {
+            return Err(MapSpecError::SlotOutOfRange {
+                map: map(),
+                max_entries,
+                slot,
+            });
+        }
+        self.max_entries = max_entries;
+        Ok(())
+    }
+
+    /// Sets the map flags (`BPF_F_*`) before load, as libbpf's `bpf_map__set_map_flags`.
+    ///
+    /// Fails, leaving the map as it was, for flags the kernel refuses whatever the type:
+    /// `BPF_F_RDONLY` with `BPF_F_WRONLY`, `BPF_F_RDONLY_PROG` with `BPF_F_WRONLY_PROG`
+    /// ([`MapSpecError::ConflictingFlags`]); and without a flag the type requires: `BPF_F_NO_PREALLOC` for
+    /// local storage, `BPF_F_MMAPABLE` for an arena ([`MapSpecError::MissingFlag`]). Other flags are left
+    /// to the kernel to judge at load.
+    pub fn set_map_flags(&mut self, flags: u32) -> Result<(), MapSpecError> {
+        use aya_obj::generated::{
+            BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_WRONLY,
+            BPF_F_WRONLY_PROG,
+        };
+        let map_type = self.map_type;
+        let both = |a: u32, b: u32| flags & a != 0 && flags & b != 0;
+        let conflict = |first, second| MapSpecError::ConflictingFlags {
+            map: self.name.clone(),
+            flags,
+            first,
+            second,
+        };
+        if both(BPF_F_RDONLY, BPF_F_WRONLY) {
+            return Err(conflict("BPF_F_RDONLY", "BPF_F_WRONLY"));
+        }
+        if both(BPF_F_RDONLY_PROG, BPF_F_WRONLY_PROG) {
+            return Err(conflict("BPF_F_RDONLY_PROG", "BPF_F_WRONLY_PROG"));
+        }
+        let required = if is_local_storage(map_type) {
+            Some((BPF_F_NO_PREALLOC, "BPF_F_NO_PREALLOC"))
+        } else if map_type == bpf_map_type::BPF_MAP_TYPE_ARENA as u32 {
+            Some((BPF_F_MMAPABLE, "BPF_F_MMAPABLE"))
+        } else {
+            None
+        };
+        if let Some((bit, flag)) = required
+            && flags & bit == 0
+        {
+            return Err(MapSpecError::MissingFlag {
+                map: self.name.clone(),
+                map_type,
+                flags,
+                flag,
+            });
+        }
+        self.flags = flags;
+        Ok(())
+    }
+
+    /// Sets the NUMA node the kernel allocates the map on, as libbpf's `bpf_map__set_numa_node`. The
+    /// kernel uses it only with `BPF_F_NUMA_NODE` in the map flags ([`MapSpec::set_map_flags`]), and
+    /// checks at load that the node exists and is online on the machine.
+    pub fn set_numa_node(&mut self, node: u32) {
+        self.numa_node = node;
+    }
+
+    /// Sets the value size in bytes before load, as libbpf's `bpf_map__set_value_size`, for a map whose
+    /// values are the program's data (hash, array, LRU and per-CPU variants, LPM trie, queue, stack,
+    /// bloom filter, local storage).
+    ///
+    /// Fails, leaving the map as it was, for a type whose value size the kernel fixes
+    /// ([`MapSpecError::ValueSizeFixed`]: fds, ring buffers, arenas, ...), for 0
+    /// ([`MapSpecError::ZeroValueSize`]), and for a new size when the value is a BTF type
+    /// (`__type(value, T)`), whose size the kernel checks against it ([`MapSpecError::ValueSizeOfBtfType`]).
+    /// Map types this crate does not know are not checked.
+    pub fn set_value_size(&mut self, size: u32) -> Result<(), MapSpecError> {
+        let map_type = self.map_type;
+        if known_type(map_type) {
+            if !has_user_values(map_type) {
+                return Err(MapSpecError::ValueSizeFixed {
+                    map: self.name.clone(),
+                    map_type,
+                });
+            }
+            if size == 0 {
+                return Err(MapSpecError::ZeroValueSize {
+                    map: self.name.clone(),
+                });
+            }
+        }
+        if size == self.value_size {
+            return Ok(());
+        }
+        if self.value_type_id.is_some() {
+            if !value_type_ignored(map_type) {
+                return Err(MapSpecError::ValueSizeOfBtfType {
+                    map: self.name.clone(),
+                    size,
+                    type_size: self.value_size,
+                });
+            }
+            // The kernel never sees this type (the map is created without BTF types): it no longer
+            // describes the value, as when a definition's `value_size` disagrees with its type.
+            self.value_type_id = None;
+        }
+        self.value_size = size;
+        Ok(())
     }
 }
 
@@ -1086,5 +1523,199 @@ mod tests {
         assert!(err.to_string().contains("exceed"), "{err}");
         let err = legacy_map_spec("UNSPEC", &def(&[0; 7]), 0, 28).unwrap_err();
         assert!(err.to_string().contains("UNSPEC"), "{err}");
+    }
+
+    fn typed(map_type: bpf_map_type, max_entries: u32) -> MapSpec {
+        MapSpec {
+            map_type: map_type as u32,
+            key_size: 4,
+            value_size: 8,
+            max_entries,
+            ..MapSpec::empty("m")
+        }
+    }
+
+    #[test]
+    fn max_entries_setter_follows_the_kernel_rules() {
+        use bpf_map_type::*;
+        let mut m = typed(BPF_MAP_TYPE_HASH, 16);
+        m.set_max_entries(1024).unwrap();
+        assert_eq!(m.max_entries(), 1024);
+        let err = m.set_max_entries(0).unwrap_err();
+        assert_eq!(
+            err,
+            MapSpecError::ZeroMaxEntries {
+                map: "m".into(),
+                map_type: BPF_MAP_TYPE_HASH as u32
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "map `m`: max_entries 0, but a BPF_MAP_TYPE_HASH map needs at least one entry"
+        );
+        assert_eq!(m.max_entries(), 1024, "a refused edit changes nothing");
+
+        for storage in [
+            BPF_MAP_TYPE_SK_STORAGE,
+            BPF_MAP_TYPE_TASK_STORAGE,
+            BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED,
+        ] {
+            let mut m = typed(storage, 0);
+            m.set_max_entries(0).unwrap();
+            assert!(matches!(
+                m.set_max_entries(1),
+                Err(MapSpecError::MaxEntriesNotZero { max_entries: 1, .. })
+            ));
+            assert_eq!(m.max_entries(), 0);
+        }
+
+        let page = page_size();
+        for ring in [BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_USER_RINGBUF] {
+            let mut m = typed(ring, page);
+            m.set_max_entries(page * 64).unwrap();
+            m.set_max_entries(page).unwrap();
+            for bad in [page * 3, page + 1, page / 2, 0] {
+                let err = m.set_max_entries(bad).unwrap_err();
+                assert!(
+                    matches!(err, MapSpecError::RingBufSize { size, page_size, .. }
+                        if size == bad && page_size == page)
+                        || (bad == 0 && matches!(err, MapSpecError::ZeroMaxEntries { .. })),
+                    "{bad}: {err}"
+                );
+                assert_eq!(m.max_entries(), page);
+            }
+        }
+        let err = typed(BPF_MAP_TYPE_RINGBUF, page)
+            .set_max_entries(page * 3)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(&format!("({page} bytes); e.g. {}", page * 4)),
+            "{err}"
+        );
+
+        // An array of maps must keep the slots the object fills.
+        let mut outer = typed(BPF_MAP_TYPE_ARRAY_OF_MAPS, 8);
+        outer.init_slots.insert(5, "inner".into());
+        assert!(matches!(
+            outer.set_max_entries(5),
+            Err(MapSpecError::SlotOutOfRange {
+                slot: 5,
+                max_entries: 5,
+                ..
+            })
+        ));
+        outer.set_max_entries(6).unwrap();
+
+        // A type this crate does not know is left to the kernel.
+        let mut unknown = MapSpec {
+            map_type: 200,
+            ..MapSpec::empty("u")
+        };
+        unknown.set_max_entries(0).unwrap();
+    }
+
+    #[test]
+    fn map_flags_setter_refuses_what_no_map_takes() {
+        use aya_obj::generated::{
+            BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, BPF_F_NUMA_NODE, BPF_F_RDONLY, BPF_F_RDONLY_PROG,
+            BPF_F_WRONLY, BPF_F_WRONLY_PROG,
+        };
+        use bpf_map_type::*;
+        let mut m = typed(BPF_MAP_TYPE_HASH, 16);
+        m.set_map_flags(BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG)
+            .unwrap();
+        assert_eq!(m.map_flags(), BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG);
+        let err = m.set_map_flags(BPF_F_RDONLY | BPF_F_WRONLY).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MapSpecError::ConflictingFlags {
+                    first: "BPF_F_RDONLY",
+                    second: "BPF_F_WRONLY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            m.set_map_flags(BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG),
+            Err(MapSpecError::ConflictingFlags { .. })
+        ));
+        assert_eq!(m.map_flags(), BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG);
+
+        let mut sk = typed(BPF_MAP_TYPE_SK_STORAGE, 0);
+        assert!(matches!(
+            sk.set_map_flags(0),
+            Err(MapSpecError::MissingFlag {
+                flag: "BPF_F_NO_PREALLOC",
+                ..
+            })
+        ));
+        sk.set_map_flags(BPF_F_NO_PREALLOC).unwrap();
+        let mut arena = typed(BPF_MAP_TYPE_ARENA, 16);
+        let err = arena.set_map_flags(BPF_F_NUMA_NODE).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "map `m`: map flags 0x4 lack BPF_F_MMAPABLE, which a BPF_MAP_TYPE_ARENA map requires"
+        );
+        arena.set_map_flags(BPF_F_MMAPABLE).unwrap();
+
+        m.set_numa_node(1);
+        assert_eq!(m.numa_node(), 1);
+    }
+
+    #[test]
+    fn value_size_setter_keeps_fixed_and_btf_sizes() {
+        use bpf_map_type::*;
+        let mut m = typed(BPF_MAP_TYPE_ARRAY, 4);
+        m.set_value_size(64).unwrap();
+        assert_eq!(m.value_size(), 64);
+        assert_eq!(
+            m.set_value_size(0),
+            Err(MapSpecError::ZeroValueSize { map: "m".into() })
+        );
+        assert_eq!(m.value_size(), 64);
+
+        for fixed in [
+            BPF_MAP_TYPE_RINGBUF,
+            BPF_MAP_TYPE_PROG_ARRAY,
+            BPF_MAP_TYPE_ARRAY_OF_MAPS,
+            BPF_MAP_TYPE_ARENA,
+        ] {
+            let mut m = typed(fixed, 4096);
+            assert!(matches!(
+                m.set_value_size(16),
+                Err(MapSpecError::ValueSizeFixed { .. })
+            ));
+            assert_eq!(m.value_size(), 8);
+        }
+
+        // `__type(value, T)`: the kernel checks T's size against value_size.
+        let mut typed_value = MapSpec {
+            value_type_id: Some(7),
+            ..typed(BPF_MAP_TYPE_HASH, 4)
+        };
+        typed_value.set_value_size(8).unwrap();
+        let err = typed_value.set_value_size(16).unwrap_err();
+        assert_eq!(
+            err,
+            MapSpecError::ValueSizeOfBtfType {
+                map: "m".into(),
+                size: 16,
+                type_size: 8
+            }
+        );
+        assert_eq!(
+            (typed_value.value_size(), typed_value.value_type_id()),
+            (8, Some(7))
+        );
+        // A queue is created without BTF types: its type id no longer describes the value and is dropped.
+        let mut queue = MapSpec {
+            value_type_id: Some(7),
+            ..typed(BPF_MAP_TYPE_QUEUE, 4)
+        };
+        queue.set_value_size(16).unwrap();
+        assert_eq!((queue.value_size(), queue.value_type_id()), (16, None));
     }
 }

@@ -28,7 +28,7 @@ pub(crate) mod link_consts {
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
 pub(crate) use btf_map::pin_file_name_ok;
-pub use btf_map::{MapPinning, MapSpec};
+pub use btf_map::{MapPinning, MapSpec, MapSpecError};
 pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
 /// Where maps pinned by name are pinned unless [`ObjectSpec::set_pin_root`] says otherwise (libbpf's
 /// default, `BPF_FS_DEFAULT_PATH`).
@@ -195,11 +195,11 @@ pub fn parse_btf_ext(data: &[u8], btf: &Btf) -> Result<usize, crate::btf::BtfErr
 #[derive(Debug, Clone)]
 pub struct ProgramSpec {
     /// Symbol name; this is also the program's name in the kernel (truncated to 15 bytes).
-    pub name: String,
+    pub(crate) name: String,
     /// The ELF section it came from (`struct_ops/...`, `struct_ops.s/...`).
-    pub section: String,
+    pub(crate) section: String,
     /// Whether it is sleepable (`struct_ops.s`).
-    pub sleepable: bool,
+    pub(crate) sleepable: bool,
     /// From a `?struct_ops*` section: loaded only when a created map references it, and no error when
     /// none does.
     pub(crate) optional: bool,
@@ -215,6 +215,21 @@ pub struct ProgramSpec {
 }
 
 impl ProgramSpec {
+    /// The program's symbol name; also its name in the kernel (truncated to 15 bytes).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ELF section it came from (`struct_ops/...`, `struct_ops.s/...`, `?struct_ops/...`, `syscall`).
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+
+    /// Whether it is sleepable (from a `struct_ops.s` section).
+    pub fn sleepable(&self) -> bool {
+        self.sleepable
+    }
+
     /// Number of instructions after linking subprograms.
     pub fn insn_count(&self) -> usize {
         self.insns.len()
@@ -303,7 +318,7 @@ pub struct FieldSpec {
 #[derive(Debug, Clone)]
 pub struct ObjectSpec {
     /// Object name (file stem), used to prefix kernel map names.
-    pub name: String,
+    pub(crate) name: String,
     pub(crate) license: CString,
     pub(crate) btf: Btf,
     pub(crate) programs: BTreeMap<String, ProgramSpec>,
@@ -362,6 +377,12 @@ impl ObjectSpec {
         Self::parse(&name, &data)
     }
 
+    /// The object's name (the file stem for [`ObjectSpec::from_file`], the `name` given to
+    /// [`ObjectSpec::parse`]); it prefixes the kernel names of its global data maps and appears in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The struct_ops maps, by name.
     pub fn struct_ops(&self) -> impl Iterator<Item = &StructOpsSpec> {
         self.struct_ops.values()
@@ -392,7 +413,14 @@ impl ObjectSpec {
         self.maps.values()
     }
 
-    /// One BTF-defined map, for editing before load (e.g. `max_entries`).
+    /// One map (`.maps` or legacy `maps`) by name.
+    pub fn map(&self, name: &str) -> Option<&MapSpec> {
+        self.maps.get(name)
+    }
+
+    /// One map by name, for editing before load with its checked setters
+    /// ([`MapSpec::set_max_entries`], [`MapSpec::set_map_flags`], [`MapSpec::set_numa_node`],
+    /// [`MapSpec::set_value_size`]).
     pub fn map_mut(&mut self, name: &str) -> Option<&mut MapSpec> {
         self.maps.get_mut(name)
     }

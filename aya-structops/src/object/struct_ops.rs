@@ -33,20 +33,48 @@ pub struct ObjMember {
 #[derive(Debug, Clone)]
 pub struct StructOpsSpec {
     /// Map name (the variable's name).
-    pub name: String,
+    pub(crate) name: String,
     /// The ELF section it was found in.
-    pub section: String,
+    pub(crate) section: String,
     /// Registered through a BPF link (`.struct_ops.link`) rather than by a map update.
-    pub link: bool,
+    pub(crate) link: bool,
     /// Whether the loader creates this map (false for `?`-sections until asked).
-    pub autocreate: bool,
+    pub(crate) autocreate: bool,
     /// The object's name for the type, possibly with a `___flavor` suffix.
-    pub type_name: String,
+    pub(crate) type_name: String,
     pub(crate) data: Vec<u8>,
     pub(crate) members: Vec<ObjMember>,
 }
 
 impl StructOpsSpec {
+    /// The map's name (the variable's name); programs and registration refer to it by this name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ELF section it was found in (`.struct_ops`, `.struct_ops.link`, or their `?` forms).
+    pub fn section(&self) -> &str {
+        &self.section
+    }
+
+    /// Whether it registers through a BPF link (the default for `.struct_ops.link`) rather than by a map
+    /// update; see [`StructOpsSpec::set_link`].
+    pub fn link(&self) -> bool {
+        self.link
+    }
+
+    /// Whether the loader creates this map (false for `?`-sections until asked); see
+    /// [`StructOpsSpec::set_autocreate`].
+    pub fn autocreate(&self) -> bool {
+        self.autocreate
+    }
+
+    /// The object's name for the ops type, possibly with a `___flavor` suffix (see
+    /// [`StructOpsSpec::kernel_type_name`]).
+    pub fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
     /// The kernel type name: `type_name` without a `___flavor` suffix.
     pub fn kernel_type_name(&self) -> &str {
         strip_flavor(&self.type_name)

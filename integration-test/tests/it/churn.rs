@@ -32,7 +32,7 @@ fn load(cc: &str, link: bool) -> (Loaded, String) {
         ("reno_map", objects::RENO_MAP)
     };
     let mut spec = ObjectSpec::parse(name, bytes).unwrap();
-    let map = spec.struct_ops().next().unwrap().name.clone();
+    let map = spec.struct_ops().next().unwrap().name().to_owned();
     spec.struct_ops_map_mut(&map)
         .unwrap()
         .set_data("name", &ops_name(cc))

@@ -44,7 +44,7 @@ fn links() -> bool {
 fn spec(name: &str, bytes: &[u8]) -> ObjectSpec {
     let mut spec = ObjectSpec::parse(name, bytes).unwrap();
     if !links() {
-        let maps: Vec<String> = spec.struct_ops().map(|m| m.name.clone()).collect();
+        let maps: Vec<String> = spec.struct_ops().map(|m| m.name().to_owned()).collect();
         for m in maps {
             spec.struct_ops_map_mut(&m).unwrap().set_link(false);
         }
@@ -162,7 +162,7 @@ fn global_data_and_kconfig_fill_and_freeze_fail_nothing_left() {
 /// A registration-phase test object: `name` registers under `cc` (unique to these tests).
 fn load_named(obj: &str, bytes: &[u8], cc: &str) -> (Loaded, String) {
     let mut spec = spec(obj, bytes);
-    let map = spec.struct_ops().next().unwrap().name.clone();
+    let map = spec.struct_ops().next().unwrap().name().to_owned();
     spec.struct_ops_map_mut(&map)
         .unwrap()
         .set_data("name", &ops_name(cc))

@@ -12,7 +12,7 @@ use std::{
 };
 
 use aya::maps::{Array, HashMap, PerCpuArray};
-use aya_structops::{ObjectSpec, tcp};
+use aya_structops::{ObjectSpec, object::MapSpecError, tcp};
 use integration_test::{assert_cc_gone, assert_no_struct_ops_maps, objects, skip};
 
 const BYTES: u64 = 4 << 20;
@@ -75,7 +75,7 @@ async fn maps_ring_buffer_sk_storage_and_logs_from_rust_cc() {
             .unwrap()
             .set_link(false);
     }
-    let names: Vec<&str> = spec.maps().map(|m| m.name.as_str()).collect();
+    let names: Vec<&str> = spec.maps().map(|m| m.name()).collect();
     for m in [
         "AYA_LOGS",
         "MAPS_BY_CPU",
@@ -87,9 +87,9 @@ async fn maps_ring_buffer_sk_storage_and_logs_from_rust_cc() {
     ] {
         assert!(names.contains(&m), "{m} parsed: {names:?}");
     }
-    let sk_state = spec.maps().find(|m| m.name == "MAPS_SK_STATE").unwrap();
+    let sk_state = spec.map("MAPS_SK_STATE").unwrap();
     assert!(
-        sk_state.key_type_id.is_some() && sk_state.value_type_id.is_some(),
+        sk_state.key_type_id().is_some() && sk_state.value_type_id().is_some(),
         "socket storage carries BTF key/value types: {sk_state:?}"
     );
     let loaded = spec.load().unwrap();
@@ -217,29 +217,63 @@ fn bpftool_registers_rust_object_with_btf_maps() {
     assert_cc_gone("rs_maps_lbpf");
 }
 
-/// A map renamed before load (`map_mut(..).name`) while a program still refers to it by its old name is a
-/// typed error naming both, not a panic, and leaves no struct_ops map behind.
+/// Maps are edited before load through checked setters (their name, which programs refer to them by, can't
+/// be changed): an edit the kernel would refuse is a typed error naming the map that leaves it as it was,
+/// and an accepted one is what the kernel creates.
 #[test]
-fn map_renamed_before_load_is_a_typed_error() {
+fn map_edits_before_load_are_checked_and_applied() {
     let mut spec = ObjectSpec::parse("maps", objects::MAPS).unwrap();
     if !aya_structops::running_kernel()
         .unwrap()
         .supports_struct_ops_link()
     {
-        // Before 6.4 a link map is refused at plan time, before the maps this test is about.
+        // Before 6.4 a link map is refused at plan time.
         spec.struct_ops_map_mut("RS_MAPS_CC")
             .unwrap()
             .set_link(false);
     }
-    let old = "MAPS_COUNTERS".to_string();
-    spec.map_mut(&old)
-        .expect("the object has MAPS_COUNTERS")
-        .name = "renamed".into();
-    let err = spec.load().unwrap_err();
+    let counters = spec.map_mut("MAPS_COUNTERS").expect("MAPS_COUNTERS");
+    let err = counters.set_max_entries(0).unwrap_err();
     assert!(
-        matches!(&err, aya_structops::Error::DanglingMap { map, .. } if *map == old),
+        matches!(&err, MapSpecError::ZeroMaxEntries { map, .. } if map == "MAPS_COUNTERS"),
         "{err}"
     );
-    assert!(err.to_string().contains(&old), "{err}");
+    assert_eq!(counters.max_entries(), 4, "a refused edit changes nothing");
+    counters.set_max_entries(8).unwrap();
+
+    let events = spec.map_mut("MAPS_EVENTS").expect("MAPS_EVENTS");
+    let err = events.set_max_entries(64 * 1024 + 1).unwrap_err();
+    assert!(
+        matches!(&err, MapSpecError::RingBufSize { map, size: 65537, .. } if map == "MAPS_EVENTS"),
+        "{err}"
+    );
+    assert_eq!(events.max_entries(), 64 * 1024);
+
+    let sk = spec.map_mut("MAPS_SK_STATE").expect("MAPS_SK_STATE");
+    let size = sk.value_size();
+    assert!(
+        matches!(
+            sk.set_max_entries(1),
+            Err(MapSpecError::MaxEntriesNotZero { .. })
+        ),
+        "socket storage takes max_entries 0"
+    );
+    assert!(
+        matches!(
+            sk.set_value_size(size + 8),
+            Err(MapSpecError::ValueSizeOfBtfType { type_size, .. }) if type_size == size
+        ),
+        "socket storage's value is a BTF type"
+    );
+
+    let loaded = spec.load().unwrap();
+    let counters: Array<_, u64> =
+        Array::try_from(loaded.aya_map("MAPS_COUNTERS").unwrap()).unwrap();
+    assert_eq!(
+        counters.len(),
+        8,
+        "the kernel's map has the new max_entries"
+    );
+    drop(loaded);
     assert_no_struct_ops_maps(&["RS_MAPS_CC"]);
 }

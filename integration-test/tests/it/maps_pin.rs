@@ -178,7 +178,11 @@ async fn incompatible_pin_is_a_typed_error_and_leaves_nothing() {
     let root = PinRoot::new("/sys/fs/bpf", "incompat");
     // Something else pinned a p_counters with 8 entries there.
     let mut other = pinned_spec(&root);
-    other.map_mut("p_counters").unwrap().max_entries = 8;
+    other
+        .map_mut("p_counters")
+        .unwrap()
+        .set_max_entries(8)
+        .unwrap();
     drop(other.load().unwrap());
     let pinned_id = MapInfo::from_pin(root.pin("p_counters")).unwrap().id();
 

@@ -41,10 +41,10 @@ async fn two_maps_share_programs_and_the_optional_one_is_skipped() {
     let mut spec = ObjectSpec::parse("multi", objects::c::MULTI).unwrap();
     let opt = spec
         .struct_ops()
-        .find(|m| !m.autocreate)
+        .find(|m| !m.autocreate())
         .unwrap()
-        .name
-        .clone();
+        .name()
+        .to_owned();
     spec.struct_ops_map_mut(&opt).unwrap().set_autocreate(true);
     let loaded = spec.load().unwrap();
     assert_eq!(loaded.maps().count(), 3);

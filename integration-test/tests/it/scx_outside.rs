@@ -363,7 +363,7 @@ async fn bpfland_registers_schedules_and_unregisters() {
     let syscalls: Vec<&str> = spec
         .programs()
         .filter(|p| p.is_syscall())
-        .map(|p| p.name.as_str())
+        .map(|p| p.name())
         .collect();
     assert_eq!(syscalls, ["enable_primary_cpu", "enable_sibling_cpu"]);
     let loaded = spec.load().expect("scx_bpfland loads");
