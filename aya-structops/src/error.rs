@@ -151,6 +151,10 @@ pub enum Error {
     /// Parsing the object failed.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// A map edit before load was refused ([`crate::object::MapSpec::set_max_entries`] and the other
+    /// setters), so that `?` works in a function returning [`Error`].
+    #[error(transparent)]
+    MapSpec(#[from] crate::object::MapSpecError),
     /// The object does not match the kernel.
     #[error(transparent)]
     Match(#[from] MatchError),
