@@ -116,6 +116,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The built object is one the aya-structops loader refuses (`ObjectSpec::parse` fails), e.g. a program
+    /// that can panic: the build fails with the loader's message instead of the program at run time.
+    #[error("BPF object {} is one the aya-structops loader refuses", .path.display())]
+    Object {
+        /// The object (in `$OUT_DIR`).
+        path: PathBuf,
+        /// Why the loader refuses it.
+        #[source]
+        source: aya_structops::ParseError,
+    },
     /// A path that must go into the rustflags is not UTF-8.
     #[error("path {} is not UTF-8: it can't be passed in rustflags (--remap-path-prefix)", .path.display())]
     NonUtf8Path {

@@ -1,5 +1,6 @@
 //! Build-time support for aya-structops projects: build a `no_std` BPF crate from your userspace crate's
-//! `build.rs`, the way `aya-build` does for aya projects, and embed the object with `include_bytes!`.
+//! `build.rs`, the way `aya-build` does for aya projects, and embed the object with aya's
+//! `include_bytes_aligned!`.
 //!
 //! ```no_run
 //! // build.rs of the userspace crate
@@ -13,12 +14,27 @@
 //! }
 //! ```
 //!
-//! and in the userspace crate:
+//! and in the userspace crate (`aya_structops::aya` is the `aya` crate aya-structops re-exports, so no
+//! `aya` dependency of your own is needed):
 //!
 //! ```text
-//! static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/my-cc-ebpf"));
+//! use aya_structops::aya;
+//!
+//! static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/my-cc-ebpf"));
 //! let spec = aya_structops::ObjectSpec::parse("my-cc-ebpf", OBJ)?;
 //! ```
+//!
+//! The userspace crate's `Cargo.toml` has `aya-structops` in `[dependencies]` and `aya-structops-build` in
+//! `[build-dependencies]` (from a checkout: `path = "<checkout>/aya-structops"`, `path =
+//! "<checkout>/aya-structops-build"`). The BPF crate (`my-cc-ebpf`, a `bin` depending on
+//! `aya-structops-ebpf`) must stay out of the host build: exclude it from the workspace, or make it a member
+//! that is not in `default-members`. The repository's `docs/your-own-crate.md` walks through such a project
+//! with every file and its real output.
+//!
+//! The first build of a BPF crate compiles `core` for the BPF target (about 2 minutes on 2 cores; after
+//! an edit of the BPF crate, about 10 s). Cargo shows only `Compiling <your crate>` meanwhile: the BPF
+//! build's own output appears when it fails. The tools come from `cargo xtask setup` in an aya-structops
+//! checkout (silent when all is well), or from the commands a missing tool's [`Error`] names.
 //!
 //! What a build does:
 //!
@@ -469,11 +485,19 @@ fn path_closure(
 }
 
 /// Builds each package from a build script and copies every binary to `$OUT_DIR/<binary name>` (for
-/// `include_bytes!(concat!(env!("OUT_DIR"), "/<binary name>"))`). Returns the objects written.
+/// `aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/<binary name>"))`). Returns the objects written.
 ///
 /// The BPF build goes to its own target directory under `$OUT_DIR` (cargo's target directory is locked
 /// by the build that runs the build script). Prints `cargo:rerun-if-changed` for the directories of
 /// the BPF crate and its path dependencies, so editing a program rebuilds the embedding crate.
+///
+/// Each object is then parsed as the loader will parse it (`aya_structops::ObjectSpec::parse`), so an
+/// object the loader would refuse fails the build ([`Error::Object`]), e.g. a program that can panic:
+///
+/// ```text
+/// Error: BPF object .../out/my-cc-ebpf is one the aya-structops loader refuses
+///   caused by: program `my_cong_avoid` can panic: it calls `core::panicking::panic_const::panic_const_div_by_zero` at ./src/main.rs:38. ...
+/// ```
 pub fn build_ebpf<'a>(
     packages: impl IntoIterator<Item = Package<'a>>,
 ) -> Result<Vec<PathBuf>, Error> {
@@ -492,8 +516,76 @@ pub fn build_ebpf<'a>(
         for a in &build.artifacts {
             let dest = out_dir.join(&a.name);
             builder.finish_object(&a.path, &dest)?;
+            check_object(&a.name, &dest)?;
             written.push(dest);
         }
     }
     Ok(written)
+}
+
+/// Parses a finished object as the loader will, so that [`build_ebpf`] fails on an object that could
+/// only fail at load (e.g. a program that can panic).
+fn check_object(name: &str, path: &Path) -> Result<(), Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    aya_structops::ObjectSpec::parse(name, &bytes)
+        .map(drop)
+        .map_err(|source| Error::Object {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use aya_structops::ParseError;
+
+    use super::{Error, check_object};
+
+    fn testdata(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/obj/rust")
+            .join(name)
+    }
+
+    #[test]
+    fn check_object_accepts_a_loadable_object() {
+        check_object("reno_map", &testdata("reno_map.o")).unwrap();
+    }
+
+    #[test]
+    fn check_object_refuses_a_program_that_can_panic() {
+        let path = testdata("panics.o");
+        let err = check_object("panics", &path).unwrap_err();
+        match &err {
+            Error::Object {
+                path: p,
+                source: ParseError::Panic { program, .. },
+            } => {
+                assert_eq!(p, &path);
+                assert_eq!(program, "p_ssthresh");
+            }
+            other => panic!("expected Error::Object with ParseError::Panic, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("panics.o is one the aya-structops loader refuses"),
+            "{msg}"
+        );
+        let debug = format!("{err:?}");
+        assert!(
+            debug.contains("caused by: program `p_ssthresh` can panic"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn check_object_names_a_missing_file() {
+        let err = check_object("none", &testdata("no_such_object.o")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    }
 }

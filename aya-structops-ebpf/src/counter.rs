@@ -8,6 +8,18 @@ use core::{
 /// `core::sync::atomic::AtomicU64::fetch_add` is not available on the BPF target (it has no compare-and-swap
 /// in Rust's model), but BPF has an atomic add instruction; this type emits it. Userspace reads the value
 /// through the loader (`Loaded::global::<u64>("NAME")` in aya-structops).
+///
+/// Declare it `#[unsafe(no_mangle)]` so the loader finds it by name: without it the symbol is mangled and
+/// `Loaded::global` fails with ``no global variable named `NAME` ``.
+///
+/// ```ignore
+/// use aya_structops_ebpf::Counter;
+///
+/// #[unsafe(no_mangle)]
+/// static MAX_CWND: Counter = Counter::new();
+///
+/// MAX_CWND.max(cwnd as u64);   // in a program; userspace: loaded.global::<u64>("MAX_CWND")?
+/// ```
 #[repr(transparent)]
 pub struct Counter(UnsafeCell<u64>);
 

@@ -1,6 +1,7 @@
 //! Write BPF `struct_ops` programs and ops tables in Rust.
 //!
-//! This crate is `no_std` and builds for `bpfel-unknown-none` with bpf-linker (`cargo xtask build-ebpf`).
+//! This crate is `no_std` and builds for `bpfel-unknown-none` with bpf-linker: from your userspace crate's
+//! `build.rs` with `aya-structops-build` (in the aya-structops repository, `cargo xtask build-ebpf`).
 //! Its output follows libbpf's conventions, so libbpf-based tools load it as well as `aya-structops` does:
 //!
 //! - [`struct_ops`] turns a typed Rust function into a program in section `struct_ops/<name>`
@@ -22,6 +23,49 @@
 //!     static MY_CC: ops::tcp_congestion_ops = { ssthresh: my_ssthresh, name: "my_cc", /* ... */ };
 //! }
 //! ```
+//!
+//! # A BPF crate of your own
+//!
+//! A `bin` crate whose only dependency is this crate (`aya-structops-ebpf = { path = ".../aya-structops-ebpf" }`
+//! from a checkout), kept out of the host build (excluded from the workspace, or a member that is not in
+//! `default-members`) and built by the userspace crate's `build.rs` (see `aya-structops-build`). Its
+//! `src/main.rs` has `#![no_std]`, `#![no_main]` and a `#[panic_handler]` that no program may reach (an
+//! operation that can panic makes `ObjectSpec::parse`, and so `aya-structops-build`, refuse the object,
+//! naming the call site):
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//!
+//! use aya_structops_ebpf::{Counter, bindings::sock, kfuncs, ops, struct_ops, struct_ops_map};
+//!
+//! aya_structops_ebpf::license!("GPL");
+//!
+//! #[unsafe(no_mangle)] // userspace reads it by name: loaded.global::<u64>("CALLS")
+//! static CALLS: Counter = Counter::new();
+//!
+//! #[struct_ops]
+//! fn my_cong_avoid(sk: *mut sock, ack: u32, acked: u32) {
+//!     CALLS.add(1);
+//!     unsafe { kfuncs::tcp_reno_cong_avoid(sk, ack, acked) };
+//! }
+//! // ... my_ssthresh, my_undo_cwnd
+//!
+//! struct_ops_map! {
+//!     pub static MY_RENO: ops::tcp_congestion_ops = {
+//!         ssthresh: my_ssthresh, cong_avoid: my_cong_avoid, undo_cwnd: my_undo_cwnd, name: "my_reno",
+//!     };
+//! }
+//!
+//! #[panic_handler]
+//! fn panic(_: &core::panic::PanicInfo) -> ! {
+//!     loop {}
+//! }
+//! ```
+//!
+//! The repository's `docs/your-own-crate.md` has a whole project (both crates, their `Cargo.toml`s, the
+//! build and what it prints). These docs need the pinned nightly: `cargo +nightly-2026-05-19 doc -p
+//! aya-structops-ebpf` (on stable, rustc stops at this crate's `#![feature]`).
 #![no_std]
 #![deny(missing_docs)]
 #![feature(core_intrinsics)]
