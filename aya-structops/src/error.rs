@@ -325,8 +325,14 @@ pub enum Error {
         got: usize,
     },
     /// No global variable of that name.
-    #[error("no global variable named `{0}`")]
-    NoSuchGlobal(String),
+    #[error("no global variable named `{name}`{}", mangled_hint(.mangled))]
+    NoSuchGlobal {
+        /// The name asked for.
+        name: String,
+        /// A mangled symbol of a Rust `static` of that name, when the object has one: the static lacks
+        /// `#[unsafe(no_mangle)]`, so only its mangled name is in the object.
+        mangled: Option<String>,
+    },
     /// Wrong size for a global variable.
     #[error("global variable `{name}` is {expected} bytes, got {got}")]
     GlobalSize {
@@ -574,5 +580,15 @@ mod tests {
             log: String::new(),
         };
         assert!(load.to_string().contains("ENOTSUPP"), "{load}");
+    }
+}
+
+/// The hint of [`Error::NoSuchGlobal`] when a mangled symbol of that name exists.
+fn mangled_hint(mangled: &Option<String>) -> String {
+    match mangled {
+        Some(m) => format!(
+            " (a Rust static needs #[unsafe(no_mangle)] to keep its name; the object has `{m}`)"
+        ),
+        None => String::new(),
     }
 }

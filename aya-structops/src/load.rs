@@ -258,11 +258,11 @@ impl Loaded {
         let sym = self
             .globals
             .get(name)
-            .ok_or_else(|| Error::NoSuchGlobal(name.into()))?;
+            .ok_or_else(|| crate::object::no_such_global(&self.globals, name))?;
         let map = self
             .data
             .get(&sym.section)
-            .ok_or_else(|| Error::NoSuchGlobal(name.into()))?;
+            .ok_or_else(|| crate::object::no_such_global(&self.globals, name))?;
         let mut value = vec![0u8; map.size];
         sys::map_lookup_elem(&map.fd, &0u32.to_ne_bytes(), &mut value).map_err(|source| {
             Error::Sys {

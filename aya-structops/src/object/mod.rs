@@ -347,7 +347,8 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// Parses an object from its bytes. `name` is used in map names and messages.
+    /// Parses an object from its bytes. `name` is used in map names and messages. The bytes need no
+    /// particular alignment (`include_bytes!` is enough).
     pub fn parse(name: &str, data: &[u8]) -> Result<Self, ParseError> {
         let _span = tracing::info_span!("open", object = %name, bytes = data.len()).entered();
         let spec = elf::parse(name, data)?;
@@ -530,7 +531,7 @@ impl ObjectSpec {
         let sym = self
             .globals
             .get(name)
-            .ok_or_else(|| crate::Error::NoSuchGlobal(name.to_owned()))?;
+            .ok_or_else(|| no_such_global(&self.globals, name))?;
         if !sym.read {
             return Err(crate::Error::GlobalNotRead {
                 name: name.to_owned(),
@@ -549,8 +550,76 @@ impl ObjectSpec {
             let at = usize::try_from(sym.offset).ok()?;
             section.data.get_mut(at..at.checked_add(bytes.len())?)
         });
-        let slot = slot.ok_or_else(|| crate::Error::NoSuchGlobal(name.to_owned()))?;
+        let slot = slot.ok_or_else(|| no_such_global(&self.globals, name))?;
         slot.copy_from_slice(bytes);
         Ok(())
+    }
+}
+
+/// [`crate::Error::NoSuchGlobal`] for `name`, naming the mangled symbol of a Rust `static` of that name if
+/// `globals` has one (v0 `_R...<len><name>` or legacy `_ZN...<len><name>17h<hash>E`): a static without
+/// `#[unsafe(no_mangle)]` is in the object only under that symbol.
+pub(crate) fn no_such_global(globals: &BTreeMap<String, GlobalSymbol>, name: &str) -> crate::Error {
+    let encoded = format!("{}{name}", name.len());
+    let mangled = (!name.is_empty())
+        .then(|| {
+            globals.keys().find(|k| {
+                (k.starts_with("_R")
+                    && (k.ends_with(&encoded) || k.ends_with(&format!("{}_{name}", name.len()))))
+                    || (k.starts_with("_ZN") && k.contains(&format!("{encoded}17h")))
+            })
+        })
+        .flatten()
+        .cloned();
+    crate::Error::NoSuchGlobal {
+        name: name.to_owned(),
+        mangled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_parse_from_any_alignment() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/obj/tcp_cc.o"
+        ))
+        .unwrap();
+        for shift in 0..8 {
+            let mut buf = vec![0u8; bytes.len() + shift];
+            buf[shift..].copy_from_slice(&bytes);
+            let spec = ObjectSpec::parse("tcp_cc", &buf[shift..]);
+            assert!(spec.is_ok(), "shift {shift}: {:?}", spec.err());
+        }
+    }
+
+    #[test]
+    fn a_missing_global_names_the_mangled_static_of_that_name() {
+        let sym = GlobalSymbol {
+            section: ".bss".into(),
+            offset: 0,
+            size: 8,
+            read: true,
+        };
+        let globals: BTreeMap<String, GlobalSymbol> = [
+            "_RNvCs1a2b3c_10my_cc_ebpf8MAX_CWND",
+            "_ZN8my_crate7COUNTER17h0123456789abcdefE",
+            "_RNvCs1a2b3c_10my_cc_ebpf12NOT_MAX_CWND",
+        ]
+        .into_iter()
+        .map(|k| (k.to_owned(), sym.clone()))
+        .collect();
+        let text = |name: &str| no_such_global(&globals, name).to_string();
+        assert_eq!(
+            text("MAX_CWND"),
+            "no global variable named `MAX_CWND` (a Rust static needs #[unsafe(no_mangle)] to keep its \
+             name; the object has `_RNvCs1a2b3c_10my_cc_ebpf8MAX_CWND`)"
+        );
+        assert!(text("COUNTER").contains("`_ZN8my_crate7COUNTER17h0123456789abcdefE`"));
+        assert_eq!(text("CWND"), "no global variable named `CWND`");
+        assert_eq!(text(""), "no global variable named ``");
     }
 }
