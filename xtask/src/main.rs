@@ -103,7 +103,7 @@ fn run() -> Result<bool> {
         Cmd::IntegrationTest(opts) => Ok(testrun::integration_test(&opts)?.failed == 0),
         Cmd::Run(opts) => run::run(&opts),
         Cmd::Test(opts) => test(opts),
-        Cmd::Setup => done(setup::all().map(|_| ())),
+        Cmd::Setup => done(setup::all().map(|tools| setup::report(&tools))),
         Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::Codegen(args) => codegen::run(&args),
         Cmd::Fuzz(opts) => fuzz::run(&opts),

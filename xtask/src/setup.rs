@@ -124,6 +124,45 @@ pub fn all() -> Result<Tools> {
     })
 }
 
+/// What `cargo xtask setup` has ready, one line per tool (it is otherwise silent when all is well).
+pub fn report(tools: &Tools) {
+    let version = |cmd: &mut Command| {
+        cmd.output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "(not runnable)".into())
+    };
+    eprintln!(
+        "xtask: nightly     {}",
+        version(
+            Command::new("rustc")
+                .arg(format!("+{NIGHTLY}"))
+                .arg("--version")
+        )
+    );
+    let linker = tools.bpf_linker_bin.join("bpf-linker");
+    eprintln!(
+        "xtask: bpf-linker  {} ({})",
+        version(Command::new(&linker).arg("--version")),
+        linker.display()
+    );
+    eprintln!(
+        "xtask: clang       {}",
+        version(Command::new("clang-22").arg("--version"))
+    );
+    eprintln!(
+        "xtask: bpftool     {}",
+        version(Command::new("bpftool").arg("--version"))
+    );
+    eprintln!("xtask: bpffs       mounted on /sys/fs/bpf");
+}
+
 /// Puts bpf-linker on `PATH` for other build flows (aya-build, a plain `cargo build` of a BPF crate):
 /// a symlink `$CARGO_HOME/bin/bpf-linker` -> the cached one. `aya-structops-build` finds the cache
 /// without it. A `bpf-linker` there that is not our symlink (the user's own) is left alone, with a note.
