@@ -128,9 +128,12 @@ impl Cache {
         let count = r.u32()? as usize;
         let named = r.u32()? as usize;
         let sparse_len = r.len()?;
-        let sparse = (0..sparse_len)
-            .map(|_| r.u32())
-            .collect::<Option<Vec<u32>>>()?;
+        // Sized up front (a collect through `Option` would grow it by doubling): the largest
+        // allocation of a warm start, ~32 KiB for vmlinux.
+        let mut sparse = Vec::with_capacity(sparse_len);
+        for _ in 0..sparse_len {
+            sparse.push(r.u32()?);
+        }
         let index = TypeIndex::restore(&btf.inner.types, sparse, count, named)?;
         let entries = r.len()?;
         let mut found = Vec::with_capacity(entries.min(MAX_ENTRIES));
