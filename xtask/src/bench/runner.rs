@@ -49,14 +49,20 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The command line as text, paths shown relative to `root`.
+    /// The command line as text, paths shown relative to `root` (preceded by the removal of
+    /// [`Spec::remove_before`], if any).
     pub fn display(&self, root: &Path) -> String {
         let root = format!("{}/", root.display());
-        self.argv
+        let cmd = self
+            .argv
             .iter()
             .map(|a| a.replace(&root, "./"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        match &self.remove_before {
+            Some(path) => format!("rm -f {} && {cmd}", path.display()),
+            None => cmd,
+        }
     }
 }
 
