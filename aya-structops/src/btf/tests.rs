@@ -1325,3 +1325,236 @@ fn find_every_finds_duplicates_and_flavors_in_one_pass() {
         [Some(_xdup)]
     );
 }
+
+// ---- The per-boot lookup cache (cache.rs) ----
+
+/// A blob of a few checkpoints' worth of types, with flavors and duplicates, and the queries a loader
+/// would make of it (exact names, misses, CO-RE candidates).
+fn cache_blob() -> (Vec<u8>, Vec<(BtfKind, String)>) {
+    let mut b = Builder::new();
+    let int = b.int("int", 4, true);
+    for i in 0..(STRIDE as u32 * 3 + 5) {
+        let name = format!("s{i}");
+        b.strukt(&name, 4, &[("a", int, 0)]);
+        if i % 7 == 0 {
+            b.strukt(&format!("{name}___v2"), 4, &[("a", int, 0)]);
+            b.func(&name, int, 1);
+        }
+    }
+    let exact = vec![
+        (BtfKind::Struct, "s3".to_owned()),
+        (BtfKind::Struct, "s40".to_owned()),
+        (BtfKind::Func, "s14".to_owned()),
+        (BtfKind::Func, "s15".to_owned()),
+        (BtfKind::Int, "int".to_owned()),
+        (BtfKind::Struct, "absent".to_owned()),
+    ];
+    (b.build(), exact)
+}
+
+/// Every answer of `btf` to the queries: exact names, then the candidates of each name.
+fn cache_answers(btf: &Btf, exact: &[(BtfKind, String)]) -> Vec<Vec<u32>> {
+    let names: Vec<(BtfKind, &str)> = exact.iter().map(|(k, n)| (*k, n.as_str())).collect();
+    let every: Vec<(&[BtfKind], &str)> = exact
+        .iter()
+        .map(|(_, n)| (&[BtfKind::Struct, BtfKind::Union][..], n.as_str()))
+        .collect();
+    let mut out: Vec<Vec<u32>> = btf
+        .find_batch(&names, &every)
+        .into_iter()
+        .map(|id| id.into_iter().collect())
+        .collect();
+    out.extend(every.iter().map(|(k, n)| btf.find_every(k, n)));
+    out
+}
+
+/// A fresh scratch directory for one cache test.
+fn cache_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aya-structops-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn cache_round_trip_answers_without_a_scan() {
+    let (raw, exact) = cache_blob();
+    let expect = cache_answers(&Btf::parse(raw.clone()).unwrap(), &exact);
+    assert!(expect.iter().filter(|a| !a.is_empty()).count() >= 8);
+    let dir = cache_dir("cache_round_trip");
+    let path = dir.join(cache::FILE);
+    let cache = || Some(cache::Cache::new(path.clone(), b"boot-1", &raw));
+
+    // Cold: scans, and writes the file.
+    let cold = Btf::parse(raw.clone()).unwrap().with_cache(cache());
+    assert_eq!(cache_answers(&cold, &exact), expect);
+    assert!(cold.scans() >= 1);
+    assert!(path.exists());
+    // Warm: the same answers, no scan, the type index restored (decoding works).
+    let warm = Btf::parse(raw.clone()).unwrap().with_cache(cache());
+    assert!(warm.inner.index.get().is_some());
+    assert_eq!(cache_answers(&warm, &exact), expect);
+    assert_eq!(warm.scans(), 0);
+    assert_eq!(warm.len(), cold.len());
+    let s40 = warm.find(BtfKind::Struct, "s40").unwrap();
+    assert_eq!(warm.name_of(s40).unwrap(), "s40");
+    for id in 1..warm.len() {
+        assert_eq!(warm.name_of(id).unwrap(), cold.name_of(id).unwrap());
+    }
+    // A name not in the cache is scanned for, and added to it.
+    assert_eq!(
+        warm.find(BtfKind::Struct, "s41"),
+        cold.find(BtfKind::Struct, "s41")
+    );
+    assert_eq!(warm.scans(), 1);
+    let again = Btf::parse(raw.clone()).unwrap().with_cache(cache());
+    assert_eq!(
+        again.find(BtfKind::Struct, "s41"),
+        cold.find(BtfKind::Struct, "s41")
+    );
+    assert_eq!(again.scans(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cache_corrupt_stale_or_untrusted_is_ignored_and_answers_stay_right() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (raw, exact) = cache_blob();
+    let expect = cache_answers(&Btf::parse(raw.clone()).unwrap(), &exact);
+    let dir = cache_dir("cache_corrupt");
+    let path = dir.join(cache::FILE);
+    let cache = |boot: &[u8], raw: &[u8]| Some(cache::Cache::new(path.clone(), boot, raw));
+    let _ = cache_answers(
+        &Btf::parse(raw.clone())
+            .unwrap()
+            .with_cache(cache(b"b", &raw)),
+        &exact,
+    );
+    let good = std::fs::read(&path).unwrap();
+    let fresh = || Btf::parse(raw.clone()).unwrap();
+
+    // Every single-byte corruption and every truncation is refused.
+    let c = cache::Cache::new(path.clone(), b"b", &raw);
+    assert!(c.decode(&good, &fresh()).is_some());
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x41;
+        assert!(c.decode(&bad, &fresh()).is_none(), "byte {i}");
+    }
+    for len in 0..good.len() {
+        assert!(c.decode(&good[..len], &fresh()).is_none(), "length {len}");
+    }
+    // A corrupt file on disk: the process scans, answers right, and rewrites the file.
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let btf = fresh().with_cache(cache(b"b", &raw));
+    assert_eq!(cache_answers(&btf, &exact), expect);
+    assert!(btf.scans() >= 1);
+    assert_eq!(std::fs::read(&path).unwrap(), good, "rewritten");
+
+    // Stale: another boot, or another blob.
+    let btf = fresh().with_cache(cache(b"other boot", &raw));
+    assert_eq!(cache_answers(&btf, &exact), expect);
+    assert!(btf.scans() >= 1);
+    std::fs::write(&path, &good).unwrap();
+    let mut other = raw.clone();
+    other.push(0);
+    let other_btf = Btf::parse(other.clone()).unwrap();
+    assert!(
+        cache::Cache::new(path.clone(), b"b", &other)
+            .decode(&good, &other_btf)
+            .is_none()
+    );
+
+    // Written by someone else (group/world-writable): ignored.
+    std::fs::write(&path, &good).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let btf = fresh().with_cache(cache(b"b", &raw));
+    assert_eq!(cache_answers(&btf, &exact), expect);
+    assert!(btf.scans() >= 1);
+    // A symlink is not followed.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(dir.join("target"), &good).unwrap();
+    std::os::unix::fs::symlink(dir.join("target"), &path).unwrap();
+    let btf = fresh().with_cache(cache(b"b", &raw));
+    assert_eq!(cache_answers(&btf, &exact), expect);
+    assert!(btf.scans() >= 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file with a valid checksum and key whose content does not fit the blob (what a bug or a forged
+/// checksum would give) is refused: a wrong index, or an answer naming another type.
+#[test]
+fn cache_inconsistent_with_the_blob_is_refused() {
+    let (raw, _) = cache_blob();
+    let btf = Btf::parse(raw.clone()).unwrap();
+    let c = cache::Cache::new(PathBuf::from("/nonexistent/x"), b"b", &raw);
+    btf.validate().unwrap();
+    let index = btf.inner.index.get().unwrap().as_ref().unwrap();
+    let s3 = btf.find(BtfKind::Struct, "s3").unwrap();
+    let entry = |kinds: u32, every: bool, name: &str, ids: Vec<u32>| -> cache::Entry {
+        (kinds, every, name.into(), ids)
+    };
+    let st = 1 << BtfKind::Struct.as_raw();
+    let ok = c.encode(index, &[entry(st, false, "s3", vec![s3])]);
+    assert!(c.decode(&ok, &Btf::parse(raw.clone()).unwrap()).is_some());
+    for bad in [
+        entry(st, false, "s3", vec![s3 + 1]),
+        entry(1 << BtfKind::Func.as_raw(), false, "s3", vec![s3]),
+        entry(st, false, "s3", vec![s3, s3 + 2]),
+        entry(st, true, "s3", vec![s3, s3]),
+        entry(st, false, "s3", vec![u32::MAX]),
+        entry(st, false, "s3", vec![0]),
+    ] {
+        let file = c.encode(index, std::slice::from_ref(&bad));
+        assert!(
+            c.decode(&file, &Btf::parse(raw.clone()).unwrap()).is_none(),
+            "{bad:?}"
+        );
+    }
+    let types = &btf.inner.types[..];
+    let restore =
+        |sparse: Vec<u32>, count: usize| TypeIndex::restore(types, sparse, count, 0).is_some();
+    assert!(restore(index.sparse.clone(), index.count));
+    assert!(!restore(index.sparse.clone(), index.count + 1));
+    assert!(!restore(index.sparse.clone(), index.count - 1));
+    let mut shifted = index.sparse.clone();
+    *shifted.last_mut().unwrap() += 4;
+    assert!(!restore(shifted, index.count));
+    let mut unordered = index.sparse.clone();
+    unordered.swap(1, 2);
+    assert!(!restore(unordered, index.count));
+    assert!(!restore(Vec::new(), index.count));
+    assert!(TypeIndex::restore(&[], Vec::new(), 0, 0).is_some());
+}
+
+/// The running kernel's vmlinux through the cache file the CLI uses gives the answers of a scan.
+#[test]
+fn sysfs_cache_matches_scan() {
+    let Some(plain) = vmlinux("sysfs_cache_matches_scan") else {
+        return;
+    };
+    let names = [
+        (BtfKind::Struct, "tcp_congestion_ops"),
+        (BtfKind::Struct, "bpf_struct_ops_tcp_congestion_ops"),
+        (BtfKind::Func, "tcp_reno_cong_avoid"),
+        (BtfKind::Struct, "no_such_type_anywhere"),
+    ];
+    let dir = cache_dir("sysfs_cache");
+    let path = dir.join(cache::FILE);
+    let raw = plain.raw().to_vec();
+    let expect = Btf::parse(raw.clone()).unwrap().find_all(&names);
+    for round in 0..2 {
+        let btf = Btf::parse(raw.clone())
+            .unwrap()
+            .with_cache(Some(cache::Cache::new(path.clone(), b"boot", &raw)));
+        assert_eq!(btf.find_all(&names), expect);
+        assert_eq!(
+            btf.find_every(&[BtfKind::Struct], "sock"),
+            plain.find_every(&[BtfKind::Struct], "sock")
+        );
+        assert_eq!(btf.scans(), if round == 0 { 2 } else { 0 }, "round {round}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -44,17 +44,25 @@ pub struct Spec {
     pub argv: Vec<String>,
     /// The exit code every run must have.
     pub expect_code: i32,
+    /// A file removed before each run (the CLI's per-boot BTF lookup cache, for the cold row).
+    pub remove_before: Option<PathBuf>,
 }
 
 impl Spec {
-    /// The command line as text, paths shown relative to `root`.
+    /// The command line as text, paths shown relative to `root` (preceded by the removal of
+    /// [`Spec::remove_before`], if any).
     pub fn display(&self, root: &Path) -> String {
         let root = format!("{}/", root.display());
-        self.argv
+        let cmd = self
+            .argv
             .iter()
             .map(|a| a.replace(&root, "./"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" ");
+        match &self.remove_before {
+            Some(path) => format!("rm -f {} && {cmd}", path.display()),
+            None => cmd,
+        }
     }
 }
 
@@ -126,6 +134,14 @@ pub fn alternate(
     let mut out = vec![Vec::with_capacity(runs as usize); specs.len()];
     for round in 0..warmup + runs {
         for (i, spec) in specs.iter().enumerate() {
+            if let Some(path) = &spec.remove_before {
+                match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        bail!("removing {}: {e}", path.display())
+                    }
+                    _ => {}
+                }
+            }
             let s = run_once(exec, spec, &stderr_file)?;
             between()?;
             if round >= warmup {
@@ -173,6 +189,7 @@ mod tests {
             name: "x".into(),
             argv: vec!["x".into()],
             expect_code: 1,
+            remove_before: None,
         };
         let s = parse_report("2500000 1000 3000 4096 120 2 1\n", &spec, String::new).unwrap();
         assert_eq!((s.maxrss_kib, s.minflt, s.majflt), (4096, 120, 2));
