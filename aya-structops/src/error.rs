@@ -478,6 +478,16 @@ pub fn describe_io_error(e: &std::io::Error) -> String {
     }
 }
 
+/// The hint of [`Error::NoSuchGlobal`] when a mangled symbol of that name exists.
+fn mangled_hint(mangled: &Option<String>) -> String {
+    match mangled {
+        Some(m) => format!(
+            " (a Rust static needs #[unsafe(no_mangle)] to keep its name; the object has `{m}`)"
+        ),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,15 +590,5 @@ mod tests {
             log: String::new(),
         };
         assert!(load.to_string().contains("ENOTSUPP"), "{load}");
-    }
-}
-
-/// The hint of [`Error::NoSuchGlobal`] when a mangled symbol of that name exists.
-fn mangled_hint(mangled: &Option<String>) -> String {
-    match mangled {
-        Some(m) => format!(
-            " (a Rust static needs #[unsafe(no_mangle)] to keep its name; the object has `{m}`)"
-        ),
-        None => String::new(),
     }
 }

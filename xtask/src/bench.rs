@@ -762,11 +762,13 @@ fn fleet_section(
             name: format!("check --no-host --btf ({})", label(&one)),
             expect_code: code(&single)?,
             argv: single,
+            remove_before: None,
         },
         Spec {
             name: format!("check --no-host, {} kernels' BTF", btfs.len()),
             expect_code: code(&all)?,
             argv: all,
+            remove_before: None,
         },
     ];
     eprintln!(
