@@ -389,18 +389,10 @@ pub(crate) fn load(spec: &ObjectSpec, mut plan: Plan) -> Result<Loaded, Error> {
     })
 }
 
-/// Object BTF stage: the object's BTF sanitized for the kernel, loaded (struct_ops maps need a valid
-/// btf_fd).
+/// Object BTF stage: the object's BTF as sanitized for the kernel at parse, loaded (struct_ops maps need
+/// a valid btf_fd).
 fn load_object_btf(spec: &ObjectSpec) -> Result<sys::BtfFd, Error> {
-    let btf = spec
-        .btf
-        .sanitize_for_kernel_with(
-            &|s| spec.section_sizes.get(s).copied(),
-            &|v| spec.symbol_offsets.get(v).copied(),
-            &|f| spec.hidden_functions.contains(f),
-        )
-        .map_err(|e| Error::Parse(e.into()))?;
-    sys::btf_load(&btf).map_err(|e| match e.errno() {
+    sys::btf_load(&spec.kernel_btf).map_err(|e| match e.errno() {
         Some(libc::EPERM | libc::EACCES) => Error::Permission {
             op: format!("loading the BTF of object `{}`", spec.name),
         },

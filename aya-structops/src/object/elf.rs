@@ -667,6 +667,12 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         return Err(ParseError::OrphanProgram(orphan.clone()));
     }
 
+    // The BTF the kernel will be given, once, while the section sizes and symbol offsets are at hand.
+    let kernel_btf = btf.sanitize_for_kernel_with(
+        &|s| section_sizes.get(s).copied(),
+        &|v| symbol_offsets.get(v).copied(),
+        &|f| hidden_functions.contains(f),
+    )?;
     Ok(ObjectSpec {
         name: obj_name.to_owned(),
         license,
@@ -681,9 +687,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         kernel_config: None,
         pin_root: None,
         arena_data,
-        hidden_functions,
-        section_sizes,
-        symbol_offsets,
+        kernel_btf,
     })
 }
 
@@ -1417,34 +1421,23 @@ mod scx_pattern_tests {
     }
 
     #[test]
-    fn hidden_global_functions_are_recorded_and_made_static_for_the_kernel() {
+    fn hidden_global_functions_are_made_static_for_the_kernel() {
         use crate::btf::{Btf, BtfKind};
         let spec = obj();
-        assert!(spec.hidden_functions.contains("bump"));
-        assert!(
-            !spec.hidden_functions.contains("set_n"),
-            "default visibility"
-        );
-        let linkage = |btf: &Btf| {
-            let id = btf.find(BtfKind::Func, "bump").unwrap();
+        let linkage = |btf: &Btf, name: &str| {
+            let id = btf.find(BtfKind::Func, name).unwrap();
             match btf.type_by_id(id).unwrap() {
                 crate::btf::Type::Func { linkage, .. } => linkage,
                 other => panic!("{other:?}"),
             }
         };
-        assert_eq!(linkage(&spec.btf), 1, "global in the object");
-        let out = spec
-            .btf
-            .sanitize_for_kernel_with(
-                &|s| spec.section_sizes.get(s).copied(),
-                &|v| spec.symbol_offsets.get(v).copied(),
-                &|f| spec.hidden_functions.contains(f),
-            )
-            .unwrap();
+        let kernel = Btf::parse(spec.kernel_btf.clone()).unwrap();
+        assert_eq!(linkage(&spec.btf, "bump"), 1, "global in the object");
+        assert_eq!(linkage(&kernel, "bump"), 0, "hidden: static for the kernel");
         assert_eq!(
-            linkage(&Btf::parse(out).unwrap()),
-            0,
-            "static for the kernel"
+            linkage(&kernel, "set_n"),
+            linkage(&spec.btf, "set_n"),
+            "default visibility: as in the object"
         );
     }
 }

@@ -330,9 +330,6 @@ pub struct ObjectSpec {
     /// Initial bytes of the `__arena` globals (`.addr_space.1`), if the object has any: the loader copies
     /// them to the end of the object's arena map, as libbpf does.
     pub(crate) arena_data: Option<Vec<u8>>,
-    /// Global functions whose ELF symbol has hidden or internal visibility (`__hidden`): their BTF FUNC is
-    /// made static at load, as libbpf does, so the verifier checks them in their callers' context.
-    pub(crate) hidden_functions: std::collections::BTreeSet<String>,
     /// Extern symbols by name.
     pub(crate) externs: BTreeMap<String, ExternSpec>,
     /// The kernel config `__kconfig` externs read, when set by [`ObjectSpec::set_kernel_config`].
@@ -340,10 +337,11 @@ pub struct ObjectSpec {
     /// Where maps pinned by name are pinned, when set by [`ObjectSpec::set_pin_root`] (else
     /// [`DEFAULT_PIN_ROOT`]).
     pub(crate) pin_root: Option<std::path::PathBuf>,
-    /// Every section's size, for BTF DATASEC fix-ups.
-    pub(crate) section_sizes: BTreeMap<String, u32>,
-    /// Every data symbol's offset in its section, for BTF DATASEC fix-ups.
-    pub(crate) symbol_offsets: BTreeMap<String, u32>,
+    /// The object's BTF as the kernel is given it, sanitized once at parse: DATASEC sizes and variable
+    /// offsets filled in from the ELF sections and symbols, global functions of hidden or internal
+    /// visibility (`__hidden`) made static so that the verifier checks them in their callers' context, and
+    /// what the kernel refuses rewritten, as libbpf does (`Btf::sanitize_for_kernel_with`).
+    pub(crate) kernel_btf: Vec<u8>,
 }
 
 impl ObjectSpec {
