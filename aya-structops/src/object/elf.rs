@@ -125,6 +125,52 @@ const STV_INTERNAL: u8 = 1;
 const STV_HIDDEN: u8 = 2;
 
 pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseError> {
+    let elf = &open(bytes)?;
+    let btf = object_btf(elf)?;
+    let license = license(elf)?;
+    let sections = sections(elf)?;
+    let roles = &sections.roles;
+    let (functions, program_keys) = functions(elf, roles)?;
+    let (functions, btf_ext) = attach_btf_ext(elf, &btf, functions)?;
+    refuse_panics(elf, &program_keys, &functions, btf_ext.as_ref(), &btf)?;
+    check_btf_for_kernel(&btf)?;
+    let (programs, referenced) = programs(elf, roles, program_keys, &functions)?;
+    let (globals, fields) = globals_and_fields(elf, roles, &sections.data, &referenced)?;
+    let externs = externs(elf, &btf)?;
+    let struct_ops = struct_ops_maps(elf, &btf, roles, &functions, &programs)?;
+    let maps = maps(elf, &btf, roles)?;
+    refuse_orphans(&programs, &struct_ops)?;
+    // The BTF the kernel will be given, once, while the section sizes and symbol offsets are at hand.
+    let kernel_btf = btf.sanitize_for_kernel_with(
+        &|s| sections.section_sizes.get(s).copied(),
+        &|v| sections.symbol_offsets.get(v).copied(),
+        &|f| sections.hidden_functions.contains(f),
+    )?;
+    Ok(ObjectSpec {
+        name: obj_name.to_owned(),
+        license,
+        btf,
+        programs,
+        struct_ops,
+        data: sections.data,
+        maps,
+        globals,
+        fields,
+        externs,
+        kernel_config: None,
+        pin_root: None,
+        arena_data: sections.arena_data,
+        kernel_btf,
+    })
+}
+
+/// Functions by (section index, offset).
+type Functions = BTreeMap<(usize, u64), Function>;
+/// Each section's role, by index.
+type Roles = HashMap<SectionIndex, SectionRole>;
+
+/// The ELF file, checked to be for the BPF machine.
+fn open(bytes: &[u8]) -> Result<Elf<'_>, ParseError> {
     let elf = Elf::parse(bytes)?;
     let header = elf.elf_header();
     if header.e_machine(elf.endian()) != EM_BPF {
@@ -133,20 +179,53 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             header.e_machine(elf.endian())
         )));
     }
+    Ok(elf)
+}
+
+/// The object's `.BTF`, required.
+fn object_btf(elf: &Elf<'_>) -> Result<Btf, ParseError> {
     let btf_data = elf
         .section_by_name(".BTF")
         .ok_or(ParseError::NoBtf)?
         .data()?;
-    let btf = Btf::parse(btf_data.to_vec())?;
-    let license = match elf.section_by_name("license") {
+    Ok(Btf::parse(btf_data.to_vec())?)
+}
+
+/// The `license` section up to its NUL, `GPL` without one.
+fn license(elf: &Elf<'_>) -> Result<CString, ParseError> {
+    Ok(match elf.section_by_name("license") {
         Some(s) => {
             let d = s.data()?;
             let end = d.iter().position(|b| *b == 0).unwrap_or(d.len());
             CString::new(&d[..end]).expect("no interior NUL")
         }
         None => CString::new("GPL").expect("no NUL"),
-    };
+    })
+}
 
+/// A section's name, empty when it has none (for messages).
+fn section_name_of(elf: &Elf<'_>, idx: SectionIndex) -> String {
+    elf.section_by_index(idx)
+        .ok()
+        .and_then(|s| s.name().ok().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// What the pass over the sections and symbols finds: each section's role, the data sections' and the
+/// arena's bytes, and what the kernel's copy of the BTF needs (section sizes, data symbols' offsets,
+/// hidden functions).
+struct Sections {
+    roles: Roles,
+    data: BTreeMap<String, DataSection>,
+    arena_data: Option<Vec<u8>>,
+    section_sizes: BTreeMap<String, u32>,
+    symbol_offsets: BTreeMap<String, u32>,
+    hidden_functions: BTreeSet<String>,
+}
+
+/// Classifies every section and reads the data and arena sections (each bounded by
+/// [`MAX_DATA_SECTION`]).
+fn sections(elf: &Elf<'_>) -> Result<Sections, ParseError> {
     let mut roles = HashMap::new();
     let mut data = BTreeMap::new();
     let mut arena_data = None;
@@ -220,13 +299,24 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         }
         roles.insert(section.index(), r);
     }
-    let section_name = |idx: SectionIndex| -> String {
-        elf.section_by_index(idx)
-            .ok()
-            .and_then(|s| s.name().ok().map(str::to_owned))
-            .unwrap_or_default()
-    };
+    Ok(Sections {
+        roles,
+        data,
+        arena_data,
+        section_sizes,
+        symbol_offsets,
+        hidden_functions,
+    })
+}
 
+/// Every function of the executable sections (instructions read once per byte range; aliases share
+/// them), its relocations classified; and the program entry points among them, with their names.
+#[allow(clippy::type_complexity)]
+fn functions(
+    elf: &Elf<'_>,
+    roles: &Roles,
+) -> Result<(Functions, Vec<((usize, u64), String)>), ParseError> {
+    let section_name = |idx: SectionIndex| section_name_of(elf, idx);
     // Functions in executable sections, with their relocations classified.
     let mut functions: BTreeMap<(usize, u64), Function> = BTreeMap::new();
     let mut program_keys = Vec::new();
@@ -331,18 +421,27 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                     ),
                 ));
             };
-            let target = classify(&elf, &roles, &sym, insn, &section_name)?;
+            let target = classify(elf, roles, &sym, insn, &section_name)?;
             f.relocs.insert(insn_idx, target);
         }
     }
+    Ok((functions, program_keys))
+}
 
+/// Reads `.BTF.ext` if there is one: function and line info, and CO-RE relocations attached to the
+/// functions they fall in (at most one per instruction).
+fn attach_btf_ext(
+    elf: &Elf<'_>,
+    btf: &Btf,
+    mut functions: Functions,
+) -> Result<(Functions, Option<BtfExt>), ParseError> {
     // CO-RE relocations (.BTF.ext), attached to the functions they fall in.
     let btf_ext = match elf.section_by_name(".BTF.ext") {
-        Some(ext) => Some(super::btf_ext::parse(ext.data()?, &btf)?),
+        Some(ext) => Some(super::btf_ext::parse(ext.data()?, btf)?),
         None => None,
     };
     if let Some(ext) = &btf_ext {
-        attach_btf_info(&elf, ext, &mut functions)?;
+        attach_btf_info(elf, ext, &mut functions)?;
         for section in elf.sections() {
             let Some(relos) = ext.core_relos.get(section.name()?) else {
                 continue;
@@ -373,17 +472,23 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             }
         }
     }
+    Ok((functions, btf_ext))
+}
 
+/// Refuses a program that can panic, naming the function and, from the line info, the source line.
+fn refuse_panics(
+    elf: &Elf<'_>,
+    program_keys: &[((usize, u64), String)],
+    functions: &Functions,
+    btf_ext: Option<&BtfExt>,
+    btf: &Btf,
+) -> Result<(), ParseError> {
+    let section_name = |idx: SectionIndex| section_name_of(elf, idx);
     // A program that can panic: the kernel would reject the object's BTF (and there is no unwinding).
-    for (key, name) in &program_keys {
-        if let Some(found) = find_panic(*key, &functions) {
+    for (key, name) in program_keys {
+        if let Some(found) = find_panic(*key, functions) {
             let site = found.site.and_then(|(section, offset)| {
-                source_line(
-                    btf_ext.as_ref(),
-                    &btf,
-                    &section_name(SectionIndex(section)),
-                    offset,
-                )
+                source_line(btf_ext, btf, &section_name(SectionIndex(section)), offset)
             });
             return Err(ParseError::Panic {
                 program: name.clone(),
@@ -392,8 +497,19 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             });
         }
     }
-    check_btf_for_kernel(&btf)?;
+    Ok(())
+}
 
+/// Each program linked with the subprograms it calls (bounded per program and in total), and the data
+/// locations their instructions refer to (section, offset).
+#[allow(clippy::type_complexity)]
+fn programs(
+    elf: &Elf<'_>,
+    roles: &Roles,
+    program_keys: Vec<((usize, u64), String)>,
+    functions: &Functions,
+) -> Result<(BTreeMap<String, ProgramSpec>, BTreeSet<(String, u64)>), ParseError> {
+    let section_name = |idx: SectionIndex| section_name_of(elf, idx);
     // Programs, linked.
     let mut programs = BTreeMap::new();
     let mut referenced = BTreeSet::new();
@@ -412,7 +528,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         };
         let budget = MAX_PROGRAM_INSNS.min(MAX_LINKED_INSNS - linked_total);
         let (insns, refs, btf_info) =
-            link(f, &functions, budget).map_err(|e| match e.too_large {
+            link(f, functions, budget).map_err(|e| match e.too_large {
                 Some(size) => ParseError::TooLarge {
                     what: if budget == MAX_PROGRAM_INSNS {
                         format!("linked program `{name}`")
@@ -451,7 +567,18 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             },
         );
     }
+    Ok((programs, referenced))
+}
 
+/// The global variables of the data sections (each inside its section's bytes; read or not by an
+/// instruction), and the kernel fields (`kernel_field!` symbols) among them.
+fn globals_and_fields(
+    elf: &Elf<'_>,
+    roles: &Roles,
+    data: &BTreeMap<String, DataSection>,
+    referenced: &BTreeSet<(String, u64)>,
+) -> Result<(BTreeMap<String, GlobalSymbol>, Vec<FieldSpec>), ParseError> {
+    let section_name = |idx: SectionIndex| section_name_of(elf, idx);
     // Global variables and kernel fields.
     let mut globals = BTreeMap::new();
     let mut fields = Vec::new();
@@ -523,7 +650,11 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             },
         );
     }
+    Ok((globals, fields))
+}
 
+/// Extern symbols (`__kconfig`, `__ksym`, kfuncs): undefined, global or weak, described from the BTF.
+fn externs(elf: &Elf<'_>, btf: &Btf) -> Result<BTreeMap<String, super::ExternSpec>, ParseError> {
     // Extern symbols (`__kconfig`, `__ksym`, kfuncs): undefined, global or weak.
     let mut externs = BTreeMap::new();
     for sym in elf.symbols() {
@@ -534,10 +665,21 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
         if name.is_empty() {
             continue;
         }
-        let spec = super::externs::describe(&btf, name, sym.is_weak())?;
+        let spec = super::externs::describe(btf, name, sym.is_weak())?;
         externs.insert(name.to_owned(), spec);
     }
+    Ok(externs)
+}
 
+/// The struct_ops maps of the `.struct_ops*` sections, their members tied to the programs; at least one.
+fn struct_ops_maps(
+    elf: &Elf<'_>,
+    btf: &Btf,
+    roles: &Roles,
+    functions: &Functions,
+    programs: &BTreeMap<String, ProgramSpec>,
+) -> Result<BTreeMap<String, StructOpsSpec>, ParseError> {
+    let section_name = |idx: SectionIndex| section_name_of(elf, idx);
     // struct_ops maps.
     let mut struct_ops = BTreeMap::new();
     for section in elf.sections() {
@@ -584,7 +726,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             }
             let map = sym.name()?.to_owned();
             let spec = map_spec(
-                &btf,
+                btf,
                 &map,
                 &sname,
                 *link,
@@ -592,7 +734,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
                 sym.address(),
                 sdata,
                 &relocs,
-                &programs,
+                programs,
             )?;
             struct_ops.insert(map, spec);
         }
@@ -600,6 +742,15 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     if struct_ops.is_empty() {
         return Err(ParseError::NoStructOps);
     }
+    Ok(struct_ops)
+}
+
+/// The maps of `.maps` (BTF-defined, with maps of maps' initial slots) and of the legacy `maps` section.
+fn maps(
+    elf: &Elf<'_>,
+    btf: &Btf,
+    roles: &Roles,
+) -> Result<BTreeMap<String, super::MapSpec>, ParseError> {
     let mut maps = BTreeMap::new();
     let mut btf_map_vars = Vec::new();
     for sym in elf.symbols() {
@@ -653,7 +804,16 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
             .collect::<Result<Vec<_>, ParseError>>()?,
         None => Vec::new(),
     };
-    maps.extend(super::btf_map::btf_maps(&btf, &btf_map_vars, &maps_relocs)?);
+    maps.extend(super::btf_map::btf_maps(btf, &btf_map_vars, &maps_relocs)?);
+    Ok(maps)
+}
+
+/// Refuses a program no struct_ops map uses, unless it is optional (`?struct_ops`: not loaded then, as
+/// libbpf's autoload off) or a `syscall` program.
+fn refuse_orphans(
+    programs: &BTreeMap<String, ProgramSpec>,
+    struct_ops: &BTreeMap<String, StructOpsSpec>,
+) -> Result<(), ParseError> {
     let used: BTreeSet<&str> = struct_ops
         .values()
         .flat_map(|m| m.members.iter().filter_map(|x| x.program.as_deref()))
@@ -666,29 +826,7 @@ pub(super) fn parse(obj_name: &str, bytes: &[u8]) -> Result<ObjectSpec, ParseErr
     {
         return Err(ParseError::OrphanProgram(orphan.clone()));
     }
-
-    // The BTF the kernel will be given, once, while the section sizes and symbol offsets are at hand.
-    let kernel_btf = btf.sanitize_for_kernel_with(
-        &|s| section_sizes.get(s).copied(),
-        &|v| symbol_offsets.get(v).copied(),
-        &|f| hidden_functions.contains(f),
-    )?;
-    Ok(ObjectSpec {
-        name: obj_name.to_owned(),
-        license,
-        btf,
-        programs,
-        struct_ops,
-        data,
-        maps,
-        globals,
-        fields,
-        externs,
-        kernel_config: None,
-        pin_root: None,
-        arena_data,
-        kernel_btf,
-    })
+    Ok(())
 }
 
 /// Attaches `.BTF.ext` function and line info to the functions they describe (instruction indexes
