@@ -58,7 +58,7 @@ const BTF_INT_SIGNED: u8 = 1;
 
 /// Why a CO-RE relocation could not be resolved or applied. Messages name the relocation kind,
 /// the local type, the access string and the instruction: its index in the linked program (in a
-/// plan's [`ProgramCore`](crate::matching::ProgramCore), a check report and a load error).
+/// plan's per-program CO-RE values, a check report and a load error).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {

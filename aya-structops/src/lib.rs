@@ -29,6 +29,7 @@ pub mod codegen;
 pub(crate) mod core_reloc;
 mod error;
 mod field_imm;
+mod input;
 mod insn;
 mod load;
 mod maps_create;

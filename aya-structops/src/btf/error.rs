@@ -164,7 +164,7 @@ pub enum BtfError {
     },
     /// A BTF file was refused before parsing: not a regular file, too large, or no BTF header.
     #[error(transparent)]
-    File(#[from] crate::object::FileError),
+    File(#[from] crate::input::FileError),
     /// Reading a BTF file failed.
     #[error("reading BTF from {}: {source}", path.display())]
     Io {

@@ -442,16 +442,16 @@ impl Btf {
     }
 
     /// Reads and parses a base BTF file: a regular file of at most
-    /// [`DEFAULT_MAX_FILE_SIZE`](crate::object::DEFAULT_MAX_FILE_SIZE) bytes with a BTF header (see
-    /// [`read_input`](crate::object::read_input) for the checks).
+    /// [`DEFAULT_MAX_FILE_SIZE`](crate::input::DEFAULT_MAX_FILE_SIZE) bytes with a BTF header (see
+    /// [`read_input`](crate::input::read_input) for the checks).
     pub fn from_path(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
-        Btf::from_path_with_limit(path, crate::object::DEFAULT_MAX_FILE_SIZE)
+        Btf::from_path_with_limit(path, crate::input::DEFAULT_MAX_FILE_SIZE)
     }
 
     /// Like [`Btf::from_path`] with another size limit in bytes.
     pub fn from_path_with_limit(path: impl AsRef<Path>, max_size: u64) -> Result<Btf, BtfError> {
         let bytes =
-            crate::object::read_input(path.as_ref(), crate::object::InputKind::Btf, max_size)?;
+            crate::input::read_input(path.as_ref(), crate::input::InputKind::Btf, max_size)?;
         Btf::parse(bytes)
     }
 
@@ -459,10 +459,10 @@ impl Btf {
     /// [`Btf::into_buffer`]): checking many kernels' BTF files one after the other then faults in
     /// fresh pages only for the first.
     pub fn from_path_reusing(path: impl AsRef<Path>, mut buffer: Vec<u8>) -> Result<Btf, BtfError> {
-        crate::object::read_input_into(
+        crate::input::read_input_into(
             path.as_ref(),
-            crate::object::InputKind::Btf,
-            crate::object::DEFAULT_MAX_FILE_SIZE,
+            crate::input::InputKind::Btf,
+            crate::input::DEFAULT_MAX_FILE_SIZE,
             &mut buffer,
         )?;
         Btf::parse(buffer)

@@ -10,7 +10,6 @@ pub(crate) mod btf_ext;
 mod btf_map;
 mod elf;
 pub mod externs;
-mod file;
 pub mod kconfig;
 mod link;
 mod struct_ops;
@@ -27,9 +26,9 @@ pub(crate) mod link_consts {
     pub(crate) use super::elf::ARENA_SECTION;
     pub(crate) use super::link::{CALL, PSEUDO_KFUNC_CALL, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 }
+pub use crate::input::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
 pub(crate) use btf_map::pin_file_name_ok;
 pub use btf_map::{MapPinning, MapSpec, MapSpecError};
-pub use file::{DEFAULT_MAX_FILE_SIZE, FileError, InputKind, read_input, read_input_into};
 /// Where maps pinned by name are pinned unless [`ObjectSpec::set_pin_root`] says otherwise (libbpf's
 /// default, `BPF_FS_DEFAULT_PATH`).
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf";
