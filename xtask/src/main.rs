@@ -187,6 +187,8 @@ fn test(mut opts: testrun::Options) -> Result<bool> {
     check_free_space()?;
     let tools = setup::all()?;
     setup::vm_tools()?;
+    // The sched_ext kernel before the BPF build: the schedulers' kfunc BTF (for libbpf) comes from it.
+    kernels::prepare(&["7".to_owned()], opts.offline)?;
     phases.push(("setup", t.elapsed().as_secs_f64(), "ok".into()));
 
     let t = Instant::now();

@@ -542,3 +542,66 @@ async fn vtime_watchdog_stall_resolves_the_ejection() {
     drop(sched);
     held.assert_released(TEST);
 }
+
+/// The kfuncs the Rust scheduler's programs call, each once.
+fn rust_scheduler_kfuncs(spec: &ObjectSpec) -> Vec<&str> {
+    let mut kfuncs: Vec<&str> = spec.programs().flat_map(|p| p.kfuncs()).collect();
+    kfuncs.sort_unstable();
+    kfuncs.dedup();
+    kfuncs
+}
+
+/// libbpf can load the Rust scheduler too: every kfunc its programs call (the renamed ones as
+/// `<new>___or_<old>`, a libbpf flavor suffix) is declared in its BTF as an extern FUNC listed in the
+/// `.ksyms` DATASEC, which libbpf's extern collection requires (`cargo xtask build-ebpf` adds them from the
+/// cached sched_ext kernel's BTF). `cargo xtask bench` registers the object with libbpf 1.7 in the 7.x guest.
+#[test]
+fn rust_scheduler_declares_its_kfuncs_for_libbpf() {
+    use aya_structops::btf::{BtfKind, Type};
+    let spec = ObjectSpec::parse("scx_vtime", objects::SCX_VTIME).unwrap();
+    let btf = spec.btf();
+    let kfuncs = rust_scheduler_kfuncs(&spec);
+    assert!(
+        kfuncs.contains(&"scx_bpf_dsq_insert___or_scx_bpf_dispatch"),
+        "the renamed dispatch kfunc is linked with the flavor-suffix alternatives: {kfuncs:?}"
+    );
+    let ksyms = btf.find(BtfKind::Datasec, ".ksyms").expect(
+        "a .ksyms DATASEC (no kfunc BTF: was a sched_ext kernel cached when the objects were built?)",
+    );
+    let Type::Datasec { vars, .. } = btf.type_by_id(ksyms).unwrap() else {
+        panic!(".ksyms is not a DATASEC");
+    };
+    let listed: Vec<String> = vars
+        .map(|v| match btf.type_by_id(v.type_id).unwrap() {
+            Type::Func { name, linkage, .. } => {
+                assert_eq!(linkage, 2, "`{name}` in .ksyms is an extern FUNC");
+                name.to_owned()
+            }
+            other => panic!(".ksyms lists a non-FUNC {other:?}"),
+        })
+        .collect();
+    for k in &kfuncs {
+        assert!(
+            listed.iter().any(|l| l == k),
+            "kfunc `{k}` is not in .ksyms: {listed:?}"
+        );
+    }
+}
+
+/// On a kernel with sched_ext, the function libbpf calls for each of the Rust scheduler's kfunc symbols
+/// (its essential name: the first alternative) is a kernel FUNC.
+#[test]
+fn rust_scheduler_kfuncs_resolve_as_libbpf_resolves_them() {
+    use aya_structops::btf::essential_name;
+    if !sched_ext_or_skip("rust_scheduler_kfuncs_resolve_as_libbpf_resolves_them") {
+        return;
+    }
+    let spec = ObjectSpec::parse("scx_vtime", objects::SCX_VTIME).unwrap();
+    for k in rust_scheduler_kfuncs(&spec) {
+        assert!(
+            integration_test::kernel_has_func(essential_name(k)),
+            "libbpf would call `{}` for `{k}`: not a kernel function here",
+            essential_name(k)
+        );
+    }
+}
