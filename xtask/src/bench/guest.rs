@@ -18,7 +18,9 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    CPU_GOAL, FAULTS_GOAL, Medians, RSS_GOAL, Tools, WALL_GOAL, ms, runner::Sample, verdict,
+    CPU_GOAL, FAULTS_GOAL, Medians, RSS_GOAL, Tools, WALL_GOAL, ms,
+    runner::{self, Sample},
+    verdict,
 };
 use crate::{
     initramfs::{self, Content, GuestFile},
@@ -297,13 +299,8 @@ fn parse_samples(results: &str, commands: usize, warmup: u32) -> Result<Vec<Vec<
         let index: usize = index
             .parse()
             .with_context(|| format!("bad index in `{l}`"))?;
-        let v: Vec<i64> = words
-            .map(str::parse)
-            .collect::<Result<_, _>>()
+        let (sample, code) = runner::parse_line(&words.collect::<Vec<_>>().join(" "))
             .with_context(|| format!("bad sample `{l}`"))?;
-        let [wall_ns, user_us, sys_us, maxrss, minflt, majflt, code] = v[..] else {
-            bail!("bad sample `{l}`");
-        };
         if code != 0 {
             bail!("command {index} exited with {code} in round {round}");
         }
@@ -311,15 +308,7 @@ fn parse_samples(results: &str, commands: usize, warmup: u32) -> Result<Vec<Vec<
             .get_mut(index)
             .with_context(|| format!("sample of command {index}: only {commands} commands"))?;
         if round >= warmup {
-            let u = |x: i64| u64::try_from(x).unwrap_or(0);
-            slot.push(Sample {
-                wall: wall_ns as f64 * 1e-9,
-                user: user_us as f64 * 1e-6,
-                sys: sys_us as f64 * 1e-6,
-                maxrss_kib: u(maxrss),
-                minflt: u(minflt),
-                majflt: u(majflt),
-            });
+            slot.push(sample);
         }
     }
     Ok(out)

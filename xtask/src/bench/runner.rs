@@ -92,14 +92,7 @@ pub fn run_once(exec: &Path, spec: &Spec, stderr_file: &Path) -> Result<Sample> 
 /// Parses the helper's line `wall_ns user_us sys_us maxrss_kib minflt majflt exit_code`; an exit code
 /// other than the spec's is an error carrying the child's stderr.
 fn parse_report(line: &str, spec: &Spec, stderr: impl FnOnce() -> String) -> Result<Sample> {
-    let v: Vec<i64> = line
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("xtask-bench-exec printed `{}`", line.trim_end()))?;
-    let [wall_ns, user_us, sys_us, maxrss, minflt, majflt, code] = v[..] else {
-        bail!("xtask-bench-exec printed `{}`", line.trim_end());
-    };
+    let (sample, code) = parse_line(line)?;
     if code != i64::from(spec.expect_code) {
         bail!(
             "`{}` exited with {code} (expected {}):\n{}",
@@ -108,15 +101,30 @@ fn parse_report(line: &str, spec: &Spec, stderr: impl FnOnce() -> String) -> Res
             stderr().trim_end()
         );
     }
+    Ok(sample)
+}
+
+/// One `xtask-bench-exec` line (`wall_ns user_us sys_us maxrss_kib minflt majflt exit_code`): the sample
+/// and the exit code.
+pub fn parse_line(line: &str) -> Result<(Sample, i64)> {
+    let v: Vec<i64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("xtask-bench-exec printed `{}`", line.trim_end()))?;
+    let [wall_ns, user_us, sys_us, maxrss, minflt, majflt, code] = v[..] else {
+        bail!("xtask-bench-exec printed `{}`", line.trim_end());
+    };
     let u = |x: i64| u64::try_from(x).unwrap_or(0);
-    Ok(Sample {
+    let sample = Sample {
         wall: wall_ns as f64 * 1e-9,
         user: user_us as f64 * 1e-6,
         sys: sys_us as f64 * 1e-6,
         maxrss_kib: u(maxrss),
         minflt: u(minflt),
         majflt: u(majflt),
-    })
+    };
+    Ok((sample, code))
 }
 
 /// Runs the specs alternately (A B C A B C ...): `warmup` untimed rounds, then `runs` timed ones.
