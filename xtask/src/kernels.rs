@@ -576,28 +576,7 @@ pub fn flavour_vmlinuz(kernel: &Kernel, flavour: &str) -> Result<PathBuf> {
     }
     eprintln!("xtask: downloading {pkg} (for its vmlinuz)");
     let tmp = kernels_dir().join(format!(".tmp-{release}"));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(tmp.join("root"))?;
-    run(apt
-        .command("apt-get")
-        .args(["download", &pkg])
-        .current_dir(&tmp))?;
-    for deb in fs::read_dir(&tmp)? {
-        let deb = deb?.path();
-        if deb.extension().is_some_and(|e| e == "deb") {
-            run(Command::new("dpkg-deb")
-                .arg("-x")
-                .arg(&deb)
-                .arg(tmp.join("root")))?;
-        }
-    }
-    let tree = tmp.join("root");
-    let found = first_existing(&[
-        tree.join(format!("boot/vmlinuz-{release}")),
-        tree.join("usr/lib/modules").join(&release).join("vmlinuz"),
-        tree.join("lib/modules").join(&release).join("vmlinuz"),
-    ])
-    .ok_or_else(|| anyhow!("no vmlinuz in {pkg}"))?;
+    let found = download_kernel_image(&apt, &pkg, &tmp)?;
     fs::create_dir_all(&dir)?;
     fs::copy(&found, dir.join(".vmlinuz.tmp"))?;
     fs::rename(dir.join(".vmlinuz.tmp"), &vmlinuz)?;
@@ -607,6 +586,41 @@ pub fn flavour_vmlinuz(kernel: &Kernel, flavour: &str) -> Result<PathBuf> {
 
 fn first_existing(paths: &[PathBuf]) -> Option<PathBuf> {
     paths.iter().find(|p| p.exists()).cloned()
+}
+
+/// Downloads package `pkg` into the empty directory `tmp` and extracts its kernel image only (a package
+/// with modules is hundreds of MB unpacked); returns the image's path under `tmp` (the caller removes it).
+fn download_kernel_image(apt: &Apt, pkg: &str, tmp: &Path) -> Result<PathBuf> {
+    let _ = fs::remove_dir_all(tmp);
+    fs::create_dir_all(tmp.join("root"))?;
+    run(apt
+        .command("apt-get")
+        .args(["download", pkg])
+        .current_dir(tmp))?;
+    for deb in fs::read_dir(tmp)? {
+        let deb = deb?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards --no-anchored 'vmlinuz*'")
+                .arg("sh")
+                .arg(&deb)
+                .arg(tmp.join("root"))
+                .status()?;
+            if !status.success() {
+                bail!("extracting the kernel image of {}: {status}", deb.display());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&tmp.join("root"), &mut files)?;
+    files
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+        })
+        .ok_or_else(|| anyhow!("no vmlinuz in {pkg}"))
 }
 
 /// Module name of a file (`tcp_dctcp.ko.xz` -> `tcp_dctcp`).
@@ -875,40 +889,8 @@ pub fn fleet_btfs(offline: bool) -> Result<Vec<PathBuf>> {
                 };
                 eprintln!("xtask: fleet: downloading {pkg} (for its BTF)");
                 let tmp = root.join(format!(".tmp-fleet-{release}"));
-                let _ = fs::remove_dir_all(&tmp);
-                fs::create_dir_all(tmp.join("root"))?;
-                run(apt
-                    .command("apt-get")
-                    .args(["download", &pkg])
-                    .current_dir(&tmp))?;
-                let mut images = Vec::new();
-                for deb in fs::read_dir(&tmp)? {
-                    let deb = deb?.path();
-                    if deb.extension().is_some_and(|e| e == "deb") {
-                        // Only the kernel image: the package's modules are hundreds of MB unpacked.
-                        let status = Command::new("sh")
-                            .arg("-c")
-                            .arg(
-                                "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards --no-anchored 'vmlinuz*'",
-                            )
-                            .arg("sh")
-                            .arg(&deb)
-                            .arg(tmp.join("root"))
-                            .status()?;
-                        if !status.success() {
-                            bail!("extracting the kernel image of {}: {status}", deb.display());
-                        }
-                    }
-                }
-                walk(&tmp.join("root"), &mut images)?;
-                let image = images
-                    .iter()
-                    .find(|p| {
-                        p.file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-                    })
-                    .ok_or_else(|| anyhow!("no vmlinuz in {pkg}"))?;
-                let btf = crate::codegen::image_btf(image)
+                let image = download_kernel_image(apt, &pkg, &tmp)?;
+                let btf = crate::codegen::image_btf(&image)
                     .with_context(|| format!("the BTF of {pkg}"))?;
                 fs::create_dir_all(dest.parent().expect("has a parent"))?;
                 fs::write(dest.with_extension("btf.tmp"), &btf)?;
