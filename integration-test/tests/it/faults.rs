@@ -159,6 +159,26 @@ fn global_data_and_kconfig_fill_and_freeze_fail_nothing_left() {
     );
 }
 
+/// Maps of maps (testdata/obj/map_in_map.o, `__array(values, ..)` with `.values` initial slots): every map
+/// creation made to fail in turn (inner maps, the inner-map templates, the outer maps, the struct_ops map)
+/// and every map update (the initial slot writes once every map exists); nothing is left after any of them,
+/// templates included (their fds are counted by `Held`).
+#[test]
+fn maps_of_maps_templates_and_slot_writes_fail_nothing_left() {
+    const MAP_IN_MAP: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/obj/map_in_map.o"
+    ));
+    let test = "faults::maps_of_maps_templates_and_slot_writes_fail_nothing_left";
+    let objs = [("map_in_map", MAP_IN_MAP)];
+    let created = load_fails_at_each(test, Step::MapCreate, &objs);
+    let written = load_fails_at_each(test, Step::MapUpdate, &objs);
+    // mim_inner_a, mim_inner_b, two templates, mim_outer, mim_by_key, c_mim.
+    assert!(created[0].1 >= 7, "{created:?}");
+    // mim_outer[0] = mim_inner_a and mim_by_key[7] = mim_inner_b.
+    assert!(written[0].1 >= 2, "{written:?}");
+}
+
 /// A registration-phase test object: `name` registers under `cc` (unique to these tests).
 fn load_named(obj: &str, bytes: &[u8], cc: &str) -> (Loaded, String) {
     let mut spec = spec(obj, bytes);
