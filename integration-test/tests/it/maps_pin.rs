@@ -255,6 +255,38 @@ async fn a_load_failing_after_pinning_removes_its_pin() {
     held.assert_released("after unpinning");
 }
 
+/// `BPF_OBJ_PIN` answering EEXIST: another process pinned the same name between the loader's look and its
+/// pin. Made to happen by fault injection while nothing is pinned there, so the loader's second look
+/// finds no pin (it appeared, then vanished): a typed error naming the map and the path, and nothing left
+/// (no pin, no pin root, no map, no fd).
+#[tokio::test]
+async fn a_pin_that_appears_then_vanishes_is_a_typed_error_and_leaves_nothing() {
+    use aya_structops::fault_injection::{Step, inject};
+    let held = Held::now();
+    let root = PinRoot::new("/sys/fs/bpf", "race");
+    let spec = pinned_spec(&root);
+    let mark = IdMark::now();
+    let armed = inject(Step::ObjPin, 1, libc::EEXIST).unwrap();
+    let err = spec.load().unwrap_err();
+    assert!(armed.fired(), "the pin was attempted");
+    drop(armed);
+    match &err {
+        Error::ObjectMap(ObjectMapError::Pin { map, path, .. }) => {
+            assert_eq!(map, "p_counters");
+            assert_eq!(path, &root.pin("p_counters"));
+        }
+        other => panic!("not ObjectMapError::Pin: {other:?}"),
+    }
+    assert!(err.to_string().contains("appeared, then vanished"), "{err}");
+    assert!(
+        !root.path().exists(),
+        "the pin root the load created is gone: {:?}",
+        root.entries()
+    );
+    mark.assert_none_remain("after the vanished pin", &object_names(&spec));
+    held.assert_released("after the vanished pin");
+}
+
 #[tokio::test]
 async fn a_pin_root_off_bpffs_is_a_typed_error() {
     let held = Held::now();
