@@ -82,6 +82,9 @@ poweroff -f
 echo o >/proc/sysrq-trigger
 "#;
 
+/// The start-up rows run after the objects' commands, each alone.
+const FLOOR: [&str; 2] = ["true", "structops --version"];
+
 /// One object measured in the guest by both loaders.
 struct Pair {
     /// How the object is shown (its path in the repository).
@@ -150,6 +153,11 @@ pub fn section(
         writeln!(commands, "structops register {obj} --duration 0")?;
         writeln!(commands, "libbpf-ref {obj}")?;
     }
+    // Then the start-up alone: any process, and ours doing nothing but start (under TCG, the code a
+    // process runs the first time is translated first: start-up weighs more than on the host).
+    for c in FLOOR {
+        writeln!(commands, "{c}")?;
+    }
     files.push(GuestFile {
         path: "etc/xtask/commands".into(),
         content: Content::Bytes(commands.into_bytes()),
@@ -207,7 +215,7 @@ pub fn section(
             log.display()
         );
     }
-    let samples = parse_samples(&outcome.results, 2 * pairs.len(), warmup)?;
+    let samples = parse_samples(&outcome.results, 2 * pairs.len() + FLOOR.len(), warmup)?;
     if samples.iter().any(|s| s.len() != runs as usize) {
         bail!(
             "the benchmark guest reported {:?} samples per command, expected {runs} (console: {})",
@@ -273,6 +281,29 @@ pub fn section(
             ));
         }
     }
+    let floor: Vec<Medians> = samples[2 * pairs.len()..]
+        .iter()
+        .map(|s| Medians::of(s))
+        .collect();
+    writeln!(
+        md,
+        "\n#### Process start-up in the guest: {runs} runs each after {warmup} warmups\n"
+    )?;
+    md.push_str("| command | wall ms | user ms | sys ms | CPU ms | peak RSS MiB | minor faults | major faults |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str(&super::sample_row("/bin/true (busybox)", &floor[0]));
+    md.push_str(&super::sample_row("structops --version", &floor[1]));
+    let tcp_cc = Medians::of(&samples[0]);
+    writeln!(
+        md,
+        "\n- `structops --version` costs {} ms of CPU against {} ms for `/bin/true`: {} ms of start-up \
+         (dynamic loading, std and the CLI's initialisation, each translated by QEMU the first time it runs), \
+         {:.0} % of the {} ms `structops register` takes on `tcp_cc.o` here.",
+        ms(floor[1].cpu),
+        ms(floor[0].cpu),
+        ms(floor[1].cpu - floor[0].cpu),
+        100.0 * (floor[1].cpu - floor[0].cpu) / tcp_cc.cpu,
+        ms(tcp_cc.cpu)
+    )?;
     writeln!(
         md,
         "\nThe guest took {:.0} s from boot to power-off.",
