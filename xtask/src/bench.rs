@@ -457,6 +457,20 @@ pub fn run(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Runs `specs` alternately (`opts.warmup` untimed rounds, then `opts.runs` timed ones) and returns the
+/// medians of each, in spec order.
+fn medians(tools: &Tools, specs: &[Spec], opts: &Options) -> Result<Vec<Medians>> {
+    let samples = runner::alternate(
+        &tools.exec,
+        specs,
+        opts.warmup,
+        opts.runs,
+        &tools.scratch,
+        || Ok(()),
+    )?;
+    Ok(samples.iter().map(|s| Medians::of(s)).collect())
+}
+
 /// Medians of one command's samples.
 struct Medians {
     wall: f64,
@@ -510,15 +524,7 @@ fn process_floor(tools: &Tools, opts: &Options) -> Result<String> {
         expect_code: 0,
         remove_before: None,
     };
-    let s = runner::alternate(
-        &tools.exec,
-        std::slice::from_ref(&spec),
-        opts.warmup,
-        opts.runs,
-        &tools.scratch,
-        || Ok(()),
-    )?;
-    let m = Medians::of(&s[0]);
+    let m = medians(tools, std::slice::from_ref(&spec), opts)?.remove(0);
     let mut md = String::from(
         "\n### Process floor\n\n`/bin/true` through the same runner (fork + exec + wait4): the cost of \
          starting and reaping any process, included in every row below.\n\n",
@@ -604,26 +610,15 @@ fn loader_section(
     eprintln!(
         "xtask: {rel}: alternating structops, libbpf-ref, the static structops and a cold structops"
     );
-    let samples = runner::alternate(
-        &tools.exec,
-        &specs,
-        opts.warmup,
-        opts.runs,
-        &tools.scratch,
-        || Ok(()),
-    )?;
+    let m = medians(tools, &specs, opts)?;
     cleanup.run();
     if let Some(m) = cleanup.registered() {
         bail!("`{m}` is still registered after the runs");
     }
     drop(cleanup);
 
-    let (ours, lib, ours_static, ours_cold) = (
-        Medians::of(&samples[0]),
-        Medians::of(&samples[1]),
-        Medians::of(&samples[2]),
-        Medians::of(&samples[3]),
-    );
+    let [ours, lib, ours_static, ours_cold] =
+        <[Medians; 4]>::try_from(m).map_err(|m| anyhow::anyhow!("{} rows, expected 4", m.len()))?;
     let mut md = format!(
         "\n#### `{rel}` (maps {}): {} runs each after {} warmups\n\n",
         maps.join(", "),
@@ -773,15 +768,7 @@ fn fleet_section(
         "xtask: fleet pre-flight over {} kernel BTF files",
         btfs.len()
     );
-    let samples = runner::alternate(
-        &tools.exec,
-        &specs,
-        opts.warmup,
-        opts.runs,
-        &tools.scratch,
-        || Ok(()),
-    )?;
-    let m: Vec<Medians> = samples.iter().map(|s| Medians::of(s)).collect();
+    let m = medians(tools, &specs, opts)?;
     let per_kernel = (m[1].cpu - m[0].cpu) / (btfs.len().max(2) - 1) as f64;
     let mut md = format!(
         "\n### Fleet pre-flight: `structops check {}` against every kernel BTF the project can obtain\n\n\
@@ -910,15 +897,7 @@ fn scx_section(tools: &Tools, bpf: &Path, opts: &Options) -> Result<String> {
             })
             .unwrap_or_default();
         eprintln!("xtask: {rel}: structops check and libbpf-ref");
-        let samples = runner::alternate(
-            &tools.exec,
-            &specs,
-            opts.warmup,
-            opts.runs,
-            &tools.scratch,
-            || Ok(()),
-        )?;
-        let m: Vec<Medians> = samples.iter().map(|s| Medians::of(s)).collect();
+        let m = medians(tools, &specs, opts)?;
         writeln!(
             md,
             "\n`{rel}`, {} runs each after {} warmups; libbpf stopped at `{refusal}`\n",

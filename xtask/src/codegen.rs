@@ -227,20 +227,13 @@ fn diff_summary(old: &str, new: &str) -> Option<String> {
     ))
 }
 
-/// The `.BTF` of a vmlinuz (or vmlinux ELF), cached beside it as `vmlinux.btf`.
+/// The BTF of a kernel image ([`image_btf`]), cached beside it as `vmlinux.btf`.
 pub fn vmlinux_btf(vmlinuz: &Path) -> Result<Vec<u8>> {
     let cache = vmlinuz.with_file_name("vmlinux.btf");
     if let Ok(data) = fs::read(&cache) {
         return Ok(data);
     }
-    let image = fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
-    let elf = if image.starts_with(b"\x7fELF") {
-        image
-    } else {
-        decompress(bzimage_payload(&image).with_context(|| vmlinuz.display().to_string())?)
-            .with_context(|| format!("decompressing the kernel in {}", vmlinuz.display()))?
-    };
-    let btf = elf_btf(&elf).with_context(|| format!("the vmlinux in {}", vmlinuz.display()))?;
+    let btf = image_btf(vmlinuz)?;
     let tmp = cache.with_extension("btf.tmp");
     fs::write(&tmp, &btf)?;
     fs::rename(&tmp, &cache)?;
@@ -349,7 +342,8 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>> {
 pub fn image_btf(path: &Path) -> Result<Vec<u8>> {
     let image = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let inner = if image.starts_with(b"\x7fELF") || image.get(0x202..0x206) == Some(b"HdrS") {
-        return vmlinux_btf_uncached(&image);
+        return vmlinux_btf_uncached(&image)
+            .with_context(|| format!("the vmlinux in {}", path.display()));
     } else if image.starts_with(&[0x1f, 0x8b]) {
         decompress(&image)?
     } else if image.starts_with(b"MZ") && image.get(4..8) == Some(b"zimg") {
