@@ -254,6 +254,11 @@ fn machine(tools: &Tools) -> Vec<(&'static str, String)> {
                 std::fs::metadata(&tools.structops_static).map_or(0, |m| m.len())
             ),
         ),
+        (
+            "structops layout",
+            crate::layout::coverage(&tools.root, &tools.structops)
+                .unwrap_or_else(|e| format!("{e:#}")),
+        ),
         ("bpftool", sh("bpftool version | head -2 | tr '\\n' ' '")),
         ("hyperfine", sh("hyperfine --version")),
         ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),

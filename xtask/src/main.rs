@@ -8,6 +8,8 @@
 //!   user projects call from `build.rs`); `--update-testdata` also refreshes `testdata/obj/rust/`.
 //! - `demo`: setup + build + runs the `tcp-cc` example on the host kernel.
 //! - `test`: the whole test suite (unit, host integration, VM integration) — what CI runs.
+//! - `layout`: profiles the release `structops` and rewrites the list of functions its build lays out
+//!   first (`aya-structops/layout/structops.order`, see `layout.rs`).
 //! - `run`: boots a Debian kernel in QEMU with one example and streams its output
 //!   (`cargo xtask run --kernel 7 -- scx-vtime --seconds 20`; see `run.rs`).
 //! - `integration-test`: the integration suite on the host and/or in QEMU on Debian kernels
@@ -23,6 +25,7 @@ mod codegen;
 mod fuzz;
 mod initramfs;
 mod kernels;
+mod layout;
 mod public_api;
 mod run;
 mod scx;
@@ -74,6 +77,9 @@ enum Cmd {
     Test(testrun::Options),
     /// Loader benchmarks against libbpf/bpftool (root); rewrites the results in BENCHMARKS.md.
     Bench(bench::Options),
+    /// Profile the release `structops` (valgrind, root) and rewrite the list of functions its build lays
+    /// out first (aya-structops/layout/structops.order: fewer resident pages).
+    Layout,
     /// Regenerate aya-structops-ebpf/src/ops/ from the tested Debian kernels' BTF (`--check`: compare only).
     Codegen(codegen::Args),
     /// Compare the public API of our crates with the snapshots in xtask/public-api/ (`--bless`: update them).
@@ -106,6 +112,7 @@ fn run() -> Result<bool> {
         Cmd::Setup => done(setup::all().map(|tools| setup::report(&tools))),
         Cmd::Bench(opts) => done(bench::run(&opts)),
         Cmd::Codegen(args) => codegen::run(&args),
+        Cmd::Layout => done(layout::run()),
         Cmd::Fuzz(opts) => fuzz::run(&opts),
         Cmd::PublicApi(opts) => public_api::run(&opts),
         Cmd::BuildEbpf { update_testdata } => {
