@@ -7,7 +7,7 @@
 //! | `runtime start-up` | a current-thread tokio runtime with I/O and timers, as `structops register` builds |
 //! | `parse` | read + parse the object (`ObjectSpec::from_file`) |
 //! | `kernel btf open` | `KernelBtf::running`: `/sys/kernel/btf/vmlinux` mapped on 6.16+, read before; header only |
-//! | `kernel btf lookup (per-boot cache, else one-pass scan)` | `KernelBtf::prefetch` of every name the plan needs (`matching::kernel_names`: struct_ops types, fields, kfuncs, ksyms, and every CO-RE candidate root type): one pass that also builds the sparse type index |
+//! | `kernel btf lookup (per-kernel cache, else one-pass scan)` | `KernelBtf::prefetch` of every name the plan needs (`matching::kernel_names`: struct_ops types, fields, kfuncs, ksyms, and every CO-RE candidate root type): one pass that also builds the sparse type index |
 //! | `match + CO-RE resolution` | `matching::plan` (its lookups answered from the scan), CO-RE relocations resolved included |
 //! | `relocation (patching)` | kernel-field immediates and the patching of the plan's CO-RE values into every planned program: `matching::dry_run` − `match` |
 //! | `load (syscalls)` | BTF load, data maps, program loads (verifier), struct_ops maps: `load_with` − `match` |
@@ -25,8 +25,8 @@
 //! named type hashed, what a long-lived process that looks up many names wants: `Btf::index_names`)
 //! against the one-pass scan for the few names the object needs (`Btf::find_all`, what the library does
 //! until it has scanned 12 times), each after mapping (6.16+) or reading the file; for the running
-//! kernel's BTF, with the per-boot lookup cache off (a process's first lookup after boot) and warm (every
-//! later `structops` process of the same boot: `btf/cache.rs`).
+//! kernel's BTF, with the lookup cache off (the first lookup on a newly installed kernel) and warm (every
+//! later `structops` process on the same kernel build: `btf/cache.rs`).
 //!
 //! A third table (root, `strace` installed) lists each `bpf(2)` command of one cold load, register and
 //! unregister with its count and time in the kernel (`strace -T`, which slows the process but not the
@@ -134,7 +134,7 @@ fn main() {
         "runtime start-up (current-thread tokio)",
         "parse",
         "kernel btf open",
-        "kernel btf lookup (per-boot cache, else one-pass scan)",
+        "kernel btf lookup (per-kernel cache, else one-pass scan)",
         "match + CO-RE resolution",
         "relocation (patching)",
         "load (syscalls)",
@@ -270,7 +270,7 @@ fn lookup_variants(obj: &Path, iters: usize) {
             Box::new(|| by_index(&Btf::from_sys_fs().expect("kernel BTF"))),
         ),
         (
-            "Btf::from_sys_fs + one-pass scan, per-boot cache off (a first run after boot)",
+            "Btf::from_sys_fs + one-pass scan, lookup cache off (a first run on a new kernel)",
             Box::new(|| {
                 // SAFETY: the benchmark is single-threaded here; nothing reads the environment concurrently.
                 unsafe { std::env::set_var("AYA_STRUCTOPS_BTF_CACHE", "off") };
@@ -281,7 +281,7 @@ fn lookup_variants(obj: &Path, iters: usize) {
             }),
         ),
         (
-            "Btf::from_sys_fs + Btf::find_all (now: per-boot cache warm)",
+            "Btf::from_sys_fs + Btf::find_all (now: lookup cache warm)",
             Box::new(|| by_scan(&Btf::from_sys_fs().expect("kernel BTF"))),
         ),
     ];

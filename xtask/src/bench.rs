@@ -265,10 +265,10 @@ fn machine(tools: &Tools) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The CLI's per-boot cache of its vmlinux BTF lookups (`aya-structops/src/btf/cache.rs`). The
-/// `structops register` rows run with it (written by the runs before them, as on a machine that has
-/// run the CLI once since boot); the cold row removes it before each run.
-const BTF_CACHE: &str = "/run/aya-structops/vmlinux-btf-lookups";
+/// The CLI's cache of its vmlinux BTF lookups, per kernel build (`aya-structops/src/btf/cache.rs`).
+/// The `structops register` rows run with it (written by the runs before them, as on a machine that
+/// has run the CLI once on this kernel); the cold row removes it before each run.
+pub const BTF_CACHE: &str = "/var/cache/aya-structops/vmlinux-btf-lookups";
 
 /// The target the statically linked CLI is built for.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -381,9 +381,9 @@ pub fn run(opts: &Options) -> Result<()> {
         "\n### Loader against libbpf 1.7 (our runner: alternating, medians, process start to exit)\n",
     );
     md.push_str(
-        "\n`structops register` reads its per-boot cache of vmlinux BTF lookups (`/run/aya-structops`, \
-         written by the runs before); the cold row removes it before each run (a first run after boot: \
-         the scan, and writing the cache).\n",
+        "\n`structops register` reads its cache of vmlinux BTF lookups (`/var/cache/aya-structops`, per \
+         kernel build, written by the runs before); the cold row removes it before each run (the first \
+         run on a newly installed kernel: the scan, and writing the cache).\n",
     );
     let mut per_object = Vec::new();
     for object in &objects {
@@ -679,7 +679,7 @@ fn loader_section(
     variant(&mut md, "static structops", &ours_static)?;
     let cold_cpu = variant(
         &mut md,
-        "cold structops (its BTF lookup cache removed before each run: a first run after boot)",
+        "cold structops (its BTF lookup cache removed before each run: the first run on a newly installed kernel)",
         &ours_cold,
     )?;
     summary.push(format!(

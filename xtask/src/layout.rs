@@ -86,8 +86,8 @@ pub fn run() -> Result<()> {
     let structops = root.join("target/release/structops");
     let obj = |p: &str| root.join(p).to_string_lossy().into_owned();
     let reno_map = bpf.join("reno_map.o").to_string_lossy().into_owned();
-    let cache = "/run/aya-structops/vmlinux-btf-lookups";
-    // (group, remove the per-boot BTF lookup cache first?, arguments, exit codes accepted)
+    let cache = crate::bench::BTF_CACHE;
+    // (group, remove the BTF lookup cache first?, arguments, exit codes accepted)
     let workloads: Vec<(&str, bool, Vec<String>, &[i32])> = vec![
         (
             "register",

@@ -1,31 +1,35 @@
-//! A per-boot cache of the scans of the running kernel's vmlinux BTF.
+//! A cache of the scans of the running kernel's vmlinux BTF, kept per kernel build.
 //!
 //! A one-shot process (the `structops` CLI) spends most of its own CPU time on one pass over vmlinux
 //! BTF: the substring search for the names it needs in the 2.3 MB of strings and the walk over the
-//! 126k type records that indexes them (~1.2 ms of a ~4.5 ms run). Within one boot the running
-//! kernel's vmlinux BTF never changes, so what that pass found can be kept: [`Btf::from_sys_fs`]
-//! reads `/run/aya-structops/vmlinux-btf-lookups` (a tmpfs, emptied at boot) and, after each scan,
-//! writes it back: the sparse type index (every `STRIDE`th record's offset, ~32 KiB) and every
-//! memoized name answer (kind set, name, ids; misses too). A later process then starts with the index
-//! built and the answers memoized, and reads vmlinux only for the types it decodes.
+//! 126k type records that indexes them (~1.2 ms of a ~4.5 ms run). A kernel build's vmlinux BTF never
+//! changes, so what that pass found can be kept: [`Btf::from_sys_fs`] reads
+//! `/var/cache/aya-structops/vmlinux-btf-lookups` and, after each scan, writes it back: the sparse type
+//! index (every `STRIDE`th record's offset, ~32 KiB) and every memoized name answer (kind set, name,
+//! ids; misses too). A later process, in this boot or after a reboot into the same kernel, then starts
+//! with the index built and the answers memoized, and reads vmlinux only for the types it decodes. Only
+//! the first run on a newly installed kernel scans.
+//!
+//! The kernel build is told by its GNU build id (`/sys/kernel/notes`, the linker's hash of vmlinux, BTF
+//! included). A kernel without one gets a per-boot cache instead: `/run/aya-structops` (a tmpfs, emptied
+//! at boot) keyed by the boot id.
 //!
 //! The file is used only if all of this holds, else it is ignored (and rewritten after the next scan):
 //! - it is a regular file (not a symlink) owned by root or by this process's user, writable by nobody
 //!   else, in a directory with the same properties (a file someone else could write would let them
 //!   choose our answers);
 //! - its checksum (a 64-bit hash of the whole content) matches: a torn or corrupted file is refused;
-//! - its key matches this BTF: the boot id (`/proc/sys/kernel/random/boot_id`), the blob's length and a
-//!   hash of its header and of 8 bytes every 64 KiB, so a file from another boot or another kernel is
-//!   stale;
+//! - its key matches this BTF: the kernel's build id (or the boot id), the blob's length and a hash of
+//!   its header and of 8 bytes every 64 KiB, so a file from another kernel is stale;
 //! - the index is consistent with the type section: checkpoints in increasing order inside it, the
 //!   section's length as the end, and the records after the last checkpoint ending exactly there;
 //! - every cached id is a type of a wanted kind whose name (or, for CO-RE candidates, essential name) is
 //!   the name it was cached under.
 //!
 //! Misses and "lowest id" cannot be re-checked without the scan the cache saves; they rest on the key
-//! (the same boot runs the same kernel image) and the checksum. Setting `AYA_STRUCTOPS_BTF_CACHE=off`
-//! (or `0`) turns the cache off: nothing is read or written. Failing to write (not root, read-only
-//! `/run`) only costs the next process the scan.
+//! (one build id, one vmlinux) and the checksum. Setting `AYA_STRUCTOPS_BTF_CACHE=off` (or `0`) turns
+//! the cache off: nothing is read or written. Failing to write (not root, read-only `/var/cache`) only
+//! costs the next process the scan.
 
 use std::{
     fs,
@@ -36,8 +40,15 @@ use std::{
 
 use super::{Btf, STRIDE, TypeIndex};
 
-/// Directory of the cache: a tmpfs on systemd machines, so it does not outlive the boot.
-pub(super) const DIR: &str = "/run/aya-structops";
+/// Directory of the cache of a kernel with a build id: kept across boots.
+pub(super) const DIR: &str = "/var/cache/aya-structops";
+/// Directory of the cache of a kernel without a build id (keyed by the boot id): a tmpfs on systemd
+/// machines, so it does not outlive the boot.
+pub(super) const BOOT_DIR: &str = "/run/aya-structops";
+/// The running kernel's ELF notes (its build id among them).
+const NOTES: &str = "/sys/kernel/notes";
+/// More than this is not read from [`NOTES`] (a few hundred bytes on every kernel seen).
+const MAX_NOTES: u64 = 64 << 10;
 /// The cache file in [`DIR`].
 pub(super) const FILE: &str = "vmlinux-btf-lookups";
 /// Environment variable that turns the cache off (`off` or `0`).
@@ -61,29 +72,42 @@ pub(super) struct Cache {
 }
 
 impl Cache {
-    /// The cache of the running kernel's vmlinux BTF `raw` (its bytes), unless turned off by
-    /// [`ENV`] or the boot id is unreadable.
+    /// The cache of the running kernel's vmlinux BTF `raw` (its bytes): per kernel build when the
+    /// kernel has a build id, else per boot; `None` when turned off by [`ENV`] or neither id is readable.
     pub(super) fn for_running(raw: &[u8]) -> Option<Cache> {
         if let Some(v) = std::env::var_os(ENV)
             && (v == "off" || v == "0")
         {
             return None;
         }
+        let notes = fs::File::open(NOTES).ok().and_then(|f| {
+            let mut buf = Vec::new();
+            f.take(MAX_NOTES).read_to_end(&mut buf).ok()?;
+            Some(buf)
+        });
+        if let Some(id) = notes.as_deref().and_then(build_id) {
+            let mut kernel = b"build-id:".to_vec();
+            kernel.extend_from_slice(id);
+            return Some(Cache::new(Path::new(DIR).join(FILE), &kernel, raw));
+        }
         let boot_id = fs::read("/proc/sys/kernel/random/boot_id").ok()?;
         let boot_id = boot_id.trim_ascii();
         if boot_id.is_empty() {
             return None;
         }
-        Some(Cache::new(Path::new(DIR).join(FILE), boot_id, raw))
+        let mut boot = b"boot-id:".to_vec();
+        boot.extend_from_slice(boot_id);
+        Some(Cache::new(Path::new(BOOT_DIR).join(FILE), &boot, raw))
     }
 
-    /// A cache at `path` for the BTF blob `raw` in the boot `boot_id`.
-    pub(super) fn new(path: PathBuf, boot_id: &[u8], raw: &[u8]) -> Cache {
-        let mut key = Vec::with_capacity(boot_id.len() + 24);
+    /// A cache at `path` for the BTF blob `raw` of the kernel identified by `kernel` (its build id, or
+    /// the boot id).
+    pub(super) fn new(path: PathBuf, kernel: &[u8], raw: &[u8]) -> Cache {
+        let mut key = Vec::with_capacity(kernel.len() + 24);
         key.extend_from_slice(&(STRIDE as u32).to_le_bytes());
         key.extend_from_slice(&(raw.len() as u64).to_le_bytes());
         key.extend_from_slice(&sample_hash(raw).to_le_bytes());
-        key.extend_from_slice(boot_id);
+        key.extend_from_slice(kernel);
         Cache { path, key }
     }
 
@@ -217,6 +241,29 @@ impl Cache {
         }
         written
     }
+}
+
+/// The GNU build id in a sequence of ELF notes (`/sys/kernel/notes`: 4-byte aligned `namesz`, `descsz`,
+/// `type` words, then the name and the descriptor, each padded to 4 bytes): the descriptor of the note
+/// named `GNU` of type `NT_GNU_BUILD_ID` (3). `None` if there is none, it is empty or longer than 64
+/// bytes, or the notes are malformed.
+pub(super) fn build_id(notes: &[u8]) -> Option<&[u8]> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let mut r = Reader(notes);
+    while !r.0.is_empty() {
+        let namesz = r.u32()? as usize;
+        let descsz = r.u32()? as usize;
+        let kind = r.u32()?;
+        let name = r.bytes(namesz)?;
+        r.bytes(namesz.next_multiple_of(4) - namesz)?;
+        let desc = r.bytes(descsz)?;
+        // The last note may end without its padding.
+        let _ = r.bytes((descsz.next_multiple_of(4) - descsz).min(r.0.len()));
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" && (1..=64).contains(&desc.len()) {
+            return Some(desc);
+        }
+    }
+    None
 }
 
 /// Owned by root or by us, and writable by nobody else.

@@ -19,9 +19,9 @@
 //! Split (module) BTF always uses its name index: it is small, and a scan would have to search the
 //! base's strings too.
 //!
-//! The running kernel's vmlinux ([`Btf::from_sys_fs`]) also keeps a per-boot cache of its scans
-//! (`cache.rs`): the type index and the answers, in `/run/aya-structops/vmlinux-btf-lookups`, so the
-//! next process starts with both (~1.3 ms less CPU time for the CLI); a stale, corrupt or untrusted file
+//! The running kernel's vmlinux ([`Btf::from_sys_fs`]) also keeps a cache of its scans per kernel build
+//! (`cache.rs`): the type index and the answers, in `/var/cache/aya-structops/vmlinux-btf-lookups`, so
+//! the next process, in this boot or a later one of the same kernel, starts with both (~1.3 ms less CPU time for the CLI); a stale, corrupt or untrusted file
 //! is ignored and rewritten, and `AYA_STRUCTOPS_BTF_CACHE=off` turns the cache off.
 //!
 //! Split BTF (kernel module BTF under `/sys/kernel/btf/<module>`) continues the type ids and the
@@ -90,7 +90,7 @@ struct Inner {
     names: OnceLock<NameIndex>,
     /// Answers of scans made before the name index exists.
     scanned: Mutex<Scanned>,
-    /// The per-boot cache of the running kernel's vmlinux scans (`cache.rs`): written after each scan.
+    /// The cache of the running kernel's vmlinux scans (`cache.rs`): written after each scan.
     cache: Option<cache::Cache>,
 }
 
@@ -397,9 +397,10 @@ impl Btf {
     /// Parses `/sys/kernel/btf/vmlinux`: mapped read-only where the kernel allows it (6.16+), which saves
     /// copying its ~5 MB into fresh pages; read otherwise.
     ///
-    /// Name lookups on it use a per-boot cache of earlier processes' scans in
-    /// `/run/aya-structops/vmlinux-btf-lookups`, checked before use and rewritten after each scan (see
-    /// `cache.rs`: a stale, corrupt or untrusted file is ignored; `AYA_STRUCTOPS_BTF_CACHE=off` turns it
+    /// Name lookups on it use a cache of earlier processes' scans of this kernel build in
+    /// `/var/cache/aya-structops/vmlinux-btf-lookups` (per boot in `/run/aya-structops` for a kernel
+    /// without a build id), checked before use and rewritten after each scan (see `cache.rs`: a stale,
+    /// corrupt or untrusted file is ignored; `AYA_STRUCTOPS_BTF_CACHE=off` turns it
     /// off). The answers are the same with or without it.
     pub fn from_sys_fs() -> Result<Btf, BtfError> {
         let path = Path::new(SYS_FS_BTF_DIR).join("vmlinux");

@@ -1326,7 +1326,7 @@ fn find_every_finds_duplicates_and_flavors_in_one_pass() {
     );
 }
 
-// ---- The per-boot lookup cache (cache.rs) ----
+// ---- The per-kernel-build lookup cache (cache.rs) ----
 
 /// A blob of a few checkpoints' worth of types, with flavors and duplicates, and the queries a loader
 /// would make of it (exact names, misses, CO-RE candidates).
@@ -1453,8 +1453,8 @@ fn cache_corrupt_stale_or_untrusted_is_ignored_and_answers_stay_right() {
     assert!(btf.scans() >= 1);
     assert_eq!(std::fs::read(&path).unwrap(), good, "rewritten");
 
-    // Stale: another boot, or another blob.
-    let btf = fresh().with_cache(cache(b"other boot", &raw));
+    // Stale: another kernel build (or boot), or another blob.
+    let btf = fresh().with_cache(cache(b"build-id:other", &raw));
     assert_eq!(cache_answers(&btf, &exact), expect);
     assert!(btf.scans() >= 1);
     std::fs::write(&path, &good).unwrap();
@@ -1527,6 +1527,65 @@ fn cache_inconsistent_with_the_blob_is_refused() {
     assert!(!restore(unordered, index.count));
     assert!(!restore(Vec::new(), index.count));
     assert!(TypeIndex::restore(&[], Vec::new(), 0, 0).is_some());
+}
+
+/// One ELF note: `namesz`, `descsz`, `type`, then the name and the descriptor, each padded to 4 bytes.
+fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    for part in [name, desc] {
+        out.extend_from_slice(part);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    out
+}
+
+#[test]
+fn build_id_is_found_among_notes_and_malformed_notes_give_none() {
+    let id: Vec<u8> = (1..=20).collect();
+    // Xen and Linux notes first, as in a real /sys/kernel/notes, then the build id.
+    let mut notes = note(b"Xen\0", 6, b"linux");
+    notes.extend(note(b"Linux\0", 0x100, &[1]));
+    notes.extend(note(b"GNU\0", 3, &id));
+    assert_eq!(cache::build_id(&notes), Some(&id[..]));
+    // The last note without its trailing padding still counts.
+    let odd = note(b"GNU\0", 3, &id[..5]);
+    assert_eq!(cache::build_id(&odd[..odd.len() - 3]), Some(&id[..5]));
+
+    // No GNU build id: another type, another owner, an empty or overlong descriptor.
+    for other in [
+        note(b"GNU\0", 4, &id),
+        note(b"GNUX", 3, &id),
+        note(b"GNU\0", 3, &[]),
+        note(b"GNU\0", 3, &[7; 65]),
+    ] {
+        assert_eq!(cache::build_id(&other), None);
+    }
+    // Truncated anywhere before the descriptor's end, or sizes beyond the data: nothing, no panic.
+    let good = note(b"GNU\0", 3, &id);
+    for len in 0..good.len() {
+        let found = cache::build_id(&good[..len]);
+        assert!(found.is_none() || len >= 12 + 4 + id.len(), "len {len}");
+    }
+    let mut huge = good.clone();
+    huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(cache::build_id(&huge), None);
+    huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(cache::build_id(&huge), None);
+}
+
+/// The running kernel's notes carry a build id (every kernel this project runs on is linked with
+/// one), so its lookup cache is kept per kernel build.
+#[test]
+fn running_kernel_has_a_build_id() {
+    let Ok(notes) = std::fs::read("/sys/kernel/notes") else {
+        eprintln!("SKIP running_kernel_has_a_build_id: /sys/kernel/notes unreadable");
+        return;
+    };
+    let id = cache::build_id(&notes).expect("a GNU build id in /sys/kernel/notes");
+    assert!(id.len() >= 16, "{id:?}");
 }
 
 /// The running kernel's vmlinux through the cache file the CLI uses gives the answers of a scan.

@@ -44,7 +44,7 @@ pub struct Spec {
     pub argv: Vec<String>,
     /// The exit code every run must have.
     pub expect_code: i32,
-    /// A file removed before each run (the CLI's per-boot BTF lookup cache, for the cold row).
+    /// A file removed before each run (the CLI's BTF lookup cache, for the cold row).
     pub remove_before: Option<PathBuf>,
 }
 
