@@ -216,6 +216,9 @@ macro_rules! warn {
     ($($arg:tt)*) => { write_err(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+// The subcommands other than `register` are `#[inline(never)]`: inlined into `main`, their code would
+// sit among the functions every run executes (the layout in `layout/structops.order`), and be resident
+// for every command.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     VERBOSE.store(cli.verbose, Ordering::Relaxed);
@@ -540,6 +543,7 @@ fn remove_created_dirs(dir: &Path) -> Vec<PathBuf> {
 
 /// Pins every registration at `dir/<map>`. On failure, or if a signal arrives before it is done, nothing
 /// stays pinned or registered and the directories it created are removed.
+#[inline(never)]
 fn pin_all(dir: &Path, mut regs: Vec<Registration>, signals: &mut Signals) -> Result<u8, Fail> {
     // The directories we create (deepest first), to remove on failure or record on success.
     let created: Vec<PathBuf> = dir
@@ -597,6 +601,7 @@ fn pin_all(dir: &Path, mut regs: Vec<Registration>, signals: &mut Signals) -> Re
 // ---------------------------------------------------------------------------------------------
 // unregister
 
+#[inline(never)]
 fn unregister_pins(pins: &[PathBuf]) -> Result<u8, Fail> {
     let mut failed = Vec::new();
     for path in pins {
@@ -690,6 +695,7 @@ fn unregister_pin(path: &Path) -> Result<String, String> {
     Ok(msg)
 }
 
+#[inline(never)]
 fn unregister_id(id: u32) -> Result<u8, Fail> {
     let info = system::unregister_by_id(id)?;
     let name = &info.map_name;
@@ -701,6 +707,7 @@ fn unregister_id(id: u32) -> Result<u8, Fail> {
 // ---------------------------------------------------------------------------------------------
 // list
 
+#[inline(never)]
 fn list() -> Result<u8, Fail> {
     let all = system::struct_ops()?;
     let rows: Vec<[String; 6]> = all
@@ -752,6 +759,7 @@ fn list() -> Result<u8, Fail> {
 // ---------------------------------------------------------------------------------------------
 // check
 
+#[inline(never)]
 fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
     let spec = open(obj).map_err(|f| f.code(2))?;
     let kernel = match btf {
@@ -814,6 +822,7 @@ fn check(obj: &Path, btf: Option<&Path>) -> Result<u8, Fail> {
 }
 
 /// `check --btf-dir`: the object against every kernel, as a matrix (see `fleet.rs`).
+#[inline(never)]
 fn check_fleet(obj: &Path, files: &[PathBuf], dirs: &[PathBuf], host: bool) -> Result<u8, Fail> {
     let spec = open(obj).map_err(|f| f.code(2))?;
     let kernels =
