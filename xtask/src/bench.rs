@@ -24,6 +24,7 @@
 mod guest;
 mod progs;
 mod runner;
+mod stats;
 mod tput;
 
 use std::{
@@ -1481,47 +1482,93 @@ fn throughput_table(
     Ok(md)
 }
 
-/// Ratios of the medians and, per round, Rust against the built-in run of the same round; the
-/// summary rows.
+/// What a ratio's 95% interval says about a cost relative to 1.0 (for the rows without a goal).
+fn against_one(p: &stats::Paired) -> &'static str {
+    match p.interval() {
+        None => "no interval",
+        Some((lo, _)) if lo > 1.0 => "interval above 1: faster",
+        Some((_, hi)) if hi < 1.0 => "interval below 1: slower",
+        Some(_) => "interval contains 1: no difference measured",
+    }
+}
+
+/// Paired per-round ratios (Rust / built-in, the goal; C / built-in and Rust / C, information) with
+/// the 95% interval of their medians and the verdict; the summary rows for the first two.
 fn paired_part(results: &[Vec<f64>], summary: &mut Vec<String>) -> Result<String> {
-    let med: Vec<f64> = results
-        .iter()
-        .map(|v| runner::median_of(&mut v.clone()))
-        .collect();
-    // Per round, Rust against the built-in run of the same round (adjacent in time): steadier than the
-    // ratio of medians on a machine whose load drifts.
-    let mut paired: Vec<f64> = results[1]
-        .iter()
-        .zip(&results[0])
-        .map(|(r, b)| r / b)
-        .collect();
-    let paired_text = paired
-        .iter()
-        .map(|x| format!("{x:.3}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let paired_median = runner::median_of(&mut paired);
-    let (rust_builtin, rust_c) = (med[1] / med[0], med[1] / med[2]);
+    let ratio_of_medians = |a: usize, b: usize| {
+        runner::median_of(&mut results[a].clone()) / runner::median_of(&mut results[b].clone())
+    };
+    let rust = stats::Paired::new(&results[1], &results[0]);
+    let c = stats::Paired::new(&results[2], &results[0]);
+    let rust_c = stats::Paired::new(&results[1], &results[2]);
+    let verdict = stats::verdict_at_least(rust.interval(), TPUT_GOAL).text();
+    let how = match rust.ci {
+        Some((_, _, r)) => format!(
+            "ranks {} and {} of the {} sorted ratios (largest k with P(Binomial(n, 1/2) < k) ≤ 2.5%; \
+             exact coverage {:.1}%)",
+            r.lo,
+            r.hi,
+            rust.ratios.len(),
+            r.coverage * 100.0
+        ),
+        None => format!("none with fewer than {} rounds", stats::MIN_N),
+    };
     let mut md = String::new();
     writeln!(
         md,
-        "\n- Rust Reno / built-in reno: **{rust_builtin:.3}x** (goal ≥ {TPUT_GOAL}x): {}\n- Rust Reno / \
-         C Reno: {rust_c:.3}x; C Reno / built-in: {:.3}x",
-        verdict(rust_builtin, TPUT_GOAL, false),
-        med[2] / med[0]
+        "\nPaired ratios: per round, one congestion control's throughput over another's in the same \
+         round (close in time: steadier than the ratio of medians on a machine whose load drifts). The \
+         95% confidence interval of their median is distribution-free (sign test on order statistics, \
+         the rounds taken as independent): {how}. Verdict on the goal: met if the whole interval is \
+         ≥ {TPUT_GOAL}, missed if all of it is below, otherwise inconclusive (within noise).\n\n\
+         | ratio | per round | median [95% interval] | ratio of medians | goal | |\n|---|---|---:|---:|---:|---|"
     )?;
-    writeln!(
-        md,
-        "- Rust / built-in within each round: {paired_text}; median **{paired_median:.3}x** ({})",
-        verdict(paired_median, TPUT_GOAL, false)
-    )?;
+    let rows = [
+        (
+            "Rust BPF / built-in",
+            &rust,
+            (1, 0),
+            format!("≥ {TPUT_GOAL}x"),
+            verdict.clone(),
+        ),
+        (
+            "C BPF / built-in",
+            &c,
+            (2, 0),
+            "-".to_owned(),
+            against_one(&c).to_owned(),
+        ),
+        (
+            "Rust BPF / C BPF",
+            &rust_c,
+            (1, 2),
+            "-".to_owned(),
+            against_one(&rust_c).to_owned(),
+        ),
+    ];
+    for (name, p, (a, b), goal, note) in &rows {
+        let per: Vec<String> = p.ratios.iter().map(|x| format!("{x:.3}")).collect();
+        writeln!(
+            md,
+            "| {name} | {} | {:.3}x [{}] | {:.3}x | {goal} | {note} |",
+            per.join(", "),
+            p.median,
+            p.interval_text(),
+            ratio_of_medians(*a, *b)
+        )?;
+    }
     summary.push(format!(
-        "| loopback throughput, Rust Reno / built-in reno (medians) | {rust_builtin:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
-        verdict(rust_builtin, TPUT_GOAL, false)
+        "| loopback throughput, Rust Reno / built-in reno (median of per-round ratios [95% interval]) | \
+         {:.3}x [{}] | ≥ {TPUT_GOAL}x | {verdict} |\n",
+        rust.median,
+        rust.interval_text()
     ));
     summary.push(format!(
-        "| loopback throughput, Rust Reno / built-in reno (median of per-round ratios) | {paired_median:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
-        verdict(paired_median, TPUT_GOAL, false)
+        "| loopback throughput, C Reno / built-in reno (median of per-round ratios [95% interval]; \
+         information) | {:.3}x [{}] | - | {} |\n",
+        c.median,
+        c.interval_text(),
+        against_one(&c)
     ));
     Ok(md)
 }
