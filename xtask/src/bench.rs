@@ -67,7 +67,8 @@ pub struct Options {
     #[arg(long = "object", value_name = "PATH")]
     objects: Vec<PathBuf>,
     /// Throughput rounds (each round runs every congestion control once), after one untimed warmup round.
-    #[arg(long, default_value_t = 9)]
+    /// At least 6 for a 95% confidence interval of the median per-round ratio.
+    #[arg(long, default_value_t = 15)]
     rounds: u32,
     /// Seconds per throughput run.
     #[arg(long, default_value_t = 2.0)]
@@ -75,6 +76,11 @@ pub struct Options {
     /// Print the results only; leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
+    /// Run only the Rust/C Reno part (the kernel's program sizes, loopback throughput and run-time
+    /// statistics), for iterating on it: builds just the BPF objects and the release CLI, skips the
+    /// loader, guest, bpftool and in-process parts, and implies `--no-write` (prints the markdown).
+    #[arg(long)]
+    only_throughput: bool,
     /// Debian kernel (version prefix) booted in QEMU to load and register the sched_ext objects.
     #[arg(long, value_name = "VERSION", default_value = "7")]
     guest_kernel: String,
@@ -351,6 +357,9 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("`cargo xtask bench` loads and registers struct_ops: run it as root");
     }
     let root = workspace_root();
+    if opts.only_throughput {
+        return run_only_throughput(&root, opts);
+    }
     let started = std::time::Instant::now();
     let (tools, bpf) = build(&root)?;
     let objects = if opts.objects.is_empty() {
@@ -460,6 +469,55 @@ pub fn run(opts: &Options) -> Result<()> {
         std::fs::write(&path, new)?;
         eprintln!("xtask: wrote the results section of {}", path.display());
     }
+    Ok(())
+}
+
+/// Builds what the Reno part needs: the Rust BPF objects and the release CLI (the other tools'
+/// paths are filled in but not built).
+fn build_for_throughput(root: &Path) -> Result<(Tools, PathBuf)> {
+    setup::apt_install(&["bpftool"])?;
+    let bpf = crate::build::ebpf(&setup::all()?)?;
+    let target = target_dir(root);
+    setup::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "aya-structops",
+        "--features",
+        "cli",
+        "--bin",
+        "structops",
+    ]))?;
+    let tools = Tools {
+        root: root.to_owned(),
+        structops: target.join("release/structops"),
+        structops_static: target.join(STATIC_TARGET).join("release/structops"),
+        libbpf_ref: target.join("libbpf-ref/release/libbpf-ref"),
+        exec: target.join("debug/xtask-bench-exec"),
+        scratch: target.join("bench"),
+    };
+    Ok((tools, bpf))
+}
+
+/// `cargo xtask bench --only-throughput`: the Reno section and its goal rows, printed (never
+/// written to BENCHMARKS.md).
+fn run_only_throughput(root: &Path, opts: &Options) -> Result<()> {
+    let (tools, bpf) = build_for_throughput(root)?;
+    let load = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let mut summary = Vec::new();
+    let mut md = reno_section(&tools, &bpf, opts, &mut summary)?;
+    md.push_str(
+        "\n### Goals at a glance (this run, Reno part only)\n\n| measure | ratio | goal | |\n|---|---:|---:|---|\n",
+    );
+    for s in &summary {
+        md.push_str(s);
+    }
+    writeln!(
+        md,
+        "\nLoad average at the start: {load}; at the end: {}.",
+        sh("cut -d' ' -f1-3 /proc/loadavg")
+    )?;
+    println!("{md}");
     Ok(())
 }
 
