@@ -24,6 +24,7 @@
 mod guest;
 mod progs;
 mod runner;
+mod stats;
 mod tput;
 
 use std::{
@@ -66,7 +67,8 @@ pub struct Options {
     #[arg(long = "object", value_name = "PATH")]
     objects: Vec<PathBuf>,
     /// Throughput rounds (each round runs every congestion control once), after one untimed warmup round.
-    #[arg(long, default_value_t = 9)]
+    /// At least 6 for a 95% confidence interval of the median per-round ratio.
+    #[arg(long, default_value_t = 15)]
     rounds: u32,
     /// Seconds per throughput run.
     #[arg(long, default_value_t = 2.0)]
@@ -74,6 +76,11 @@ pub struct Options {
     /// Print the results only; leave BENCHMARKS.md alone.
     #[arg(long)]
     no_write: bool,
+    /// Run only the Rust/C Reno part (the kernel's program sizes, loopback throughput and run-time
+    /// statistics), for iterating on it: builds just the BPF objects and the release CLI, skips the
+    /// loader, guest, bpftool and in-process parts, and implies `--no-write` (prints the markdown).
+    #[arg(long)]
+    only_throughput: bool,
     /// Debian kernel (version prefix) booted in QEMU to load and register the sched_ext objects.
     #[arg(long, value_name = "VERSION", default_value = "7")]
     guest_kernel: String,
@@ -350,6 +357,9 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("`cargo xtask bench` loads and registers struct_ops: run it as root");
     }
     let root = workspace_root();
+    if opts.only_throughput {
+        return run_only_throughput(&root, opts);
+    }
     let started = std::time::Instant::now();
     let (tools, bpf) = build(&root)?;
     let objects = if opts.objects.is_empty() {
@@ -459,6 +469,55 @@ pub fn run(opts: &Options) -> Result<()> {
         std::fs::write(&path, new)?;
         eprintln!("xtask: wrote the results section of {}", path.display());
     }
+    Ok(())
+}
+
+/// Builds what the Reno part needs: the Rust BPF objects and the release CLI (the other tools'
+/// paths are filled in but not built).
+fn build_for_throughput(root: &Path) -> Result<(Tools, PathBuf)> {
+    setup::apt_install(&["bpftool"])?;
+    let bpf = crate::build::ebpf(&setup::all()?)?;
+    let target = target_dir(root);
+    setup::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "aya-structops",
+        "--features",
+        "cli",
+        "--bin",
+        "structops",
+    ]))?;
+    let tools = Tools {
+        root: root.to_owned(),
+        structops: target.join("release/structops"),
+        structops_static: target.join(STATIC_TARGET).join("release/structops"),
+        libbpf_ref: target.join("libbpf-ref/release/libbpf-ref"),
+        exec: target.join("debug/xtask-bench-exec"),
+        scratch: target.join("bench"),
+    };
+    Ok((tools, bpf))
+}
+
+/// `cargo xtask bench --only-throughput`: the Reno section and its goal rows, printed (never
+/// written to BENCHMARKS.md).
+fn run_only_throughput(root: &Path, opts: &Options) -> Result<()> {
+    let (tools, bpf) = build_for_throughput(root)?;
+    let load = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let mut summary = Vec::new();
+    let mut md = reno_section(&tools, &bpf, opts, &mut summary)?;
+    md.push_str(
+        "\n### Goals at a glance (this run, Reno part only)\n\n| measure | ratio | goal | |\n|---|---:|---:|---|\n",
+    );
+    for s in &summary {
+        md.push_str(s);
+    }
+    writeln!(
+        md,
+        "\nLoad average at the start: {load}; at the end: {}.",
+        sh("cut -d' ' -f1-3 /proc/loadavg")
+    )?;
+    println!("{md}");
     Ok(())
 }
 
@@ -1350,141 +1409,255 @@ fn reno_section(
         }
     }
 
-    // Throughput, alternating, with the kernel's run-time statistics on.
-    let stats = BpfStats::enable();
-    let before: Vec<Vec<progs::ProgInfo>> = (0..2)
-        .map(|i| {
-            twins[i]
-                .progs
-                .iter()
-                .map(|(_, p)| progs::prog_info(id_of(i, p)?))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
+    // Throughput, alternating, then the run-time statistics; the registrations stay until both are
+    // done.
+    let mut prog_ids = [[0u32; 4]; 2];
+    for (i, ids) in prog_ids.iter_mut().enumerate() {
+        for (k, (_, prog)) in twins[i].progs.iter().enumerate() {
+            ids[k] = id_of(i, prog)?;
+        }
+    }
+    md.push_str(&throughput_part(&twins, &prog_ids, opts, summary)?);
+    drop(held);
+    drop(leftovers);
+    Ok(md)
+}
+
+/// Loopback throughput with the built-in reno and both twins (timed rounds with the BPF run-time
+/// statistics off), then one untimed round per twin with them on; the markdown, and the summary rows.
+fn throughput_part(
+    twins: &[Twin; 2],
+    prog_ids: &[[u32; 4]; 2],
+    opts: &Options,
+    summary: &mut Vec<String>,
+) -> Result<String> {
+    let pin = tput::Pinning::choose()?;
     let ccs = ["reno", twins[0].cc, twins[1].cc];
+    // Off for the timed rounds; back to the value found when this guard drops, on every path.
+    let off = tput::StatsOff::new()?;
+    let results = timed_rounds(&ccs, opts, pin)?;
+    let calls = stats_rounds(twins, prog_ids, opts, pin)?;
+    drop(off);
+    let mut md = throughput_table(&ccs, &results, opts, pin)?;
+    md.push_str(&paired_part(&results, summary)?);
+    md.push_str(&run_stats_table(twins, &calls, opts)?);
+    Ok(md)
+}
+
+/// `opts.rounds` timed rounds of every congestion control in `ccs` after one untimed warmup round,
+/// the order rotated each round; bytes per second, per congestion control in round order.
+fn timed_rounds(ccs: &[&str], opts: &Options, pin: tput::Pinning) -> Result<Vec<Vec<f64>>> {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); ccs.len()];
     eprintln!(
-        "xtask: loopback throughput, {} rounds of {} x {} s",
+        "xtask: loopback throughput, {} rounds of {} x {} s (+ 1 warmup round), {}",
         opts.rounds,
         ccs.len(),
-        opts.round_secs
+        opts.round_secs,
+        pin.describe()
     );
     // Round 0 warms up (socket buffers, caches, CPU frequency) and is not kept.
     for r in 0..=opts.rounds as usize {
         for k in 0..ccs.len() {
             // Rotate the order each round so that no congestion control always runs first.
             let i = (k + r) % ccs.len();
-            let bytes_per_s = tput::round(ccs[i], opts.round_secs)?;
+            let bytes_per_s = tput::round(ccs[i], opts.round_secs, pin)
+                .with_context(|| format!("throughput round {r} with {}", ccs[i]))?;
             if r > 0 {
                 results[i].push(bytes_per_s);
             }
         }
     }
-    let after: Vec<Vec<progs::ProgInfo>> = (0..2)
-        .map(|i| {
-            twins[i]
-                .progs
-                .iter()
-                .map(|(_, p)| progs::prog_info(id_of(i, p)?))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
-    drop(stats);
-    drop(held);
-    drop(leftovers);
+    Ok(results)
+}
 
-    let gbit = |b: f64| b * 8.0 / 1e9;
-    let med: Vec<f64> = results
-        .iter()
-        .map(|v| runner::median_of(&mut v.clone()))
-        .collect();
+/// Calls and run time (ns) of one program over a round with `kernel.bpf_stats_enabled` = 1.
+type Calls = (u64, u64);
+
+/// One untimed round per twin with the kernel's run-time statistics on (restored when done); per
+/// twin and program, the calls and run time the round added.
+fn stats_rounds(
+    twins: &[Twin; 2],
+    prog_ids: &[[u32; 4]; 2],
+    opts: &Options,
+    pin: tput::Pinning,
+) -> Result<Vec<[Calls; 4]>> {
+    let read = |ids: &[u32; 4]| -> Result<Vec<progs::ProgInfo>> {
+        ids.iter().map(|&id| progs::prog_info(id)).collect()
+    };
+    let _on = BpfStats::enable();
+    let mut calls = Vec::new();
+    for (t, ids) in twins.iter().zip(prog_ids) {
+        let before = read(ids)?;
+        tput::round(t.cc, opts.round_secs, pin)
+            .with_context(|| format!("statistics round with {}", t.cc))?;
+        let after = read(ids)?;
+        let mut per = [(0, 0); 4];
+        for (k, (a, b)) in after.iter().zip(&before).enumerate() {
+            per[k] = (
+                a.run_cnt.saturating_sub(b.run_cnt),
+                a.run_time_ns.saturating_sub(b.run_time_ns),
+            );
+        }
+        calls.push(per);
+    }
+    Ok(calls)
+}
+
+/// The throughput table: how the rounds ran, and per congestion control the median and every round.
+fn throughput_table(
+    ccs: &[&str; 3],
+    results: &[Vec<f64>],
+    opts: &Options,
+    pin: tput::Pinning,
+) -> Result<String> {
+    let gbit = |b: f64| format!("{:.2}", b * 8.0 / 1e9);
+    let mut md = String::new();
     writeln!(
         md,
         "\n#### Loopback TCP throughput\n\nOne sender and one receiver thread on 127.0.0.1, 1 MiB writes, \
          `TCP_CONGESTION` set on the listening and the connecting socket (checked back with \
-         `getsockopt` on both ends); {} rounds of {} s per congestion control, the order rotated each \
-         round, after one untimed warmup round.\n\n| congestion control | median Gbit/s | rounds Gbit/s |\n|---|---:|---|",
-        opts.rounds, opts.round_secs
+         `getsockopt` on both ends), {}; {} rounds of {} s per congestion control, the order rotated \
+         each round, after one untimed warmup round; `kernel.bpf_stats_enabled` = 0 during these \
+         rounds.\n\n| congestion control | median Gbit/s | rounds Gbit/s |\n|---|---:|---|",
+        pin.describe(),
+        opts.rounds,
+        opts.round_secs
     )?;
     let names = [
         "`reno` (built in)".to_owned(),
         format!("`{}` (Rust BPF)", ccs[1]),
         format!("`{}` (C BPF)", ccs[2]),
     ];
-    for (i, n) in names.iter().enumerate() {
+    for (n, r) in names.iter().zip(results) {
+        let rounds: Vec<String> = r.iter().map(|b| gbit(*b)).collect();
         writeln!(
             md,
-            "| {n} | {:.2} | {} |",
-            gbit(med[i]),
-            results[i]
-                .iter()
-                .map(|b| format!("{:.2}", gbit(*b)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "| {n} | {} | {} |",
+            gbit(runner::median_of(&mut r.clone())),
+            rounds.join(", ")
         )?;
     }
-    // Per round, Rust against the built-in run of the same round (adjacent in time): steadier than the
-    // ratio of medians on a machine whose load drifts.
-    let mut paired: Vec<f64> = results[1]
-        .iter()
-        .zip(&results[0])
-        .map(|(r, b)| r / b)
-        .collect();
-    let paired_text = paired
-        .iter()
-        .map(|x| format!("{x:.3}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let paired_median = runner::median_of(&mut paired);
-    let (rust_builtin, rust_c) = (med[1] / med[0], med[1] / med[2]);
-    writeln!(
-        md,
-        "\n- Rust Reno / built-in reno: **{rust_builtin:.3}x** (goal ≥ {TPUT_GOAL}x): {}\n- Rust Reno / \
-         C Reno: {rust_c:.3}x; C Reno / built-in: {:.3}x",
-        verdict(rust_builtin, TPUT_GOAL, false),
-        med[2] / med[0]
-    )?;
-    writeln!(
-        md,
-        "- Rust / built-in within each round: {paired_text}; median **{paired_median:.3}x** ({})",
-        verdict(paired_median, TPUT_GOAL, false)
-    )?;
-    summary.push(format!(
-        "| loopback throughput, Rust Reno / built-in reno (medians) | {rust_builtin:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
-        verdict(rust_builtin, TPUT_GOAL, false)
-    ));
-    summary.push(format!(
-        "| loopback throughput, Rust Reno / built-in reno (median of per-round ratios) | {paired_median:.3}x | ≥ {TPUT_GOAL}x | {} |\n",
-        verdict(paired_median, TPUT_GOAL, false)
-    ));
+    Ok(md)
+}
 
+/// What a ratio's 95% interval says about a cost relative to 1.0 (for the rows without a goal).
+fn against_one(p: &stats::Paired) -> &'static str {
+    match p.interval() {
+        None => "no interval",
+        Some((lo, _)) if lo > 1.0 => "interval above 1: faster",
+        Some((_, hi)) if hi < 1.0 => "interval below 1: slower",
+        Some(_) => "interval contains 1: no difference measured",
+    }
+}
+
+/// Paired per-round ratios (Rust / built-in, the goal; C / built-in and Rust / C, information) with
+/// the 95% interval of their medians and the verdict; the summary rows for the first two.
+fn paired_part(results: &[Vec<f64>], summary: &mut Vec<String>) -> Result<String> {
+    let ratio_of_medians = |a: usize, b: usize| {
+        runner::median_of(&mut results[a].clone()) / runner::median_of(&mut results[b].clone())
+    };
+    let rust = stats::Paired::new(&results[1], &results[0]);
+    let c = stats::Paired::new(&results[2], &results[0]);
+    let rust_c = stats::Paired::new(&results[1], &results[2]);
+    let verdict = stats::verdict_at_least(rust.interval(), TPUT_GOAL).text();
+    let how = match rust.ci {
+        Some((_, _, r)) => format!(
+            "ranks {} and {} of the {} sorted ratios (largest k with P(Binomial(n, 1/2) < k) ≤ 2.5%; \
+             exact coverage {:.1}%)",
+            r.lo,
+            r.hi,
+            rust.ratios.len(),
+            r.coverage * 100.0
+        ),
+        None => format!("none with fewer than {} rounds", stats::MIN_N),
+    };
+    let mut md = String::new();
     writeln!(
         md,
-        "\nThe kernel's run-time statistics over those rounds (`kernel.bpf_stats_enabled` = 1 meanwhile; \
-         they include the statistics' own clock reads):\n\n| program | calls Rust / C | ns per call \
-         Rust / C |\n|---|---:|---:|"
+        "\nPaired ratios: per round, one congestion control's throughput over another's in the same \
+         round (close in time: steadier than the ratio of medians on a machine whose load drifts). The \
+         95% confidence interval of their median is distribution-free (sign test on order statistics, \
+         the rounds taken as independent): {how}. Verdict on the goal: met if the whole interval is \
+         ≥ {TPUT_GOAL}, missed if all of it is below, otherwise inconclusive (within noise).\n\n\
+         | ratio | per round | median [95% interval] | ratio of medians | goal | |\n|---|---|---:|---:|---:|---|"
     )?;
-    for (k, (member, _)) in twins[0].progs.iter().enumerate() {
-        let d = |i: usize| {
-            let (a, b) = (&after[i][k], &before[i][k]);
-            (
-                a.run_cnt.saturating_sub(b.run_cnt),
-                a.run_time_ns.saturating_sub(b.run_time_ns),
-            )
-        };
-        let ((rc, rt), (cc, ct)) = (d(0), d(1));
-        let per = |n: u64, t: u64| {
-            if n == 0 {
-                "-".to_owned()
-            } else {
-                format!("{:.1}", t as f64 / n as f64)
-            }
-        };
+    let rows = [
+        (
+            "Rust BPF / built-in",
+            &rust,
+            (1, 0),
+            format!("≥ {TPUT_GOAL}x"),
+            verdict.clone(),
+        ),
+        (
+            "C BPF / built-in",
+            &c,
+            (2, 0),
+            "-".to_owned(),
+            against_one(&c).to_owned(),
+        ),
+        (
+            "Rust BPF / C BPF",
+            &rust_c,
+            (1, 2),
+            "-".to_owned(),
+            against_one(&rust_c).to_owned(),
+        ),
+    ];
+    for (name, p, (a, b), goal, note) in &rows {
+        let per: Vec<String> = p.ratios.iter().map(|x| format!("{x:.3}")).collect();
         writeln!(
             md,
-            "| {member} | {rc} / {cc} | {} / {} |",
-            per(rc, rt),
-            per(cc, ct)
+            "| {name} | {} | {:.3}x [{}] | {:.3}x | {goal} | {note} |",
+            per.join(", "),
+            p.median,
+            p.interval_text(),
+            ratio_of_medians(*a, *b)
+        )?;
+    }
+    summary.push(format!(
+        "| loopback throughput, Rust Reno / built-in reno (median of per-round ratios [95% interval]) | \
+         {:.3}x [{}] | ≥ {TPUT_GOAL}x | {verdict} |\n",
+        rust.median,
+        rust.interval_text()
+    ));
+    summary.push(format!(
+        "| loopback throughput, C Reno / built-in reno (median of per-round ratios [95% interval]; \
+         information) | {:.3}x [{}] | - | {} |\n",
+        c.median,
+        c.interval_text(),
+        against_one(&c)
+    ));
+    Ok(md)
+}
+
+/// The kernel's run-time statistics per program from the untimed statistics rounds.
+fn run_stats_table(twins: &[Twin; 2], calls: &[[Calls; 4]], opts: &Options) -> Result<String> {
+    let mut md = String::new();
+    writeln!(
+        md,
+        "\nThe kernel's run-time statistics, from one further untimed round of {} s per BPF congestion \
+         control after the timed ones (`kernel.bpf_stats_enabled` = 1 during those rounds only; the \
+         figures include the statistics' own clock reads):\n\n| program | calls Rust / C | ns per call \
+         Rust / C |\n|---|---:|---:|",
+        opts.round_secs
+    )?;
+    let per = |(n, t): Calls| {
+        if n == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", t as f64 / n as f64)
+        }
+    };
+    for (k, (member, _)) in twins[0].progs.iter().enumerate() {
+        let (r, c) = (calls[0][k], calls[1][k]);
+        writeln!(
+            md,
+            "| {member} | {} / {} | {} / {} |",
+            r.0,
+            c.0,
+            per(r),
+            per(c)
         )?;
     }
     Ok(md)
