@@ -68,7 +68,7 @@ pub struct Options {
     objects: Vec<PathBuf>,
     /// Throughput rounds (each round runs every congestion control once), after one untimed warmup round.
     /// At least 6 for a 95% confidence interval of the median per-round ratio.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     rounds: u32,
     /// Seconds per throughput run.
     #[arg(long, default_value_t = 2.0)]
