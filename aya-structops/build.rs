@@ -29,8 +29,13 @@ fn main() {
     }
     println!("cargo::rerun-if-changed={ORDER}");
     println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
-    if links_with_rust_lld() {
-        let dir = var("CARGO_MANIFEST_DIR");
+    let dir = var("CARGO_MANIFEST_DIR");
+    // Without the list (a copy of the crate without `layout/`), the default layout: LLD would refuse a
+    // missing file. A comma in the path would split the `-Wl,` argument.
+    if links_with_rust_lld()
+        && !dir.contains(',')
+        && std::path::Path::new(&dir).join(ORDER).is_file()
+    {
         println!("cargo::rustc-link-arg-bin=structops=-Wl,--symbol-ordering-file={dir}/{ORDER}");
         // Names the toolchain or the dependencies no longer produce are expected (the list is
         // regenerated, not kept in step with every change): they are skipped.

@@ -89,7 +89,7 @@ pub fn ebpf(tools: &Tools) -> Result<PathBuf> {
 }
 
 /// The BTF of the newest cached Debian kernel built with sched_ext (`CONFIG_SCHED_CLASS_EXT`), if any.
-fn sched_ext_btf() -> Option<PathBuf> {
+pub fn sched_ext_btf() -> Option<PathBuf> {
     let mut found: Vec<(Vec<u64>, PathBuf)> = std::fs::read_dir(crate::kernels::kernels_dir())
         .ok()?
         .filter_map(|e| e.ok())

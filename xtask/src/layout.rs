@@ -7,7 +7,8 @@
 //! (issue 12). Gathered, the code a `register` runs fills about half as many pages.
 //!
 //! How: the release `structops` runs each workload below under `valgrind --tool=callgrind` (root: they
-//! register for real, and unregister); every function of the binary that ran is listed, the `register`
+//! register for real, and unregister; the sched_ext schedulers are checked against a cached sched_ext
+//! kernel's BTF); every function of the binary that ran is listed, the `register`
 //! paths first, then what only `check` and `list` add; within a group what all its workloads ran comes
 //! first, then what fewer ran, ties sorted by name (stable diffs). Names
 //! the next build no longer has are skipped by the linker, so a stale list costs layout, not correctness;
@@ -88,7 +89,7 @@ pub fn run() -> Result<()> {
     let reno_map = bpf.join("reno_map.o").to_string_lossy().into_owned();
     let cache = crate::bench::BTF_CACHE;
     // (group, remove the BTF lookup cache first?, arguments, exit codes accepted)
-    let workloads: Vec<(&str, bool, Vec<String>, &[i32])> = vec![
+    let mut workloads: Vec<(&str, bool, Vec<String>, &[i32])> = vec![
         (
             "register",
             true,
@@ -129,6 +130,23 @@ pub fn run() -> Result<()> {
         ),
         ("list", false, vec!["list".into()], &[0]),
     ];
+    // The sched_ext paths (parse and match of the schedulers, kfunc alternatives) against a cached
+    // kernel that has sched_ext: this host may not, and valgrind cannot run in the guest.
+    match build::sched_ext_btf() {
+        Some(btf) => {
+            let btf = btf.to_string_lossy().into_owned();
+            for obj in [
+                obj("testdata/obj/scx_vtime.o"),
+                bpf.join("scx_vtime.o").to_string_lossy().into_owned(),
+            ] {
+                let args = vec!["check".into(), obj, "--btf".into(), btf.clone()];
+                workloads.push(("check", false, args, &[0]));
+            }
+        }
+        None => eprintln!(
+            "xtask: no cached kernel with sched_ext: the schedulers' paths are not profiled"
+        ),
+    }
     let scratch = root.join("target/layout");
     std::fs::create_dir_all(&scratch)?;
     let symbols = text_symbols(&structops)?;
