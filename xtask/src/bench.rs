@@ -280,22 +280,30 @@ pub const BTF_CACHE: &str = "/var/cache/aya-structops/vmlinux-btf-lookups";
 /// The target the statically linked CLI is built for.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
+/// `cargo` arguments that build the release CLI.
+const BUILD_CLI: &[&str] = &[
+    "build",
+    "--release",
+    "-p",
+    "aya-structops",
+    "--features",
+    "cli",
+    "--bin",
+    "structops",
+];
+
+/// Builds the release `structops` (what `cargo install` builds) and returns its path.
+pub fn build_release_cli(root: &Path) -> Result<PathBuf> {
+    setup::run(Command::new("cargo").current_dir(root).args(BUILD_CLI))?;
+    Ok(target_dir(root).join("release/structops"))
+}
+
 /// Builds our release CLI, the reference loader, the Rust BPF objects and the in-process benchmark.
 fn build(root: &Path) -> Result<(Tools, PathBuf)> {
     setup::apt_install(&["hyperfine", "bpftool", "libelf-dev", "zlib1g-dev", "make"])?;
     let bpf = crate::build::ebpf(&setup::all()?)?;
     let target = target_dir(root);
-    const BUILD_CLI: &[&str] = &[
-        "build",
-        "--release",
-        "-p",
-        "aya-structops",
-        "--features",
-        "cli",
-        "--bin",
-        "structops",
-    ];
-    setup::run(Command::new("cargo").current_dir(root).args(BUILD_CLI))?;
+    build_release_cli(root)?;
     // The static variant: with an explicit --target, RUSTFLAGS reach only the target's code (not build
     // scripts and proc macros).
     let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
@@ -478,16 +486,7 @@ fn build_for_throughput(root: &Path) -> Result<(Tools, PathBuf)> {
     setup::apt_install(&["bpftool"])?;
     let bpf = crate::build::ebpf(&setup::all()?)?;
     let target = target_dir(root);
-    setup::run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "aya-structops",
-        "--features",
-        "cli",
-        "--bin",
-        "structops",
-    ]))?;
+    build_release_cli(root)?;
     let tools = Tools {
         root: root.to_owned(),
         structops: target.join("release/structops"),

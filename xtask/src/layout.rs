@@ -74,17 +74,7 @@ pub fn run() -> Result<()> {
     setup::apt_install(&["valgrind"])?;
     let tools = setup::all()?;
     let bpf = build::ebpf(&tools)?;
-    setup::run(Command::new("cargo").current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "aya-structops",
-        "--features",
-        "cli",
-        "--bin",
-        "structops",
-    ]))?;
-    let structops = root.join("target/release/structops");
+    let structops = crate::bench::build_release_cli(&root)?;
     let obj = |p: &str| root.join(p).to_string_lossy().into_owned();
     let reno_map = bpf.join("reno_map.o").to_string_lossy().into_owned();
     let cache = crate::bench::BTF_CACHE;
