@@ -1209,31 +1209,6 @@ fn breakdown_section(tools: &Tools, object: &Path, maps: &[String]) -> String {
     format!("\n#### `{rel}`\n\n{body}\n")
 }
 
-/// Restores `kernel.bpf_stats_enabled` on drop.
-struct BpfStats {
-    old: Option<String>,
-}
-
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-impl BpfStats {
-    fn enable() -> Self {
-        let old = std::fs::read_to_string(BPF_STATS).ok();
-        if let Err(e) = std::fs::write(BPF_STATS, "1") {
-            eprintln!("xtask: cannot enable {BPF_STATS}: {e}");
-        }
-        Self { old }
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        if let Some(old) = &self.old {
-            let _ = std::fs::write(BPF_STATS, old.trim());
-        }
-    }
-}
-
 /// One side of the Rust/C comparison: the object, its map, its congestion control name and its
 /// programs by member.
 struct Twin {
@@ -1433,7 +1408,7 @@ fn throughput_part(
     let pin = tput::Pinning::choose()?;
     let ccs = ["reno", twins[0].cc, twins[1].cc];
     // Off for the timed rounds; back to the value found when this guard drops, on every path.
-    let off = tput::StatsOff::new()?;
+    let off = tput::BpfStats::set(false)?;
     let results = timed_rounds(&ccs, opts, pin)?;
     let calls = stats_rounds(twins, prog_ids, opts, pin)?;
     drop(off);
@@ -1483,7 +1458,7 @@ fn stats_rounds(
     let read = |ids: &[u32; 4]| -> Result<Vec<progs::ProgInfo>> {
         ids.iter().map(|&id| progs::prog_info(id)).collect()
     };
-    let _on = BpfStats::enable();
+    let _on = tput::BpfStats::set(true)?;
     let mut calls = Vec::new();
     for (t, ids) in twins.iter().zip(prog_ids) {
         let before = read(ids)?;

@@ -140,8 +140,9 @@ pub fn run() -> Result<()> {
     let scratch = root.join("target/layout");
     std::fs::create_dir_all(&scratch)?;
     let symbols = text_symbols(&structops)?;
-    let size_of = |n: &str| symbols.iter().find(|s| s.0 == n).map_or(0, |s| s.2);
-    let in_binary: BTreeSet<&str> = symbols.iter().map(|s| s.0.as_str()).collect();
+    let sizes: std::collections::HashMap<&str, u64> =
+        symbols.iter().map(|s| (s.0.as_str(), s.2)).collect();
+    let size_of = |n: &str| sizes.get(n).copied().unwrap_or(0);
     // Per group, each function with the number of the group's workloads that ran it.
     let mut groups: Vec<(&str, BTreeMap<String, usize>)> = Vec::new();
     for (i, (group, cold, args, ok)) in workloads.iter().enumerate() {
@@ -174,7 +175,7 @@ pub fn run() -> Result<()> {
         }
         let ran: BTreeSet<String> = callgrind_functions(&out)?
             .into_iter()
-            .filter(|n| in_binary.contains(n.as_str()))
+            .filter(|n| sizes.contains_key(n.as_str()))
             .collect();
         eprintln!(
             "xtask: structops {}: {} functions, {} KiB",

@@ -2,7 +2,7 @@
 //! socket given the congestion control with `setsockopt(TCP_CONGESTION)` before it connects (the
 //! accepted socket inherits the listener's), checked back with `getsockopt`. Both ends run on threads
 //! of their own, pinned to different CPUs when there are two ([`Pinning`]); the timed rounds run with
-//! the kernel's BPF run-time statistics off ([`StatsOff`]).
+//! the kernel's BPF run-time statistics off ([`BpfStats`]).
 
 use std::{
     io::{Read as _, Write as _},
@@ -172,31 +172,33 @@ impl Pinning {
 
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
-/// Keeps `kernel.bpf_stats_enabled` at 0 while it lives (so the BPF congestion controls do not pay
-/// for the statistics' clock reads in timed rounds) and restores the value it found when dropped,
-/// on every path.
-pub struct StatsOff {
+/// Holds `kernel.bpf_stats_enabled` at a chosen value while it lives (off for the timed rounds, so the
+/// BPF congestion controls do not pay for the statistics' clock reads; on for the statistics round)
+/// and restores the value it found when dropped, on every path.
+pub struct BpfStats {
     old: String,
 }
 
-impl StatsOff {
-    /// Turns the statistics off, checking that they are; the value before is restored on drop.
-    pub fn new() -> Result<Self> {
+impl BpfStats {
+    /// Sets the statistics on or off, checking that they are; the value before is restored on drop.
+    pub fn set(enabled: bool) -> Result<Self> {
+        let want = if enabled { "1" } else { "0" };
         let old =
             std::fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
         let guard = Self {
             old: old.trim().to_owned(),
         };
-        std::fs::write(BPF_STATS, "0").with_context(|| format!("writing 0 to {BPF_STATS}"))?;
+        std::fs::write(BPF_STATS, want)
+            .with_context(|| format!("writing {want} to {BPF_STATS}"))?;
         let now = std::fs::read_to_string(BPF_STATS)?;
-        if now.trim() != "0" {
-            bail!("{BPF_STATS} reads {} after writing 0", now.trim());
+        if now.trim() != want {
+            bail!("{BPF_STATS} reads {} after writing {want}", now.trim());
         }
         Ok(guard)
     }
 }
 
-impl Drop for StatsOff {
+impl Drop for BpfStats {
     fn drop(&mut self) {
         if let Err(e) = std::fs::write(BPF_STATS, &self.old) {
             eprintln!("xtask: cannot restore {BPF_STATS} to {}: {e}", self.old);
